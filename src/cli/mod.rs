@@ -1,0 +1,3 @@
+//! Implementations of the subcommands; `main.rs` only dispatches here.
+
+pub mod validate;

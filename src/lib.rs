@@ -1,0 +1,9 @@
+//! mcm-bridge: Kafka consumer group → per-topic YAML mapping → Moloco Commerce Media User Event API.
+//!
+//! The library holds everything; `src/main.rs` only parses the command line. See DESIGN.md for the
+//! data flow and the contracts every module keeps.
+#![deny(unsafe_code, rust_2018_idioms)]
+
+pub mod cli;
+pub mod config;
+pub mod mcm;

@@ -1,0 +1,33 @@
+//! The `mcm-bridge` command line: parses arguments and calls into the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mcm-bridge",
+    version,
+    about = "Kafka → Moloco Commerce Media User Event API bridge"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a configuration file (and its mapping rules) without touching Kafka or MCM.
+    Validate {
+        /// Configuration file.
+        #[arg(long, short, default_value = "mcm-bridge.yaml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
+    }
+}

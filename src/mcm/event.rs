@@ -1,0 +1,369 @@
+//! The MCM User Event API wire model (reference §2): one event per request, snake_case JSON.
+//!
+//! The model is *leniently typed on purpose*: values that the server validates (currency codes,
+//! money completeness, string lengths, identifier presence, per-type required fields) are kept
+//! representable here so that [`crate::mcm::validate`] is the single place that enforces every
+//! rule, with a stable reason code, for both the bridge (before a request) and the sandbox (when
+//! one arrives). Only the three enums the API itself defines as closed sets are enums here.
+//!
+//! Serialisation guarantees: absent fields are omitted (never `null`), empty `items` is omitted,
+//! `timestamp` is a JSON integer of Unix milliseconds. Deserialisation accepts `timestamp` as an
+//! integer or a decimal string (Moloco's own senders use both, reference §2.2) and ignores unknown
+//! keys (the API declares `additionalProperties: true`).
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+
+/// `event_type` (reference §2.5). The proto zero value `UNKNOWN_EVENT_TYPE` is deliberately absent:
+/// it must never be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventType {
+    Home,
+    Land,
+    PageView,
+    ItemPageView,
+    AddToCart,
+    AddToWishlist,
+    Search,
+    Purchase,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 8] = [
+        EventType::Home,
+        EventType::Land,
+        EventType::PageView,
+        EventType::ItemPageView,
+        EventType::AddToCart,
+        EventType::AddToWishlist,
+        EventType::Search,
+        EventType::Purchase,
+    ];
+
+    /// The wire name, e.g. `ITEM_PAGE_VIEW`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Home => "HOME",
+            EventType::Land => "LAND",
+            EventType::PageView => "PAGE_VIEW",
+            EventType::ItemPageView => "ITEM_PAGE_VIEW",
+            EventType::AddToCart => "ADD_TO_CART",
+            EventType::AddToWishlist => "ADD_TO_WISHLIST",
+            EventType::Search => "SEARCH",
+            EventType::Purchase => "PURCHASE",
+        }
+    }
+
+    /// Parses a wire name (exact, upper-case).
+    pub fn parse(s: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Event types whose hard rule requires a non-empty `items` array (reference §2.5).
+    pub fn requires_items(self) -> bool {
+        matches!(
+            self,
+            EventType::ItemPageView
+                | EventType::AddToCart
+                | EventType::AddToWishlist
+                | EventType::Purchase
+        )
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `channel_type` (reference §2.2). `UNKNOWN_CHANNEL_TYPE` is never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChannelType {
+    App,
+    Site,
+    DesktopSite,
+    MobileSite,
+}
+
+impl ChannelType {
+    pub const ALL: [ChannelType; 4] = [
+        ChannelType::App,
+        ChannelType::Site,
+        ChannelType::DesktopSite,
+        ChannelType::MobileSite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelType::App => "APP",
+            ChannelType::Site => "SITE",
+            ChannelType::DesktopSite => "DESKTOP_SITE",
+            ChannelType::MobileSite => "MOBILE_SITE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChannelType> {
+        ChannelType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for ChannelType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `personalization_mode` (reference §2.2, added April 2026).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PersonalizationMode {
+    Standard,
+    MetricOnly,
+    IdLess,
+}
+
+impl PersonalizationMode {
+    pub const ALL: [PersonalizationMode; 3] = [
+        PersonalizationMode::Standard,
+        PersonalizationMode::MetricOnly,
+        PersonalizationMode::IdLess,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonalizationMode::Standard => "STANDARD",
+            PersonalizationMode::MetricOnly => "METRIC_ONLY",
+            PersonalizationMode::IdLess => "ID_LESS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PersonalizationMode> {
+        PersonalizationMode::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// The currency list of the current OpenAPI `commonCurrency` enum (reference §2.4). Where sources
+/// disagree (Segment lists `VEF` and lacks `VES`, `AED`, `CHF`), the OpenAPI list wins: it is the
+/// only one generated from the live proto.
+pub const CURRENCIES: [&str; 25] = [
+    "USD", "KRW", "JPY", "EUR", "GBP", "SEK", "INR", "THB", "IDR", "CNY", "CAD", "RUB", "BRL",
+    "SGD", "HKD", "AUD", "PLN", "DKK", "VND", "MYR", "PHP", "TRY", "VES", "AED", "CHF",
+];
+
+/// True when `code` is exactly (case-sensitively) one of [`CURRENCIES`].
+pub fn is_known_currency(code: &str) -> bool {
+    CURRENCIES.contains(&code)
+}
+
+/// `Money` (`commonMoney`): both members are required when the object is present; the validator
+/// reports `money_incomplete` / `unknown_currency`, so both are optional here.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Money {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<f64>,
+}
+
+impl Money {
+    pub fn new(currency: impl Into<String>, amount: f64) -> Money {
+        Money {
+            currency: Some(currency.into()),
+            amount: Some(amount),
+        }
+    }
+}
+
+/// `device` (`EventDevice`, reference §2.3).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Device {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_id: Option<String>,
+    /// Deprecated by Moloco; kept so that existing streams can still send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertising_id: Option<String>,
+    /// Deprecated by Moloco (use `persistent_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_device_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ua: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Not in the published OpenAPI but sent by Moloco's JS client and Segment (reference §2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+impl Device {
+    pub fn is_empty(&self) -> bool {
+        self == &Device::default()
+    }
+}
+
+/// `items[]` (`EventItem`, reference §2.4).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Item {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_group_id: Option<String>,
+    /// Price of a single unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
+    /// int32 on the wire; the validator checks the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_seller: Option<Money>,
+}
+
+/// One MCM user event, exactly as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McmEvent {
+    /// Client-generated id; Moloco de-duplicates on it (DESIGN.md contract 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub event_type: EventType,
+    /// Unix milliseconds. Serialised as a JSON integer; read from an integer or a decimal string.
+    #[serde(deserialize_with = "deserialize_timestamp")]
+    pub timestamp: i64,
+    pub channel_type: ChannelType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_id: Option<String>,
+    /// Deprecated by Moloco (use `custom_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_page_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_charge: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_track_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personalization_mode: Option<PersonalizationMode>,
+}
+
+impl McmEvent {
+    /// A new event with the three always-required fields and nothing else.
+    pub fn new(event_type: EventType, timestamp: i64, channel_type: ChannelType) -> McmEvent {
+        McmEvent {
+            id: None,
+            event_type,
+            timestamp,
+            channel_type,
+            user_id: None,
+            device: None,
+            custom_id: None,
+            session_id: None,
+            items: Vec::new(),
+            revenue: None,
+            search_query: None,
+            page_id: None,
+            referrer_page_id: None,
+            shipping_charge: None,
+            decision_track_id: None,
+            domain: None,
+            personalization_mode: None,
+        }
+    }
+
+    /// Serialises to the wire JSON. Cannot fail for this model (no maps with non-string keys, and
+    /// serde_json writes non-finite floats as `null`, which validation rejects beforehand).
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("McmEvent serialisation is infallible: plain structs")
+    }
+}
+
+fn deserialize_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IntOrString {
+        Int(i64),
+        Str(String),
+    }
+    match IntOrString::deserialize(d)? {
+        IntOrString::Int(v) => Ok(v),
+        IntOrString::Str(s) => s.trim().parse::<i64>().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "timestamp must be Unix milliseconds as an integer or a decimal string, got {s:?}"
+            ))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_snake_case_without_nulls_and_integer_timestamp() {
+        let mut e = McmEvent::new(EventType::Purchase, 1_617_870_506_121, ChannelType::Site);
+        e.id = Some("e1".into());
+        e.user_id = Some("u".into());
+        e.items.push(Item {
+            id: Some("sku".into()),
+            price: Some(Money::new("USD", 50.0)),
+            quantity: Some(25),
+            ..Item::default()
+        });
+        e.revenue = Some(Money::new("USD", 1250.0));
+        let json = String::from_utf8(e.to_json_bytes()).expect("utf-8");
+        assert_eq!(
+            json,
+            r#"{"id":"e1","event_type":"PURCHASE","timestamp":1617870506121,"channel_type":"SITE","user_id":"u","items":[{"id":"sku","price":{"currency":"USD","amount":50.0},"quantity":25}],"revenue":{"currency":"USD","amount":1250.0}}"#
+        );
+        assert!(!json.contains("null"));
+    }
+
+    #[test]
+    fn reads_string_timestamps_and_ignores_unknown_keys() {
+        let e: McmEvent = serde_json::from_str(
+            r#"{"event_type":"HOME","timestamp":"1617870506121","channel_type":"APP","name":"x"}"#,
+        )
+        .expect("valid");
+        assert_eq!(e.timestamp, 1_617_870_506_121);
+        assert_eq!(e.channel_type, ChannelType::App);
+    }
+
+    #[test]
+    fn round_trips_every_enum_name() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            let j = serde_json::to_string(&t).expect("ser");
+            assert_eq!(j, format!("\"{}\"", t.as_str()));
+        }
+        for c in ChannelType::ALL {
+            assert_eq!(ChannelType::parse(c.as_str()), Some(c));
+        }
+        for p in PersonalizationMode::ALL {
+            assert_eq!(PersonalizationMode::parse(p.as_str()), Some(p));
+        }
+    }
+}
