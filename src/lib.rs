@@ -6,4 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod kafka;
+pub mod observe;
+pub mod pipeline;
 pub mod mcm;

@@ -1,9 +1,67 @@
-//! `mcm-bridge validate`: load and check a configuration, print a summary and `ok`, or every error.
+//! `mcm-bridge validate`: load and check a configuration (and its mapping rules) without touching
+//! Kafka or MCM. Prints a short summary and `ok` (exit 0), or every error with its YAML path
+//! (exit 2). Never prints the API key.
 
+use crate::config::Config;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// Exit code for an invalid configuration (DESIGN.md contract 7).
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+
 pub fn run(path: &Path) -> ExitCode {
-    eprintln!("validate {}: not implemented yet", path.display());
-    ExitCode::from(2)
+    match crate::config::load(path) {
+        Ok(cfg) => {
+            print!("{}", summary(path, &cfg));
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(EXIT_INVALID_CONFIG)
+        }
+    }
+}
+
+/// The human summary of a valid configuration.
+pub fn summary(path: &Path, cfg: &Config) -> String {
+    let mut s = String::new();
+    let k = &cfg.kafka;
+    let m = &cfg.mcm;
+    let d = &cfg.delivery;
+    let topics = cfg.topics.as_sequence().map_or(0, Vec::len);
+    let _ = writeln!(s, "config:   {}", path.display());
+    let _ = writeln!(
+        s,
+        "kafka:    {} group {} ({})",
+        k.bootstrap_servers, k.group_id, k.assignment_strategy
+    );
+    let _ = writeln!(
+        s,
+        "mcm:      {} (api key from {}, timeout {}, max_in_flight {})",
+        m.events_url(),
+        m.api_key_source,
+        humantime::format_duration(m.timeout),
+        m.max_in_flight
+    );
+    let _ = writeln!(
+        s,
+        "delivery: {} ordering, permanent failures → {} ({}), drain {}",
+        d.ordering.as_str(),
+        d.on_permanent_failure.as_str(),
+        d.dlq_topic,
+        humantime::format_duration(d.drain_timeout)
+    );
+    let _ = writeln!(s, "topics:   {topics} mapping block(s)");
+    if !cfg.env_overrides.is_empty() {
+        let _ = writeln!(s, "env:      overrides {}", cfg.env_overrides.join(", "));
+    }
+    for w in &cfg.warnings {
+        let _ = writeln!(s, "warning:  {w}");
+    }
+    s
 }

@@ -1,0 +1,309 @@
+//! The Kafka consumer: librdkafka settings, the rebalance context and the poll thread.
+//!
+//! **Commit strategy: manual commits** (`enable.auto.commit=false`, and offsets are never
+//! "stored"). The coordinator commits the per-partition contiguous watermark every
+//! `commit_interval` (async) and synchronously on revoke and shutdown. We chose this over
+//! auto-commit of stored offsets because every committed value then comes from exactly one place —
+//! the offset tracker — at moments we choose: no librdkafka timer commits behind our back during a
+//! revoke, there is no `store_offset` (+1) vs `store_offsets` (as given) trap, and commit latency and
+//! failures are observable per call. The watermark is already "the next offset to read", so it is
+//! committed as given.
+//!
+//! One dedicated thread owns `poll()`: rebalance and commit callbacks only run inside it
+//! (reference/rust-kafka.md §1.2). It forwards messages and rebalance events, in order, through
+//! one bounded channel to the async coordinator. On revoke the callback *blocks* until the
+//! coordinator has drained the revoked partitions (up to the drain timeout) and answered with
+//! their final watermarks, then commits them synchronously before librdkafka gives the partitions
+//! away — Vector's pattern. We do not use `split_partition_queue` (lost-wakeup bugs, anchors §2.5).
+
+use crate::config::KafkaConfig;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A topic-partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tp {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl Tp {
+    pub fn new(topic: &str, partition: i32) -> Tp {
+        Tp {
+            topic: Arc::from(topic),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for Tp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// The coordinator's answer to a revoke: the offsets to commit before the partitions go.
+pub type RevokeReply = std::sync::mpsc::SyncSender<Vec<(Tp, i64)>>;
+
+/// What the poll thread sends to the coordinator, in consumption order.
+#[derive(Debug)]
+pub enum PollEvent {
+    Message(OwnedMessage),
+    Assigned(Vec<Tp>),
+    /// `lost`: the assignment was lost (session timeout); nothing may be committed for it.
+    Revoked {
+        partitions: Vec<Tp>,
+        lost: bool,
+        reply: RevokeReply,
+    },
+    /// A failed commit (async commits report here); the coordinator re-commits.
+    CommitFailed(Vec<Tp>),
+    /// A consumer error worth surfacing (broker down, authentication …).
+    Error(String),
+}
+
+/// The rdkafka context: turns callbacks into [`PollEvent`]s.
+pub struct BridgeContext {
+    events: mpsc::Sender<PollEvent>,
+    /// How long a revoke waits for the coordinator's answer (drain timeout + slack).
+    revoke_wait: Duration,
+    /// Set once shutdown has committed everything: later revokes (from close) skip the round trip.
+    closing: Arc<AtomicBool>,
+}
+
+fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements()
+        .iter()
+        .map(|e| Tp::new(e.topic(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for BridgeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error");
+        let _ = self.events.try_send(PollEvent::Error(format!("{error}: {reason}")));
+    }
+}
+
+impl ConsumerContext for BridgeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let tps = tps_of(tpl);
+                if tps.is_empty() {
+                    return; // cooperative rebalances announce empty assignments
+                }
+                tracing::info!(partitions = %fmt_tps(&tps), "partitions assigned");
+                let _ = self.events.blocking_send(PollEvent::Assigned(tps));
+            }
+            Rebalance::Revoke(tpl) => {
+                let tps = tps_of(tpl);
+                if tps.is_empty() || self.closing.load(AtomicOrdering::SeqCst) {
+                    return;
+                }
+                let lost = consumer.assignment_lost();
+                tracing::info!(partitions = %fmt_tps(&tps), lost, "partitions revoked; draining");
+                let (reply, answer) = std::sync::mpsc::sync_channel(1);
+                if self
+                    .events
+                    .blocking_send(PollEvent::Revoked {
+                        partitions: tps,
+                        lost,
+                        reply,
+                    })
+                    .is_err()
+                {
+                    return; // coordinator gone (shutdown already committed)
+                }
+                let Ok(offsets) = answer.recv_timeout(self.revoke_wait) else {
+                    tracing::warn!("no drain answer in time; revoked partitions will be re-read by their next owner");
+                    return;
+                };
+                if lost || offsets.is_empty() {
+                    return;
+                }
+                commit_sync(consumer, &offsets, "revoke");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // NoOffset means there was nothing new to commit: not a failure.
+            if !matches!(
+                e,
+                KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)
+            ) {
+                tracing::warn!(error = %e, "offset commit failed; will retry");
+                let _ = self.events.try_send(PollEvent::CommitFailed(tps_of(offsets)));
+            }
+        }
+    }
+}
+
+/// Commits `offsets` synchronously, retrying transient failures a few times.
+pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(consumer: &C, offsets: &[(Tp, i64)], why: &str) -> bool {
+    let Some(tpl) = tpl_of(offsets) else {
+        return false;
+    };
+    for attempt in 1..=3 {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                tracing::info!(why, partitions = offsets.len(), "offsets committed");
+                return true;
+            }
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => return true,
+            Err(e) => {
+                tracing::warn!(why, attempt, error = %e, "synchronous commit failed");
+                #[allow(clippy::disallowed_methods)] // the poll thread / a blocking task, not async code
+                std::thread::sleep(Duration::from_millis(100 * attempt));
+            }
+        }
+    }
+    false
+}
+
+/// A TopicPartitionList of `(tp, next offset to read)`; offsets are taken as given.
+pub fn tpl_of(offsets: &[(Tp, i64)]) -> Option<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for (tp, off) in offsets {
+        if tpl
+            .add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*off))
+            .is_err()
+        {
+            return None;
+        }
+    }
+    Some(tpl)
+}
+
+/// A TopicPartitionList without offsets (for pause/resume).
+pub fn tpl_of_tps<'a>(tps: impl IntoIterator<Item = &'a Tp>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for tp in tps {
+        tpl.add_partition(&tp.topic, tp.partition);
+    }
+    tpl
+}
+
+fn fmt_tps(tps: &[Tp]) -> String {
+    tps.iter().map(Tp::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The librdkafka settings for the bridge's consumer.
+pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.bootstrap_servers)
+        .set("group.id", &k.group_id)
+        .set("client.id", &k.client_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", &k.auto_offset_reset)
+        .set("partition.assignment.strategy", &k.assignment_strategy)
+        .set("session.timeout.ms", k.session_timeout.as_millis().to_string())
+        .set(
+            "queued.max.messages.kbytes",
+            k.queued_max_messages_kbytes.to_string(),
+        )
+        .set("statistics.interval.ms", "5000");
+    if let Some(id) = &k.group_instance_id {
+        c.set("group.instance.id", id);
+    }
+    for (key, value) in &k.properties {
+        c.set(key, value);
+    }
+    c
+}
+
+/// A running consumer: the shared handle plus the poll thread.
+pub struct PollThread {
+    pub consumer: Arc<BaseConsumer<BridgeContext>>,
+    stop: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PollThread {
+    /// Creates the consumer, subscribes and starts polling into `events`.
+    pub fn start(
+        k: &KafkaConfig,
+        subscriptions: &[String],
+        events: mpsc::Sender<PollEvent>,
+        revoke_wait: Duration,
+    ) -> KafkaResult<PollThread> {
+        let closing = Arc::new(AtomicBool::new(false));
+        let ctx = BridgeContext {
+            events: events.clone(),
+            revoke_wait,
+            closing: closing.clone(),
+        };
+        let consumer: BaseConsumer<BridgeContext> = consumer_config(k).create_with_context(ctx)?;
+        let subs: Vec<&str> = subscriptions.iter().map(String::as_str).collect();
+        consumer.subscribe(&subs)?;
+        let consumer = Arc::new(consumer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let consumer = consumer.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("kafka-poll".into())
+                .spawn(move || poll_loop(consumer, events, stop))
+                .map_err(|e| KafkaError::ClientCreation(format!("cannot start poll thread: {e}")))?
+        };
+        Ok(PollThread {
+            consumer,
+            stop,
+            closing,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops polling and closes the consumer (leaving the group) without blocking the caller for
+    /// longer than `timeout`: librdkafka's close can hang after broker outages (librdkafka #4362),
+    /// and offsets are already committed by then, so a hang costs nothing but a log line.
+    pub async fn close(mut self, timeout: Duration) {
+        self.closing.store(true, AtomicOrdering::SeqCst);
+        self.stop.store(true, AtomicOrdering::SeqCst);
+        let handle = self.handle.take();
+        drop(self.consumer); // the poll thread holds the last reference and closes it
+        if let Some(h) = handle {
+            let joined = tokio::task::spawn_blocking(move || h.join());
+            if tokio::time::timeout(timeout, joined).await.is_err() {
+                tracing::warn!("kafka consumer close did not finish in time; exiting anyway (offsets were committed)");
+            }
+        }
+    }
+}
+
+fn poll_loop(consumer: Arc<BaseConsumer<BridgeContext>>, events: mpsc::Sender<PollEvent>, stop: Arc<AtomicBool>) {
+    while !stop.load(AtomicOrdering::SeqCst) {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(msg)) => {
+                if events.blocking_send(PollEvent::Message(msg.detach())).is_err() {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "poll error");
+                let _ = events.try_send(PollEvent::Error(e.to_string()));
+            }
+        }
+    }
+    // Last reference (normally): dropping closes the consumer and leaves the group.
+    drop(consumer);
+}
+
+/// Offset of a message as the tracker sees it.
+pub fn offset_of(msg: &OwnedMessage) -> i64 {
+    msg.offset()
+}

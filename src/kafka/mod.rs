@@ -1,0 +1,4 @@
+//! Kafka I/O: the consumer with its rebalance context and poll thread, and the DLQ producer.
+
+pub mod consumer;
+pub mod dlq;

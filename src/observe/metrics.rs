@@ -1,0 +1,223 @@
+//! Prometheus metrics. The names are part of the product: the shipped Grafana dashboard and the
+//! alert rules depend on them, so they never change. Labels have bounded cardinality: topic,
+//! partition, event type, reason codes, classes — never a user, item or message id.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const PREFIX: &str = "mcm_bridge";
+
+/// Process-wide totals for progress displays and tests (cheap to read, no label lookups).
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub consumed: AtomicU64,
+    pub delivered: AtomicU64,
+    pub filtered: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub dropped: AtomicU64,
+    pub committed_commits: AtomicU64,
+}
+
+impl Totals {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every metric the bridge exports.
+pub struct Metrics {
+    pub registry: Registry,
+    pub totals: Totals,
+    pub messages_consumed: IntCounterVec,
+    pub events_delivered: IntCounterVec,
+    pub messages_filtered: IntCounterVec,
+    pub messages_dead_lettered: IntCounterVec,
+    pub messages_dropped: IntCounterVec,
+    pub delivery_failures: IntCounterVec,
+    pub http_requests: IntCounterVec,
+    pub http_request_duration: Histogram,
+    pub retries: IntCounterVec,
+    pub in_flight_messages: IntGauge,
+    pub in_flight_bytes: IntGauge,
+    pub circuit_state: IntGauge,
+    pub halted: IntGauge,
+    pub commits: IntCounterVec,
+    pub commit_latency: Histogram,
+    pub consumer_lag_messages: IntGaugeVec,
+    pub consumer_lag_seconds: IntGaugeVec,
+    pub partition_last_progress: IntGaugeVec,
+    pub assigned_partitions: IntGauge,
+    pub rebalances: IntCounterVec,
+    pub stale_acks: IntCounter,
+    pub build_info: IntGaugeVec,
+    pub dlq_write_failures: IntCounter,
+}
+
+fn name(n: &str) -> String {
+    format!("{PREFIX}_{n}")
+}
+
+fn counter_vec(r: &Registry, n: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name(n), help), labels)
+        .expect("metric definition is static and valid");
+    r.register(Box::new(c.clone()))
+        .expect("each metric is registered once");
+    c
+}
+
+fn gauge(r: &Registry, n: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name(n), help).expect("metric definition is static and valid");
+    r.register(Box::new(g.clone()))
+        .expect("each metric is registered once");
+    g
+}
+
+fn gauge_vec(r: &Registry, n: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name(n), help), labels)
+        .expect("metric definition is static and valid");
+    r.register(Box::new(g.clone()))
+        .expect("each metric is registered once");
+    g
+}
+
+fn histogram(r: &Registry, n: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name(n), help).buckets(buckets))
+        .expect("metric definition is static and valid");
+    r.register(Box::new(h.clone()))
+        .expect("each metric is registered once");
+    h
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let latency_buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ];
+        let m = Metrics {
+            messages_consumed: counter_vec(&r, "messages_consumed_total", "Messages taken from Kafka.", &["topic"]),
+            events_delivered: counter_vec(
+                &r,
+                "events_delivered_total",
+                "Events accepted by MCM (2xx).",
+                &["topic", "event_type"],
+            ),
+            messages_filtered: counter_vec(
+                &r,
+                "messages_filtered_total",
+                "Messages deliberately skipped by a mapping rule.",
+                &["topic", "reason"],
+            ),
+            messages_dead_lettered: counter_vec(
+                &r,
+                "messages_dead_lettered_total",
+                "Messages written to the dead-letter topic (and acknowledged by Kafka).",
+                &["topic", "reason"],
+            ),
+            messages_dropped: counter_vec(
+                &r,
+                "messages_dropped_total",
+                "Undeliverable messages dropped by an on_failure: drop policy.",
+                &["topic", "reason"],
+            ),
+            delivery_failures: counter_vec(
+                &r,
+                "delivery_failures_total",
+                "Messages that could not be delivered, by class (decode, mapping, validation, permanent, exhausted, fatal).",
+                &["topic", "class"],
+            ),
+            http_requests: counter_vec(&r, "http_requests_total", "Requests to the MCM API.", &["status_class"]),
+            http_request_duration: histogram(
+                &r,
+                "http_request_duration_seconds",
+                "MCM API request latency.",
+                latency_buckets.clone(),
+            ),
+            retries: counter_vec(&r, "retries_total", "Retried MCM requests.", &["reason"]),
+            in_flight_messages: gauge(&r, "in_flight_messages", "Messages taken from Kafka and not yet finished."),
+            in_flight_bytes: gauge(&r, "in_flight_bytes", "Payload bytes of in-flight messages."),
+            circuit_state: gauge(&r, "circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open."),
+            halted: gauge(&r, "halted", "1 while delivery is halted (configuration error or on_failure: halt)."),
+            commits: counter_vec(&r, "commits_total", "Offset commits.", &["result"]),
+            commit_latency: histogram(&r, "commit_latency_seconds", "Synchronous offset commit latency.", latency_buckets),
+            consumer_lag_messages: gauge_vec(
+                &r,
+                "consumer_lag_messages",
+                "Broker high watermark minus committed offset.",
+                &["topic", "partition"],
+            ),
+            consumer_lag_seconds: gauge_vec(
+                &r,
+                "consumer_lag_seconds",
+                "Age of the oldest unfinished message (0 when caught up).",
+                &["topic", "partition"],
+            ),
+            partition_last_progress: gauge_vec(
+                &r,
+                "partition_last_progress_timestamp_seconds",
+                "When the partition's watermark last advanced (Unix seconds).",
+                &["topic", "partition"],
+            ),
+            assigned_partitions: gauge(&r, "assigned_partitions", "Partitions currently assigned to this member."),
+            rebalances: counter_vec(&r, "rebalances_total", "Rebalance events.", &["kind"]),
+            stale_acks: {
+                let c = IntCounter::new(
+                    name("stale_acks_total"),
+                    "Acknowledgements dropped because their partition was revoked (older generation).",
+                )
+                .expect("static metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
+            build_info: gauge_vec(&r, "build_info", "Build information.", &["version"]),
+            dlq_write_failures: {
+                let c = IntCounter::new(
+                    name("dlq_write_failures_total"),
+                    "Failed dead-letter writes (retried; the offset stays uncommitted).",
+                )
+                .expect("static metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
+            registry: r,
+            totals: Totals::default(),
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    /// Renders the Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let encoder = prometheus::TextEncoder::new();
+        encoder
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+
+    /// `2xx`, `4xx`, `5xx`, or `error` (no response).
+    pub fn status_class(status: Option<u16>) -> &'static str {
+        match status {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(500..=599) => "5xx",
+            _ => "error",
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+

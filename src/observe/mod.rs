@@ -1,0 +1,6 @@
+//! Observability: metrics, health endpoints and logging.
+
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod server;

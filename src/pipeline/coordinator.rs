@@ -1,0 +1,855 @@
+//! The coordinator: one task that owns all partition state and makes every decision.
+//!
+//! It receives messages and rebalance events from the poll thread (in consumption order) and
+//! acknowledgements from delivery / DLQ tasks, and it alone touches offset trackers, lanes and
+//! budgets — so there are no locks around the data that decides what gets committed. Acks are
+//! served before new messages (`biased` select, Vector PR #20467) so finished work frees budget
+//! before more is taken. Every partition assignment gets a fresh generation; an ack carrying an
+//! older generation is counted and dropped (contract 2), and messages for partitions we do not own
+//! are never tracked, so a non-owner can never commit.
+
+use super::budget::{Budget, Flow};
+use super::deliver::Deliverer;
+use super::lanes::{lane_of, Lanes};
+use super::offset_tracker::OffsetTracker;
+use super::work::{Ack, AckResult, Work};
+use crate::config::{Config, FailurePolicy};
+use crate::kafka::consumer::{commit_sync, tpl_of, tpl_of_tps, BridgeContext, PollEvent, RevokeReply, Tp};
+use crate::kafka::dlq::{DlqProducer, DlqReason};
+use crate::mapping::{MappingPlan, Processed, SourceMessage};
+use crate::mcm::validate::{now_ms, ValidateOptions};
+use crate::observe::health::Health;
+use crate::observe::metrics::{Metrics, Totals};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Headers, Message};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// State of one assigned partition.
+struct PartitionState {
+    generation: u64,
+    tracker: OffsetTracker,
+    lanes: Lanes<Work>,
+    budget: Budget,
+    /// Spawned delivery / DLQ tasks not yet acknowledged.
+    in_flight: usize,
+    /// Cancels this partition's tasks when it is revoked.
+    cancel: CancellationToken,
+    revoking: bool,
+}
+
+struct DrainJob {
+    partitions: Vec<Tp>,
+    deadline: Instant,
+    reply: RevokeReply,
+}
+
+/// Delivery halted by a configuration error (401/403/404): messages wait here until a probe
+/// succeeds (e.g. after the key was rotated).
+struct FatalHalt {
+    parked: Vec<Work>,
+    next_probe: Instant,
+    backoff: Duration,
+    probing: bool,
+    last_log: Instant,
+}
+
+/// Everything the coordinator needs from outside.
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub plan: Arc<MappingPlan>,
+    pub deliverer: Arc<Deliverer>,
+    pub dlq: DlqProducer,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+pub struct Coordinator {
+    deps: Deps,
+    consumer: Arc<BaseConsumer<BridgeContext>>,
+    partitions: HashMap<Tp, PartitionState>,
+    next_generation: u64,
+    global: Budget,
+    paused: HashSet<Tp>,
+    pauses_dirty: bool,
+    ack_tx: mpsc::Sender<Ack>,
+    ack_rx: mpsc::Receiver<Ack>,
+    drains: Vec<DrainJob>,
+    /// `on_failure: halt` hit: stop until an operator restarts the bridge.
+    halted: Option<String>,
+    halted_work: Vec<Work>,
+    fatal: Option<FatalHalt>,
+    circuit_open: bool,
+    shutdown_deadline: Option<Instant>,
+    next_commit: Instant,
+}
+
+/// What the pipeline run ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Shutdown requested; everything finished was committed.
+    Shutdown,
+    /// The poll thread went away (consumer closed).
+    ConsumerGone,
+}
+
+impl Coordinator {
+    pub fn new(deps: Deps, consumer: Arc<BaseConsumer<BridgeContext>>) -> Coordinator {
+        let d = &deps.config.delivery;
+        let global = Budget::new(deps.config.mcm.max_in_flight, d.max_in_flight_bytes);
+        // Acks are bounded by the in-flight budget (plus overshoot and probes): the channel never
+        // grows without bound, and a full channel only delays a finished task briefly.
+        let (ack_tx, ack_rx) = mpsc::channel(deps.config.mcm.max_in_flight.saturating_mul(2).max(64));
+        let next_commit = Instant::now() + deps.config.kafka.commit_interval;
+        Coordinator {
+            deps,
+            consumer,
+            partitions: HashMap::new(),
+            next_generation: 1,
+            global,
+            paused: HashSet::new(),
+            pauses_dirty: false,
+            ack_tx,
+            ack_rx,
+            drains: Vec::new(),
+            halted: None,
+            halted_work: Vec::new(),
+            fatal: None,
+            circuit_open: false,
+            shutdown_deadline: None,
+            next_commit,
+        }
+    }
+
+    /// Runs until `shutdown` fires (then drains, commits and returns) or the poll thread ends.
+    pub async fn run(mut self, mut events: mpsc::Receiver<PollEvent>, shutdown: CancellationToken) -> Exit {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let exit = loop {
+            tokio::select! {
+                biased;
+                Some(ack) = self.ack_rx.recv() => self.on_ack(ack),
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => break Exit::ConsumerGone,
+                },
+                _ = tick.tick() => self.on_tick(),
+                _ = shutdown.cancelled(), if self.shutdown_deadline.is_none() => self.begin_shutdown(),
+            }
+            if self.pauses_dirty {
+                self.apply_pauses();
+            }
+            if self.shutdown_deadline.is_some() && self.shutdown_complete() {
+                break Exit::Shutdown;
+            }
+        };
+        self.finish_shutdown().await;
+        exit
+    }
+
+    // ----- events from the poll thread -------------------------------------------------------
+
+    fn on_event(&mut self, ev: PollEvent) {
+        match ev {
+            PollEvent::Message(msg) => self.on_message(msg),
+            PollEvent::Assigned(tps) => self.on_assigned(tps),
+            PollEvent::Revoked { partitions, lost, reply } => self.on_revoked(partitions, lost, reply),
+            PollEvent::CommitFailed(tps) => {
+                self.deps.metrics.commits.with_label_values(&["error"]).inc();
+                for tp in tps {
+                    if let Some(p) = self.partitions.get_mut(&tp) {
+                        p.tracker.forget_committed();
+                    }
+                }
+            }
+            PollEvent::Error(e) => {
+                self.deps.health.set_broker_error(Some(e));
+            }
+        }
+    }
+
+    fn on_assigned(&mut self, tps: Vec<Tp>) {
+        self.deps.metrics.rebalances.with_label_values(&["assign"]).inc();
+        let d = &self.deps.config.delivery;
+        for tp in tps {
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            self.partitions.insert(
+                tp.clone(),
+                PartitionState {
+                    generation,
+                    tracker: OffsetTracker::new(),
+                    lanes: Lanes::new(),
+                    budget: Budget::new(d.max_in_flight_per_partition, d.max_in_flight_bytes_per_partition),
+                    in_flight: 0,
+                    cancel: CancellationToken::new(),
+                    revoking: false,
+                },
+            );
+            // librdkafka forgets pause state across unassign/assign.
+            self.paused.remove(&tp);
+        }
+        self.update_assignment_gauges();
+        self.pauses_dirty = true;
+    }
+
+    fn on_revoked(&mut self, tps: Vec<Tp>, lost: bool, reply: RevokeReply) {
+        self.deps
+            .metrics
+            .rebalances
+            .with_label_values(&[if lost { "lost" } else { "revoke" }])
+            .inc();
+        for tp in &tps {
+            if let Some(p) = self.partitions.get_mut(tp) {
+                p.revoking = true;
+                // Waiting messages were never started: forget them; the next owner re-reads them.
+                let waiting = p.lanes.take_waiting();
+                let (n, bytes) = (waiting.len(), waiting.iter().map(|w| w.bytes).sum());
+                p.budget.remove_many(n, bytes);
+                self.release_global(n, bytes);
+            }
+            self.paused.remove(tp);
+        }
+        if lost {
+            // Someone else may own these already: commit nothing, drop everything now.
+            for tp in &tps {
+                self.drop_partition(tp);
+            }
+            let _ = reply.send(Vec::new());
+            self.update_assignment_gauges();
+            return;
+        }
+        let deadline = Instant::now() + self.deps.config.delivery.drain_timeout;
+        self.drains.push(DrainJob {
+            partitions: tps,
+            deadline,
+            reply,
+        });
+        self.check_drains();
+    }
+
+    fn on_message(&mut self, msg: rdkafka::message::OwnedMessage) {
+        if self.shutdown_deadline.is_some() {
+            // Shutting down: never tracked, so never committed; the next owner reads it again.
+            return;
+        }
+        let tp = Tp::new(msg.topic(), msg.partition());
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            tracing::warn!(partition = %tp, offset = msg.offset(), "message for a partition we do not own; ignored");
+            return;
+        };
+        if p.revoking {
+            return;
+        }
+        if let Err(e) = p.tracker.insert(msg.offset()) {
+            tracing::warn!(partition = %tp, error = %e, "untrackable offset; message ignored");
+            return;
+        }
+        let mut work = Work::new(msg, tp.clone(), p.generation);
+        if p.budget.add(work.bytes) == Flow::Pause {
+            self.pauses_dirty = true;
+        }
+        if self.global.add(work.bytes) == Flow::Pause {
+            self.pauses_dirty = true;
+        }
+        self.deps
+            .metrics
+            .messages_consumed
+            .with_label_values(&[&tp.topic])
+            .inc();
+        Totals::inc(&self.deps.metrics.totals.consumed);
+        self.update_in_flight_gauges();
+
+        let processed = self.map(&work);
+        match processed {
+            Processed::Deliver(event) => {
+                work.event_type = Some(event.event_type);
+                work.body = Some(bytes::Bytes::from(event.to_json_bytes()));
+                work.lane = lane_of(self.deps.config.delivery.ordering, work.msg.key());
+                let lane = work.lane;
+                let Some(p) = self.partitions.get_mut(&tp) else { return };
+                if let Some(ready) = p.lanes.admit(lane, work) {
+                    self.spawn_delivery(ready);
+                }
+            }
+            Processed::Filtered { reason } => {
+                self.deps
+                    .metrics
+                    .messages_filtered
+                    .with_label_values(&[&tp.topic, reason])
+                    .inc();
+                Totals::inc(&self.deps.metrics.totals.filtered);
+                self.finish(work);
+            }
+            Processed::Reject { class, reason, detail } => {
+                self.deps
+                    .metrics
+                    .delivery_failures
+                    .with_label_values(&[&tp.topic, class.as_str()])
+                    .inc();
+                tracing::debug!(partition = %tp, offset = work.offset, %reason, %detail, "message rejected before delivery");
+                let why = DlqReason {
+                    class: class.as_str().to_string(),
+                    reason,
+                    http_status: None,
+                    response_snippet: Some(detail),
+                };
+                self.undeliverable(work, why);
+            }
+        }
+    }
+
+    fn map(&self, work: &Work) -> Processed {
+        let msg = &work.msg;
+        let headers: Vec<(&str, Option<&[u8]>)> = msg
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
+        let source = SourceMessage {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key(),
+            headers: &headers,
+            timestamp_ms: msg.timestamp().to_millis(),
+            payload: msg.payload(),
+        };
+        let mcm = &self.deps.config.mcm;
+        let opts = ValidateOptions {
+            strict: mcm.strict_validation,
+            now_ms: now_ms(),
+            future_tolerance_ms: i64::try_from(mcm.future_tolerance.as_millis()).unwrap_or(i64::MAX),
+        };
+        match self.deps.plan.route(msg.topic()) {
+            Some(mapping) => mapping.process(&source, &opts),
+            None => Processed::Reject {
+                class: crate::mapping::RejectClass::NoMatch,
+                reason: "no_mapping_for_topic".into(),
+                detail: format!("no topics block matches topic {:?}", msg.topic()),
+            },
+        }
+    }
+
+    // ----- spawning work -----------------------------------------------------------------------
+
+    fn spawn_delivery(&mut self, work: Work) {
+        let Some(p) = self.partitions.get_mut(&work.tp) else { return };
+        p.in_flight += 1;
+        let cancel = p.cancel.clone();
+        let deliverer = self.deps.deliverer.clone();
+        let tx = self.ack_tx.clone();
+        tokio::spawn(async move {
+            let body = work.body.clone().unwrap_or_default();
+            let result = deliverer.deliver(body, &cancel).await;
+            let _ = tx.send(Ack { work, result }).await;
+        });
+    }
+
+    fn spawn_dlq(&mut self, work: Work, why: DlqReason, delay: Duration) {
+        let Some(p) = self.partitions.get_mut(&work.tp) else { return };
+        p.in_flight += 1;
+        let dlq = self.deps.dlq.clone();
+        let tx = self.ack_tx.clone();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let result = match dlq.send(&work.msg, &why).await {
+                Ok(()) => AckResult::DeadLettered {
+                    reason: why.reason.clone(),
+                },
+                Err(e) => AckResult::DlqFailed {
+                    why,
+                    error: e.to_string(),
+                },
+            };
+            let _ = tx.send(Ack { work, result }).await;
+        });
+    }
+
+    // ----- acknowledgements --------------------------------------------------------------------
+
+    fn on_ack(&mut self, ack: Ack) {
+        let Ack { work, result } = ack;
+        if work.probe {
+            self.on_probe_ack(work, result);
+            return;
+        }
+        let Some(p) = self.partitions.get_mut(&work.tp) else {
+            self.deps.metrics.stale_acks.inc();
+            return;
+        };
+        if p.generation != work.generation {
+            self.deps.metrics.stale_acks.inc();
+            return;
+        }
+        p.in_flight = p.in_flight.saturating_sub(1);
+        let topic = work.tp.topic.clone();
+        match result {
+            AckResult::Delivered => {
+                let et = work.event_type.map_or("UNKNOWN", |t| t.as_str());
+                self.deps
+                    .metrics
+                    .events_delivered
+                    .with_label_values(&[&topic, et])
+                    .inc();
+                Totals::inc(&self.deps.metrics.totals.delivered);
+                self.finish(work);
+            }
+            AckResult::Undeliverable(why) => {
+                self.deps
+                    .metrics
+                    .delivery_failures
+                    .with_label_values(&[&topic, &why.class])
+                    .inc();
+                self.undeliverable(work, why);
+            }
+            AckResult::Fatal { status, detail } => {
+                self.deps
+                    .metrics
+                    .delivery_failures
+                    .with_label_values(&[&topic, "fatal"])
+                    .inc();
+                self.enter_fatal(work, status, &detail);
+            }
+            AckResult::Cancelled | AckResult::ProbeInconclusive => {}
+            AckResult::DeadLettered { reason } => {
+                self.deps
+                    .metrics
+                    .messages_dead_lettered
+                    .with_label_values(&[&topic, &reason])
+                    .inc();
+                Totals::inc(&self.deps.metrics.totals.dead_lettered);
+                self.finish(work);
+            }
+            AckResult::DlqFailed { why, error } => {
+                self.deps.metrics.dlq_write_failures.inc();
+                tracing::warn!(partition = %work.tp, offset = work.offset, %error, "DLQ write failed; retrying (offset held)");
+                if !p.revoking && self.shutdown_deadline.is_none() {
+                    self.spawn_dlq(work, why, Duration::from_secs(1));
+                }
+            }
+        }
+        self.check_drains();
+    }
+
+    /// A message that will not be delivered: apply the topic's failure policy.
+    fn undeliverable(&mut self, work: Work, why: DlqReason) {
+        let policy = self
+            .deps
+            .plan
+            .route(&work.tp.topic)
+            .and_then(|m| m.on_failure())
+            .unwrap_or(self.deps.config.delivery.on_permanent_failure);
+        match policy {
+            FailurePolicy::Dlq => self.spawn_dlq(work, why, Duration::ZERO),
+            FailurePolicy::Drop => {
+                self.deps
+                    .metrics
+                    .messages_dropped
+                    .with_label_values(&[&work.tp.topic, &why.reason])
+                    .inc();
+                Totals::inc(&self.deps.metrics.totals.dropped);
+                self.finish(work);
+            }
+            FailurePolicy::Halt => {
+                let msg = format!(
+                    "{} offset {}: {} ({}) and the topic's policy is halt",
+                    work.tp, work.offset, why.reason, why.class
+                );
+                tracing::error!(reason = %msg, "delivery halted; fix the cause and restart the bridge");
+                if self.halted.is_none() {
+                    self.halted = Some(msg.clone());
+                    self.deps.health.set_halted(Some(msg));
+                    self.deps.metrics.halted.set(1);
+                }
+                self.halted_work.push(work);
+                self.pauses_dirty = true;
+            }
+        }
+    }
+
+    /// Marks a message finished: its offset may now be committed.
+    fn finish(&mut self, work: Work) {
+        let Some(p) = self.partitions.get_mut(&work.tp) else { return };
+        p.tracker.complete(work.offset);
+        if p.budget.remove(work.bytes) == Flow::Resume {
+            self.pauses_dirty = true;
+        }
+        let next = if p.revoking || self.shutdown_deadline.is_some() {
+            None
+        } else {
+            p.lanes.finish(work.lane)
+        };
+        self.deps
+            .metrics
+            .partition_last_progress
+            .with_label_values(&[&work.tp.topic, &work.tp.partition.to_string()])
+            .set(now_ms() / 1000);
+        self.release_global(1, work.bytes);
+        if let Some(next) = next {
+            self.spawn_delivery(next);
+        }
+    }
+
+    fn release_global(&mut self, n: usize, bytes: u64) {
+        let flow = if n == 1 {
+            self.global.remove(bytes)
+        } else {
+            self.global.remove_many(n, bytes)
+        };
+        if flow == Flow::Resume {
+            self.pauses_dirty = true;
+        }
+        self.update_in_flight_gauges();
+    }
+
+    // ----- configuration errors (401/403/404) ----------------------------------------------------
+
+    fn enter_fatal(&mut self, work: Work, status: u16, detail: &str) {
+        let now = Instant::now();
+        match &mut self.fatal {
+            Some(f) => f.parked.push(work),
+            None => {
+                tracing::error!(
+                    status,
+                    detail,
+                    "MCM rejected our configuration (API key, platform id or URL); delivery halted, offsets kept, probing"
+                );
+                let backoff = self.deps.config.mcm.circuit_breaker.probe_interval;
+                self.fatal = Some(FatalHalt {
+                    parked: vec![work],
+                    next_probe: now + backoff,
+                    backoff,
+                    probing: false,
+                    last_log: now,
+                });
+                self.deps.health.set_config_error(Some(format!("MCM answered {status}: {detail}")));
+                self.deps.metrics.halted.set(1);
+                self.pauses_dirty = true;
+            }
+        }
+    }
+
+    fn probe_fatal(&mut self) {
+        let Some(f) = &mut self.fatal else { return };
+        if f.probing || Instant::now() < f.next_probe {
+            return;
+        }
+        // Drop parked work whose partition was revoked meanwhile.
+        let partitions = &self.partitions;
+        f.parked
+            .retain(|w| partitions.get(&w.tp).is_some_and(|p| p.generation == w.generation));
+        let Some(mut work) = f.parked.pop() else {
+            // Nothing left to probe with (all revoked): resume and let new messages probe.
+            self.exit_fatal();
+            return;
+        };
+        f.probing = true;
+        work.probe = true;
+        let deliverer = self.deps.deliverer.clone();
+        let (tx, gen) = (self.ack_tx.clone(), work.generation);
+        if let Some(p) = self.partitions.get_mut(&work.tp) {
+            if p.generation == gen {
+                p.in_flight += 1;
+            }
+        }
+        tokio::spawn(async move {
+            let body = work.body.clone().unwrap_or_default();
+            let result = deliverer.probe(body).await;
+            let _ = tx.send(Ack { work, result }).await;
+        });
+    }
+
+    /// The answer to a probe sent while halted by a configuration error.
+    fn on_probe_ack(&mut self, mut work: Work, result: AckResult) {
+        work.probe = false;
+        let owned = self
+            .partitions
+            .get_mut(&work.tp)
+            .filter(|p| p.generation == work.generation);
+        match owned {
+            Some(p) => p.in_flight = p.in_flight.saturating_sub(1),
+            None => self.deps.metrics.stale_acks.inc(),
+        }
+        let Some(f) = &mut self.fatal else { return };
+        f.probing = false;
+        match result {
+            AckResult::Fatal { status, .. } => {
+                f.backoff = (f.backoff * 2).min(crate::config::MAX_PROBE_INTERVAL);
+                f.next_probe = Instant::now() + f.backoff;
+                tracing::error!(status, next_probe_in = ?f.backoff, "probe still rejected: check mcm.api_key / platform_id / base_url");
+                f.parked.push(work);
+            }
+            AckResult::ProbeInconclusive | AckResult::Cancelled => {
+                f.next_probe = Instant::now() + f.backoff;
+                f.parked.push(work);
+            }
+            other => {
+                // Any answer past authentication (2xx, or a 400 about the data) means the
+                // configuration works again: handle this message normally and resume.
+                let ack = Ack { work, result: other };
+                self.exit_fatal();
+                if let Some(p) = self.partitions.get_mut(&ack.work.tp) {
+                    if p.generation == ack.work.generation {
+                        p.in_flight += 1; // on_ack decrements it again
+                    }
+                }
+                self.on_ack(ack);
+            }
+        }
+    }
+
+    fn exit_fatal(&mut self) {
+        let Some(f) = self.fatal.take() else { return };
+        tracing::info!(parked = f.parked.len(), "MCM accepts our requests again; delivery resumed");
+        self.deps.health.set_config_error(None);
+        if self.halted.is_none() {
+            self.deps.metrics.halted.set(0);
+        }
+        for w in f.parked {
+            let owned = self
+                .partitions
+                .get(&w.tp)
+                .is_some_and(|p| p.generation == w.generation && !p.revoking);
+            if owned {
+                self.spawn_delivery(w);
+            }
+        }
+        self.pauses_dirty = true;
+    }
+
+    // ----- periodic work -------------------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let open = self.deps.deliverer.circuit_is_open();
+        if open != self.circuit_open {
+            self.circuit_open = open;
+            self.deps.health.set_circuit_open(open);
+            self.pauses_dirty = true;
+            if open {
+                tracing::warn!("circuit open: MCM keeps failing; consumption paused (Kafka buffers the events)");
+            } else {
+                tracing::info!("circuit closed: consumption resumed");
+            }
+        }
+        self.deps.metrics.circuit_state.set(self.deps.deliverer.circuit_metric());
+        if let Some(f) = &mut self.fatal {
+            if f.probing {
+                // handled on the probe's ack
+            } else if now.duration_since(f.last_log) > Duration::from_secs(30) {
+                f.last_log = now;
+                tracing::error!(parked = f.parked.len(), "delivery still halted by an MCM configuration error");
+            }
+        }
+        self.probe_fatal();
+        self.check_drains();
+        if now >= self.next_commit && self.shutdown_deadline.is_none() {
+            self.next_commit = now + self.deps.config.kafka.commit_interval;
+            self.commit_async();
+        }
+    }
+
+    fn commit_async(&mut self) {
+        let mut offsets = Vec::new();
+        for (tp, p) in &mut self.partitions {
+            if p.revoking {
+                continue;
+            }
+            if let Some(w) = p.tracker.commit_candidate() {
+                p.tracker.mark_committed(w);
+                offsets.push((tp.clone(), w));
+            }
+        }
+        if offsets.is_empty() {
+            return;
+        }
+        let Some(tpl) = tpl_of(&offsets) else { return };
+        match self.consumer.commit(&tpl, CommitMode::Async) {
+            Ok(()) => {
+                self.deps.metrics.commits.with_label_values(&["ok"]).inc();
+                Totals::inc(&self.deps.metrics.totals.committed_commits);
+            }
+            Err(e) => {
+                self.deps.metrics.commits.with_label_values(&["error"]).inc();
+                tracing::warn!(error = %e, "async commit failed; will retry");
+                for (tp, _) in offsets {
+                    if let Some(p) = self.partitions.get_mut(&tp) {
+                        p.tracker.forget_committed();
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- revoke drains and shutdown ------------------------------------------------------------
+
+    fn check_drains(&mut self) {
+        if self.drains.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.drains.len() {
+            let job = &self.drains[i];
+            let idle = job
+                .partitions
+                .iter()
+                .all(|tp| self.partitions.get(tp).is_none_or(|p| p.in_flight == 0));
+            if !(idle || now >= job.deadline) {
+                i += 1;
+                continue;
+            }
+            let job = self.drains.swap_remove(i);
+            if !idle {
+                tracing::warn!("drain deadline reached; unfinished messages will be re-delivered by the next owner");
+            }
+            let offsets: Vec<(Tp, i64)> = job
+                .partitions
+                .iter()
+                .filter_map(|tp| {
+                    self.partitions
+                        .get(tp)
+                        .and_then(|p| p.tracker.watermark())
+                        .map(|w| (tp.clone(), w))
+                })
+                .collect();
+            for tp in &job.partitions {
+                self.drop_partition(tp);
+            }
+            self.update_assignment_gauges();
+            // The poll thread commits these synchronously before giving the partitions away.
+            let _ = job.reply.send(offsets);
+        }
+    }
+
+    fn drop_partition(&mut self, tp: &Tp) {
+        if let Some(p) = self.partitions.remove(tp) {
+            p.cancel.cancel();
+            self.release_global(p.budget.messages(), p.budget.bytes());
+            let part = tp.partition.to_string();
+            for g in [
+                &self.deps.metrics.consumer_lag_messages,
+                &self.deps.metrics.consumer_lag_seconds,
+                &self.deps.metrics.partition_last_progress,
+            ] {
+                let _ = g.remove_label_values(&[&tp.topic, &part]);
+            }
+        }
+        self.paused.remove(tp);
+        self.halted_work.retain(|w| &w.tp != tp);
+    }
+
+    fn begin_shutdown(&mut self) {
+        tracing::info!("shutdown requested: pausing consumption and draining in-flight deliveries");
+        self.shutdown_deadline = Some(Instant::now() + self.deps.config.delivery.drain_timeout);
+        let mut released = (0usize, 0u64);
+        for p in self.partitions.values_mut() {
+            let waiting = p.lanes.take_waiting();
+            released.0 += waiting.len();
+            released.1 += waiting.iter().map(|w| w.bytes).sum::<u64>();
+            p.budget.remove_many(waiting.len(), waiting.iter().map(|w| w.bytes).sum());
+        }
+        self.release_global(released.0, released.1);
+        self.pauses_dirty = true;
+    }
+
+    fn shutdown_complete(&self) -> bool {
+        let idle = self.partitions.values().all(|p| p.in_flight == 0);
+        idle || self.shutdown_deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    async fn finish_shutdown(&mut self) {
+        for p in self.partitions.values() {
+            p.cancel.cancel();
+        }
+        let offsets: Vec<(Tp, i64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(tp, p)| p.tracker.watermark().map(|w| (tp.clone(), w)))
+            .collect();
+        if !offsets.is_empty() {
+            let consumer = self.consumer.clone();
+            let started = Instant::now();
+            let ok = tokio::task::spawn_blocking(move || commit_sync(&*consumer, &offsets, "shutdown"))
+                .await
+                .unwrap_or(false);
+            self.deps
+                .metrics
+                .commit_latency
+                .observe(started.elapsed().as_secs_f64());
+            self.deps
+                .metrics
+                .commits
+                .with_label_values(&[if ok { "ok" } else { "error" }])
+                .inc();
+        }
+    }
+
+    // ----- pause / resume ---------------------------------------------------------------------
+
+    fn should_pause(&self, p: &PartitionState) -> bool {
+        self.shutdown_deadline.is_some()
+            || self.halted.is_some()
+            || self.fatal.is_some()
+            || self.circuit_open
+            || self.global.is_paused()
+            || p.budget.is_paused()
+            || p.revoking
+    }
+
+    fn apply_pauses(&mut self) {
+        self.pauses_dirty = false;
+        let mut to_pause = Vec::new();
+        let mut to_resume = Vec::new();
+        for (tp, p) in &self.partitions {
+            let want = self.should_pause(p);
+            let is = self.paused.contains(tp);
+            if want && !is {
+                to_pause.push(tp.clone());
+            } else if !want && is {
+                to_resume.push(tp.clone());
+            }
+        }
+        if !to_pause.is_empty() {
+            match self.consumer.pause(&tpl_of_tps(&to_pause)) {
+                Ok(()) => self.paused.extend(to_pause),
+                Err(e) => tracing::warn!(error = %e, "pause failed"),
+            }
+        }
+        if !to_resume.is_empty() {
+            match self.consumer.resume(&tpl_of_tps(&to_resume)) {
+                Ok(()) => {
+                    for tp in &to_resume {
+                        self.paused.remove(tp);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "resume failed"),
+            }
+        }
+    }
+
+    fn update_in_flight_gauges(&self) {
+        self.deps
+            .metrics
+            .in_flight_messages
+            .set(i64::try_from(self.global.messages()).unwrap_or(i64::MAX));
+        self.deps
+            .metrics
+            .in_flight_bytes
+            .set(i64::try_from(self.global.bytes()).unwrap_or(i64::MAX));
+    }
+
+    fn update_assignment_gauges(&self) {
+        let n = self.partitions.values().filter(|p| !p.revoking).count();
+        self.deps
+            .metrics
+            .assigned_partitions
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.deps.health.set_assigned(n);
+    }
+}

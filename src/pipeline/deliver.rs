@@ -1,0 +1,138 @@
+//! The delivery step as the coordinator sees it: one call per message that ends in an
+//! [`AckResult`], with per-attempt HTTP metrics recorded on the way.
+
+use super::work::AckResult;
+use crate::config::McmConfig;
+use crate::delivery::circuit::{CircuitBreaker, CircuitState};
+use crate::delivery::sender::{Sender, Verdict};
+use crate::kafka::dlq::DlqReason;
+use crate::mcm::classify::Outcome;
+use crate::mcm::client::{Attempt, McmClient, Transport};
+use crate::observe::metrics::Metrics;
+use bytes::Bytes;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// The MCM client with request metrics (`http_requests_total`, `http_request_duration_seconds`).
+pub struct MeteredClient {
+    client: McmClient,
+    metrics: Arc<Metrics>,
+}
+
+impl Transport for MeteredClient {
+    async fn send(&self, body: Bytes) -> Attempt {
+        let attempt = self.client.send(body).await;
+        self.metrics
+            .http_requests
+            .with_label_values(&[Metrics::status_class(attempt.status)])
+            .inc();
+        self.metrics
+            .http_request_duration
+            .observe(attempt.elapsed.as_secs_f64());
+        attempt
+    }
+}
+
+/// Delivers message bodies with retries, backoff and the circuit breaker.
+pub struct Deliverer {
+    sender: Sender<MeteredClient>,
+    metrics: Arc<Metrics>,
+}
+
+impl Deliverer {
+    pub fn new(client: McmClient, cfg: &McmConfig, metrics: Arc<Metrics>) -> Deliverer {
+        let breaker = Arc::new(Mutex::new(CircuitBreaker::new(&cfg.circuit_breaker)));
+        let transport = MeteredClient {
+            client,
+            metrics: metrics.clone(),
+        };
+        Deliverer {
+            sender: Sender::new(transport, cfg.retry.clone(), breaker),
+            metrics,
+        }
+    }
+
+    /// Delivers one body until it has a final answer (or `cancel` fires).
+    pub async fn deliver(&self, body: Bytes, cancel: &CancellationToken) -> AckResult {
+        let r = self.sender.deliver(body, cancel).await;
+        let retried = match r.verdict {
+            // The last reason of an exhausted delivery ended it; it was not retried.
+            Verdict::Exhausted(_) => r.retry_reasons.len().saturating_sub(1),
+            _ => r.retry_reasons.len(),
+        };
+        for kind in r.retry_reasons.iter().take(retried) {
+            self.metrics.retries.with_label_values(&[kind.as_str()]).inc();
+        }
+        match r.verdict {
+            Verdict::Delivered(_) => AckResult::Delivered,
+            Verdict::Permanent(o) => AckResult::Undeliverable(reason_of("permanent", &o)),
+            Verdict::Exhausted(o) => AckResult::Undeliverable(reason_of("exhausted", &o)),
+            Verdict::Fatal(o) => fatal_of(&o),
+            Verdict::Cancelled(_) => AckResult::Cancelled,
+        }
+    }
+
+    /// One attempt, bypassing retries and the breaker: used to find out whether a configuration
+    /// error (401/403/404) has been fixed.
+    pub async fn probe(&self, body: Bytes) -> AckResult {
+        let attempt = self.sender.transport().send(body).await;
+        match attempt.outcome {
+            Outcome::Delivered { .. } => AckResult::Delivered,
+            o @ Outcome::Permanent { .. } => AckResult::Undeliverable(reason_of("permanent", &o)),
+            o @ Outcome::Fatal { .. } => fatal_of(&o),
+            Outcome::Retryable { .. } => AckResult::ProbeInconclusive,
+        }
+    }
+
+    /// Open or half-open: consumption stays paused until a probe closes the breaker.
+    pub fn circuit_is_open(&self) -> bool {
+        self.sender.circuit_state() != CircuitState::Closed
+    }
+
+    pub fn circuit_metric(&self) -> i64 {
+        self.sender.circuit_state().metric_value()
+    }
+}
+
+/// DLQ reason for an outcome: the class, a stable reason code, status and body snippet.
+fn reason_of(class: &str, o: &Outcome) -> DlqReason {
+    let (reason, snippet) = match o {
+        Outcome::Permanent {
+            status,
+            body_snippet,
+            ..
+        } => (format!("http_{status}"), Some(body_snippet.clone())),
+        Outcome::Retryable { kind, detail, .. } => {
+            (format!("retries_exhausted_{}", kind.as_str()), Some(detail.clone()))
+        }
+        Outcome::Fatal {
+            status,
+            body_snippet,
+            ..
+        } => (format!("http_{status}"), Some(body_snippet.clone())),
+        Outcome::Delivered { status } => (format!("http_{status}"), None),
+    };
+    DlqReason {
+        class: class.to_string(),
+        reason,
+        http_status: o.status(),
+        response_snippet: snippet,
+    }
+}
+
+fn fatal_of(o: &Outcome) -> AckResult {
+    match o {
+        Outcome::Fatal {
+            status,
+            hint,
+            body_snippet,
+        } => AckResult::Fatal {
+            status: *status,
+            detail: format!("{hint}: {body_snippet}"),
+        },
+        other => AckResult::Fatal {
+            status: other.status().unwrap_or(0),
+            detail: "unexpected outcome".into(),
+        },
+    }
+}

@@ -1,0 +1,188 @@
+//! Per-partition offset tracking: which offsets are still unfinished, and the commit watermark.
+//!
+//! Messages of one partition finish out of order (many deliveries in flight), but Kafka stores a
+//! single "next offset to read" per partition. The only safe value is the *contiguous watermark*:
+//! the lowest offset not yet finished (delivered, filtered or dead-lettered and acknowledged), or
+//! one past the highest seen offset when nothing is pending (DESIGN.md contract 1). A failed message
+//! stays pending and holds the watermark back, however many later messages succeed — this is
+//! precisely the hole in Vector (vector#24543) that we must not have.
+//!
+//! Pure data: no Kafka, no clock. Offsets need not be dense (compacted topics, transaction markers):
+//! the watermark after finishing everything is `highest seen + 1`, which is what Kafka expects.
+
+use std::collections::BTreeSet;
+
+/// Unfinished offsets of one partition and what has been committed.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetTracker {
+    pending: BTreeSet<i64>,
+    /// One past the highest offset ever inserted (the watermark when nothing is pending).
+    next_after_seen: Option<i64>,
+    /// The last watermark handed out for commit (so unchanged watermarks are not re-committed).
+    committed: Option<i64>,
+}
+
+/// Why an offset could not be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TrackError {
+    #[error("offset {offset} is not above the last seen offset {last_seen}: a partition must be consumed in order")]
+    OutOfOrder { offset: i64, last_seen: i64 },
+    #[error("offset {0} is negative")]
+    Negative(i64),
+}
+
+impl OffsetTracker {
+    pub fn new() -> OffsetTracker {
+        OffsetTracker::default()
+    }
+
+    /// Records a newly consumed offset as unfinished. Offsets must arrive in increasing order,
+    /// as Kafka delivers them within a partition; anything else is refused rather than guessed.
+    pub fn insert(&mut self, offset: i64) -> Result<(), TrackError> {
+        if offset < 0 {
+            return Err(TrackError::Negative(offset));
+        }
+        if let Some(next) = self.next_after_seen {
+            if offset < next {
+                return Err(TrackError::OutOfOrder {
+                    offset,
+                    last_seen: next - 1,
+                });
+            }
+        }
+        self.pending.insert(offset);
+        self.next_after_seen = Some(offset + 1);
+        Ok(())
+    }
+
+    /// Marks an offset finished. Returns false if it was not pending (a duplicate or stale ack),
+    /// which callers count but otherwise ignore.
+    pub fn complete(&mut self, offset: i64) -> bool {
+        self.pending.remove(&offset)
+    }
+
+    /// The next offset to read, given everything finished so far: what Kafka should store.
+    /// `None` before the first message.
+    pub fn watermark(&self) -> Option<i64> {
+        match self.pending.first() {
+            Some(&lowest) => Some(lowest),
+            None => self.next_after_seen,
+        }
+    }
+
+    /// The watermark if it moved since the last [`mark_committed`](Self::mark_committed).
+    pub fn commit_candidate(&self) -> Option<i64> {
+        let w = self.watermark()?;
+        match self.committed {
+            Some(c) if c >= w => None,
+            _ => Some(w),
+        }
+    }
+
+    /// Records that `offset` was committed (successfully handed to Kafka).
+    pub fn mark_committed(&mut self, offset: i64) {
+        if self.committed.is_none_or(|c| offset > c) {
+            self.committed = Some(offset);
+        }
+    }
+
+    /// Forgets the last commit (it failed): the current watermark becomes a candidate again.
+    pub fn forget_committed(&mut self) {
+        self.committed = None;
+    }
+
+    /// The last committed watermark, if any.
+    pub fn committed(&self) -> Option<i64> {
+        self.committed
+    }
+
+    /// Number of unfinished offsets.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The lowest unfinished offset (the one holding the watermark back).
+    pub fn oldest_pending(&self) -> Option<i64> {
+        self.pending.first().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn failed_message_holds_watermark_until_dead_lettered() {
+        let mut t = OffsetTracker::new();
+        for o in 10..15 {
+            t.insert(o).expect("in order");
+        }
+        // 10 fails (stays pending); 11..15 succeed.
+        for o in 11..15 {
+            assert!(t.complete(o));
+        }
+        assert_eq!(t.watermark(), Some(10), "a later success must not skip the failure");
+        assert_eq!(t.commit_candidate(), Some(10));
+        t.mark_committed(10);
+        assert_eq!(t.commit_candidate(), None, "unchanged watermark is not re-committed");
+        // Dead-lettered and acknowledged: now everything is finished.
+        assert!(t.complete(10));
+        assert_eq!(t.watermark(), Some(15));
+        assert_eq!(t.commit_candidate(), Some(15));
+    }
+
+    #[test]
+    fn sparse_offsets_commit_past_the_highest_seen() {
+        let mut t = OffsetTracker::new();
+        assert_eq!(t.watermark(), None);
+        t.insert(3).expect("ok");
+        t.insert(7).expect("gap is fine (compaction)");
+        assert!(t.complete(7));
+        assert_eq!(t.watermark(), Some(3));
+        assert!(t.complete(3));
+        assert_eq!(t.watermark(), Some(8));
+    }
+
+    #[test]
+    fn refuses_out_of_order_and_ignores_stale_acks() {
+        let mut t = OffsetTracker::new();
+        t.insert(5).expect("ok");
+        assert_eq!(
+            t.insert(5),
+            Err(TrackError::OutOfOrder {
+                offset: 5,
+                last_seen: 5
+            })
+        );
+        assert_eq!(t.insert(-1), Err(TrackError::Negative(-1)));
+        assert!(!t.complete(4));
+        assert!(t.complete(5));
+        assert!(!t.complete(5), "a second ack for the same offset is stale");
+    }
+
+    proptest! {
+        /// The watermark never passes an unfinished offset, and reaches the end once all finish.
+        #[test]
+        fn watermark_never_passes_an_unfinished_offset(
+            gaps in proptest::collection::vec(1i64..4, 1..200),
+            order in proptest::collection::vec(any::<prop::sample::Index>(), 0..200),
+        ) {
+            let mut t = OffsetTracker::new();
+            let mut offsets = Vec::new();
+            let mut o = 0;
+            for g in gaps { o += g; offsets.push(o); t.insert(o).expect("increasing"); }
+            let mut unfinished = offsets.clone();
+            for idx in order {
+                if unfinished.is_empty() { break; }
+                let i = idx.index(unfinished.len());
+                let off = unfinished.swap_remove(i);
+                prop_assert!(t.complete(off));
+                let w = t.watermark().expect("seen");
+                for u in &unfinished { prop_assert!(w <= *u); }
+            }
+            for off in unfinished { t.complete(off); }
+            prop_assert_eq!(t.watermark(), offsets.last().map(|l| l + 1));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! A unit of work (one Kafka message on its way to MCM or the DLQ) and the acknowledgement a
+//! finished task sends back to the coordinator.
+
+use crate::kafka::consumer::Tp;
+use crate::kafka::dlq::DlqReason;
+use crate::mcm::event::EventType;
+use crate::pipeline::lanes::LaneId;
+use bytes::Bytes;
+use rdkafka::message::OwnedMessage;
+use rdkafka::Message;
+use std::time::Instant;
+
+/// One message between consumption and being finished.
+#[derive(Debug)]
+pub struct Work {
+    /// The original message (key, value, headers), kept for the DLQ.
+    pub msg: OwnedMessage,
+    pub tp: Tp,
+    /// Assignment generation of the partition when the message was taken (contract 2).
+    pub generation: u64,
+    pub offset: i64,
+    /// Bytes counted against the in-flight budgets.
+    pub bytes: u64,
+    pub lane: Option<LaneId>,
+    /// The serialised MCM event, for deliveries.
+    pub body: Option<Bytes>,
+    pub event_type: Option<EventType>,
+    pub taken_at: Instant,
+    /// Sent as a probe while delivery is halted by a configuration error.
+    pub probe: bool,
+}
+
+impl Work {
+    pub fn new(msg: OwnedMessage, tp: Tp, generation: u64) -> Work {
+        let offset = msg.offset();
+        let bytes = (msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len)) as u64;
+        Work {
+            msg,
+            tp,
+            generation,
+            offset,
+            bytes,
+            lane: None,
+            body: None,
+            event_type: None,
+            taken_at: Instant::now(),
+            probe: false,
+        }
+    }
+}
+
+/// How a task ended.
+#[derive(Debug)]
+pub enum AckResult {
+    /// MCM accepted the event.
+    Delivered,
+    /// MCM will never accept it as it is (400 …) or retries ran out: apply the failure policy.
+    Undeliverable(DlqReason),
+    /// 401/403/404/405/3xx: configuration error; park the message and halt delivery.
+    Fatal { status: u16, detail: String },
+    /// A probe got a retryable answer: still unknown whether the configuration works.
+    ProbeInconclusive,
+    /// Aborted by revoke or shutdown; the message stays unfinished (re-read by the next owner).
+    Cancelled,
+    /// Written to the DLQ and acknowledged by Kafka.
+    DeadLettered { reason: String },
+    /// The DLQ write failed; retried while the offset keeps holding the watermark.
+    DlqFailed { why: DlqReason, error: String },
+}
+
+/// A finished task, sent back to the coordinator.
+#[derive(Debug)]
+pub struct Ack {
+    pub work: Work,
+    pub result: AckResult,
+}
