@@ -2,7 +2,7 @@
 //!
 //! A thin shell around one pooled `reqwest::Client` (rustls, keep-alive, HTTP/2 when the server
 //! offers it): it builds the request, reads at most [`BODY_READ_LIMIT`] bytes of the response and
-//! hands status, `Retry-After` and body to [`classify`](super::classify). It makes exactly one
+//! hands status, `Retry-After` and body to [`classify`]. It makes exactly one
 //! attempt — retries, backoff and the circuit breaker live in `crate::delivery`.
 //!
 //! Guarantees: redirects are never followed (a redirect means a wrong URL, and following one
