@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod kafka;
 pub mod observe;
 pub mod pipeline;
