@@ -1,3 +1,56 @@
 //! Implementations of the subcommands; `main.rs` only dispatches here.
 
+pub mod dev_broker;
+pub mod run;
 pub mod validate;
+
+use crate::config::decode::ConfigErrors;
+use crate::config::Config;
+use crate::mapping::MappingPlan;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Loads the configuration and compiles its mapping rules, reporting every error of both at once.
+pub fn load_config_and_plan(path: &Path) -> Result<(Config, MappingPlan), ConfigErrors> {
+    let config = crate::config::load(path)?;
+    let mut errors = Vec::new();
+    let plan = crate::mapping::compile(&config.topics, &mut errors);
+    if errors.is_empty() {
+        Ok((config, plan))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// [`load_config_and_plan`] for commands: prints the errors and yields exit code 2 on failure.
+pub fn load_checked(path: &Path) -> Result<(Config, MappingPlan), ExitCode> {
+    load_config_and_plan(path).map_err(|errors| {
+        eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(validate::EXIT_INVALID_CONFIG)
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (Kubernetes, systemd, docker stop).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,5 +1,89 @@
 //! The delivery pipeline: Kafka → map → MCM → commit, keeping DESIGN.md contracts 1–7.
+//!
+//! [`run`] wires the pieces: the Kafka poll thread ([`crate::kafka::consumer`]), the coordinator
+//! that owns all per-partition state ([`coordinator`]), delivery tasks ([`deliver`]) and the DLQ
+//! producer. Pure parts — offset tracking, ordering lanes, budgets — live in their own files and
+//! are unit-tested without Kafka or HTTP.
 
 pub mod budget;
+pub mod coordinator;
+pub mod deliver;
 pub mod lanes;
 pub mod offset_tracker;
+pub mod work;
+
+use crate::config::Config;
+use crate::kafka::consumer::PollThread;
+use crate::kafka::dlq::DlqProducer;
+use crate::mapping::MappingPlan;
+use crate::mcm::client::{ClientError, McmClient};
+use crate::observe::health::Health;
+use crate::observe::metrics::Metrics;
+use coordinator::{Coordinator, Deps, Exit};
+use deliver::Deliverer;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("MCM client: {0}")]
+    Client(#[from] ClientError),
+    #[error("Kafka consumer: {0}")]
+    Consumer(rdkafka::error::KafkaError),
+    #[error("DLQ producer: {0}")]
+    DlqProducer(rdkafka::error::KafkaError),
+    #[error("no topics to subscribe to: the topics section is empty")]
+    NoTopics,
+}
+
+/// Capacity of the poll thread → coordinator channel. Small: the coordinator takes messages as
+/// fast as it maps them, and back-pressure belongs to pause/resume, not to this queue.
+const EVENT_CHANNEL: usize = 1024;
+
+/// Runs the bridge until `shutdown` is cancelled; then drains, commits and leaves the group.
+pub async fn run(
+    config: Arc<Config>,
+    plan: Arc<MappingPlan>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> Result<Exit, PipelineError> {
+    let subscriptions = plan.subscriptions();
+    if subscriptions.is_empty() {
+        return Err(PipelineError::NoTopics);
+    }
+    let client = McmClient::new(&config.mcm)?;
+    let deliverer = Arc::new(Deliverer::new(client, &config.mcm, metrics.clone()));
+    let dlq = DlqProducer::new(
+        &config.kafka.bootstrap_servers,
+        &config.kafka.properties,
+        &config.delivery.dlq_topic,
+        config.mcm.api_key.expose(),
+    )
+    .map_err(PipelineError::DlqProducer)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL);
+    let revoke_wait = config.delivery.drain_timeout + Duration::from_secs(5);
+    let poll = PollThread::start(&config.kafka, &subscriptions, tx, revoke_wait)
+        .map_err(PipelineError::Consumer)?;
+    tracing::info!(
+        topics = %subscriptions.join(","),
+        group = %config.kafka.group_id,
+        endpoint = %config.mcm.events_url(),
+        "pipeline started"
+    );
+    let deps = Deps {
+        config: config.clone(),
+        plan,
+        deliverer,
+        dlq,
+        metrics,
+        health,
+    };
+    let coordinator = Coordinator::new(deps, poll.consumer.clone());
+    let exit = coordinator.run(rx, shutdown).await;
+    poll.close(Duration::from_secs(10)).await;
+    tracing::info!(?exit, "pipeline stopped");
+    Ok(exit)
+}

@@ -1,0 +1,72 @@
+//! `mcm-bridge run`: the service. Loads and checks the configuration (exit 2 on any error, before
+//! touching Kafka), serves `/metrics`, `/healthz`, `/readyz`, runs the pipeline until SIGTERM or
+//! SIGINT, then drains, commits and exits 0.
+
+use crate::observe::health::Health;
+use crate::observe::metrics::Metrics;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub fn run(config_path: &Path) -> ExitCode {
+    let (config, plan) = match super::load_checked(config_path) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    crate::observe::logging::init(config.observe.log_format, &config.observe.log_level);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::new());
+        let shutdown = CancellationToken::new();
+        let listener = match tokio::net::TcpListener::bind(config.observe.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %config.observe.listen, error = %e, "cannot bind observe.listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(listen = %config.observe.listen, "serving /metrics, /healthz, /readyz");
+        let server = tokio::spawn(crate::observe::server::serve(
+            listener,
+            metrics.clone(),
+            health.clone(),
+            shutdown.clone().cancelled_owned(),
+        ));
+        {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                super::shutdown_signal().await;
+                tracing::info!("signal received; shutting down");
+                shutdown.cancel();
+            });
+        }
+        let result = crate::pipeline::run(
+            Arc::new(config),
+            Arc::new(plan),
+            metrics,
+            health,
+            shutdown.clone(),
+        )
+        .await;
+        shutdown.cancel();
+        let _ = server.await;
+        match result {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "pipeline failed to start");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
