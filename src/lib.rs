@@ -6,4 +6,5 @@
 
 pub mod cli;
 pub mod config;
+pub mod mapping;
 pub mod mcm;
