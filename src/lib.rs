@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod kafka;
+pub mod mapping;
 pub mod observe;
 pub mod pipeline;
 pub mod mcm;

@@ -1,0 +1,198 @@
+//! `when:` conditions that choose a rule for a message.
+//!
+//! A leaf names a subject (`field: <path>`, `header: <name>` or `kafka: key|topic|…`) and one
+//! test: `equals`, `in`, `exists`, `matches` (a regex, compiled at start-up). `all`, `any` and
+//! `not` combine leaves. Conditions never fail: a missing field or a value of another type simply
+//! does not match (`exists: false` is how to test for absence).
+
+use super::path::Path;
+use super::source::{Ctx, Subject};
+use super::value::{Scalar, Val};
+use crate::config::decode::{index, kind, ConfigError, MapReader};
+use regex::Regex;
+use serde_yaml_ng::Value as Yaml;
+
+#[derive(Debug, Clone)]
+pub enum Test {
+    Equals(Scalar),
+    In(Vec<Scalar>),
+    Exists(bool),
+    Matches(Regex),
+}
+
+#[derive(Debug, Clone)]
+pub enum Cond {
+    Leaf(Subject, Test),
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+}
+
+const SUBJECTS: [&str; 3] = ["field", "header", "kafka"];
+const TESTS: [&str; 4] = ["equals", "in", "exists", "matches"];
+
+impl Cond {
+    pub fn compile(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<Cond> {
+        let mut r = MapReader::new(v, path, errors)?;
+        for (key, make) in [
+            ("all", Cond::All as fn(Vec<Cond>) -> Cond),
+            ("any", Cond::Any),
+        ] {
+            if r.has(key) {
+                let list = r.raw(key);
+                let at = r.child_path(key);
+                r.finish();
+                return match list {
+                    Some(Yaml::Sequence(items)) if !items.is_empty() => {
+                        let out: Vec<Cond> = items
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, c)| Cond::compile(c, &index(&at, i), errors))
+                            .collect();
+                        (out.len() == items.len()).then(|| make(out))
+                    }
+                    _ => {
+                        errors.push(ConfigError::new(
+                            at,
+                            format!("`{key}` takes a non-empty list of conditions"),
+                        ));
+                        None
+                    }
+                };
+            }
+        }
+        if let Some(inner) = r.raw("not") {
+            let at = r.child_path("not");
+            r.finish();
+            return Cond::compile(inner, &at, errors).map(|c| Cond::Not(Box::new(c)));
+        }
+        let subject = read_subject(&mut r);
+        let tests: Vec<&str> = TESTS.into_iter().filter(|t| r.has(t)).collect();
+        let test = match tests.as_slice() {
+            [one] => read_test(&mut r, one),
+            _ => {
+                r.error_at(
+                    path.to_string(),
+                    format!(
+                        "a condition needs exactly one of {} (or all / any / not)",
+                        TESTS.join(", ")
+                    ),
+                );
+                None
+            }
+        };
+        for t in TESTS {
+            let _ = r.raw(t);
+        }
+        r.finish();
+        Some(Cond::Leaf(subject?, test?))
+    }
+
+    pub fn eval<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
+        match self {
+            Cond::All(list) => list.iter().all(|c| c.eval(ctx)),
+            Cond::Any(list) => list.iter().any(|c| c.eval(ctx)),
+            Cond::Not(c) => !c.eval(ctx),
+            Cond::Leaf(subject, test) => {
+                // A key or header that is not UTF-8 cannot equal or match text: treat as no match.
+                let v = subject.read(ctx, ctx.root).ok().flatten();
+                match (test, v) {
+                    (Test::Exists(want), v) => v.is_some_and(|v| !v.is_empty()) == *want,
+                    (_, None) => false,
+                    (Test::Equals(s), Some(v)) => same(&v, s),
+                    (Test::In(list), Some(v)) => list.iter().any(|s| same(&v, s)),
+                    (Test::Matches(re), Some(v)) => v.text().is_ok_and(|t| re.is_match(&t)),
+                }
+            }
+        }
+    }
+}
+
+fn read_subject(r: &mut MapReader<'_, '_>) -> Option<Subject> {
+    let present: Vec<&str> = SUBJECTS.into_iter().filter(|k| r.has(k)).collect();
+    if present.len() != 1 {
+        let p = r.path().to_string();
+        r.error_at(
+            p,
+            format!(
+                "a condition names exactly one of: {} (e.g. `field: type`)",
+                SUBJECTS.join(", ")
+            ),
+        );
+        for k in SUBJECTS {
+            let _ = r.raw(k);
+        }
+        return None;
+    }
+    let key = present[0];
+    let raw = r.raw(key)?;
+    let at = r.child_path(key);
+    let Yaml::String(s) = raw else {
+        r.error_at(at, format!("expected a string, found {}", kind(raw)));
+        return None;
+    };
+    match key {
+        "field" => Path::parse(s)
+            .map(Subject::Path)
+            .map_err(|e| r.error_at(at, e))
+            .ok(),
+        "header" => Some(Subject::Header(s.clone())),
+        _ => Subject::parse_kafka(s)
+            .map(Subject::Kafka)
+            .map_err(|e| r.error_at(at, e))
+            .ok(),
+    }
+}
+
+fn read_test(r: &mut MapReader<'_, '_>, key: &str) -> Option<Test> {
+    let at = r.child_path(key);
+    match key {
+        "equals" => {
+            let v = r.raw("equals")?;
+            let s = Scalar::from_yaml(v);
+            if s.is_none() {
+                r.error_at(
+                    at,
+                    format!("compare with a single value, found {}", kind(v)),
+                );
+            }
+            s.map(Test::Equals)
+        }
+        "in" => match r.raw("in") {
+            Some(Yaml::Sequence(items)) if !items.is_empty() => {
+                let list: Vec<Scalar> = items.iter().filter_map(Scalar::from_yaml).collect();
+                if list.len() != items.len() {
+                    r.error_at(at, "`in` takes a list of single values");
+                    return None;
+                }
+                Some(Test::In(list))
+            }
+            _ => {
+                r.error_at(at, "`in` takes a non-empty list, e.g. `in: [a, b]`");
+                None
+            }
+        },
+        "exists" => r.opt::<bool>("exists").map(Test::Exists),
+        _ => {
+            let pattern = r.opt_string("matches")?;
+            Regex::new(&pattern)
+                .map(Test::Matches)
+                .map_err(|e| r.error_at(at, format!("invalid regex: {e}")))
+                .ok()
+        }
+    }
+}
+
+/// Equality across JSON and YAML kinds: numbers compare by value (`2` equals `2.0`), strings
+/// exactly; no string/number coercion (`"2"` is not `2`, which keeps `equals` predictable).
+fn same(v: &Val<'_>, s: &Scalar) -> bool {
+    match (v, s) {
+        (Val::Str(a), Scalar::Str(b)) => a == b,
+        (Val::Bool(a), Scalar::Bool(b)) => a == b,
+        (Val::Int(a), Scalar::Int(b)) => a == b,
+        (Val::Int(_) | Val::Float(_), Scalar::Int(_) | Scalar::Float(_)) => {
+            v.number().ok() == s.val().number().ok()
+        }
+        _ => false,
+    }
+}

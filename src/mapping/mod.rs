@@ -1,0 +1,438 @@
+//! The mapping engine: per-topic YAML rules → a compiled plan → one MCM event per message.
+//!
+//! [`compile`] reads the `topics:` list once at start-up and records every problem with its YAML
+//! path (bad path syntax, unknown transform or MCM field, a constant of the wrong type, an event
+//! type whose required fields no source provides, …) so a broken rule never reaches 3 a.m.
+//! [`TopicMapping::process`] then decodes, matches the first rule whose `when:` holds, builds the
+//! event and validates it — pure, allocation-light and panic-free on any input: every failure is a
+//! [`Processed::Reject`] with a stable reason code and the source path. The rule language is
+//! documented for users in `docs/mapping.md`.
+
+mod condition;
+pub mod doc;
+pub mod error;
+mod eval;
+mod fields;
+pub mod path;
+mod source;
+mod transform;
+pub mod useragent;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use crate::config::decode::{index, kind, ConfigError, MapReader};
+use crate::config::FailurePolicy;
+use crate::mcm::event::{EventType, McmEvent};
+use crate::mcm::validate::{validate, ValidateOptions, MAX_ID_LEN};
+use condition::Cond;
+use fields::FieldsPlan;
+use regex::Regex;
+use serde_yaml_ng::Value as Yaml;
+use sha2::{Digest, Sha256};
+use source::Ctx;
+use std::collections::HashMap;
+
+pub use error::{MapError, MapReason};
+
+/// One Kafka record as the engine sees it (borrowed from the consumer's message).
+#[derive(Debug, Clone, Copy)]
+pub struct SourceMessage<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    pub timestamp_ms: Option<i64>,
+    pub payload: Option<&'a [u8]>,
+}
+
+/// Which stage rejected a message (a DLQ header and a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectClass {
+    Decode,
+    Mapping,
+    Validation,
+    NoMatch,
+}
+
+impl RejectClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectClass::Decode => "decode",
+            RejectClass::Mapping => "mapping",
+            RejectClass::Validation => "validation",
+            RejectClass::NoMatch => "no_match",
+        }
+    }
+}
+
+/// The outcome for one message.
+// `Deliver` is the common case and is moved straight into the HTTP request; boxing it would add
+// an allocation per message to save stack space in the rare ones.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Processed {
+    /// A valid event, ready to serialise and POST.
+    Deliver(McmEvent),
+    /// Deliberately not sent (`on_no_match: skip`); the caller counts it and may commit past it.
+    Filtered { reason: &'static str },
+    /// Permanently undeliverable: to the DLQ with `reason` (a stable snake_case code) and
+    /// `detail` (a sentence naming the field and source path).
+    Reject {
+        class: RejectClass,
+        reason: String,
+        detail: String,
+    },
+}
+
+/// What to do with a message no rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoMatch {
+    Skip,
+    Dlq,
+}
+
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    when: Option<Cond>,
+    event_type: EventType,
+    fields: FieldsPlan,
+}
+
+/// The compiled rules of one `topics[]` block.
+#[derive(Debug)]
+pub struct TopicMapping {
+    /// The `topic:` name or `pattern:` as written (for logs and `validate`).
+    pub name: String,
+    on_no_match: NoMatch,
+    on_failure: Option<FailurePolicy>,
+    rules: Vec<Rule>,
+}
+
+/// Every block, ready to route messages.
+#[derive(Debug, Default)]
+pub struct MappingPlan {
+    blocks: Vec<TopicMapping>,
+    exact: HashMap<String, usize>,
+    patterns: Vec<(Regex, usize)>,
+}
+
+impl MappingPlan {
+    /// The block for `topic`: exact names first, then patterns in configuration order.
+    pub fn route(&self, topic: &str) -> Option<&TopicMapping> {
+        let i = self.exact.get(topic).copied().or_else(|| {
+            self.patterns
+                .iter()
+                .find(|(re, _)| re.is_match(topic))
+                .map(|(_, i)| *i)
+        })?;
+        self.blocks.get(i)
+    }
+
+    /// What to subscribe to: exact names and librdkafka regex subscriptions (`^…`).
+    pub fn subscriptions(&self) -> Vec<String> {
+        let mut subs: Vec<String> = self.exact.keys().cloned().collect();
+        subs.sort();
+        subs.extend(self.patterns.iter().map(|(re, _)| re.as_str().to_string()));
+        subs
+    }
+
+    pub fn blocks(&self) -> &[TopicMapping] {
+        &self.blocks
+    }
+}
+
+impl TopicMapping {
+    /// Per-block override of `delivery.on_permanent_failure`.
+    pub fn on_failure(&self) -> Option<FailurePolicy> {
+        self.on_failure
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Decodes, maps and validates one message.
+    pub fn process(&self, msg: &SourceMessage<'_>, opts: &ValidateOptions) -> Processed {
+        self.process_named(msg, opts).0
+    }
+
+    /// Like [`process`](Self::process), also naming the rule that matched (for `map`/`test`).
+    pub fn process_named(
+        &self,
+        msg: &SourceMessage<'_>,
+        opts: &ValidateOptions,
+    ) -> (Processed, Option<&str>) {
+        let root = match doc::decode(msg.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                let p = Processed::Reject {
+                    class: RejectClass::Decode,
+                    reason: e.code().into(),
+                    detail: e.to_string(),
+                };
+                return (p, None);
+            }
+        };
+        let ctx = Ctx { root: &root, msg };
+        let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.when.as_ref().is_none_or(|c| c.eval(&ctx)))
+        else {
+            let p = match self.on_no_match {
+                NoMatch::Skip => Processed::Filtered {
+                    reason: "no_matching_rule",
+                },
+                NoMatch::Dlq => Processed::Reject {
+                    class: RejectClass::NoMatch,
+                    reason: "no_matching_rule".into(),
+                    detail: format!(
+                        "no rule of the block for {:?} matched the message",
+                        self.name
+                    ),
+                },
+            };
+            return (p, None);
+        };
+        let mut event = match eval::build(&rule.fields, rule.event_type, &ctx) {
+            Ok(e) => e,
+            Err(e) => {
+                let p = Processed::Reject {
+                    class: RejectClass::Mapping,
+                    reason: e.reason.code().into(),
+                    detail: e.to_string(),
+                };
+                return (p, Some(&rule.name));
+            }
+        };
+        if event.id.is_none() {
+            event.id = Some(derived_id(msg.topic, msg.partition, msg.offset));
+        }
+        let p = match validate(&event, opts) {
+            Ok(()) => Processed::Deliver(event),
+            Err(v) => Processed::Reject {
+                class: RejectClass::Validation,
+                reason: v.first().map_or("invalid", |x| x.reason.code()).to_string(),
+                detail: v
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        };
+        (p, Some(&rule.name))
+    }
+}
+
+/// The event id when the rules map none (DESIGN.md contract 4): Moloco de-duplicates on `id`, so
+/// a message redelivered after a crash or rebalance must yield the same id, and its coordinates
+/// are exactly what stays the same. Beyond the API's 128-byte limit (very long topic names) the
+/// SHA-256 hex of the same text keeps it stable and unique at 64 bytes.
+pub fn derived_id(topic: &str, partition: i32, offset: i64) -> String {
+    let id = format!("{topic}:{partition}:{offset}");
+    if id.len() <= MAX_ID_LEN {
+        id
+    } else {
+        hex::encode(Sha256::digest(id.as_bytes()))
+    }
+}
+
+/// Compiles the `topics:` list; every problem is pushed to `errors` with its YAML path.
+pub fn compile(topics: &Yaml, errors: &mut Vec<ConfigError>) -> MappingPlan {
+    let mut plan = MappingPlan::default();
+    let list = match topics {
+        Yaml::Sequence(l) => l.as_slice(),
+        Yaml::Null => &[],
+        other => {
+            errors.push(ConfigError::new(
+                "topics",
+                format!("expected a list of topic blocks, found {}", kind(other)),
+            ));
+            return plan;
+        }
+    };
+    for (i, block) in list.iter().enumerate() {
+        let path = index("topics", i);
+        if let Some((b, route)) = compile_block(block, &path, errors) {
+            let n = plan.blocks.len();
+            match route {
+                Route::Exact(names) => {
+                    for t in names {
+                        if plan.exact.insert(t.clone(), n).is_some() {
+                            errors.push(ConfigError::new(
+                                format!("{path}.topic"),
+                                format!("topic {t:?} is mapped by an earlier block too"),
+                            ));
+                        }
+                    }
+                }
+                Route::Pattern(re) => plan.patterns.push((re, n)),
+            }
+            plan.blocks.push(b);
+        }
+    }
+    plan
+}
+
+enum Route {
+    Exact(Vec<String>),
+    Pattern(Regex),
+}
+
+fn compile_block(
+    v: &Yaml,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(TopicMapping, Route)> {
+    let mut r = MapReader::new(v, path, errors)?;
+    let topic = r.opt_string("topic");
+    let pattern = r.opt_string("pattern");
+    let route = match (topic, pattern) {
+        (Some(t), None) => Some((t.clone(), Route::Exact(vec![t]))),
+        (None, Some(p)) => {
+            // librdkafka treats a subscription starting with `^` as a regex; anchoring here too
+            // keeps `route` and the subscription in agreement.
+            let anchored = if p.starts_with('^') {
+                p.clone()
+            } else {
+                format!("^{p}")
+            };
+            match Regex::new(&anchored) {
+                Ok(re) => Some((p, Route::Pattern(re))),
+                Err(e) => {
+                    r.error("pattern", format!("invalid regex: {e}"));
+                    None
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            r.error(
+                "pattern",
+                "give either `topic:` (an exact name) or `pattern:` (a regex), not both",
+            );
+            None
+        }
+        (None, None) => {
+            let p = r.path().to_string();
+            r.error_at(
+                p,
+                "a block needs `topic:` (an exact name) or `pattern:` (a regex over topic names)",
+            );
+            None
+        }
+    };
+    let on_no_match = match r.opt_string("on_no_match").as_deref() {
+        None | Some("skip") => NoMatch::Skip,
+        Some("dlq") => NoMatch::Dlq,
+        Some(other) => {
+            r.error("on_no_match", format!("{other:?} is not one of: skip, dlq"));
+            NoMatch::Skip
+        }
+    };
+    let on_failure = r.opt_string("on_failure").and_then(|s| {
+        let p = FailurePolicy::parse(&s);
+        if p.is_none() {
+            r.error(
+                "on_failure",
+                format!("{s:?} is not one of: dlq, drop, halt"),
+            );
+        }
+        p
+    });
+    let shared = match r.raw("fields") {
+        Some(f) => {
+            let at = r.child_path("fields");
+            fields::compile(f, &at, r.errors())
+        }
+        None => FieldsPlan::default(),
+    };
+    let mut rules = Vec::new();
+    match r.raw("rules") {
+        Some(Yaml::Sequence(list)) if !list.is_empty() => {
+            let at = r.child_path("rules");
+            for (j, rule) in list.iter().enumerate() {
+                if let Some(rule) = compile_rule(rule, &index(&at, j), &shared, r.errors()) {
+                    rules.push(rule);
+                }
+            }
+        }
+        _ => r.error(
+            "rules",
+            "required: a non-empty list of rules (`- event_type: …` with `fields:`)",
+        ),
+    }
+    r.finish();
+    let (name, route) = route?;
+    Some((
+        TopicMapping {
+            name,
+            on_no_match,
+            on_failure,
+            rules,
+        },
+        route,
+    ))
+}
+
+fn compile_rule(
+    v: &Yaml,
+    path: &str,
+    shared: &FieldsPlan,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Rule> {
+    let mut r = MapReader::new(v, path, errors)?;
+    let name = r.opt_string("name").unwrap_or_else(|| path.to_string());
+    let when = r.raw("when").and_then(|w| {
+        let at = r.child_path("when");
+        Cond::compile(w, &at, r.errors())
+    });
+    let when_ok = !r.has("when") || when.is_some();
+    let event_type = match r.opt_string("event_type") {
+        Some(s) => {
+            let t = EventType::parse(&s.to_ascii_uppercase());
+            if t.is_none() {
+                let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                r.error(
+                    "event_type",
+                    format!("{s:?} is not an MCM event type ({})", names.join(", ")),
+                );
+            }
+            t
+        }
+        None => {
+            r.error(
+                "event_type",
+                "required: the MCM event type this rule produces, e.g. PURCHASE",
+            );
+            None
+        }
+    };
+    let own = match r.raw("fields") {
+        Some(f) => {
+            let at = r.child_path("fields");
+            fields::compile(f, &at, r.errors())
+        }
+        None => FieldsPlan::default(),
+    };
+    let fields = own.merged_over(shared);
+    if let Some(t) = event_type {
+        for m in fields::missing_required(&fields, t) {
+            let p = r.path().to_string();
+            r.error_at(p, format!("event type {t} needs {m}, and neither this rule's nor the block's `fields:` provide it"));
+        }
+    }
+    r.finish();
+    if !when_ok {
+        return None;
+    }
+    Some(Rule {
+        name,
+        when,
+        event_type: event_type?,
+        fields,
+    })
+}

@@ -1,0 +1,244 @@
+//! Source paths, parsed once at start-up into segment vectors.
+//!
+//! Two spellings, both relative to the current scope (the message, or the array element inside an
+//! `each:`); a leading `$` anchors either one at the message root:
+//! - dotted: `order.lines[0].sku`, `items[-1].id` (negative = from the end),
+//!   `context["page.path"]` (quoted keys may hold dots);
+//! - JSON pointer (RFC 6901): `/order/lines/0/sku`, with `~0` for `~` and `~1` for `/`.
+//!
+//! Resolution walks the pre-split segments only: no string parsing per message. A path that
+//! meets a missing key, an index out of range or a scalar resolves to `None`, never an error.
+
+use super::doc::Node;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(i64),
+    /// A JSON-pointer token: an object key, or an array index when it is a number.
+    Token(String, Option<usize>),
+}
+
+/// A compiled path; `Display` shows it as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path {
+    root: bool,
+    segs: Vec<Seg>,
+    text: String,
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Path {
+    /// Parses either spelling: a pointer when it starts with `/` (or `$/`), dotted otherwise.
+    pub fn parse(s: &str) -> Result<Path, String> {
+        let body = s.strip_prefix('$').unwrap_or(s);
+        if body.starts_with('/') {
+            Path::parse_pointer(s)
+        } else {
+            Path::parse_dotted(s)
+        }
+    }
+
+    /// Parses a JSON pointer (`/a/0/b`, `$/a`); the empty pointer means the scope itself.
+    pub fn parse_pointer(s: &str) -> Result<Path, String> {
+        let (root, body) = match s.strip_prefix('$') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        if body.is_empty() {
+            return Ok(Path {
+                root,
+                segs: vec![],
+                text: s.to_string(),
+            });
+        }
+        let Some(rest) = body.strip_prefix('/') else {
+            return Err(format!("JSON pointer {s:?} must start with `/`"));
+        };
+        let mut segs = Vec::new();
+        for raw in rest.split('/') {
+            let mut tok = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                if c == '~' {
+                    match chars.next() {
+                        Some('0') => tok.push('~'),
+                        Some('1') => tok.push('/'),
+                        _ => {
+                            return Err(format!(
+                                "JSON pointer {s:?}: `~` must be followed by 0 or 1"
+                            ))
+                        }
+                    }
+                } else {
+                    tok.push(c);
+                }
+            }
+            // RFC 6901: array indices have no leading zeros ("01" is a key only).
+            let idx = (tok == "0" || (!tok.starts_with('0') && !tok.is_empty()))
+                .then(|| tok.parse::<usize>().ok())
+                .flatten();
+            segs.push(Seg::Token(tok, idx));
+        }
+        Ok(Path {
+            root,
+            segs,
+            text: s.to_string(),
+        })
+    }
+
+    /// Parses a dotted path with `[n]` indices and `["quoted key"]` segments.
+    pub fn parse_dotted(s: &str) -> Result<Path, String> {
+        let err = |why: &str| Err(format!("bad path {s:?}: {why}"));
+        let (root, body) = match s.strip_prefix('$') {
+            Some(rest) => (true, rest.strip_prefix('.').unwrap_or(rest)),
+            None => (false, s),
+        };
+        if body.trim().is_empty() {
+            return if root {
+                Ok(Path {
+                    root,
+                    segs: vec![],
+                    text: s.into(),
+                })
+            } else {
+                err("empty")
+            };
+        }
+        if body.trim() != body {
+            return err("leading or trailing spaces");
+        }
+        let b = body.as_bytes();
+        let mut segs = Vec::new();
+        let mut i = 0;
+        let mut need_key = true; // at the start or right after a dot
+        while i < b.len() {
+            match b[i] {
+                b'.' => {
+                    if need_key {
+                        return err("empty segment (two dots, or a dot at the start)");
+                    }
+                    need_key = true;
+                    i += 1;
+                    if i == b.len() {
+                        return err("ends with a dot");
+                    }
+                }
+                b'[' => {
+                    if need_key && !segs.is_empty() {
+                        return err("`[` right after a dot");
+                    }
+                    let Some(close) = body[i..].find(']').map(|c| c + i) else {
+                        return err("unclosed `[`");
+                    };
+                    let inner = body[i + 1..close].trim();
+                    if let Some(q) = inner.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                        segs.push(Seg::Key(q.to_string()));
+                    } else if let Ok(n) = inner.parse::<i64>() {
+                        segs.push(Seg::Index(n));
+                    } else {
+                        return err("`[…]` holds an integer index or a \"quoted key\"");
+                    }
+                    need_key = false;
+                    i = close + 1;
+                }
+                b']' => return err("`]` without `[`"),
+                _ => {
+                    if !need_key {
+                        return err("a key must follow a dot");
+                    }
+                    let end = body[i..].find(['.', '[', ']']).map_or(b.len(), |e| e + i);
+                    let key = &body[i..end];
+                    if key.contains(['{', '}']) {
+                        return err("`{` or `}` in a key (templates go in a `template:` value)");
+                    }
+                    segs.push(Seg::Key(key.to_string()));
+                    need_key = false;
+                    i = end;
+                }
+            }
+        }
+        Ok(Path {
+            root,
+            segs,
+            text: s.to_string(),
+        })
+    }
+
+    /// Follows the path from `scope` (or `root` when anchored with `$`). JSON `null` counts as
+    /// absent, so `default:` and `first:` treat both the same.
+    pub fn resolve<'n, 'a>(&self, scope: &'n Node<'a>, root: &'n Node<'a>) -> Option<&'n Node<'a>> {
+        let mut cur = if self.root { root } else { scope };
+        for seg in &self.segs {
+            cur = match seg {
+                Seg::Key(k) => cur.get(k)?,
+                Seg::Index(i) => cur.at(*i)?,
+                Seg::Token(k, idx) => match (cur, idx) {
+                    (Node::Arr(_), Some(i)) => cur.at(i64::try_from(*i).ok()?)?,
+                    _ => cur.get(k)?,
+                },
+            };
+        }
+        (!matches!(cur, Node::Null)).then_some(cur)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::doc::decode;
+
+    const MSG: &[u8] =
+        br#"{"order":{"lines":[{"sku":"A"},{"sku":"B"}],"n":null},"a/b":{"~x":1},"k.d":2,"01":3}"#;
+
+    fn get(path: &str) -> Option<String> {
+        let n = decode(Some(MSG)).expect("json");
+        let p = Path::parse(path).expect("path");
+        p.resolve(&n, &n).map(|v| format!("{v:?}"))
+    }
+
+    #[test]
+    fn dotted_paths_resolve() {
+        assert_eq!(get("order.lines[1].sku").as_deref(), Some(r#"Str("B")"#));
+        assert_eq!(get("order.lines[-2].sku").as_deref(), Some(r#"Str("A")"#));
+        assert_eq!(get("$.order.lines[0].sku").as_deref(), Some(r#"Str("A")"#));
+        assert_eq!(get(r#"["k.d"]"#).as_deref(), Some("Int(2)"));
+        assert_eq!(get("order.lines[2].sku"), None);
+        assert_eq!(get("order.n"), None, "null is absent");
+        assert_eq!(get("order.lines.sku"), None);
+    }
+
+    #[test]
+    fn pointers_resolve_with_escapes() {
+        assert_eq!(get("/order/lines/0/sku").as_deref(), Some(r#"Str("A")"#));
+        assert_eq!(get("/a~1b/~0x").as_deref(), Some("Int(1)"));
+        assert_eq!(get("$/01").as_deref(), Some("Int(3)"));
+    }
+
+    #[test]
+    fn bad_syntax_is_reported() {
+        for bad in [
+            "", "a..b", ".a", "a.", "a[", "a[x]", "a.[0]", "a]", "{{ a }}", " a", "/a/~2",
+        ] {
+            assert!(Path::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for good in [
+            "a",
+            "a[0][1]",
+            "a[-1].b",
+            "$",
+            "$.a",
+            "/",
+            "$/a",
+            r#"a["x.y"].z"#,
+        ] {
+            assert!(Path::parse(good).is_ok(), "{good:?} should parse");
+        }
+    }
+}

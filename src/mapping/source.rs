@@ -1,0 +1,549 @@
+//! Field sources: where a value comes from, then its transforms and default.
+//!
+//! In YAML a source is either a plain value (a constant; a string with `{{ … }}` is a template)
+//! or a mapping with exactly one origin key — `path`, `pointer`, `const`, `template`, `first`,
+//! `kafka` (key | topic | partition | offset | timestamp), `header`, `sum` — plus optional
+//! `transform:` and `default:`. Everything is parsed here once; evaluation only walks
+//! pre-split paths and borrows from the message.
+
+use super::doc::Node;
+use super::error::{MapError, MapReason};
+use super::path::Path;
+use super::transform::{self, Transform};
+use super::value::{mismatch, Scalar, Val};
+use super::SourceMessage;
+use crate::config::decode::{index, kind, ConfigError, MapReader};
+use serde_yaml_ng::Value as Yaml;
+use std::borrow::Cow;
+
+/// What evaluation needs besides the plan: the decoded message and its Kafka metadata.
+pub struct Ctx<'a> {
+    pub root: &'a Node<'a>,
+    pub msg: &'a SourceMessage<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaField {
+    Key,
+    Topic,
+    Partition,
+    Offset,
+    Timestamp,
+}
+
+/// Something a condition or a source can read: a message path or Kafka metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject {
+    Path(Path),
+    Kafka(KafkaField),
+    Header(String),
+}
+
+impl Subject {
+    pub fn parse_kafka(s: &str) -> Result<KafkaField, String> {
+        Ok(match s {
+            "key" => KafkaField::Key,
+            "topic" => KafkaField::Topic,
+            "partition" => KafkaField::Partition,
+            "offset" => KafkaField::Offset,
+            "timestamp" => KafkaField::Timestamp,
+            other => {
+                return Err(format!(
+                    "{other:?} is not one of: key, topic, partition, offset, timestamp"
+                ))
+            }
+        })
+    }
+
+    /// Reads the subject; `None` when absent. Keys and headers must be UTF-8 text.
+    pub fn read<'a>(
+        &'a self,
+        ctx: &Ctx<'a>,
+        scope: &'a Node<'a>,
+    ) -> Result<Option<Val<'a>>, MapError> {
+        Ok(match self {
+            Subject::Path(p) => p.resolve(scope, ctx.root).and_then(Val::from_node),
+            Subject::Kafka(KafkaField::Key) => ctx.msg.key.map(utf8).transpose()?,
+            Subject::Kafka(KafkaField::Topic) => Some(Val::Str(Cow::Borrowed(ctx.msg.topic))),
+            Subject::Kafka(KafkaField::Partition) => Some(Val::Int(i64::from(ctx.msg.partition))),
+            Subject::Kafka(KafkaField::Offset) => Some(Val::Int(ctx.msg.offset)),
+            Subject::Kafka(KafkaField::Timestamp) => ctx.msg.timestamp_ms.map(Val::Int),
+            Subject::Header(name) => ctx
+                .msg
+                .headers
+                .iter()
+                .find(|(k, _)| *k == name.as_str())
+                .and_then(|(_, v)| *v)
+                .map(utf8)
+                .transpose()?,
+        })
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Subject::Path(p) => format!("`{p}`"),
+            Subject::Kafka(f) => format!("kafka {f:?}").to_lowercase(),
+            Subject::Header(h) => format!("header `{h}`"),
+        }
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<Val<'_>, MapError> {
+    std::str::from_utf8(b)
+        .map(|s| Val::Str(Cow::Borrowed(s)))
+        .map_err(|_| {
+            MapError::new(
+                MapReason::InvalidUtf8,
+                "the Kafka key or header is not valid UTF-8",
+            )
+        })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Lit(String),
+    Var(Path),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Origin {
+    Read(Subject),
+    Const(Scalar),
+    Template(Vec<Part>),
+    First(Vec<Source>),
+    Sum {
+        each: Path,
+        of: Box<Source>,
+        times: Option<Box<Source>>,
+    },
+}
+
+/// A compiled field source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    origin: Origin,
+    transforms: Vec<Transform>,
+    default: Option<Scalar>,
+    label: String,
+}
+
+const ORIGINS: [&str; 8] = [
+    "path", "pointer", "const", "template", "first", "kafka", "header", "sum",
+];
+
+impl Source {
+    /// A constant source (used for block defaults and tests).
+    pub fn constant(s: Scalar) -> Source {
+        Source {
+            origin: Origin::Const(s),
+            transforms: vec![],
+            default: None,
+            label: "a constant".into(),
+        }
+    }
+
+    /// The constant this source always yields, if it is a plain constant (for type checks).
+    pub fn as_constant(&self) -> Option<&Scalar> {
+        match (&self.origin, self.transforms.is_empty()) {
+            (Origin::Const(s), true) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// How the source is shown in error messages (`\`order.total\``, `header \`x-user\``).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn default(&self) -> Option<&Scalar> {
+        self.default.as_ref()
+    }
+
+    /// Values a trailing `lookup` can produce (type-checked against the field like constants).
+    pub fn lookup_outputs(&self) -> Vec<&Scalar> {
+        match self.transforms.last() {
+            Some(Transform::Lookup(l)) => l.table.values().chain(l.default.as_ref()).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// Compiles the source at `path`; returns `None` (with errors recorded) if it is unusable.
+    pub fn compile(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<Source> {
+        match v {
+            Yaml::String(s) if s.contains("{{") => {
+                let parts = compile_template(s, path, errors)?;
+                Some(Source {
+                    origin: Origin::Template(parts),
+                    transforms: vec![],
+                    default: None,
+                    label: format!("template {s:?}"),
+                })
+            }
+            Yaml::Mapping(_) => compile_mapping(v, path, errors),
+            Yaml::Sequence(_) => {
+                errors.push(ConfigError::new(
+                    path,
+                    "a list is not a source; for the first non-empty of several use `first: [...]`",
+                ));
+                None
+            }
+            Yaml::Null => {
+                errors.push(ConfigError::new(
+                    path,
+                    "empty; give a constant or a mapping such as `{path: order.id}`",
+                ));
+                None
+            }
+            other => match Scalar::from_yaml(other) {
+                Some(s) => Some(Source::constant(s)),
+                None => {
+                    errors.push(ConfigError::new(
+                        path,
+                        format!("unsupported value ({})", kind(other)),
+                    ));
+                    None
+                }
+            },
+        }
+    }
+
+    /// Evaluates to a value, or `None` when the source is absent (and has no default).
+    pub fn eval<'a>(
+        &'a self,
+        ctx: &Ctx<'a>,
+        scope: &'a Node<'a>,
+    ) -> Result<Option<Val<'a>>, MapError> {
+        self.eval_inner(ctx, scope)
+            .map_err(|e| e.from_source(&self.label))
+    }
+
+    fn eval_inner<'a>(
+        &'a self,
+        ctx: &Ctx<'a>,
+        scope: &'a Node<'a>,
+    ) -> Result<Option<Val<'a>>, MapError> {
+        let mut v = match &self.origin {
+            Origin::Read(s) => s.read(ctx, scope)?,
+            Origin::Const(c) => Some(c.val()),
+            Origin::Template(parts) => render(parts, ctx, scope)?,
+            Origin::First(list) => {
+                let mut found = None;
+                for s in list {
+                    if let Some(v) = s.eval(ctx, scope)? {
+                        if !v.is_empty() {
+                            found = Some(v);
+                            break;
+                        }
+                    }
+                }
+                found
+            }
+            Origin::Sum { each, of, times } => sum(each, of, times.as_deref(), ctx, scope)?,
+        };
+        if let Some(mut cur) = v.take() {
+            for t in &self.transforms {
+                cur = t.apply(cur)?;
+            }
+            v = Some(cur);
+        }
+        match v {
+            Some(v) if !v.is_empty() => Ok(Some(v)),
+            _ => Ok(self.default.as_ref().map(Scalar::val)),
+        }
+    }
+}
+
+fn compile_mapping(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<Source> {
+    let mut r = MapReader::new(v, path, errors)?;
+    let present: Vec<&str> = ORIGINS.into_iter().filter(|k| r.has(k)).collect();
+    let origin_key = match present.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            r.error_at(
+                path,
+                format!("a source needs one of: {}", ORIGINS.join(", ")),
+            );
+            None
+        }
+        many => {
+            r.error_at(
+                path,
+                format!(
+                    "a source takes exactly one of {}; found {}",
+                    ORIGINS.join(", "),
+                    many.join(", ")
+                ),
+            );
+            None
+        }
+    };
+    let mut origin = None;
+    let mut label = String::new();
+    for key in ORIGINS {
+        let Some(raw) = r.raw(key) else { continue };
+        if Some(key) != origin_key {
+            continue;
+        }
+        let kp = r.child_path(key);
+        let text = match raw {
+            Yaml::String(s) => Some(s.as_str()),
+            _ => None,
+        };
+        origin = match (key, text) {
+            ("path", Some(s)) => parse_path(s, Path::parse, &kp, r.errors()).map(|p| {
+                label = format!("`{s}`");
+                Origin::Read(Subject::Path(p))
+            }),
+            ("pointer", Some(s)) => parse_path(s, Path::parse_pointer, &kp, r.errors()).map(|p| {
+                label = format!("`{s}`");
+                Origin::Read(Subject::Path(p))
+            }),
+            ("template", Some(s)) => {
+                label = format!("template {s:?}");
+                compile_template(s, &kp, r.errors()).map(Origin::Template)
+            }
+            ("kafka", Some(s)) => match Subject::parse_kafka(s) {
+                Ok(f) => {
+                    let subj = Subject::Kafka(f);
+                    label = subj.label();
+                    Some(Origin::Read(subj))
+                }
+                Err(e) => {
+                    r.error_at(kp, e);
+                    None
+                }
+            },
+            ("header", Some(s)) => {
+                label = format!("header `{s}`");
+                Some(Origin::Read(Subject::Header(s.to_string())))
+            }
+            ("const", _) => match Scalar::from_yaml(raw) {
+                Some(s) => {
+                    label = "a constant".into();
+                    Some(Origin::Const(s))
+                }
+                None => {
+                    r.error_at(
+                        kp,
+                        format!("a constant is a single value, found {}", kind(raw)),
+                    );
+                    None
+                }
+            },
+            ("first", _) => match raw {
+                Yaml::Sequence(items) if !items.is_empty() => {
+                    let list: Vec<Source> = items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, it)| Source::compile(it, &index(&kp, i), r.errors()))
+                        .collect();
+                    label = format!("first of {} sources", list.len());
+                    (list.len() == items.len()).then_some(Origin::First(list))
+                }
+                _ => {
+                    r.error_at(kp, "`first` takes a non-empty list of sources");
+                    None
+                }
+            },
+            ("sum", _) => compile_sum(raw, &kp, r.errors()).map(|(o, l)| {
+                label = l;
+                o
+            }),
+            (_, None) => {
+                r.error_at(kp, format!("expected a string, found {}", kind(raw)));
+                None
+            }
+            _ => None,
+        };
+    }
+    let transforms = match r.raw("transform") {
+        Some(t) => {
+            let tp = r.child_path("transform");
+            transform::compile(t, &tp, r.errors())
+        }
+        None => vec![],
+    };
+    let default = r.raw("default").and_then(|d| {
+        let s = Scalar::from_yaml(d);
+        if s.is_none() {
+            r.error(
+                "default",
+                format!("a default is a single value, found {}", kind(d)),
+            );
+        }
+        s
+    });
+    r.finish();
+    Some(Source {
+        origin: origin?,
+        transforms,
+        default,
+        label,
+    })
+}
+
+fn parse_path(
+    s: &str,
+    parse: fn(&str) -> Result<Path, String>,
+    at: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Path> {
+    parse(s)
+        .map_err(|e| errors.push(ConfigError::new(at, e)))
+        .ok()
+}
+
+fn compile_sum(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<(Origin, String)> {
+    let mut r = MapReader::new(v, path, errors)?;
+    let each = r.req::<String>("each", "the array to sum over, e.g. `properties.products`");
+    let each = each.and_then(|s| {
+        let at = r.child_path("each");
+        parse_path(&s, Path::parse, &at, r.errors()).map(|p| (p, s))
+    });
+    let of = match r.raw("of") {
+        Some(o) => {
+            let at = r.child_path("of");
+            Source::compile(o, &at, r.errors())
+        }
+        None => {
+            r.error(
+                "of",
+                "required (the per-element amount, e.g. `{path: price}`)",
+            );
+            None
+        }
+    };
+    let times = r.raw("times").map(|t| {
+        let at = r.child_path("times");
+        Source::compile(t, &at, r.errors())
+    });
+    r.finish();
+    let (each, text) = each?;
+    let times = match times {
+        Some(None) => return None,
+        Some(Some(t)) => Some(Box::new(t)),
+        None => None,
+    };
+    Some((
+        Origin::Sum {
+            each,
+            of: Box::new(of?),
+            times,
+        },
+        format!("sum over `{text}`"),
+    ))
+}
+
+fn compile_template(s: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<Vec<Part>> {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find("{{") {
+        if open > 0 {
+            parts.push(Part::Lit(rest[..open].to_string()));
+        }
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            errors.push(ConfigError::new(
+                path,
+                format!("template {s:?}: `{{{{` without `}}}}`"),
+            ));
+            return None;
+        };
+        match Path::parse(after[..close].trim()) {
+            Ok(p) => parts.push(Part::Var(p)),
+            Err(e) => {
+                errors.push(ConfigError::new(path, format!("template {s:?}: {e}")));
+                return None;
+            }
+        }
+        rest = &after[close + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Lit(rest.to_string()));
+    }
+    Some(parts)
+}
+
+/// Renders a template; if any placeholder is absent the whole value is absent (so `default:` or
+/// `first:` can step in) rather than a half-filled id like `PRODUCT_DETAIL_PAGE:`.
+fn render<'a>(
+    parts: &'a [Part],
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+) -> Result<Option<Val<'a>>, MapError> {
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            Part::Lit(l) => out.push_str(l),
+            Part::Var(path) => {
+                let Some(v) = path.resolve(scope, ctx.root).and_then(Val::from_node) else {
+                    return Ok(None);
+                };
+                out.push_str(&v.text().map_err(|e| e.from_source(&format!("`{path}`")))?);
+            }
+        }
+    }
+    Ok(Some(Val::Str(Cow::Owned(out))))
+}
+
+fn sum<'a>(
+    each: &'a Path,
+    of: &'a Source,
+    times: Option<&'a Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+) -> Result<Option<Val<'a>>, MapError> {
+    let items = match each.resolve(scope, ctx.root) {
+        None => return Ok(None),
+        Some(Node::Arr(items)) => items,
+        Some(other) => return Err(mismatch("an array", other.kind())),
+    };
+    let mut total = 0.0;
+    for (i, el) in items.iter().enumerate() {
+        let at = |e: MapError| MapError {
+            message: format!("element [{i}]: {}", e.message),
+            ..e
+        };
+        let amount = match of.eval(ctx, el).map_err(at)? {
+            Some(v) => v.number().map_err(at)?,
+            None => {
+                return Err(at(MapError::new(
+                    MapReason::PathNotFound,
+                    "no amount to sum",
+                )))
+            }
+        };
+        let k = match times
+            .map(|t| t.eval(ctx, el))
+            .transpose()
+            .map_err(at)?
+            .flatten()
+        {
+            Some(v) => v.number().map_err(at)?,
+            None => 1.0, // a missing quantity counts as one unit
+        };
+        total += amount * k;
+    }
+    if total.is_finite() {
+        Ok(Some(Val::Float(total)))
+    } else {
+        Err(MapError::new(
+            MapReason::NumberOutOfRange,
+            "the sum is not finite",
+        ))
+    }
+}
+
+/// A path string from YAML as used by `each:`/`field:` (shared with the field compiler).
+pub fn compile_path(v: &Yaml, at: &str, errors: &mut Vec<ConfigError>) -> Option<Path> {
+    match v {
+        Yaml::String(s) => parse_path(s, Path::parse, at, errors),
+        other => {
+            errors.push(ConfigError::new(
+                at,
+                format!("expected a path string, found {}", kind(other)),
+            ));
+            None
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! User-agent parsing for `device.user_agent`: a raw UA string → `os`, `os_version`, `model`.
+//!
+//! Uses `ua-parser` (the ua-parser organisation's own Rust implementation of the uap-core rules,
+//! i.e. the same community-maintained regex set that uap-python/uap-java use; ua-parser-js in
+//! Moloco's examples is a sibling project). The crate deliberately ships no data, so uap-core's
+//! `regexes.yaml` is vendored next to this file and embedded with `include_str!`: no file is
+//! needed at run time and the rules are versioned with our code. Building the extractors costs
+//! tens of milliseconds, so it happens once, lazily, the first time a mapping uses a user agent
+//! (at compile time of the plan, so never on the first message). Only the OS and device tables
+//! are built: the browser table is not needed for MCM's device fields.
+
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+const REGEXES: &str = include_str!("uap_regexes.yaml");
+
+#[derive(Deserialize)]
+struct Tables {
+    os_parsers: Vec<ua_parser::os::Parser<'static>>,
+    device_parsers: Vec<ua_parser::device::Parser<'static>>,
+}
+
+struct Parsers {
+    os: ua_parser::os::Extractor<'static>,
+    device: ua_parser::device::Extractor<'static>,
+}
+
+/// The device fields a user agent yields (each may be absent).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UaInfo {
+    pub os: Option<String>,
+    pub os_version: Option<String>,
+    pub model: Option<String>,
+}
+
+fn parsers() -> Option<&'static Parsers> {
+    static P: OnceLock<Option<Parsers>> = OnceLock::new();
+    P.get_or_init(|| {
+        let t: Tables = serde_yaml_ng::from_str(REGEXES).ok()?;
+        let os = ua_parser::os::Builder::new()
+            .push_all(t.os_parsers)
+            .ok()?
+            .build()
+            .ok()?;
+        let device = ua_parser::device::Builder::new()
+            .push_all(t.device_parsers)
+            .ok()?
+            .build()
+            .ok()?;
+        Some(Parsers { os, device })
+    })
+    .as_ref()
+}
+
+/// Builds the parsers now; false if the embedded rules failed to load (a build defect, reported
+/// as a start-up error by the compiler rather than a panic).
+pub fn warm_up() -> bool {
+    parsers().is_some()
+}
+
+/// Parses `ua`. uap-core's placeholders (`Other`, a generic `Spider` model) count as unknown.
+pub fn parse(ua: &str) -> UaInfo {
+    let Some(p) = parsers() else {
+        return UaInfo::default();
+    };
+    let mut info = UaInfo::default();
+    if let Some(os) = p.os.extract(ua) {
+        if os.os != "Other" {
+            info.os = Some(os.os.into_owned());
+            let parts: Vec<&str> = [&os.major, &os.minor, &os.patch, &os.patch_minor]
+                .into_iter()
+                .map_while(|v| v.as_deref())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !parts.is_empty() {
+                info.os_version = Some(parts.join("."));
+            }
+        }
+    }
+    if let Some(d) = p.device.extract(ua) {
+        info.model = d
+            .model
+            .map(|m| m.into_owned())
+            .filter(|m| !m.is_empty() && m != "Other");
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_user_agents() {
+        assert!(warm_up());
+        let iphone = parse("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1");
+        assert_eq!(iphone.os.as_deref(), Some("iOS"));
+        assert_eq!(iphone.os_version.as_deref(), Some("17.4.1"));
+        assert_eq!(iphone.model.as_deref(), Some("iPhone"));
+        let android = parse("Mozilla/5.0 (Linux; Android 13; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36");
+        assert_eq!(android.os.as_deref(), Some("Android"));
+        assert_eq!(android.os_version.as_deref(), Some("13"));
+        assert_eq!(android.model.as_deref(), Some("SM-S918B"));
+        let windows = parse("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        assert_eq!(windows.os.as_deref(), Some("Windows"));
+        assert_eq!(windows.model, None);
+        assert_eq!(
+            parse("curl/8.0"),
+            UaInfo {
+                os: None,
+                os_version: None,
+                model: None
+            }
+        );
+        assert_eq!(parse(""), UaInfo::default());
+    }
+}
