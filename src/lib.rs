@@ -9,6 +9,6 @@ pub mod config;
 pub mod delivery;
 pub mod kafka;
 pub mod mapping;
+pub mod mcm;
 pub mod observe;
 pub mod pipeline;
-pub mod mcm;

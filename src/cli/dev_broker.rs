@@ -22,11 +22,13 @@ pub struct DevBrokerArgs {
 
 fn parse_topic(spec: &str) -> Result<(String, i32), String> {
     let (name, parts) = spec.rsplit_once(':').unwrap_or((spec, "1"));
-    let parts: i32 = parts
-        .parse()
-        .map_err(|_| format!("--topic {spec:?}: partitions must be a number, e.g. shop.events:4"))?;
+    let parts: i32 = parts.parse().map_err(|_| {
+        format!("--topic {spec:?}: partitions must be a number, e.g. shop.events:4")
+    })?;
     if name.is_empty() || parts < 1 {
-        return Err(format!("--topic {spec:?}: expected NAME:PARTITIONS with PARTITIONS ≥ 1"));
+        return Err(format!(
+            "--topic {spec:?}: expected NAME:PARTITIONS with PARTITIONS ≥ 1"
+        ));
     }
     Ok((name.to_string(), parts))
 }
@@ -60,10 +62,16 @@ pub fn run(args: &DevBrokerArgs) -> ExitCode {
         let Ok(line) = line else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
         let result = match words.as_slice() {
-            ["down"] => broker.set_brokers_up(false).map(|()| "brokers down".to_string()),
-            ["up"] => broker.set_brokers_up(true).map(|()| "brokers up".to_string()),
+            ["down"] => broker
+                .set_brokers_up(false)
+                .map(|()| "brokers down".to_string()),
+            ["up"] => broker
+                .set_brokers_up(true)
+                .map(|()| "brokers up".to_string()),
             ["topic", name, parts] => match parts.parse::<i32>() {
-                Ok(p) => broker.create_topic(name, p).map(|()| format!("topic {name} created")),
+                Ok(p) => broker
+                    .create_topic(name, p)
+                    .map(|()| format!("topic {name} created")),
                 Err(_) => Ok(format!("bad partition count {parts:?}")),
             },
             ["quit"] => return ExitCode::SUCCESS,
@@ -77,7 +85,10 @@ pub fn run(args: &DevBrokerArgs) -> ExitCode {
         let _ = std::io::stdout().flush();
     }
     // stdin closed (e.g. started in the background): keep the cluster alive until a signal.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot wait for signals: {e}");

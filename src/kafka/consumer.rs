@@ -88,7 +88,9 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
 impl ClientContext for BridgeContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka client error");
-        let _ = self.events.try_send(PollEvent::Error(format!("{error}: {reason}")));
+        let _ = self
+            .events
+            .try_send(PollEvent::Error(format!("{error}: {reason}")));
     }
 }
 
@@ -143,14 +145,20 @@ impl ConsumerContext for BridgeContext {
                 KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)
             ) {
                 tracing::warn!(error = %e, "offset commit failed; will retry");
-                let _ = self.events.try_send(PollEvent::CommitFailed(tps_of(offsets)));
+                let _ = self
+                    .events
+                    .try_send(PollEvent::CommitFailed(tps_of(offsets)));
             }
         }
     }
 }
 
 /// Commits `offsets` synchronously, retrying transient failures a few times.
-pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(consumer: &C, offsets: &[(Tp, i64)], why: &str) -> bool {
+pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    offsets: &[(Tp, i64)],
+    why: &str,
+) -> bool {
     let Some(tpl) = tpl_of(offsets) else {
         return false;
     };
@@ -160,10 +168,13 @@ pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(consumer: &C, offsets: &[
                 tracing::info!(why, partitions = offsets.len(), "offsets committed");
                 return true;
             }
-            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => return true,
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
+                return true
+            }
             Err(e) => {
                 tracing::warn!(why, attempt, error = %e, "synchronous commit failed");
-                #[allow(clippy::disallowed_methods)] // the poll thread / a blocking task, not async code
+                #[allow(clippy::disallowed_methods)]
+                // the poll thread / a blocking task, not async code
                 std::thread::sleep(Duration::from_millis(100 * attempt));
             }
         }
@@ -209,7 +220,10 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", &k.auto_offset_reset)
         .set("partition.assignment.strategy", &k.assignment_strategy)
-        .set("session.timeout.ms", k.session_timeout.as_millis().to_string())
+        .set(
+            "session.timeout.ms",
+            k.session_timeout.as_millis().to_string(),
+        )
         .set(
             "queued.max.messages.kbytes",
             k.queued_max_messages_kbytes.to_string(),
@@ -284,15 +298,22 @@ impl PollThread {
     }
 }
 
-fn poll_loop(consumer: Arc<BaseConsumer<BridgeContext>>, events: mpsc::Sender<PollEvent>, stop: Arc<AtomicBool>) {
+fn poll_loop(
+    consumer: Arc<BaseConsumer<BridgeContext>>,
+    events: mpsc::Sender<PollEvent>,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(AtomicOrdering::SeqCst) {
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
-            Some(Ok(msg)) => {
-                if events.blocking_send(PollEvent::Message(msg.detach())).is_err() {
-                    break;
-                }
+            Some(Ok(msg))
+                if events
+                    .blocking_send(PollEvent::Message(msg.detach()))
+                    .is_err() =>
+            {
+                break;
             }
+            Some(Ok(_)) => {}
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "poll error");
                 let _ = events.try_send(PollEvent::Error(e.to_string()));

@@ -121,13 +121,20 @@ impl DlqProducer {
                 });
             }
         }
-        for (k, v) in dlq_headers(msg.topic(), msg.partition(), msg.offset(), why, &self.secret) {
+        for (k, v) in dlq_headers(
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            why,
+            &self.secret,
+        ) {
             headers = headers.insert(Header {
                 key: k,
                 value: Some(v.as_bytes()),
             });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).headers(headers);
         if let Some(k) = msg.key() {
             record = record.key(k);
         }

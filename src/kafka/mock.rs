@@ -5,7 +5,7 @@
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::BaseProducer;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaRespErr;
 
 /// A mock Kafka cluster kept alive by its owning producer handle.
@@ -28,14 +28,18 @@ impl MockBroker {
         unsafe {
             let raw = rdkafka::bindings::rd_kafka_handle_mock_cluster(handle.client().native_ptr());
             if raw.is_null() {
-                return Err(KafkaError::MockCluster(rdkafka::types::RDKafkaErrorCode::Fail));
+                return Err(KafkaError::MockCluster(
+                    rdkafka::types::RDKafkaErrorCode::Fail,
+                ));
             }
             rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(raw, 0);
         }
         let bootstrap = handle
             .client()
             .mock_cluster()
-            .ok_or(KafkaError::MockCluster(rdkafka::types::RDKafkaErrorCode::Fail))?
+            .ok_or(KafkaError::MockCluster(
+                rdkafka::types::RDKafkaErrorCode::Fail,
+            ))?
             .bootstrap_servers();
         Ok(MockBroker {
             handle,
@@ -52,12 +56,19 @@ impl MockBroker {
         self.brokers
     }
 
-    fn with<T>(&self, f: impl FnOnce(&rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext>) -> KafkaResult<T>) -> KafkaResult<T> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(
+            &rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+        ) -> KafkaResult<T>,
+    ) -> KafkaResult<T> {
         let mock = self
             .handle
             .client()
             .mock_cluster()
-            .ok_or(KafkaError::MockCluster(rdkafka::types::RDKafkaErrorCode::Fail))?;
+            .ok_or(KafkaError::MockCluster(
+                rdkafka::types::RDKafkaErrorCode::Fail,
+            ))?;
         f(&mock)
     }
 
@@ -67,11 +78,22 @@ impl MockBroker {
 
     /// Takes every broker down (clients see transport failures) or back up.
     pub fn set_brokers_up(&self, up: bool) -> KafkaResult<()> {
-        self.with(|m| if up { m.broker_up(-1) } else { m.broker_down(-1) })
+        self.with(|m| {
+            if up {
+                m.broker_up(-1)
+            } else {
+                m.broker_down(-1)
+            }
+        })
     }
 
     /// Makes the next `n` requests of `api` fail with `err` (fault injection).
-    pub fn inject_errors(&self, api: rdkafka::types::RDKafkaApiKey, err: RDKafkaRespErr, n: usize) -> KafkaResult<()> {
+    pub fn inject_errors(
+        &self,
+        api: rdkafka::types::RDKafkaApiKey,
+        err: RDKafkaRespErr,
+        n: usize,
+    ) -> KafkaResult<()> {
         self.with(|m| {
             m.request_errors(api, &vec![err; n]);
             Ok(())

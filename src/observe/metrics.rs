@@ -3,8 +3,7 @@
 //! partition, event type, reason codes, classes — never a user, item or message id.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -220,4 +219,3 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
-

@@ -96,7 +96,11 @@ mod tests {
             assert_eq!(b.add(10), Flow::Unchanged);
         }
         assert_eq!(b.add(10), Flow::Pause);
-        assert_eq!(b.add(10), Flow::Unchanged, "overshoot is accepted, not refused");
+        assert_eq!(
+            b.add(10),
+            Flow::Unchanged,
+            "overshoot is accepted, not refused"
+        );
         assert_eq!(b.remove(10), Flow::Unchanged);
         assert_eq!(b.remove(10), Flow::Unchanged);
         assert_eq!(b.remove(10), Flow::Resume);

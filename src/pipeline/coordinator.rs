@@ -14,7 +14,9 @@ use super::lanes::{lane_of, Lanes};
 use super::offset_tracker::OffsetTracker;
 use super::work::{Ack, AckResult, Work};
 use crate::config::{Config, FailurePolicy};
-use crate::kafka::consumer::{commit_sync, tpl_of, tpl_of_tps, BridgeContext, PollEvent, RevokeReply, Tp};
+use crate::kafka::consumer::{
+    commit_sync, tpl_of, tpl_of_tps, BridgeContext, PollEvent, RevokeReply, Tp,
+};
 use crate::kafka::dlq::{DlqProducer, DlqReason};
 use crate::mapping::{MappingPlan, Processed, SourceMessage};
 use crate::mcm::validate::{now_ms, ValidateOptions};
@@ -102,7 +104,8 @@ impl Coordinator {
         let global = Budget::new(deps.config.mcm.max_in_flight, d.max_in_flight_bytes);
         // Acks are bounded by the in-flight budget (plus overshoot and probes): the channel never
         // grows without bound, and a full channel only delays a finished task briefly.
-        let (ack_tx, ack_rx) = mpsc::channel(deps.config.mcm.max_in_flight.saturating_mul(2).max(64));
+        let (ack_tx, ack_rx) =
+            mpsc::channel(deps.config.mcm.max_in_flight.saturating_mul(2).max(64));
         let next_commit = Instant::now() + deps.config.kafka.commit_interval;
         Coordinator {
             deps,
@@ -125,7 +128,11 @@ impl Coordinator {
     }
 
     /// Runs until `shutdown` fires (then drains, commits and returns) or the poll thread ends.
-    pub async fn run(mut self, mut events: mpsc::Receiver<PollEvent>, shutdown: CancellationToken) -> Exit {
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<PollEvent>,
+        shutdown: CancellationToken,
+    ) -> Exit {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
@@ -156,9 +163,17 @@ impl Coordinator {
         match ev {
             PollEvent::Message(msg) => self.on_message(msg),
             PollEvent::Assigned(tps) => self.on_assigned(tps),
-            PollEvent::Revoked { partitions, lost, reply } => self.on_revoked(partitions, lost, reply),
+            PollEvent::Revoked {
+                partitions,
+                lost,
+                reply,
+            } => self.on_revoked(partitions, lost, reply),
             PollEvent::CommitFailed(tps) => {
-                self.deps.metrics.commits.with_label_values(&["error"]).inc();
+                self.deps
+                    .metrics
+                    .commits
+                    .with_label_values(&["error"])
+                    .inc();
                 for tp in tps {
                     if let Some(p) = self.partitions.get_mut(&tp) {
                         p.tracker.forget_committed();
@@ -172,7 +187,11 @@ impl Coordinator {
     }
 
     fn on_assigned(&mut self, tps: Vec<Tp>) {
-        self.deps.metrics.rebalances.with_label_values(&["assign"]).inc();
+        self.deps
+            .metrics
+            .rebalances
+            .with_label_values(&["assign"])
+            .inc();
         let d = &self.deps.config.delivery;
         for tp in tps {
             let generation = self.next_generation;
@@ -183,7 +202,10 @@ impl Coordinator {
                     generation,
                     tracker: OffsetTracker::new(),
                     lanes: Lanes::new(),
-                    budget: Budget::new(d.max_in_flight_per_partition, d.max_in_flight_bytes_per_partition),
+                    budget: Budget::new(
+                        d.max_in_flight_per_partition,
+                        d.max_in_flight_bytes_per_partition,
+                    ),
                     in_flight: 0,
                     cancel: CancellationToken::new(),
                     revoking: false,
@@ -270,7 +292,9 @@ impl Coordinator {
                 work.body = Some(bytes::Bytes::from(event.to_json_bytes()));
                 work.lane = lane_of(self.deps.config.delivery.ordering, work.msg.key());
                 let lane = work.lane;
-                let Some(p) = self.partitions.get_mut(&tp) else { return };
+                let Some(p) = self.partitions.get_mut(&tp) else {
+                    return;
+                };
                 if let Some(ready) = p.lanes.admit(lane, work) {
                     self.spawn_delivery(ready);
                 }
@@ -284,7 +308,11 @@ impl Coordinator {
                 Totals::inc(&self.deps.metrics.totals.filtered);
                 self.finish(work);
             }
-            Processed::Reject { class, reason, detail } => {
+            Processed::Reject {
+                class,
+                reason,
+                detail,
+            } => {
                 self.deps
                     .metrics
                     .delivery_failures
@@ -321,7 +349,8 @@ impl Coordinator {
         let opts = ValidateOptions {
             strict: mcm.strict_validation,
             now_ms: now_ms(),
-            future_tolerance_ms: i64::try_from(mcm.future_tolerance.as_millis()).unwrap_or(i64::MAX),
+            future_tolerance_ms: i64::try_from(mcm.future_tolerance.as_millis())
+                .unwrap_or(i64::MAX),
         };
         match self.deps.plan.route(msg.topic()) {
             Some(mapping) => mapping.process(&source, &opts),
@@ -336,7 +365,9 @@ impl Coordinator {
     // ----- spawning work -----------------------------------------------------------------------
 
     fn spawn_delivery(&mut self, work: Work) {
-        let Some(p) = self.partitions.get_mut(&work.tp) else { return };
+        let Some(p) = self.partitions.get_mut(&work.tp) else {
+            return;
+        };
         p.in_flight += 1;
         let cancel = p.cancel.clone();
         let deliverer = self.deps.deliverer.clone();
@@ -349,7 +380,9 @@ impl Coordinator {
     }
 
     fn spawn_dlq(&mut self, work: Work, why: DlqReason, delay: Duration) {
-        let Some(p) = self.partitions.get_mut(&work.tp) else { return };
+        let Some(p) = self.partitions.get_mut(&work.tp) else {
+            return;
+        };
         p.in_flight += 1;
         let dlq = self.deps.dlq.clone();
         let tx = self.ack_tx.clone();
@@ -403,7 +436,7 @@ impl Coordinator {
                 self.deps
                     .metrics
                     .delivery_failures
-                    .with_label_values(&[&topic, &why.class])
+                    .with_label_values(&[&*topic, why.class.as_str()])
                     .inc();
                 self.undeliverable(work, why);
             }
@@ -420,7 +453,7 @@ impl Coordinator {
                 self.deps
                     .metrics
                     .messages_dead_lettered
-                    .with_label_values(&[&topic, &reason])
+                    .with_label_values(&[&*topic, reason.as_str()])
                     .inc();
                 Totals::inc(&self.deps.metrics.totals.dead_lettered);
                 self.finish(work);
@@ -450,7 +483,7 @@ impl Coordinator {
                 self.deps
                     .metrics
                     .messages_dropped
-                    .with_label_values(&[&work.tp.topic, &why.reason])
+                    .with_label_values(&[&*work.tp.topic, why.reason.as_str()])
                     .inc();
                 Totals::inc(&self.deps.metrics.totals.dropped);
                 self.finish(work);
@@ -474,7 +507,9 @@ impl Coordinator {
 
     /// Marks a message finished: its offset may now be committed.
     fn finish(&mut self, work: Work) {
-        let Some(p) = self.partitions.get_mut(&work.tp) else { return };
+        let Some(p) = self.partitions.get_mut(&work.tp) else {
+            return;
+        };
         p.tracker.complete(work.offset);
         if p.budget.remove(work.bytes) == Flow::Resume {
             self.pauses_dirty = true;
@@ -487,7 +522,7 @@ impl Coordinator {
         self.deps
             .metrics
             .partition_last_progress
-            .with_label_values(&[&work.tp.topic, &work.tp.partition.to_string()])
+            .with_label_values(&[&*work.tp.topic, work.tp.partition.to_string().as_str()])
             .set(now_ms() / 1000);
         self.release_global(1, work.bytes);
         if let Some(next) = next {
@@ -527,7 +562,9 @@ impl Coordinator {
                     probing: false,
                     last_log: now,
                 });
-                self.deps.health.set_config_error(Some(format!("MCM answered {status}: {detail}")));
+                self.deps
+                    .health
+                    .set_config_error(Some(format!("MCM answered {status}: {detail}")));
                 self.deps.metrics.halted.set(1);
                 self.pauses_dirty = true;
             }
@@ -541,8 +578,11 @@ impl Coordinator {
         }
         // Drop parked work whose partition was revoked meanwhile.
         let partitions = &self.partitions;
-        f.parked
-            .retain(|w| partitions.get(&w.tp).is_some_and(|p| p.generation == w.generation));
+        f.parked.retain(|w| {
+            partitions
+                .get(&w.tp)
+                .is_some_and(|p| p.generation == w.generation)
+        });
         let Some(mut work) = f.parked.pop() else {
             // Nothing left to probe with (all revoked): resume and let new messages probe.
             self.exit_fatal();
@@ -591,7 +631,10 @@ impl Coordinator {
             other => {
                 // Any answer past authentication (2xx, or a 400 about the data) means the
                 // configuration works again: handle this message normally and resume.
-                let ack = Ack { work, result: other };
+                let ack = Ack {
+                    work,
+                    result: other,
+                };
                 self.exit_fatal();
                 if let Some(p) = self.partitions.get_mut(&ack.work.tp) {
                     if p.generation == ack.work.generation {
@@ -605,7 +648,10 @@ impl Coordinator {
 
     fn exit_fatal(&mut self) {
         let Some(f) = self.fatal.take() else { return };
-        tracing::info!(parked = f.parked.len(), "MCM accepts our requests again; delivery resumed");
+        tracing::info!(
+            parked = f.parked.len(),
+            "MCM accepts our requests again; delivery resumed"
+        );
         self.deps.health.set_config_error(None);
         if self.halted.is_none() {
             self.deps.metrics.halted.set(0);
@@ -637,13 +683,19 @@ impl Coordinator {
                 tracing::info!("circuit closed: consumption resumed");
             }
         }
-        self.deps.metrics.circuit_state.set(self.deps.deliverer.circuit_metric());
+        self.deps
+            .metrics
+            .circuit_state
+            .set(self.deps.deliverer.circuit_metric());
         if let Some(f) = &mut self.fatal {
             if f.probing {
                 // handled on the probe's ack
             } else if now.duration_since(f.last_log) > Duration::from_secs(30) {
                 f.last_log = now;
-                tracing::error!(parked = f.parked.len(), "delivery still halted by an MCM configuration error");
+                tracing::error!(
+                    parked = f.parked.len(),
+                    "delivery still halted by an MCM configuration error"
+                );
             }
         }
         self.probe_fatal();
@@ -675,7 +727,11 @@ impl Coordinator {
                 Totals::inc(&self.deps.metrics.totals.committed_commits);
             }
             Err(e) => {
-                self.deps.metrics.commits.with_label_values(&["error"]).inc();
+                self.deps
+                    .metrics
+                    .commits
+                    .with_label_values(&["error"])
+                    .inc();
                 tracing::warn!(error = %e, "async commit failed; will retry");
                 for (tp, _) in offsets {
                     if let Some(p) = self.partitions.get_mut(&tp) {
@@ -737,7 +793,7 @@ impl Coordinator {
                 &self.deps.metrics.consumer_lag_seconds,
                 &self.deps.metrics.partition_last_progress,
             ] {
-                let _ = g.remove_label_values(&[&tp.topic, &part]);
+                let _ = g.remove_label_values(&[&*tp.topic, part.as_str()]);
             }
         }
         self.paused.remove(tp);
@@ -752,7 +808,8 @@ impl Coordinator {
             let waiting = p.lanes.take_waiting();
             released.0 += waiting.len();
             released.1 += waiting.iter().map(|w| w.bytes).sum::<u64>();
-            p.budget.remove_many(waiting.len(), waiting.iter().map(|w| w.bytes).sum());
+            p.budget
+                .remove_many(waiting.len(), waiting.iter().map(|w| w.bytes).sum());
         }
         self.release_global(released.0, released.1);
         self.pauses_dirty = true;
@@ -775,9 +832,10 @@ impl Coordinator {
         if !offsets.is_empty() {
             let consumer = self.consumer.clone();
             let started = Instant::now();
-            let ok = tokio::task::spawn_blocking(move || commit_sync(&*consumer, &offsets, "shutdown"))
-                .await
-                .unwrap_or(false);
+            let ok =
+                tokio::task::spawn_blocking(move || commit_sync(&*consumer, &offsets, "shutdown"))
+                    .await
+                    .unwrap_or(false);
             self.deps
                 .metrics
                 .commit_latency

@@ -61,7 +61,10 @@ impl Deliverer {
             _ => r.retry_reasons.len(),
         };
         for kind in r.retry_reasons.iter().take(retried) {
-            self.metrics.retries.with_label_values(&[kind.as_str()]).inc();
+            self.metrics
+                .retries
+                .with_label_values(&[kind.as_str()])
+                .inc();
         }
         match r.verdict {
             Verdict::Delivered(_) => AckResult::Delivered,
@@ -102,9 +105,10 @@ fn reason_of(class: &str, o: &Outcome) -> DlqReason {
             body_snippet,
             ..
         } => (format!("http_{status}"), Some(body_snippet.clone())),
-        Outcome::Retryable { kind, detail, .. } => {
-            (format!("retries_exhausted_{}", kind.as_str()), Some(detail.clone()))
-        }
+        Outcome::Retryable { kind, detail, .. } => (
+            format!("retries_exhausted_{}", kind.as_str()),
+            Some(detail.clone()),
+        ),
         Outcome::Fatal {
             status,
             body_snippet,

@@ -122,10 +122,18 @@ mod tests {
         for o in 11..15 {
             assert!(t.complete(o));
         }
-        assert_eq!(t.watermark(), Some(10), "a later success must not skip the failure");
+        assert_eq!(
+            t.watermark(),
+            Some(10),
+            "a later success must not skip the failure"
+        );
         assert_eq!(t.commit_candidate(), Some(10));
         t.mark_committed(10);
-        assert_eq!(t.commit_candidate(), None, "unchanged watermark is not re-committed");
+        assert_eq!(
+            t.commit_candidate(),
+            None,
+            "unchanged watermark is not re-committed"
+        );
         // Dead-lettered and acknowledged: now everything is finished.
         assert!(t.complete(10));
         assert_eq!(t.watermark(), Some(15));

@@ -33,7 +33,8 @@ pub struct Work {
 impl Work {
     pub fn new(msg: OwnedMessage, tp: Tp, generation: u64) -> Work {
         let offset = msg.offset();
-        let bytes = (msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len)) as u64;
+        let bytes =
+            (msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len)) as u64;
         Work {
             msg,
             tp,

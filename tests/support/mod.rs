@@ -1,0 +1,282 @@
+//! Shared harness for whole-pipeline tests: a real Kafka-protocol broker (librdkafka's mock
+//! cluster, in this process), the MCM sandbox over real HTTP, and the bridge's own `pipeline::run`.
+#![allow(dead_code)]
+
+use mcm_bridge::config::Config;
+use mcm_bridge::kafka::mock::MockBroker;
+use mcm_bridge::mapping::MappingPlan;
+use mcm_bridge::observe::health::Health;
+use mcm_bridge::observe::metrics::Metrics;
+use mcm_bridge::pipeline::coordinator::Exit;
+use mcm_bridge::sandbox::{SandboxConfig, SandboxHandle};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub const API_KEY: &str = "test-key-7f3a";
+pub const PLATFORM: &str = "TEST_PLATFORM";
+
+/// The mapping used by pipeline tests: `kind` chooses the event type; `page` feeds PAGE_VIEW.
+pub const TEST_TOPICS: &str = r#"
+topics:
+  - topic: events
+    on_no_match: dlq
+    fields:
+      id: {path: id}
+      timestamp: {path: ts, transform: epoch_millis}
+      channel_type: SITE
+      user_id: {path: user}
+    rules:
+      - when: {field: kind, equals: home}
+        event_type: HOME
+      - when: {field: kind, equals: page}
+        event_type: PAGE_VIEW
+        fields:
+          page_id: {path: page}
+"#;
+
+/// A bridge configuration pointing at `bootstrap` and the sandbox.
+pub fn config_text(bootstrap: &str, sandbox_url: &str, group: &str, delivery_extra: &str, mcm_extra: &str) -> String {
+    format!(
+        r#"
+kafka:
+  bootstrap_servers: "{bootstrap}"
+  group_id: {group}
+  session_timeout: 6s
+  commit_interval: 200ms
+mcm:
+  base_url: {sandbox_url}
+  allow_insecure_http: true
+  platform_id: {PLATFORM}
+  api_key: {API_KEY}
+  timeout: 5s
+  future_tolerance: 1h
+  retry:
+    initial_backoff: 10ms
+    max_backoff: 200ms
+    max_attempts: 50
+  circuit_breaker:
+    failure_threshold: 1000
+    probe_interval: 500ms
+{mcm_extra}
+delivery:
+  drain_timeout: 3s
+{delivery_extra}
+observe:
+  listen: 127.0.0.1:0
+{TEST_TOPICS}"#
+    )
+}
+
+pub fn load(text: &str) -> (Config, MappingPlan) {
+    let env = |_: &str| -> Option<String> { None };
+    let cfg = mcm_bridge::config::load_str(text, Path::new("."), &env, Vec::<(String, String)>::new())
+        .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+    let mut errors = Vec::new();
+    let plan = mcm_bridge::mapping::compile(&cfg.topics, &mut errors);
+    assert!(errors.is_empty(), "mapping errors: {errors:?}");
+    (cfg, plan)
+}
+
+pub async fn sandbox(dir: &Path) -> SandboxHandle {
+    let mut cfg = SandboxConfig::new(PLATFORM, API_KEY);
+    cfg.record = Some(dir.join("accepted.jsonl"));
+    mcm_bridge::sandbox::spawn(cfg).await.expect("sandbox starts")
+}
+
+/// A running bridge (the library pipeline in this process).
+pub struct Bridge {
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    task: tokio::task::JoinHandle<Exit>,
+}
+
+impl Bridge {
+    pub fn start(text: &str) -> Bridge {
+        let (cfg, plan) = load(text);
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::new());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let (metrics, health, shutdown) = (metrics.clone(), health.clone(), shutdown.clone());
+            async move {
+                mcm_bridge::pipeline::run(Arc::new(cfg), Arc::new(plan), metrics, health, shutdown)
+                    .await
+                    .expect("pipeline starts")
+            }
+        });
+        Bridge {
+            shutdown,
+            metrics,
+            health,
+            task,
+        }
+    }
+
+    pub async fn stop(self) -> Exit {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("bridge stops within 30 s")
+            .expect("bridge task")
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.metrics.totals.delivered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn dead_lettered(&self) -> u64 {
+        self.metrics.totals.dead_lettered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn finished(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t = &self.metrics.totals;
+        t.delivered.load(Relaxed) + t.dead_lettered.load(Relaxed) + t.filtered.load(Relaxed) + t.dropped.load(Relaxed)
+    }
+}
+
+pub fn broker(topic: &str, partitions: i32) -> MockBroker {
+    let b = MockBroker::start(1).expect("mock broker");
+    b.create_topic(topic, partitions).expect("topic");
+    b
+}
+
+/// A JSON test event with a unique id.
+pub fn event(id: &str, kind: &str) -> Vec<u8> {
+    let now = chrono_now_ms() - 60_000;
+    serde_json::to_vec(&serde_json::json!({
+        "id": id, "kind": kind, "ts": now, "user": format!("user-{id}"), "page": format!("page-{id}")
+    }))
+    .expect("json")
+}
+
+pub fn chrono_now_ms() -> i64 {
+    mcm_bridge::mcm::validate::now_ms()
+}
+
+/// Produces `(partition, key, payload)` records and waits until all are acknowledged.
+pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, Option<Vec<u8>>, Option<Vec<u8>>)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for (part, key, payload) in records {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(*part);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(v) = payload {
+            rec = rec.payload(v);
+        }
+        let mut rec = rec;
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    p.poll(Duration::from_millis(10));
+                    rec = r;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `timeout`.
+pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Committed offsets of `group` for each partition (`None` when nothing is committed).
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The high watermark (end offset) of each partition.
+pub fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1)
+        .collect()
+}
+
+/// Every record of `topic` (all partitions), read from the beginning.
+pub fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<OwnedMessage> {
+    let ends = end_offsets(bootstrap, topic, partitions);
+    let total: i64 = ends.iter().sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while (out.len() as i64) < total && start.elapsed() < Duration::from_secs(30) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+/// Headers of a message as a map (UTF-8 values).
+pub fn headers(m: &OwnedMessage) -> BTreeMap<String, String> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Counts of each id in `ids`.
+pub fn counts(ids: &[String]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for id in ids {
+        *m.entry(id.clone()).or_insert(0) += 1;
+    }
+    m
+}
