@@ -23,11 +23,14 @@ enum Command {
         #[arg(long, short, default_value = "mcm-bridge.yaml")]
         config: PathBuf,
     },
+    /// Run a local fake of the MCM User Event API (for the demo, tests and benchmarks).
+    Sandbox(mcm_bridge::sandbox::SandboxArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
+        Command::Sandbox(args) => mcm_bridge::sandbox::run(args),
     }
 }
