@@ -12,3 +12,4 @@ pub mod mapping;
 pub mod mcm;
 pub mod observe;
 pub mod pipeline;
+pub mod sandbox;

@@ -31,6 +31,8 @@ enum Command {
     },
     /// Run a local Kafka-protocol broker (librdkafka's mock cluster) and print its address.
     DevBroker(mcm_bridge::cli::dev_broker::DevBrokerArgs),
+    /// Run a local fake of the MCM User Event API (for the demo, tests and benchmarks).
+    Sandbox(mcm_bridge::sandbox::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +41,6 @@ fn main() -> ExitCode {
         Command::Run { config } => mcm_bridge::cli::run::run(&config),
         Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
         Command::DevBroker(args) => mcm_bridge::cli::dev_broker::run(&args),
+        Command::Sandbox(args) => mcm_bridge::sandbox::run(args),
     }
 }
