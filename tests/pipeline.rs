@@ -13,12 +13,20 @@ fn ids(n: usize, prefix: &str) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
-fn records(ids: &[String], partitions: i32, kind: &str) -> Vec<(i32, Option<Vec<u8>>, Option<Vec<u8>>)> {
+fn records(
+    ids: &[String],
+    partitions: i32,
+    kind: &str,
+) -> Vec<(i32, Option<Vec<u8>>, Option<Vec<u8>>)> {
     ids.iter()
         .enumerate()
         .map(|(i, id)| {
             let p = (i % partitions as usize) as i32;
-            (p, Some(format!("k{}", i % 97).into_bytes()), Some(event(id, kind)))
+            (
+                p,
+                Some(format!("k{}", i % 97).into_bytes()),
+                Some(event(id, kind)),
+            )
         })
         .collect()
 }
@@ -27,7 +35,10 @@ fn assert_committed_to_end(bootstrap: &str, group: &str, topic: &str, partitions
     let ends = end_offsets(bootstrap, topic, partitions);
     let committed = committed(bootstrap, group, topic, partitions);
     let want: Vec<Option<i64>> = ends.iter().map(|e| Some(*e)).collect();
-    assert_eq!(committed, want, "committed offsets must equal the end offsets");
+    assert_eq!(
+        committed, want,
+        "committed offsets must equal the end offsets"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -36,17 +47,35 @@ async fn healthy_sink_delivers_every_event_once_and_commits_to_the_end() {
     let sb = sandbox(dir.path()).await;
     let b = broker("events", 4);
     let produced = ids(10_000, "a-");
-    produce(b.bootstrap_servers(), "events", &records(&produced, 4, "home"));
+    produce(
+        b.bootstrap_servers(),
+        "events",
+        &records(&produced, 4, "home"),
+    );
 
-    let bridge = Bridge::start(&config_text(b.bootstrap_servers(), &sb.base_url(), "g-a", "", ""));
-    wait_until(Duration::from_secs(120), "10k deliveries", || bridge.finished() >= 10_000).await;
+    let bridge = Bridge::start(&config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-a",
+        "",
+        "",
+    ));
+    wait_until(Duration::from_secs(120), "10k deliveries", || {
+        bridge.finished() >= 10_000
+    })
+    .await;
     bridge.stop().await;
 
     let got = sb.accepted_ids().await.expect("record");
     let c = counts(&got);
     let lost: Vec<_> = produced.iter().filter(|id| !c.contains_key(*id)).collect();
     let dups: usize = c.values().map(|n| n - 1).sum();
-    assert!(lost.is_empty(), "lost {} ids, e.g. {:?}", lost.len(), lost.first());
+    assert!(
+        lost.is_empty(),
+        "lost {} ids, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
     assert_eq!(dups, 0, "a healthy run delivers each event exactly once");
     assert_eq!(got.len(), 10_000);
     assert_committed_to_end(b.bootstrap_servers(), "g-a", "events", 4);
@@ -63,20 +92,44 @@ async fn failing_and_throttling_sink_loses_nothing() {
     sb.set_faults(&faults).expect("faults");
     let b = broker("events", 4);
     let produced = ids(3_000, "b-");
-    produce(b.bootstrap_servers(), "events", &records(&produced, 4, "page"));
+    produce(
+        b.bootstrap_servers(),
+        "events",
+        &records(&produced, 4, "page"),
+    );
 
-    let bridge = Bridge::start(&config_text(b.bootstrap_servers(), &sb.base_url(), "g-b", "", ""));
-    wait_until(Duration::from_secs(120), "3k deliveries", || bridge.finished() >= 3_000).await;
+    let bridge = Bridge::start(&config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-b",
+        "",
+        "",
+    ));
+    wait_until(Duration::from_secs(120), "3k deliveries", || {
+        bridge.finished() >= 3_000
+    })
+    .await;
     let retries: u64 = ["server_error", "throttled"]
         .iter()
         .map(|r| bridge.metrics.retries.with_label_values(&[*r]).get())
         .sum();
     bridge.stop().await;
 
-    let got: HashSet<String> = sb.accepted_ids().await.expect("record").into_iter().collect();
+    let got: HashSet<String> = sb
+        .accepted_ids()
+        .await
+        .expect("record")
+        .into_iter()
+        .collect();
     let lost = produced.iter().filter(|id| !got.contains(*id)).count();
-    assert_eq!(lost, 0, "every event is delivered despite 20% 500s and 10% 429s");
-    assert!(retries > 300, "faults were injected and retried ({retries} retries)");
+    assert_eq!(
+        lost, 0,
+        "every event is delivered despite 20% 500s and 10% 429s"
+    );
+    assert!(
+        retries > 300,
+        "faults were injected and retried ({retries} retries)"
+    );
     let stats = sb.stats().await;
     assert!(stats.faults.values().sum::<u64>() > 300, "{stats:?}");
     assert_committed_to_end(b.bootstrap_servers(), "g-b", "events", 4);
@@ -94,10 +147,32 @@ async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls() {
     let future_ts = chrono_now_ms() + 10 * 60_000; // passes the bridge (1h tolerance), 400 at MCM
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("invalid_json", b"{not json".to_vec()),
-        ("no_match", serde_json::to_vec(&serde_json::json!({"id":"x1","kind":"refund","ts":chrono_now_ms(),"user":"u"})).expect("json")),
-        ("no_identifier", serde_json::to_vec(&serde_json::json!({"id":"x2","kind":"home","ts":chrono_now_ms()})).expect("json")),
-        ("missing_page_id", serde_json::to_vec(&serde_json::json!({"id":"x3","kind":"page","ts":chrono_now_ms(),"user":"u"})).expect("json")),
-        ("http_400", serde_json::to_vec(&serde_json::json!({"id":"x4","kind":"home","ts":future_ts,"user":"u"})).expect("json")),
+        (
+            "no_matching_rule",
+            serde_json::to_vec(
+                &serde_json::json!({"id":"x1","kind":"refund","ts":chrono_now_ms(),"user":"u"}),
+            )
+            .expect("json"),
+        ),
+        (
+            "no_identifier",
+            serde_json::to_vec(&serde_json::json!({"id":"x2","kind":"home","ts":chrono_now_ms()}))
+                .expect("json"),
+        ),
+        (
+            "missing_page_id",
+            serde_json::to_vec(
+                &serde_json::json!({"id":"x3","kind":"page","ts":chrono_now_ms(),"user":"u"}),
+            )
+            .expect("json"),
+        ),
+        (
+            "http_400",
+            serde_json::to_vec(
+                &serde_json::json!({"id":"x4","kind":"home","ts":future_ts,"user":"u"}),
+            )
+            .expect("json"),
+        ),
     ];
     // Interleave the bad ones with good ones on both partitions.
     for (i, (_, payload)) in bad.iter().enumerate() {
@@ -107,18 +182,41 @@ async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls() {
     produce(b.bootstrap_servers(), "events", &recs);
     let total = recs.len() as u64;
 
-    let bridge = Bridge::start(&config_text(b.bootstrap_servers(), &sb.base_url(), "g-c", "", ""));
-    wait_until(Duration::from_secs(60), "every message finished", || bridge.finished() >= total).await;
+    let bridge = Bridge::start(&config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-c",
+        "",
+        "",
+    ));
+    wait_until(Duration::from_secs(60), "every message finished", || {
+        bridge.finished() >= total
+    })
+    .await;
     assert_eq!(bridge.dead_lettered(), bad.len() as u64 + 1);
     bridge.stop().await;
 
-    let got: HashSet<String> = sb.accepted_ids().await.expect("record").into_iter().collect();
-    assert!(good.iter().all(|id| got.contains(id)), "every good event delivered");
+    let got: HashSet<String> = sb
+        .accepted_ids()
+        .await
+        .expect("record")
+        .into_iter()
+        .collect();
+    assert!(
+        good.iter().all(|id| got.contains(id)),
+        "every good event delivered"
+    );
     let dlq = read_all(b.bootstrap_servers(), "g-c.dlq", 1);
     assert_eq!(dlq.len(), bad.len() + 1);
-    let reasons: Vec<String> = dlq.iter().map(|m| headers(m)["mcm.error.reason"].clone()).collect();
+    let reasons: Vec<String> = dlq
+        .iter()
+        .map(|m| headers(m)["mcm.error.reason"].clone())
+        .collect();
     for (want, _) in &bad {
-        assert!(reasons.iter().any(|r| r == want), "{want} not in {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "{want} not in {reasons:?}"
+        );
     }
     for m in &dlq {
         let h = headers(m);
@@ -130,10 +228,15 @@ async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls() {
             assert!(h["mcm.response.snippet"].contains("timestamp"), "{h:?}");
             assert_eq!(h["mcm.error.class"], "permanent");
         }
-        assert!(!h.values().any(|v| v.contains(API_KEY)), "the API key never reaches a DLQ header");
+        assert!(
+            !h.values().any(|v| v.contains(API_KEY)),
+            "the API key never reaches a DLQ header"
+        );
     }
     // The original value is kept byte for byte.
-    assert!(dlq.iter().any(|m| rdkafka::Message::payload(m) == Some(&b"{not json"[..])));
+    assert!(dlq
+        .iter()
+        .any(|m| rdkafka::Message::payload(m) == Some(&b"{not json"[..])));
     assert_committed_to_end(b.bootstrap_servers(), "g-c", "events", 2);
     sb.shutdown().await.expect("sandbox stops");
 }
@@ -143,28 +246,50 @@ async fn member_leaving_and_rejoining_loses_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     let mut faults = sb.faults();
-    faults.latency = Duration::from_millis(5);
+    // Slow enough (8 in flight × 20 ms ≈ 400 events/s) that work remains when members come and go.
+    faults.latency = Duration::from_millis(20);
     sb.set_faults(&faults).expect("faults");
     let b = broker("events", 4);
     let produced = ids(6_000, "e-");
     let recs = records(&produced, 4, "home");
-    let text = config_text(b.bootstrap_servers(), &sb.base_url(), "g-e", "", "  max_in_flight: 16");
+    let text = config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-e",
+        "",
+        "  max_in_flight: 8",
+    );
     produce(b.bootstrap_servers(), "events", &recs[..2_000]);
     let a = Bridge::start(&text);
-    wait_until(Duration::from_secs(60), "A started delivering", || a.finished() >= 200).await;
+    wait_until(Duration::from_secs(60), "A started delivering", || {
+        a.finished() >= 200
+    })
+    .await;
     let second = Bridge::start(&text);
     produce(b.bootstrap_servers(), "events", &recs[2_000..4_000]);
-    wait_until(Duration::from_secs(60), "B got work", || second.finished() >= 100).await;
+    wait_until(Duration::from_secs(60), "B got work", || {
+        second.finished() >= 100
+    })
+    .await;
     second.stop().await; // leaves mid-stream
     produce(b.bootstrap_servers(), "events", &recs[4_000..]);
     let again = Bridge::start(&text); // rejoins
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let got: HashSet<String> = sb.accepted_ids().await.expect("record").into_iter().collect();
+        let got: HashSet<String> = sb
+            .accepted_ids()
+            .await
+            .expect("record")
+            .into_iter()
+            .collect();
         if produced.iter().all(|id| got.contains(id)) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "lost {} ids", produced.iter().filter(|id| !got.contains(*id)).count());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lost {} ids",
+            produced.iter().filter(|id| !got.contains(*id)).count()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     a.stop().await;
@@ -180,13 +305,33 @@ async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
     sb.set_api_key("a-different-key");
     let b = broker("events", 2);
     let produced = ids(500, "f-");
-    produce(b.bootstrap_servers(), "events", &records(&produced, 2, "home"));
+    produce(
+        b.bootstrap_servers(),
+        "events",
+        &records(&produced, 2, "home"),
+    );
 
-    let bridge = Bridge::start(&config_text(b.bootstrap_servers(), &sb.base_url(), "g-f", "", ""));
-    wait_until(Duration::from_secs(30), "the halt", || bridge.metrics.halted.get() == 1).await;
+    let bridge = Bridge::start(&config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-f",
+        "",
+        "",
+    ));
+    wait_until(Duration::from_secs(30), "the halt", || {
+        bridge.metrics.halted.get() == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(bridge.health.readiness().is_err(), "not ready while MCM rejects the key");
-    assert_eq!(bridge.dead_lettered(), 0, "a configuration error never dead-letters the stream");
+    assert!(
+        bridge.health.readiness().is_err(),
+        "not ready while MCM rejects the key"
+    );
+    assert_eq!(
+        bridge.dead_lettered(),
+        0,
+        "a configuration error never dead-letters the stream"
+    );
     assert_eq!(bridge.delivered(), 0);
     let committed_during = committed(b.bootstrap_servers(), "g-f", "events", 2);
     assert!(
@@ -195,11 +340,23 @@ async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
     );
 
     sb.set_api_key(API_KEY); // the operator fixes the key
-    wait_until(Duration::from_secs(60), "resume after the fix", || bridge.finished() >= 500).await;
-    assert!(bridge.health.readiness().is_ok(), "{:?}", bridge.health.readiness());
+    wait_until(Duration::from_secs(60), "resume after the fix", || {
+        bridge.finished() >= 500
+    })
+    .await;
+    assert!(
+        bridge.health.readiness().is_ok(),
+        "{:?}",
+        bridge.health.readiness()
+    );
     assert_eq!(bridge.metrics.halted.get(), 0);
     bridge.stop().await;
-    let got: HashSet<String> = sb.accepted_ids().await.expect("record").into_iter().collect();
+    let got: HashSet<String> = sb
+        .accepted_ids()
+        .await
+        .expect("record")
+        .into_iter()
+        .collect();
     assert!(produced.iter().all(|id| got.contains(id)));
     assert_committed_to_end(b.bootstrap_servers(), "g-f", "events", 2);
     sb.shutdown().await.expect("sandbox stops");

@@ -86,6 +86,10 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
 }
 
 impl ClientContext for BridgeContext {
+    /// Statistics are consumed by the lag sampler; the default implementation would log them at
+    /// info level every interval.
+    fn stats(&self, _statistics: rdkafka::Statistics) {}
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka client error");
         let _ = self

@@ -24,7 +24,7 @@ use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, Totals};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -38,6 +38,8 @@ struct PartitionState {
     budget: Budget,
     /// Spawned delivery / DLQ tasks not yet acknowledged.
     in_flight: usize,
+    /// HTTP deliveries of this partition in flight (bounded by `max_in_flight_per_partition`).
+    requests: usize,
     /// Cancels this partition's tasks when it is revoked.
     cancel: CancellationToken,
     revoking: bool,
@@ -48,6 +50,9 @@ struct DrainJob {
     deadline: Instant,
     reply: RevokeReply,
 }
+
+/// Messages that may be taken from Kafka per request slot (see [`Coordinator::new`]).
+const TAKEN_PER_REQUEST_SLOT: usize = 2;
 
 /// Delivery halted by a configuration error (401/403/404): messages wait here until a probe
 /// succeeds (e.g. after the key was rotated).
@@ -74,7 +79,12 @@ pub struct Coordinator {
     consumer: Arc<BaseConsumer<BridgeContext>>,
     partitions: HashMap<Tp, PartitionState>,
     next_generation: u64,
+    /// Messages taken from Kafka and not finished (pauses fetching when full).
     global: Budget,
+    /// Mapped messages waiting for a request slot, oldest first.
+    ready: VecDeque<Work>,
+    /// HTTP deliveries in flight (bounded by `mcm.max_in_flight`).
+    requests: usize,
     paused: HashSet<Tp>,
     pauses_dirty: bool,
     ack_tx: mpsc::Sender<Ack>,
@@ -101,7 +111,15 @@ pub enum Exit {
 impl Coordinator {
     pub fn new(deps: Deps, consumer: Arc<BaseConsumer<BridgeContext>>) -> Coordinator {
         let d = &deps.config.delivery;
-        let global = Budget::new(deps.config.mcm.max_in_flight, d.max_in_flight_bytes);
+        // Requests in flight are bounded by max_in_flight; messages *taken* may be twice that, so
+        // a request slot that frees up finds mapped work ready instead of waiting for a fetch.
+        let global = Budget::new(
+            deps.config
+                .mcm
+                .max_in_flight
+                .saturating_mul(TAKEN_PER_REQUEST_SLOT),
+            d.max_in_flight_bytes,
+        );
         // Acks are bounded by the in-flight budget (plus overshoot and probes): the channel never
         // grows without bound, and a full channel only delays a finished task briefly.
         let (ack_tx, ack_rx) =
@@ -113,6 +131,8 @@ impl Coordinator {
             partitions: HashMap::new(),
             next_generation: 1,
             global,
+            ready: VecDeque::new(),
+            requests: 0,
             paused: HashSet::new(),
             pauses_dirty: false,
             ack_tx,
@@ -203,10 +223,12 @@ impl Coordinator {
                     tracker: OffsetTracker::new(),
                     lanes: Lanes::new(),
                     budget: Budget::new(
-                        d.max_in_flight_per_partition,
+                        d.max_in_flight_per_partition
+                            .saturating_mul(TAKEN_PER_REQUEST_SLOT),
                         d.max_in_flight_bytes_per_partition,
                     ),
                     in_flight: 0,
+                    requests: 0,
                     cancel: CancellationToken::new(),
                     revoking: false,
                 },
@@ -224,6 +246,7 @@ impl Coordinator {
             .rebalances
             .with_label_values(&[if lost { "lost" } else { "revoke" }])
             .inc();
+        self.drop_ready(|w| tps.contains(&w.tp));
         for tp in &tps {
             if let Some(p) = self.partitions.get_mut(tp) {
                 p.revoking = true;
@@ -364,11 +387,54 @@ impl Coordinator {
 
     // ----- spawning work -----------------------------------------------------------------------
 
+    /// Queues a mapped message for delivery and starts what the request bounds allow.
     fn spawn_delivery(&mut self, work: Work) {
+        self.ready.push_back(work);
+        self.dispatch_ready();
+    }
+
+    /// Starts deliveries from the ready queue, oldest first, while `mcm.max_in_flight` and the
+    /// partition's `max_in_flight_per_partition` allow.
+    fn dispatch_ready(&mut self) {
+        let max = self.deps.config.mcm.max_in_flight;
+        let per_partition = self.deps.config.delivery.max_in_flight_per_partition;
+        let mut i = 0;
+        while self.requests < max && i < self.ready.len() {
+            let startable = self
+                .partitions
+                .get(&self.ready[i].tp)
+                .is_some_and(|p| p.requests < per_partition);
+            if !startable {
+                i += 1;
+                continue;
+            }
+            if let Some(work) = self.ready.remove(i) {
+                self.start_delivery(work);
+            }
+        }
+    }
+
+    /// Removes ready (not yet started) work matching `pred`, releasing its budget: it was never
+    /// sent, is not committed, and will be read again by whoever owns the partition next.
+    fn drop_ready(&mut self, pred: impl Fn(&Work) -> bool) {
+        let (dropped, kept): (Vec<Work>, Vec<Work>) = self.ready.drain(..).partition(|w| pred(w));
+        self.ready = kept.into();
+        for w in dropped {
+            if let Some(p) = self.partitions.get_mut(&w.tp) {
+                p.budget.remove(w.bytes);
+            }
+            self.release_global(1, w.bytes);
+        }
+    }
+
+    fn start_delivery(&mut self, mut work: Work) {
         let Some(p) = self.partitions.get_mut(&work.tp) else {
             return;
         };
         p.in_flight += 1;
+        p.requests += 1;
+        self.requests += 1;
+        work.request = true;
         let cancel = p.cancel.clone();
         let deliverer = self.deps.deliverer.clone();
         let tx = self.ack_tx.clone();
@@ -420,6 +486,12 @@ impl Coordinator {
             return;
         }
         p.in_flight = p.in_flight.saturating_sub(1);
+        let mut work = work;
+        if work.request {
+            work.request = false;
+            p.requests = p.requests.saturating_sub(1);
+            self.requests = self.requests.saturating_sub(1);
+        }
         let topic = work.tp.topic.clone();
         match result {
             AckResult::Delivered => {
@@ -466,6 +538,7 @@ impl Coordinator {
                 }
             }
         }
+        self.dispatch_ready();
         self.check_drains();
     }
 
@@ -803,6 +876,7 @@ impl Coordinator {
     fn begin_shutdown(&mut self) {
         tracing::info!("shutdown requested: pausing consumption and draining in-flight deliveries");
         self.shutdown_deadline = Some(Instant::now() + self.deps.config.delivery.drain_timeout);
+        self.drop_ready(|_| true);
         let mut released = (0usize, 0u64);
         for p in self.partitions.values_mut() {
             let waiting = p.lanes.take_waiting();

@@ -28,6 +28,8 @@ pub struct Work {
     pub taken_at: Instant,
     /// Sent as a probe while delivery is halted by a configuration error.
     pub probe: bool,
+    /// An HTTP delivery task holds a request slot for it.
+    pub request: bool,
 }
 
 impl Work {
@@ -46,6 +48,7 @@ impl Work {
             event_type: None,
             taken_at: Instant::now(),
             probe: false,
+            request: false,
         }
     }
 }

@@ -43,7 +43,13 @@ topics:
 "#;
 
 /// A bridge configuration pointing at `bootstrap` and the sandbox.
-pub fn config_text(bootstrap: &str, sandbox_url: &str, group: &str, delivery_extra: &str, mcm_extra: &str) -> String {
+pub fn config_text(
+    bootstrap: &str,
+    sandbox_url: &str,
+    group: &str,
+    delivery_extra: &str,
+    mcm_extra: &str,
+) -> String {
     format!(
         r#"
 kafka:
@@ -51,6 +57,8 @@ kafka:
   group_id: {group}
   session_timeout: 6s
   commit_interval: 200ms
+  properties:
+    heartbeat.interval.ms: 500
 mcm:
   base_url: {sandbox_url}
   allow_insecure_http: true
@@ -77,8 +85,9 @@ observe:
 
 pub fn load(text: &str) -> (Config, MappingPlan) {
     let env = |_: &str| -> Option<String> { None };
-    let cfg = mcm_bridge::config::load_str(text, Path::new("."), &env, Vec::<(String, String)>::new())
-        .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+    let cfg =
+        mcm_bridge::config::load_str(text, Path::new("."), &env, Vec::<(String, String)>::new())
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
     let mut errors = Vec::new();
     let plan = mcm_bridge::mapping::compile(&cfg.topics, &mut errors);
     assert!(errors.is_empty(), "mapping errors: {errors:?}");
@@ -88,7 +97,9 @@ pub fn load(text: &str) -> (Config, MappingPlan) {
 pub async fn sandbox(dir: &Path) -> SandboxHandle {
     let mut cfg = SandboxConfig::new(PLATFORM, API_KEY);
     cfg.record = Some(dir.join("accepted.jsonl"));
-    mcm_bridge::sandbox::spawn(cfg).await.expect("sandbox starts")
+    mcm_bridge::sandbox::spawn(cfg)
+        .await
+        .expect("sandbox starts")
 }
 
 /// A running bridge (the library pipeline in this process).
@@ -101,6 +112,9 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn start(text: &str) -> Bridge {
+        if let Ok(level) = std::env::var("TEST_LOG") {
+            mcm_bridge::observe::logging::init(mcm_bridge::config::LogFormat::Text, &level);
+        }
         let (cfg, plan) = load(text);
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
@@ -130,17 +144,26 @@ impl Bridge {
     }
 
     pub fn delivered(&self) -> u64 {
-        self.metrics.totals.delivered.load(std::sync::atomic::Ordering::Relaxed)
+        self.metrics
+            .totals
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn dead_lettered(&self) -> u64 {
-        self.metrics.totals.dead_lettered.load(std::sync::atomic::Ordering::Relaxed)
+        self.metrics
+            .totals
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn finished(&self) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
         let t = &self.metrics.totals;
-        t.delivered.load(Relaxed) + t.dead_lettered.load(Relaxed) + t.filtered.load(Relaxed) + t.dropped.load(Relaxed)
+        t.delivered.load(Relaxed)
+            + t.dead_lettered.load(Relaxed)
+            + t.filtered.load(Relaxed)
+            + t.dropped.load(Relaxed)
     }
 }
 
@@ -197,7 +220,10 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, Option<Vec<u8>>, O
 pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -213,7 +239,9 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed");
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed");
     (0..partitions)
         .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => Some(o),
@@ -229,7 +257,11 @@ pub fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
         .create()
         .expect("consumer");
     (0..partitions)
-        .map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
         .collect()
 }
 
@@ -248,7 +280,8 @@ pub fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<OwnedMessa
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
     }
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
@@ -266,7 +299,12 @@ pub fn headers(m: &OwnedMessage) -> BTreeMap<String, String> {
     m.headers()
         .map(|h| {
             h.iter()
-                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
