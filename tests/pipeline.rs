@@ -13,11 +13,7 @@ fn ids(n: usize, prefix: &str) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
 }
 
-fn records(
-    ids: &[String],
-    partitions: i32,
-    kind: &str,
-) -> Vec<(i32, Option<Vec<u8>>, Option<Vec<u8>>)> {
+fn records(ids: &[String], partitions: i32, kind: &str) -> Vec<Record> {
     ids.iter()
         .enumerate()
         .map(|(i, id)| {

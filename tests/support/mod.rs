@@ -186,8 +186,11 @@ pub fn chrono_now_ms() -> i64 {
     mcm_bridge::mcm::validate::now_ms()
 }
 
-/// Produces `(partition, key, payload)` records and waits until all are acknowledged.
-pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, Option<Vec<u8>>, Option<Vec<u8>>)]) {
+/// A record to produce: partition, key, value.
+pub type Record = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Produces records and waits until all are acknowledged.
+pub fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
