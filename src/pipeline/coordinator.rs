@@ -97,6 +97,10 @@ pub struct Coordinator {
     circuit_open: bool,
     shutdown_deadline: Option<Instant>,
     next_commit: Instant,
+    /// Messages finished since the last commit: a commit also happens every `max_in_flight` of
+    /// them, so a crash re-delivers at most about one in-flight window, not a commit interval's
+    /// worth of traffic.
+    finished_since_commit: usize,
 }
 
 /// What the pipeline run ended with.
@@ -144,6 +148,7 @@ impl Coordinator {
             circuit_open: false,
             shutdown_deadline: None,
             next_commit,
+            finished_since_commit: 0,
         }
     }
 
@@ -584,6 +589,7 @@ impl Coordinator {
             return;
         };
         p.tracker.complete(work.offset);
+        self.finished_since_commit += 1;
         if p.budget.remove(work.bytes) == Flow::Resume {
             self.pauses_dirty = true;
         }
@@ -600,6 +606,11 @@ impl Coordinator {
         self.release_global(1, work.bytes);
         if let Some(next) = next {
             self.spawn_delivery(next);
+        }
+        if self.finished_since_commit >= self.deps.config.mcm.max_in_flight
+            && self.shutdown_deadline.is_none()
+        {
+            self.commit_async();
         }
     }
 
@@ -780,6 +791,7 @@ impl Coordinator {
     }
 
     fn commit_async(&mut self) {
+        self.finished_since_commit = 0;
         let mut offsets = Vec::new();
         for (tp, p) in &mut self.partitions {
             if p.revoking {
