@@ -8,6 +8,7 @@
 
 use super::doc::Node;
 use super::error::{MapError, MapReason};
+use super::need::Need;
 use super::path::Path;
 use super::transform::{self, Transform};
 use super::value::{mismatch, Scalar, Val};
@@ -207,6 +208,28 @@ impl Source {
         }
     }
 
+    /// Records every message path this source reads (see [`super::need`]).
+    pub fn need(&self, need: &mut Need, scope: &[&str]) {
+        match &self.origin {
+            Origin::Read(Subject::Path(p)) => p.need_value(need, scope),
+            Origin::Read(_) | Origin::Const(_) => {}
+            Origin::Template(parts) => {
+                for part in parts {
+                    if let Part::Var(p) = part {
+                        p.need_value(need, scope);
+                    }
+                }
+            }
+            Origin::First(list) => list.iter().for_each(|s| s.need(need, scope)),
+            Origin::Sum { each, of, times } => need_each(each, need, scope, |need, inner| {
+                of.need(need, inner);
+                if let Some(t) = times {
+                    t.need(need, inner);
+                }
+            }),
+        }
+    }
+
     /// Evaluates to a value, or `None` when the source is absent (and has no default).
     pub fn eval<'a>(
         &'a self,
@@ -380,6 +403,22 @@ fn compile_mapping(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Optio
         default,
         label,
     })
+}
+
+/// Records an `each:` array: its elements need what `inner` records relative to them.
+pub fn need_each(
+    each: &Path,
+    need: &mut Need,
+    scope: &[&str],
+    inner: impl FnOnce(&mut Need, &[&str]),
+) {
+    match each.need_keys(scope) {
+        (keys, false) => {
+            need.at(&keys);
+            inner(need, &keys);
+        }
+        (keys, true) => need.keep(&keys),
+    }
 }
 
 fn parse_path(
