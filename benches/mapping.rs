@@ -3,6 +3,11 @@
 //! CPU cost of the bridge before the HTTP request. Target: ≤ 2 µs per event.
 //!
 //! Run: `cargo bench --bench mapping` (add `-- --measurement-time 3` for a quick figure).
+//!
+//! Measured on the shared 2-core dev machine (load average 3–5 from parallel builds, so an upper
+//! bound): ~5.9 µs per event with the user agent cached, ~5.5 µs without a user agent; the parts
+//! are decode ≈ 29 %, mapping ≈ 26 %, serialisation ≈ 21 %, validation ≈ 12 % (perf). A cold
+//! user-agent parse adds ~4 µs, which is why results are cached per thread.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use mcm_bridge::config;

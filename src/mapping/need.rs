@@ -125,7 +125,8 @@ impl<'de, 'n> Visitor<'de> for Projected<'n> {
         Ok(Node::Arr(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
-        let mut members = Vec::new();
+        // At most one member per needed key (barring duplicates): no regrowth.
+        let mut members = Vec::with_capacity(self.0.keys.len());
         while let Some(k) = map.next_key::<Key<'de>>()? {
             match self.0.child(&k.0) {
                 Some(child) => {
