@@ -17,6 +17,7 @@ mod fields;
 pub mod need;
 pub mod path;
 mod source;
+mod template;
 mod transform;
 pub mod useragent;
 mod value;
