@@ -33,6 +33,35 @@ enum Command {
     DevBroker(mcm_bridge::cli::dev_broker::DevBrokerArgs),
     /// Run a local fake of the MCM User Event API (for the demo, tests and benchmarks).
     Sandbox(mcm_bridge::sandbox::SandboxArgs),
+    /// Dry run: map one message from stdin and print the MCM event (or why it would be rejected).
+    Map {
+        #[arg(long, short, default_value = "mcm-bridge.yaml")]
+        config: PathBuf,
+        /// Topic the message arrives on (selects the mapping block).
+        #[arg(long)]
+        topic: String,
+        /// Kafka record key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Kafka header, `name=value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        partition: i32,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// Record timestamp in Unix milliseconds (default: now).
+        #[arg(long)]
+        timestamp_ms: Option<i64>,
+    },
+    /// Run YAML test cases (message + metadata → expected MCM event or error) against the mappings.
+    Test {
+        #[arg(long, short, default_value = "mcm-bridge.yaml")]
+        config: PathBuf,
+        /// Case files.
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,5 +71,23 @@ fn main() -> ExitCode {
         Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
         Command::DevBroker(args) => mcm_bridge::cli::dev_broker::run(&args),
         Command::Sandbox(args) => mcm_bridge::sandbox::run(args),
+        Command::Map {
+            config,
+            topic,
+            key,
+            headers,
+            partition,
+            offset,
+            timestamp_ms,
+        } => mcm_bridge::cli::map::run(&mcm_bridge::cli::map::MapArgs {
+            config: &config,
+            topic: &topic,
+            key: key.as_deref(),
+            headers: &headers,
+            partition,
+            offset,
+            timestamp_ms,
+        }),
+        Command::Test { config, cases } => mcm_bridge::cli::test::run(&config, &cases),
     }
 }

@@ -1,7 +1,9 @@
 //! Implementations of the subcommands; `main.rs` only dispatches here.
 
 pub mod dev_broker;
+pub mod map;
 pub mod run;
+pub mod test;
 pub mod validate;
 
 use crate::config::decode::ConfigErrors;

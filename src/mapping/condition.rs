@@ -5,6 +5,7 @@
 //! `not` combine leaves. Conditions never fail: a missing field or a value of another type simply
 //! does not match (`exists: false` is how to test for absence).
 
+use super::need::Need;
 use super::path::Path;
 use super::source::{Ctx, Subject};
 use super::value::{Scalar, Val};
@@ -86,6 +87,16 @@ impl Cond {
         }
         r.finish();
         Some(Cond::Leaf(subject?, test?))
+    }
+
+    /// Records the message paths this condition reads.
+    pub fn need(&self, need: &mut Need) {
+        match self {
+            Cond::All(list) | Cond::Any(list) => list.iter().for_each(|c| c.need(need)),
+            Cond::Not(c) => c.need(need),
+            Cond::Leaf(Subject::Path(p), _) => p.need_value(need, &[]),
+            Cond::Leaf(..) => {}
+        }
     }
 
     pub fn eval<'a>(&'a self, ctx: &Ctx<'a>) -> bool {

@@ -79,6 +79,16 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Classifies a serde_json error (its recursion limit gets its own reason).
+    pub fn from_json(e: serde_json::Error) -> DecodeError {
+        let text = e.to_string();
+        if text.starts_with("recursion limit exceeded") {
+            DecodeError::TooDeep
+        } else {
+            DecodeError::InvalidJson(text)
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             DecodeError::Tombstone => "tombstone",
@@ -95,13 +105,7 @@ pub fn decode(payload: Option<&[u8]>) -> Result<Node<'_>, DecodeError> {
     let bytes = payload.ok_or(DecodeError::Tombstone)?;
     // Checked up front so invalid UTF-8 gets its own reason instead of a generic JSON error.
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
-    let node: Node<'_> = serde_json::from_str(text).map_err(|e| {
-        if e.to_string().starts_with("recursion limit exceeded") {
-            DecodeError::TooDeep
-        } else {
-            DecodeError::InvalidJson(e.to_string())
-        }
-    })?;
+    let node: Node<'_> = serde_json::from_str(text).map_err(DecodeError::from_json)?;
     match node {
         Node::Obj(_) => Ok(node),
         other => Err(DecodeError::NotAnObject(other.kind())),
@@ -114,7 +118,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Node<'a> {
     }
 }
 
-struct NodeVisitor;
+pub(super) struct NodeVisitor;
 
 impl<'de> Visitor<'de> for NodeVisitor {
     type Value = Node<'de>;
@@ -167,7 +171,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 }
 
 /// An object key, borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
+pub(super) struct Key<'a>(pub(super) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

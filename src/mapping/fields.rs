@@ -6,8 +6,9 @@
 //! against the field's type there too, and [`missing_required`] names the fields an event type
 //! cannot do without (reference §2.5–2.6).
 
+use super::need::Need;
 use super::path::Path;
-use super::source::{compile_path, Source};
+use super::source::{compile_path, need_each, Source};
 use super::useragent;
 use super::value::Scalar;
 use crate::config::decode::{index, kind, ConfigError, MapReader};
@@ -304,7 +305,80 @@ fn compile_items(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<
     }
 }
 
+fn need_all(sources: &[&Option<Source>], need: &mut Need, scope: &[&str]) {
+    for s in sources.iter().copied().flatten() {
+        s.need(need, scope);
+    }
+}
+
+impl MoneyPlan {
+    fn need(&self, need: &mut Need, scope: &[&str]) {
+        need_all(&[&self.currency, &self.amount], need, scope);
+    }
+}
+
+impl ItemPlan {
+    fn need(&self, need: &mut Need, scope: &[&str]) {
+        need_all(
+            &[
+                &self.id,
+                &self.item_group_id,
+                &self.quantity,
+                &self.seller_id,
+            ],
+            need,
+            scope,
+        );
+        for m in [&self.price, &self.price_seller].into_iter().flatten() {
+            m.need(need, scope);
+        }
+    }
+}
+
 impl FieldsPlan {
+    /// Records every message path the fields read (see [`super::need`]).
+    pub fn need(&self, need: &mut Need) {
+        let d = &self.device;
+        need_all(
+            &[
+                &self.id,
+                &self.timestamp,
+                &self.channel_type,
+                &self.user_id,
+                &self.custom_id,
+                &self.session_id,
+                &self.search_query,
+                &self.page_id,
+                &self.referrer_page_id,
+                &self.decision_track_id,
+                &self.domain,
+                &self.personalization_mode,
+                &d.os,
+                &d.os_version,
+                &d.persistent_id,
+                &d.advertising_id,
+                &d.unique_device_id,
+                &d.model,
+                &d.ua,
+                &d.language,
+                &d.ip,
+                &d.user_agent,
+            ],
+            need,
+            &[],
+        );
+        for m in [&self.revenue, &self.shipping_charge].into_iter().flatten() {
+            m.need(need, &[]);
+        }
+        match &self.items {
+            None => {}
+            Some(ItemsPlan::List(list)) => list.iter().for_each(|i| i.need(need, &[])),
+            Some(ItemsPlan::Each { path, item }) => {
+                need_each(path, need, &[], |need, inner| item.need(need, inner))
+            }
+        }
+    }
+
     /// This rule's fields, falling back to the block's shared `fields:` key by key (the device
     /// object field by field; money and items objects as a whole).
     pub fn merged_over(self, base: &FieldsPlan) -> FieldsPlan {

@@ -8,19 +8,24 @@
 //! [`Processed::Reject`] with a stable reason code and the source path. The rule language is
 //! documented for users in `docs/mapping.md`.
 
+pub mod cases;
 mod condition;
 pub mod doc;
 pub mod error;
 mod eval;
 mod fields;
+pub mod need;
 pub mod path;
 mod source;
+mod template;
 mod transform;
 pub mod useragent;
 mod value;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_projection;
 
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use crate::config::FailurePolicy;
@@ -110,6 +115,8 @@ pub struct TopicMapping {
     on_no_match: NoMatch,
     on_failure: Option<FailurePolicy>,
     rules: Vec<Rule>,
+    /// What the rules read: decoding skips the rest of each message.
+    need: need::Need,
 }
 
 /// Every block, ready to route messages.
@@ -166,18 +173,27 @@ impl TopicMapping {
         msg: &SourceMessage<'_>,
         opts: &ValidateOptions,
     ) -> (Processed, Option<&str>) {
-        let root = match doc::decode(msg.payload) {
-            Ok(r) => r,
+        match need::decode(msg.payload, &self.need) {
+            Ok(root) => self.process_node(&root, msg, opts),
             Err(e) => {
                 let p = Processed::Reject {
                     class: RejectClass::Decode,
                     reason: e.code().into(),
                     detail: e.to_string(),
                 };
-                return (p, None);
+                (p, None)
             }
-        };
-        let ctx = Ctx { root: &root, msg };
+        }
+    }
+
+    /// Maps and validates an already decoded message.
+    fn process_node(
+        &self,
+        root: &doc::Node<'_>,
+        msg: &SourceMessage<'_>,
+        opts: &ValidateOptions,
+    ) -> (Processed, Option<&str>) {
+        let ctx = Ctx { root, msg };
         let Some(rule) = self
             .rules
             .iter()
@@ -367,12 +383,20 @@ fn compile_block(
     }
     r.finish();
     let (name, route) = route?;
+    let mut need = need::Need::default();
+    for rule in &rules {
+        if let Some(c) = &rule.when {
+            c.need(&mut need);
+        }
+        rule.fields.need(&mut need);
+    }
     Some((
         TopicMapping {
             name,
             on_no_match,
             on_failure,
             rules,
+            need,
         },
         route,
     ))

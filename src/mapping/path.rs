@@ -171,6 +171,32 @@ impl Path {
         })
     }
 
+    /// Member keys from the root to this path's value, for projection: `scope` is the key path
+    /// of the current `each:` element (ignored when anchored with `$`). Array indices are
+    /// transparent (all elements share a need). A pointer token that may be an array index stops
+    /// the walk, and the prefix is kept whole: a superset is always safe.
+    pub fn need_keys<'s>(&'s self, scope: &[&'s str]) -> (Vec<&'s str>, bool) {
+        let mut keys: Vec<&str> = if self.root {
+            Vec::new()
+        } else {
+            scope.to_vec()
+        };
+        for seg in &self.segs {
+            match seg {
+                Seg::Key(k) | Seg::Token(k, None) => keys.push(k),
+                Seg::Index(_) => {}
+                Seg::Token(_, Some(_)) => return (keys, true),
+            }
+        }
+        (keys, false)
+    }
+
+    /// Records that this path's value is read whole.
+    pub fn need_value(&self, need: &mut super::need::Need, scope: &[&str]) {
+        let (keys, _) = self.need_keys(scope);
+        need.keep(&keys);
+    }
+
     /// Follows the path from `scope` (or `root` when anchored with `$`). JSON `null` counts as
     /// absent, so `default:` and `first:` treat both the same.
     pub fn resolve<'n, 'a>(&self, scope: &'n Node<'a>, root: &'n Node<'a>) -> Option<&'n Node<'a>> {

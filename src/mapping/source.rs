@@ -8,7 +8,9 @@
 
 use super::doc::Node;
 use super::error::{MapError, MapReason};
+use super::need::Need;
 use super::path::Path;
+use super::template::{compile_template, render, Part};
 use super::transform::{self, Transform};
 use super::value::{mismatch, Scalar, Val};
 use super::SourceMessage;
@@ -97,12 +99,6 @@ fn utf8(b: &[u8]) -> Result<Val<'_>, MapError> {
                 "the Kafka key or header is not valid UTF-8",
             )
         })
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Lit(String),
-    Var(Path),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +200,28 @@ impl Source {
                     None
                 }
             },
+        }
+    }
+
+    /// Records every message path this source reads (see [`super::need`]).
+    pub fn need(&self, need: &mut Need, scope: &[&str]) {
+        match &self.origin {
+            Origin::Read(Subject::Path(p)) => p.need_value(need, scope),
+            Origin::Read(_) | Origin::Const(_) => {}
+            Origin::Template(parts) => {
+                for part in parts {
+                    if let Part::Var(p) = part {
+                        p.need_value(need, scope);
+                    }
+                }
+            }
+            Origin::First(list) => list.iter().for_each(|s| s.need(need, scope)),
+            Origin::Sum { each, of, times } => need_each(each, need, scope, |need, inner| {
+                of.need(need, inner);
+                if let Some(t) = times {
+                    t.need(need, inner);
+                }
+            }),
         }
     }
 
@@ -382,6 +400,22 @@ fn compile_mapping(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Optio
     })
 }
 
+/// Records an `each:` array: its elements need what `inner` records relative to them.
+pub fn need_each(
+    each: &Path,
+    need: &mut Need,
+    scope: &[&str],
+    inner: impl FnOnce(&mut Need, &[&str]),
+) {
+    match each.need_keys(scope) {
+        (keys, false) => {
+            need.at(&keys);
+            inner(need, &keys);
+        }
+        (keys, true) => need.keep(&keys),
+    }
+}
+
 fn parse_path(
     s: &str,
     parse: fn(&str) -> Result<Path, String>,
@@ -432,58 +466,6 @@ fn compile_sum(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<(O
         },
         format!("sum over `{text}`"),
     ))
-}
-
-fn compile_template(s: &str, path: &str, errors: &mut Vec<ConfigError>) -> Option<Vec<Part>> {
-    let mut parts = Vec::new();
-    let mut rest = s;
-    while let Some(open) = rest.find("{{") {
-        if open > 0 {
-            parts.push(Part::Lit(rest[..open].to_string()));
-        }
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
-            errors.push(ConfigError::new(
-                path,
-                format!("template {s:?}: `{{{{` without `}}}}`"),
-            ));
-            return None;
-        };
-        match Path::parse(after[..close].trim()) {
-            Ok(p) => parts.push(Part::Var(p)),
-            Err(e) => {
-                errors.push(ConfigError::new(path, format!("template {s:?}: {e}")));
-                return None;
-            }
-        }
-        rest = &after[close + 2..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Lit(rest.to_string()));
-    }
-    Some(parts)
-}
-
-/// Renders a template; if any placeholder is absent the whole value is absent (so `default:` or
-/// `first:` can step in) rather than a half-filled id like `PRODUCT_DETAIL_PAGE:`.
-fn render<'a>(
-    parts: &'a [Part],
-    ctx: &Ctx<'a>,
-    scope: &'a Node<'a>,
-) -> Result<Option<Val<'a>>, MapError> {
-    let mut out = String::new();
-    for p in parts {
-        match p {
-            Part::Lit(l) => out.push_str(l),
-            Part::Var(path) => {
-                let Some(v) = path.resolve(scope, ctx.root).and_then(Val::from_node) else {
-                    return Ok(None);
-                };
-                out.push_str(&v.text().map_err(|e| e.from_source(&format!("`{path}`")))?);
-            }
-        }
-    }
-    Ok(Some(Val::Str(Cow::Owned(out))))
 }
 
 fn sum<'a>(

@@ -8,9 +8,26 @@
 //! tens of milliseconds, so it happens once, lazily, the first time a mapping uses a user agent
 //! (at compile time of the plan, so never on the first message). Only the OS and device tables
 //! are built: the browser table is not needed for MCM's device fields.
+//!
+//! A parse walks hundreds of regexes (~4 µs, more than the rest of a message's mapping), while
+//! real traffic repeats a small set of user-agent strings, so results are cached per thread
+//! (no locking on the hot path), bounded at [`CACHE_CAP`] entries and cleared when full.
 
 use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
+
+/// Distinct user agents remembered per thread; beyond that the cache starts over, so memory stays
+/// bounded (≈ 1024 × a few hundred bytes) whatever the input.
+pub const CACHE_CAP: usize = 1024;
+/// Longer strings are parsed but not cached: real user agents are far shorter, and caching
+/// arbitrary-length input would let one message pin a lot of memory.
+const MAX_CACHED_LEN: usize = 512;
+
+thread_local! {
+    static CACHE: RefCell<HashMap<Box<str>, UaInfo>> = RefCell::new(HashMap::new());
+}
 
 const REGEXES: &str = include_str!("uap_regexes.yaml");
 
@@ -58,8 +75,27 @@ pub fn warm_up() -> bool {
     parsers().is_some()
 }
 
-/// Parses `ua`. uap-core's placeholders (`Other`, a generic `Spider` model) count as unknown.
+/// Parses `ua`, through the per-thread cache.
 pub fn parse(ua: &str) -> UaInfo {
+    if ua.len() > MAX_CACHED_LEN {
+        return parse_uncached(ua);
+    }
+    CACHE.with(|c| {
+        if let Some(hit) = c.borrow().get(ua) {
+            return hit.clone();
+        }
+        let info = parse_uncached(ua);
+        let mut map = c.borrow_mut();
+        if map.len() >= CACHE_CAP {
+            map.clear();
+        }
+        map.insert(ua.into(), info.clone());
+        info
+    })
+}
+
+/// Parses `ua` without the cache. uap-core's placeholder `Other` counts as unknown.
+pub fn parse_uncached(ua: &str) -> UaInfo {
     let Some(p) = parsers() else {
         return UaInfo::default();
     };
@@ -113,5 +149,19 @@ mod tests {
             }
         );
         assert_eq!(parse(""), UaInfo::default());
+    }
+
+    #[test]
+    fn cache_returns_the_same_answer_and_stays_bounded() {
+        let ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36";
+        assert_eq!(parse(ua), parse_uncached(ua));
+        assert_eq!(parse(ua), parse_uncached(ua));
+        for i in 0..CACHE_CAP + 10 {
+            let _ = parse(&format!("agent/{i}"));
+        }
+        assert!(CACHE.with(|c| c.borrow().len()) <= CACHE_CAP);
+        let long = "x".repeat(MAX_CACHED_LEN + 1);
+        assert_eq!(parse(&long), UaInfo::default());
+        assert!(CACHE.with(|c| !c.borrow().contains_key(long.as_str())));
     }
 }

@@ -1,0 +1,188 @@
+//! Projection: decode only the parts of a message the rules can read.
+//!
+//! At compile time every path a block's rules use (conditions, sources, templates, `each:` and
+//! `sum:` arrays with their per-element paths) is merged into a [`Need`] tree. Decoding then
+//! builds [`Node`]s only for needed members and lets serde_json skip the rest (`IgnoredAny`:
+//! still fully syntax-checked, no allocation). A path's final member is kept whole, so every
+//! value a rule reads — and every type error it could report — is exactly what a full decode
+//! gives. Array indices are not tracked: all elements of an array share one need.
+//!
+//! Differences from a full decode, both in what no rule reads: skipped subtrees are scanned
+//! iteratively, so the 128-level nesting limit applies only to read subtrees; and a number too
+//! large for `f64` in a skipped member is not an error.
+
+use super::doc::{DecodeError, Key, Node, NodeVisitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+/// Which members of an object (recursively) the rules read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Need {
+    /// Keep this whole subtree.
+    all: bool,
+    /// Needed members; few per level, so a linear scan beats hashing.
+    keys: Vec<(String, Need)>,
+}
+
+impl Need {
+    /// A need that keeps everything (a full decode).
+    pub fn everything() -> Need {
+        Need {
+            all: true,
+            keys: Vec::new(),
+        }
+    }
+
+    /// The node for the member path `keys` (created on demand).
+    pub fn at(&mut self, keys: &[&str]) -> &mut Need {
+        let mut cur = self;
+        for k in keys {
+            let pos = match cur.keys.iter().position(|(n, _)| n == k) {
+                Some(p) => p,
+                None => {
+                    cur.keys.push(((*k).to_string(), Need::default()));
+                    cur.keys.len() - 1
+                }
+            };
+            cur = &mut cur.keys[pos].1;
+        }
+        cur
+    }
+
+    /// Keeps the whole value at `keys`.
+    pub fn keep(&mut self, keys: &[&str]) {
+        self.at(keys).all = true;
+    }
+
+    fn child(&self, key: &str) -> Option<&Need> {
+        self.keys.iter().find(|(n, _)| n == key).map(|(_, c)| c)
+    }
+}
+
+/// Decodes `payload` keeping only what `need` asks for (same errors as [`super::doc::decode`]).
+pub fn decode<'a>(payload: Option<&'a [u8]>, need: &Need) -> Result<Node<'a>, DecodeError> {
+    let bytes = payload.ok_or(DecodeError::Tombstone)?;
+    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let node = Seed(need)
+        .deserialize(&mut de)
+        .and_then(|n| de.end().map(|()| n))
+        .map_err(DecodeError::from_json)?;
+    match node {
+        Node::Obj(_) => Ok(node),
+        other => Err(DecodeError::NotAnObject(other.kind())),
+    }
+}
+
+struct Seed<'n>(&'n Need);
+
+impl<'de, 'n> DeserializeSeed<'de> for Seed<'n> {
+    type Value = Node<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
+        if self.0.all {
+            d.deserialize_any(NodeVisitor)
+        } else {
+            d.deserialize_any(Projected(self.0))
+        }
+    }
+}
+
+/// Like [`NodeVisitor`] for scalars; objects keep only needed members.
+struct Projected<'n>(&'n Need);
+
+impl<'de, 'n> Visitor<'de> for Projected<'n> {
+    type Value = Node<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Node<'de>, E> {
+        NodeVisitor.visit_bool(v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Node<'de>, E> {
+        NodeVisitor.visit_i64(v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Node<'de>, E> {
+        NodeVisitor.visit_u64(v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Node<'de>, E> {
+        NodeVisitor.visit_f64(v)
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Node<'de>, E> {
+        NodeVisitor.visit_borrowed_str(v)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Node<'de>, E> {
+        NodeVisitor.visit_str(v)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Seed(self.0))? {
+            items.push(v);
+        }
+        Ok(Node::Arr(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
+        // At most one member per needed key (barring duplicates): no regrowth.
+        let mut members = Vec::with_capacity(self.0.keys.len());
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            match self.0.child(&k.0) {
+                Some(child) => {
+                    let v = map.next_value_seed(Seed(child))?;
+                    members.push((k.0, v));
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Node::Obj(members))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::doc;
+
+    #[test]
+    fn keeps_needed_members_whole_and_skips_the_rest() {
+        let mut need = Need::default();
+        need.keep(&["a", "b"]);
+        need.keep(&["list", "id"]);
+        let text = br#"{"a":{"b":{"deep":[1,{"x":2}]},"c":3},"list":[{"id":1,"n":"x"},{"n":"y"},5],"z":{"big":1e999999}}"#;
+        let got = decode(Some(text), &need).expect("valid");
+        let want = doc::decode(Some(
+            br#"{"a":{"b":{"deep":[1,{"x":2}]}},"list":[{"id":1},{},5]}"#,
+        ))
+        .expect("valid");
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn syntax_errors_and_read_depth_are_still_reported() {
+        let mut need = Need::default();
+        need.keep(&["a"]);
+        let code = |t: &[u8]| decode(Some(t), &need).err().map(|e| e.code());
+        assert_eq!(code(br#"{"skip":[1,2,}"#), Some("invalid_json"));
+        assert_eq!(code(br#"{"a":1} x"#), Some("invalid_json"));
+        let deep_read = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(code(deep_read.as_bytes()), Some("nesting_too_deep"));
+        let deep_skipped = format!("{{\"s\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            code(deep_skipped.as_bytes()),
+            None,
+            "skipped subtrees are scanned iteratively"
+        );
+        assert_eq!(code(b"[1]"), Some("not_an_object"));
+        assert_eq!(
+            Need::everything(),
+            Need {
+                all: true,
+                keys: vec![]
+            }
+        );
+    }
+}
