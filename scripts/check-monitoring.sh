@@ -72,13 +72,14 @@ log "promtool check rules"
 promtool check rules "$ALERTS"
 log "promtool test rules"
 promtool test rules "$ALERT_TESTS"
-log "dashboard JSON and metric names"
+log "dashboard JSON, metric names, runbook links"
 python3 -m json.tool "$DASHBOARD" >/dev/null
 LINT_OK=1
-python3 "$CHECK" lint --dashboard "$DASHBOARD" --alerts "$ALERTS" --metrics-rs "$METRICS_RS" || LINT_OK=0
+python3 "$CHECK" lint --dashboard "$DASHBOARD" --alerts "$ALERTS" --metrics-rs "$METRICS_RS" \
+    --runbook "$ROOT/docs/operations.md" || LINT_OK=0
 
 if [[ $STATIC -eq 1 ]]; then
-    [[ $LINT_OK -eq 1 ]] || { echo "static checks FAILED (metric names above)" >&2; exit 1; }
+    [[ $LINT_OK -eq 1 ]] || { echo "static checks FAILED (see above)" >&2; exit 1; }
     log "static checks passed"
     exit 0
 fi

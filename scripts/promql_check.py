@@ -12,8 +12,9 @@ Subcommands:
          through /api/v1/query. Fails (exit 1) if any expression errors, if a dashboard expression
          returns no data, or if any metric selector (in a dashboard or alert expression) matches no
          series -- unless the metric or selector is listed in the may-be-empty file.
-  lint   --dashboard JSON --alerts YAML --metrics-rs src/observe/metrics.rs
-         Offline: every mcm_bridge_* name used must be defined in metrics.rs.
+  lint   --dashboard JSON --alerts YAML --metrics-rs src/observe/metrics.rs [--runbook MD]
+         Offline: every mcm_bridge_* name used must be defined in metrics.rs, and every alert's
+         runbook link must point at a heading of the runbook.
 """
 
 import argparse
@@ -377,6 +378,17 @@ def cmd_lint(a):
         for name in re.findall(r"\b%s_\w+" % prefix, expr):
             if name not in defined:
                 bad.append("%s: unknown metric %s" % (where, name))
+    if a.runbook:
+        with open(a.runbook, encoding="utf-8") as f:
+            anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                       for h in re.findall(r"^#+\s+(.*)$", f.read(), re.M)}
+        with open(a.alerts, encoding="utf-8") as f:
+            links = re.findall(r"runbook\w*:\s*[\"']?[^#\s\"']*#([\w-]+)", f.read())
+        if not links:
+            bad.append("%s: no runbook annotations found" % a.alerts)
+        for anchor in links:
+            if anchor not in anchors:
+                bad.append("runbook anchor #%s has no heading in %s" % (anchor, a.runbook))
     print("lint: %d expressions, %d metric names defined in %s" % (len(exprs), len(defined), a.metrics_rs))
     for b in bad:
         print("  - " + b, file=sys.stderr)
@@ -401,6 +413,7 @@ def main():
     li.add_argument("--dashboard", required=True)
     li.add_argument("--alerts", required=True)
     li.add_argument("--metrics-rs", required=True)
+    li.add_argument("--runbook", help="docs/operations.md: check the alerts' runbook anchors")
     a = p.parse_args()
     return {"wait": cmd_wait, "check": cmd_check, "lint": cmd_lint}[a.cmd](a)
 
