@@ -345,7 +345,7 @@ def cmd_check(a):
 
     for key in sorted(set(allow) - used) if a.verbose else ():
         print("note: may-be-empty entry %s had data in this run (fine; listed because it may be empty)" % key)
-    print("checked %d expressions: %d with data, %d empty but allowed (may-be-empty), %d failed"
+    print("checked %d expressions (dashboard targets, variable queries, alerts): %d ok, %d empty but allowed (may-be-empty), %d failed"
           % (len(items), ok, empty_allowed, len(failures)))
     if failures:
         print("FAILED expressions:", file=sys.stderr)
