@@ -9,9 +9,6 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Loads the config and compiles its mappings; on any problem prints every error with its YAML
-/// path to stderr and returns exit code 2.
-
 /// Validation settings from the config, at the current time.
 pub fn validate_options(cfg: &Config) -> ValidateOptions {
     let mut o = ValidateOptions::at(now_ms());

@@ -1,6 +1,8 @@
 //! Implementations of the subcommands; `main.rs` only dispatches here.
 
+pub mod demo;
 pub mod dev_broker;
+pub mod generate;
 pub mod map;
 pub mod run;
 pub mod test;
