@@ -357,3 +357,83 @@ async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
     assert_committed_to_end(b.bootstrap_servers(), "g-f", "events", 2);
     sb.shutdown().await.expect("sandbox stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    sb.set_api_key("not-yet"); // halts delivery: lag builds up and stays put
+    let b = broker("events", 2);
+    let produced = ids(300, "l-");
+    produce(
+        b.bootstrap_servers(),
+        "events",
+        &records(&produced, 2, "home"),
+    );
+    let bridge = Bridge::start(&config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-l",
+        "",
+        "",
+    ));
+    let lag = |p: i32| {
+        bridge
+            .metrics
+            .consumer_lag_messages
+            .with_label_values(&["events", &p.to_string()])
+            .get()
+    };
+    wait_until(Duration::from_secs(30), "lag sampled", || {
+        lag(0) > 0 && lag(1) > 0
+    })
+    .await;
+    let ends = end_offsets(b.bootstrap_servers(), "events", 2);
+    let committed_now = committed(b.bootstrap_servers(), "g-l", "events", 2);
+    for p in 0..2 {
+        let expected = ends[p as usize] - committed_now[p as usize].unwrap_or(0);
+        assert_eq!(
+            lag(p),
+            expected,
+            "partition {p}: gauge vs high watermark − committed"
+        );
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "lag seconds grow while halted",
+        || {
+            bridge
+                .metrics
+                .consumer_lag_seconds
+                .with_label_values(&["events", "0"])
+                .get()
+                >= 1
+        },
+    )
+    .await;
+    sb.set_api_key(API_KEY);
+    wait_until(Duration::from_secs(60), "caught up", || {
+        bridge.finished() >= 300
+    })
+    .await;
+    wait_until(Duration::from_secs(30), "lag back to zero", || {
+        lag(0) == 0 && lag(1) == 0
+    })
+    .await;
+    wait_until(Duration::from_secs(10), "lag seconds back to zero", || {
+        bridge
+            .metrics
+            .consumer_lag_seconds
+            .with_label_values(&["events", "0"])
+            .get()
+            == 0
+    })
+    .await;
+    let text = bridge.metrics.render();
+    assert!(
+        !text.contains("consumer_lag_messages{partition=\"0\",topic=\"events\"} -"),
+        "never negative"
+    );
+    bridge.stop().await;
+    sb.shutdown().await.expect("sandbox stops");
+}

@@ -72,6 +72,10 @@ pub enum PollEvent {
 /// The rdkafka context: turns callbacks into [`PollEvent`]s.
 pub struct BridgeContext {
     events: mpsc::Sender<PollEvent>,
+    metrics: Arc<crate::observe::metrics::Metrics>,
+    /// Partitions assigned right now, as seen by the rebalance callbacks: a statistics sample
+    /// taken before a revoke must not resurrect the lag series of a partition we gave away.
+    assigned: std::sync::Mutex<std::collections::HashSet<Tp>>,
     /// How long a revoke waits for the coordinator's answer (drain timeout + slack).
     revoke_wait: Duration,
     /// Set once shutdown has committed everything: later revokes (from close) skip the round trip.
@@ -86,9 +90,37 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
 }
 
 impl ClientContext for BridgeContext {
-    /// Statistics are consumed by the lag sampler; the default implementation would log them at
-    /// info level every interval.
-    fn stats(&self, _statistics: rdkafka::Statistics) {}
+    /// `consumer_lag_messages` from librdkafka's statistics: per assigned partition, the broker's
+    /// high watermark minus our committed offset. Anchors report raw `consumer_lag` values as wrong
+    /// or negative (Vector #21134, #21649), so it is computed here from the two offsets, only for
+    /// partitions this member fetches, and never below zero. A partition with nothing committed yet
+    /// counts from its low watermark. (The default implementation would log every sample.)
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Ok(assigned) = self.assigned.lock() else {
+            return;
+        };
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || !p.desired || p.fetch_state == "none" || p.hi_offset < 0 {
+                    continue;
+                }
+                if !assigned.contains(&Tp::new(topic, *partition)) {
+                    continue;
+                }
+                let base = if p.committed_offset >= 0 {
+                    p.committed_offset
+                } else if p.lo_offset >= 0 {
+                    p.lo_offset
+                } else {
+                    continue;
+                };
+                self.metrics
+                    .consumer_lag_messages
+                    .with_label_values(&[topic.as_str(), partition.to_string().as_str()])
+                    .set((p.hi_offset - base).max(0));
+            }
+        }
+    }
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka client error");
@@ -107,12 +139,24 @@ impl ConsumerContext for BridgeContext {
                     return; // cooperative rebalances announce empty assignments
                 }
                 tracing::info!(partitions = %fmt_tps(&tps), "partitions assigned");
+                if let Ok(mut a) = self.assigned.lock() {
+                    a.extend(tps.iter().cloned());
+                }
                 let _ = self.events.blocking_send(PollEvent::Assigned(tps));
             }
             Rebalance::Revoke(tpl) => {
                 let tps = tps_of(tpl);
                 if tps.is_empty() || self.closing.load(AtomicOrdering::SeqCst) {
                     return;
+                }
+                if let Ok(mut a) = self.assigned.lock() {
+                    for tp in &tps {
+                        a.remove(tp);
+                        let _ = self
+                            .metrics
+                            .consumer_lag_messages
+                            .remove_label_values(&[&*tp.topic, tp.partition.to_string().as_str()]);
+                    }
                 }
                 let lost = consumer.assignment_lost();
                 tracing::info!(partitions = %fmt_tps(&tps), lost, "partitions revoked; draining");
@@ -232,7 +276,9 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
             "queued.max.messages.kbytes",
             k.queued_max_messages_kbytes.to_string(),
         )
-        .set("statistics.interval.ms", "5000");
+        // Lag sampling: statistics are cheap (one JSON document per interval, parsed on the poll
+        // thread, never on the per-message path).
+        .set("statistics.interval.ms", "2000");
     if let Some(id) = &k.group_instance_id {
         c.set("group.instance.id", id);
     }
@@ -257,10 +303,13 @@ impl PollThread {
         subscriptions: &[String],
         events: mpsc::Sender<PollEvent>,
         revoke_wait: Duration,
+        metrics: Arc<crate::observe::metrics::Metrics>,
     ) -> KafkaResult<PollThread> {
         let closing = Arc::new(AtomicBool::new(false));
         let ctx = BridgeContext {
             events: events.clone(),
+            metrics,
+            assigned: std::sync::Mutex::new(std::collections::HashSet::new()),
             revoke_wait,
             closing: closing.clone(),
         };

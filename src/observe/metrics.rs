@@ -191,6 +191,20 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Pre-create the label values every dashboard and alert uses, at zero, so the first
+        // increment is visible to rate() instead of creating the series.
+        for result in ["ok", "error"] {
+            m.commits.with_label_values(&[result]);
+        }
+        for class in ["2xx", "3xx", "4xx", "5xx", "error"] {
+            m.http_requests.with_label_values(&[class]);
+        }
+        for kind in ["assign", "revoke", "lost"] {
+            m.rebalances.with_label_values(&[kind]);
+        }
+        for reason in ["throttled", "server_error", "timeout", "connect"] {
+            m.retries.with_label_values(&[reason]);
+        }
         m
     }
 

@@ -97,6 +97,7 @@ pub struct Coordinator {
     circuit_open: bool,
     shutdown_deadline: Option<Instant>,
     next_commit: Instant,
+    next_lag_sample: Instant,
     /// Messages finished since the last commit: a commit also happens every `max_in_flight` of
     /// them, so a crash re-delivers at most about one in-flight window, not a commit interval's
     /// worth of traffic.
@@ -148,6 +149,7 @@ impl Coordinator {
             circuit_open: false,
             shutdown_deadline: None,
             next_commit,
+            next_lag_sample: Instant::now(),
             finished_since_commit: 0,
         }
     }
@@ -240,6 +242,12 @@ impl Coordinator {
             );
             // librdkafka forgets pause state across unassign/assign.
             self.paused.remove(&tp);
+            // A partition that never finishes a message must still show up as stalled.
+            self.deps
+                .metrics
+                .partition_last_progress
+                .with_label_values(&[&*tp.topic, tp.partition.to_string().as_str()])
+                .set(now_ms() / 1000);
         }
         self.update_assignment_gauges();
         self.pauses_dirty = true;
@@ -294,7 +302,10 @@ impl Coordinator {
         if p.revoking {
             return;
         }
-        if let Err(e) = p.tracker.insert(msg.offset()) {
+        // The record timestamp dates the message for consumer_lag_seconds; without one (old
+        // producers), the time we took it is the best we know.
+        let ts = msg.timestamp().to_millis().unwrap_or_else(now_ms);
+        if let Err(e) = p.tracker.insert(msg.offset(), ts) {
             tracing::warn!(partition = %tp, error = %e, "untrackable offset; message ignored");
             return;
         }
@@ -784,9 +795,33 @@ impl Coordinator {
         }
         self.probe_fatal();
         self.check_drains();
+        if now >= self.next_lag_sample {
+            self.next_lag_sample = now + Duration::from_secs(1);
+            self.sample_lag_seconds();
+        }
         if now >= self.next_commit && self.shutdown_deadline.is_none() {
             self.next_commit = now + self.deps.config.kafka.commit_interval;
             self.commit_async();
+        }
+    }
+
+    /// `consumer_lag_seconds`: the age of each partition's oldest unfinished message (0 when
+    /// nothing is unfinished). Sampled once a second, off the per-message path.
+    fn sample_lag_seconds(&self) {
+        let now = now_ms();
+        for (tp, p) in &self.partitions {
+            if p.revoking {
+                continue;
+            }
+            let age = p
+                .tracker
+                .oldest_pending()
+                .map_or(0, |(_, ts)| (now - ts).max(0) / 1000);
+            self.deps
+                .metrics
+                .consumer_lag_seconds
+                .with_label_values(&[&*tp.topic, tp.partition.to_string().as_str()])
+                .set(age);
         }
     }
 

@@ -67,8 +67,14 @@ pub async fn run(
     .map_err(PipelineError::DlqProducer)?;
     let (tx, rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL);
     let revoke_wait = config.delivery.drain_timeout + Duration::from_secs(5);
-    let poll = PollThread::start(&config.kafka, &subscriptions, tx, revoke_wait)
-        .map_err(PipelineError::Consumer)?;
+    let poll = PollThread::start(
+        &config.kafka,
+        &subscriptions,
+        tx,
+        revoke_wait,
+        metrics.clone(),
+    )
+    .map_err(PipelineError::Consumer)?;
     tracing::info!(
         topics = %subscriptions.join(","),
         group = %config.kafka.group_id,

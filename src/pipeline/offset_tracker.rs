@@ -10,12 +10,13 @@
 //! Pure data: no Kafka, no clock. Offsets need not be dense (compacted topics, transaction markers):
 //! the watermark after finishing everything is `highest seen + 1`, which is what Kafka expects.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// Unfinished offsets of one partition and what has been committed.
 #[derive(Debug, Clone, Default)]
 pub struct OffsetTracker {
-    pending: BTreeSet<i64>,
+    /// Unfinished offsets → the record's timestamp (Unix ms), for the age of the oldest one.
+    pending: BTreeMap<i64, i64>,
     /// One past the highest offset ever inserted (the watermark when nothing is pending).
     next_after_seen: Option<i64>,
     /// The last watermark handed out for commit (so unchanged watermarks are not re-committed).
@@ -36,9 +37,10 @@ impl OffsetTracker {
         OffsetTracker::default()
     }
 
-    /// Records a newly consumed offset as unfinished. Offsets must arrive in increasing order,
-    /// as Kafka delivers them within a partition; anything else is refused rather than guessed.
-    pub fn insert(&mut self, offset: i64) -> Result<(), TrackError> {
+    /// Records a newly consumed offset (with its record timestamp, Unix ms) as unfinished.
+    /// Offsets must arrive in increasing order, as Kafka delivers them within a partition;
+    /// anything else is refused rather than guessed.
+    pub fn insert(&mut self, offset: i64, timestamp_ms: i64) -> Result<(), TrackError> {
         if offset < 0 {
             return Err(TrackError::Negative(offset));
         }
@@ -50,7 +52,7 @@ impl OffsetTracker {
                 });
             }
         }
-        self.pending.insert(offset);
+        self.pending.insert(offset, timestamp_ms);
         self.next_after_seen = Some(offset + 1);
         Ok(())
     }
@@ -58,14 +60,14 @@ impl OffsetTracker {
     /// Marks an offset finished. Returns false if it was not pending (a duplicate or stale ack),
     /// which callers count but otherwise ignore.
     pub fn complete(&mut self, offset: i64) -> bool {
-        self.pending.remove(&offset)
+        self.pending.remove(&offset).is_some()
     }
 
     /// The next offset to read, given everything finished so far: what Kafka should store.
     /// `None` before the first message.
     pub fn watermark(&self) -> Option<i64> {
-        match self.pending.first() {
-            Some(&lowest) => Some(lowest),
+        match self.pending.first_key_value() {
+            Some((&lowest, _)) => Some(lowest),
             None => self.next_after_seen,
         }
     }
@@ -101,9 +103,9 @@ impl OffsetTracker {
         self.pending.len()
     }
 
-    /// The lowest unfinished offset (the one holding the watermark back).
-    pub fn oldest_pending(&self) -> Option<i64> {
-        self.pending.first().copied()
+    /// The lowest unfinished offset (the one holding the watermark back) and its timestamp.
+    pub fn oldest_pending(&self) -> Option<(i64, i64)> {
+        self.pending.first_key_value().map(|(o, t)| (*o, *t))
     }
 }
 
@@ -116,7 +118,7 @@ mod tests {
     fn failed_message_holds_watermark_until_dead_lettered() {
         let mut t = OffsetTracker::new();
         for o in 10..15 {
-            t.insert(o).expect("in order");
+            t.insert(o, 1000 + o).expect("in order");
         }
         // 10 fails (stays pending); 11..15 succeed.
         for o in 11..15 {
@@ -144,8 +146,8 @@ mod tests {
     fn sparse_offsets_commit_past_the_highest_seen() {
         let mut t = OffsetTracker::new();
         assert_eq!(t.watermark(), None);
-        t.insert(3).expect("ok");
-        t.insert(7).expect("gap is fine (compaction)");
+        t.insert(3, 1).expect("ok");
+        t.insert(7, 2).expect("gap is fine (compaction)");
         assert!(t.complete(7));
         assert_eq!(t.watermark(), Some(3));
         assert!(t.complete(3));
@@ -155,15 +157,15 @@ mod tests {
     #[test]
     fn refuses_out_of_order_and_ignores_stale_acks() {
         let mut t = OffsetTracker::new();
-        t.insert(5).expect("ok");
+        t.insert(5, 1).expect("ok");
         assert_eq!(
-            t.insert(5),
+            t.insert(5, 1),
             Err(TrackError::OutOfOrder {
                 offset: 5,
                 last_seen: 5
             })
         );
-        assert_eq!(t.insert(-1), Err(TrackError::Negative(-1)));
+        assert_eq!(t.insert(-1, 1), Err(TrackError::Negative(-1)));
         assert!(!t.complete(4));
         assert!(t.complete(5));
         assert!(!t.complete(5), "a second ack for the same offset is stale");
@@ -179,7 +181,7 @@ mod tests {
             let mut t = OffsetTracker::new();
             let mut offsets = Vec::new();
             let mut o = 0;
-            for g in gaps { o += g; offsets.push(o); t.insert(o).expect("increasing"); }
+            for g in gaps { o += g; offsets.push(o); t.insert(o, o).expect("increasing"); }
             let mut unfinished = offsets.clone();
             for idx in order {
                 if unfinished.is_empty() { break; }
