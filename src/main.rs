@@ -33,6 +33,8 @@ enum Command {
     Demo(mcm_bridge::cli::demo::DemoArgs),
     /// Produce realistic shop traffic to Kafka.
     Generate(mcm_bridge::cli::generate::GenerateArgs),
+    /// Re-run dead-lettered messages through the current mapping (after a fix); failures stay in the DLQ.
+    ReplayDlq(mcm_bridge::cli::replay::ReplayArgs),
     /// Run a local Kafka-protocol broker (librdkafka's mock cluster) and print its address.
     DevBroker(mcm_bridge::cli::dev_broker::DevBrokerArgs),
     /// Run a local fake of the MCM User Event API (for the demo, tests and benchmarks).
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
         Command::Demo(args) => mcm_bridge::cli::demo::run(&args),
         Command::Generate(args) => mcm_bridge::cli::generate::run(&args),
+        Command::ReplayDlq(args) => mcm_bridge::cli::replay::run(&args),
         Command::DevBroker(args) => mcm_bridge::cli::dev_broker::run(&args),
         Command::Sandbox(args) => mcm_bridge::sandbox::run(args),
         Command::Map {

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod dev_broker;
 pub mod generate;
 pub mod map;
+pub mod replay;
 pub mod run;
 pub mod test;
 pub mod validate;

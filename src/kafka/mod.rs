@@ -3,3 +3,4 @@
 pub mod consumer;
 pub mod dlq;
 pub mod mock;
+pub mod replay;
