@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod generator;
 pub mod kafka;
 pub mod mapping;
 pub mod mcm;

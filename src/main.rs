@@ -29,6 +29,10 @@ enum Command {
         #[arg(long, short, default_value = "mcm-bridge.yaml")]
         config: PathBuf,
     },
+    /// The whole product on this machine: embedded Kafka, MCM sandbox, generator and the bridge.
+    Demo(mcm_bridge::cli::demo::DemoArgs),
+    /// Produce realistic shop traffic to Kafka.
+    Generate(mcm_bridge::cli::generate::GenerateArgs),
     /// Run a local Kafka-protocol broker (librdkafka's mock cluster) and print its address.
     DevBroker(mcm_bridge::cli::dev_broker::DevBrokerArgs),
     /// Run a local fake of the MCM User Event API (for the demo, tests and benchmarks).
@@ -69,6 +73,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => mcm_bridge::cli::run::run(&config),
         Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
+        Command::Demo(args) => mcm_bridge::cli::demo::run(&args),
+        Command::Generate(args) => mcm_bridge::cli::generate::run(&args),
         Command::DevBroker(args) => mcm_bridge::cli::dev_broker::run(&args),
         Command::Sandbox(args) => mcm_bridge::sandbox::run(args),
         Command::Map {

@@ -2,41 +2,12 @@
 //! event that would be sent (exit 0), or why not (exit 1). Config errors exit 2, like `validate`.
 //! Also home of the config→plan loading shared with `mcm-bridge test`.
 
-use crate::config::{self, Config};
-use crate::mapping::{self, MappingPlan, Processed, SourceMessage};
+use crate::config::Config;
+use crate::mapping::{Processed, SourceMessage};
 use crate::mcm::validate::{now_ms, ValidateOptions};
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
-
-/// Loads the config and compiles its mappings; on any problem prints every error with its YAML
-/// path to stderr and returns exit code 2.
-pub fn load_plan(path: &Path) -> Result<(Config, MappingPlan), ExitCode> {
-    let cfg = match config::load(path) {
-        Ok(c) => c,
-        Err(errs) => {
-            eprintln!(
-                "{}: {} configuration error(s):",
-                path.display(),
-                errs.0.len()
-            );
-            for e in &errs.0 {
-                eprintln!("  {e}");
-            }
-            return Err(ExitCode::from(2));
-        }
-    };
-    let mut errors = Vec::new();
-    let plan = mapping::compile(&cfg.topics, &mut errors);
-    if !errors.is_empty() {
-        eprintln!("{}: {} mapping error(s):", path.display(), errors.len());
-        for e in &errors {
-            eprintln!("  {e}");
-        }
-        return Err(ExitCode::from(2));
-    }
-    Ok((cfg, plan))
-}
 
 /// Validation settings from the config, at the current time.
 pub fn validate_options(cfg: &Config) -> ValidateOptions {
@@ -59,7 +30,7 @@ pub struct MapArgs<'a> {
 }
 
 pub fn run(args: &MapArgs<'_>) -> ExitCode {
-    let (cfg, plan) = match load_plan(args.config) {
+    let (cfg, plan) = match super::load_checked(args.config) {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -1,6 +1,8 @@
 //! Implementations of the subcommands; `main.rs` only dispatches here.
 
+pub mod demo;
 pub mod dev_broker;
+pub mod generate;
 pub mod map;
 pub mod run;
 pub mod test;
@@ -14,14 +16,7 @@ use std::process::ExitCode;
 
 /// Loads the configuration and compiles its mapping rules, reporting every error of both at once.
 pub fn load_config_and_plan(path: &Path) -> Result<(Config, MappingPlan), ConfigErrors> {
-    let config = crate::config::load(path)?;
-    let mut errors = Vec::new();
-    let plan = crate::mapping::compile(&config.topics, &mut errors);
-    if errors.is_empty() {
-        Ok((config, plan))
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    crate::config::load_with(path, crate::mapping::compile)
 }
 
 /// [`load_config_and_plan`] for commands: prints the errors and yields exit code 2 on failure.

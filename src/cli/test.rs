@@ -2,13 +2,13 @@
 //! Prints one line per case and a field-by-field diff for failures; exit 0 when all pass, 1 when
 //! any fails, 2 for config or case-file errors.
 
-use super::map::{load_plan, validate_options};
+use super::map::validate_options;
 use crate::mapping::cases;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub fn run(config: &Path, case_files: &[PathBuf]) -> ExitCode {
-    let (cfg, plan) = match load_plan(config) {
+    let (cfg, plan) = match super::load_checked(config) {
         Ok(p) => p,
         Err(code) => return code,
     };

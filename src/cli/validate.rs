@@ -3,6 +3,7 @@
 //! (exit 2). Never prints the API key.
 
 use crate::config::Config;
+use crate::mapping::MappingPlan;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,9 +12,9 @@ use std::process::ExitCode;
 pub const EXIT_INVALID_CONFIG: u8 = 2;
 
 pub fn run(path: &Path) -> ExitCode {
-    match crate::config::load(path) {
-        Ok(cfg) => {
-            print!("{}", summary(path, &cfg));
+    match super::load_config_and_plan(path) {
+        Ok((cfg, plan)) => {
+            print!("{}", summary(path, &cfg, &plan));
             println!("ok");
             ExitCode::SUCCESS
         }
@@ -28,12 +29,11 @@ pub fn run(path: &Path) -> ExitCode {
 }
 
 /// The human summary of a valid configuration.
-pub fn summary(path: &Path, cfg: &Config) -> String {
+pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
     let mut s = String::new();
     let k = &cfg.kafka;
     let m = &cfg.mcm;
     let d = &cfg.delivery;
-    let topics = cfg.topics.as_sequence().map_or(0, Vec::len);
     let _ = writeln!(s, "config:   {}", path.display());
     let _ = writeln!(
         s,
@@ -56,7 +56,18 @@ pub fn summary(path: &Path, cfg: &Config) -> String {
         d.dlq_topic,
         humantime::format_duration(d.drain_timeout)
     );
-    let _ = writeln!(s, "topics:   {topics} mapping block(s)");
+    for block in plan.blocks() {
+        let _ = writeln!(
+            s,
+            "topic:    {} ({} rule(s){})",
+            block.name,
+            block.rule_count(),
+            block
+                .on_failure()
+                .map(|p| format!(", on failure {}", p.as_str()))
+                .unwrap_or_default()
+        );
+    }
     if !cfg.env_overrides.is_empty() {
         let _ = writeln!(s, "env:      overrides {}", cfg.env_overrides.join(", "));
     }

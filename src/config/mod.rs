@@ -224,6 +224,15 @@ pub struct ObserveConfig {
 
 /// Loads a configuration file with the real process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, |_, _| ()).map(|(c, ())| c)
+}
+
+/// Loads a configuration file and runs `topics_hook` (the mapping compiler) on the `topics` list
+/// in the same pass, so section errors and mapping errors are reported together.
+pub fn load_with<T>(
+    path: &Path,
+    topics_hook: impl FnOnce(&Value, &mut Vec<ConfigError>) -> T,
+) -> Result<(Config, T), ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
             "",
@@ -231,7 +240,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         )])
     })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_str(&text, &base_dir, &interpolate::ProcessEnv, std::env::vars())
+    load_str_with(
+        &text,
+        &base_dir,
+        &interpolate::ProcessEnv,
+        std::env::vars(),
+        topics_hook,
+    )
 }
 
 /// Loads a configuration from text. `base_dir` resolves a relative `api_key_file`; `env` serves
@@ -242,6 +257,17 @@ pub fn load_str(
     env: &dyn Env,
     overrides: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigErrors> {
+    load_str_with(text, base_dir, env, overrides, |_, _| ()).map(|(c, ())| c)
+}
+
+/// [`load_str`] plus a hook run on the `topics` list (see [`load_with`]).
+pub fn load_str_with<T>(
+    text: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    overrides: impl IntoIterator<Item = (String, String)>,
+    topics_hook: impl FnOnce(&Value, &mut Vec<ConfigError>) -> T,
+) -> Result<(Config, T), ConfigErrors> {
     let mut root: Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let at = e
             .location()
@@ -268,16 +294,21 @@ pub fn load_str(
     let mcm = read_mcm(&mcm_v, base_dir, &mut errors, &mut warnings);
     let delivery = read_delivery(&delivery_v, kafka.as_ref(), mcm.as_ref(), &mut errors);
     let observe = read_observe(&observe_v, &mut errors);
-    if !matches!(topics, Value::Sequence(_)) {
+    let hooked = if matches!(topics, Value::Sequence(_)) {
+        Some(topics_hook(&topics, &mut errors))
+    } else {
         errors.push(ConfigError::new(
             "topics",
             "required: a list of mapping blocks, one per topic or topic pattern (see docs/mapping.md)",
         ));
-    }
+        None
+    };
 
-    match (kafka, mcm, delivery, observe) {
-        (Some(kafka), Some(mcm), Some(delivery), Some(observe)) if errors.is_empty() => {
-            Ok(Config {
+    match (kafka, mcm, delivery, observe, hooked) {
+        (Some(kafka), Some(mcm), Some(delivery), Some(observe), Some(hooked))
+            if errors.is_empty() =>
+        {
+            let config = Config {
                 kafka,
                 mcm,
                 delivery,
@@ -285,7 +316,8 @@ pub fn load_str(
                 topics,
                 env_overrides,
                 warnings,
-            })
+            };
+            Ok((config, hooked))
         }
         _ => Err(ConfigErrors(errors)),
     }

@@ -38,9 +38,11 @@ pub enum PipelineError {
     NoTopics,
 }
 
-/// Capacity of the poll thread → coordinator channel. Small: the coordinator takes messages as
-/// fast as it maps them, and back-pressure belongs to pause/resume, not to this queue.
-const EVENT_CHANNEL: usize = 1024;
+/// Capacity of the poll thread → coordinator channel. Small on purpose: messages already in it
+/// are past librdkafka's pause, so it is the bound on how far the in-flight budgets can be
+/// overshot; the coordinator drains it in microseconds per message, so throughput does not need
+/// more, and back-pressure belongs to pause/resume, not to this queue.
+const EVENT_CHANNEL: usize = 256;
 
 /// Runs the bridge until `shutdown` is cancelled; then drains, commits and leaves the group.
 pub async fn run(

@@ -1,0 +1,4 @@
+//! Synthetic commerce traffic for the demo, the `generate` command and benchmarks.
+
+pub mod produce;
+pub mod shop;
