@@ -315,6 +315,13 @@ async fn demo(args: &DemoArgs, latency: Duration) -> ExitCode {
     for (reason, n) in dead_letter_reasons(&metrics) {
         println!("  dlq reason      {n:>8}   {reason}");
     }
+    if interrupted.is_cancelled() && delivered + dead + filtered + dropped != produced {
+        println!(
+            "\ninterrupted: {} of {produced} messages finished; the rest were not committed and stay in Kafka.",
+            delivered + dead + filtered + dropped
+        );
+        return ExitCode::from(130);
+    }
     let mut problems = Vec::new();
     if let Some(e) = produce_error {
         problems.push(format!("producing failed: {e}"));
