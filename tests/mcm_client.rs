@@ -42,6 +42,10 @@ fn config(base_url: &str) -> McmConfig {
             failure_threshold: 100,
             probe_interval: Duration::from_millis(200),
         },
+        adaptive_concurrency: false,
+        min_in_flight: 1,
+        rate_limit: 0,
+        http_version: mcm_bridge::config::HttpVersion::Auto,
     }
 }
 

@@ -109,6 +109,7 @@ async fn failing_and_throttling_sink_loses_nothing() {
         .iter()
         .map(|r| bridge.metrics.retries.with_label_values(&[*r]).get())
         .sum();
+    let limit = bridge.metrics.concurrency_limit.get();
     bridge.stop().await;
 
     let got: HashSet<String> = sb
@@ -128,6 +129,10 @@ async fn failing_and_throttling_sink_loses_nothing() {
     );
     let stats = sb.stats().await;
     assert!(stats.faults.values().sum::<u64>() > 300, "{stats:?}");
+    assert!(
+        limit < 256,
+        "adaptive concurrency backs off under 429/5xx (limit {limit})"
+    );
     assert_committed_to_end(b.bootstrap_servers(), "g-b", "events", 4);
     sb.shutdown().await.expect("sandbox stops");
 }
@@ -433,6 +438,43 @@ async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
     assert!(
         !text.contains("consumer_lag_messages{partition=\"0\",topic=\"events\"} -"),
         "never negative"
+    );
+    bridge.stop().await;
+    sb.shutdown().await.expect("sandbox stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limit_caps_requests_per_second() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = broker("events", 2);
+    let produced = ids(600, "q-");
+    produce(
+        b.bootstrap_servers(),
+        "events",
+        &records(&produced, 2, "home"),
+    );
+    let bridge = Bridge::start(&config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-q",
+        "",
+        "  rate_limit: 200",
+    ));
+    wait_until(Duration::from_secs(30), "first delivery", || {
+        bridge.delivered() > 0
+    })
+    .await;
+    let start = std::time::Instant::now();
+    wait_until(Duration::from_secs(60), "all delivered", || {
+        bridge.delivered() >= 600
+    })
+    .await;
+    // A burst of one second's quota, then 200/s: the remaining ~400 need about two seconds.
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "quota exceeded: {:?}",
+        start.elapsed()
     );
     bridge.stop().await;
     sb.shutdown().await.expect("sandbox stops");

@@ -85,6 +85,22 @@ pub struct McmConfig {
     pub future_tolerance: Duration,
     pub retry: RetryConfig,
     pub circuit_breaker: CircuitConfig,
+    /// Adapt the number of concurrent requests (AIMD) within `[min_in_flight, max_in_flight]`.
+    pub adaptive_concurrency: bool,
+    pub min_in_flight: usize,
+    /// Requests per second at most (0 = no limit), for platforms with a quota.
+    pub rate_limit: u32,
+    pub http_version: HttpVersion,
+}
+
+/// Which HTTP version to speak to the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/2 when the server offers it during the TLS handshake (ALPN), else HTTP/1.1.
+    Auto,
+    Http1,
+    /// HTTP/2 only (also over plain http, "prior knowledge"): one multiplexed connection.
+    Http2,
 }
 
 impl McmConfig {
@@ -555,6 +571,24 @@ fn read_mcm(
         .cloned()
         .map(|v| read_retry(&v, r.errors()))
         .unwrap_or_default();
+    let adaptive_concurrency = r.opt::<bool>("adaptive_concurrency").unwrap_or(true);
+    let min_in_flight = r
+        .opt::<usize>("min_in_flight")
+        .unwrap_or(8)
+        .clamp(1, max_in_flight.max(1));
+    let rate_limit = r.opt::<u32>("rate_limit").unwrap_or(0);
+    let http_version = match r.opt_string("http_version").as_deref() {
+        None | Some("auto") => HttpVersion::Auto,
+        Some("http1") => HttpVersion::Http1,
+        Some("http2") => HttpVersion::Http2,
+        Some(other) => {
+            r.error(
+                "http_version",
+                format!("{other:?} is not one of: auto, http1, http2"),
+            );
+            HttpVersion::Auto
+        }
+    };
     let circuit_breaker = r
         .raw("circuit_breaker")
         .cloned()
@@ -580,6 +614,10 @@ fn read_mcm(
         future_tolerance,
         retry,
         circuit_breaker,
+        adaptive_concurrency,
+        min_in_flight,
+        rate_limit,
+        http_version,
     })
 }
 

@@ -112,7 +112,12 @@ impl McmClient {
         );
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
 
-        let http = reqwest::Client::builder()
+        let builder = match cfg.http_version {
+            crate::config::HttpVersion::Auto => reqwest::Client::builder(),
+            crate::config::HttpVersion::Http1 => reqwest::Client::builder().http1_only(),
+            crate::config::HttpVersion::Http2 => reqwest::Client::builder().http2_prior_knowledge(),
+        };
+        let http = builder
             .tls_backend_rustls()
             .https_only(!cfg.allow_insecure_http)
             .user_agent(USER_AGENT)

@@ -412,7 +412,7 @@ impl Coordinator {
     /// Starts deliveries from the ready queue, oldest first, while `mcm.max_in_flight` and the
     /// partition's `max_in_flight_per_partition` allow.
     fn dispatch_ready(&mut self) {
-        let max = self.deps.config.mcm.max_in_flight;
+        let max = self.deps.deliverer.concurrency_limit();
         let per_partition = self.deps.config.delivery.max_in_flight_per_partition;
         let mut i = 0;
         while self.requests < max && i < self.ready.len() {

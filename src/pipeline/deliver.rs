@@ -3,25 +3,68 @@
 
 use super::work::AckResult;
 use crate::config::McmConfig;
+use crate::delivery::adaptive::{AdaptiveLimit, Signal};
 use crate::delivery::circuit::{CircuitBreaker, CircuitState};
+use crate::delivery::rate_limit::TokenBucket;
 use crate::delivery::sender::{Sender, Verdict};
 use crate::kafka::dlq::DlqReason;
 use crate::mcm::classify::Outcome;
+use crate::mcm::classify::RetryKind;
 use crate::mcm::client::{Attempt, McmClient, Transport};
 use crate::observe::metrics::Metrics;
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The MCM client with request metrics (`http_requests_total`, `http_request_duration_seconds`).
+/// The MCM client with request metrics (`http_requests_total`, `http_request_duration_seconds`),
+/// the optional rate limit, and the adaptive concurrency limit's feedback.
 pub struct MeteredClient {
     client: McmClient,
     metrics: Arc<Metrics>,
+    rate: Option<Mutex<TokenBucket>>,
+    adaptive: Option<Arc<Mutex<AdaptiveLimit>>>,
+}
+
+impl MeteredClient {
+    async fn wait_for_token(&self) {
+        let Some(bucket) = &self.rate else { return };
+        loop {
+            let wait = match bucket.lock() {
+                Ok(mut b) => b.take(Instant::now()),
+                Err(_) => return,
+            };
+            match wait {
+                Ok(()) => return,
+                Err(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    fn feed_back(&self, attempt: &Attempt) {
+        let Some(a) = &self.adaptive else { return };
+        let signal = match &attempt.outcome {
+            Outcome::Retryable {
+                kind: RetryKind::Throttled,
+                ..
+            } => Signal::Throttled,
+            Outcome::Retryable { .. } => Signal::Failed,
+            _ => Signal::Answered(attempt.elapsed),
+        };
+        if let Ok(mut l) = a.lock() {
+            l.observe(signal, Instant::now());
+            self.metrics
+                .concurrency_limit
+                .set(i64::try_from(l.limit()).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 impl Transport for MeteredClient {
     async fn send(&self, body: Bytes) -> Attempt {
+        self.wait_for_token().await;
         let attempt = self.client.send(body).await;
+        self.feed_back(&attempt);
         self.metrics
             .http_requests
             .with_label_values(&[Metrics::status_class(attempt.status)])
@@ -37,18 +80,38 @@ impl Transport for MeteredClient {
 pub struct Deliverer {
     sender: Sender<MeteredClient>,
     metrics: Arc<Metrics>,
+    adaptive: Option<Arc<Mutex<AdaptiveLimit>>>,
+    max_in_flight: usize,
 }
 
 impl Deliverer {
     pub fn new(client: McmClient, cfg: &McmConfig, metrics: Arc<Metrics>) -> Deliverer {
         let breaker = Arc::new(Mutex::new(CircuitBreaker::new(&cfg.circuit_breaker)));
+        let adaptive = cfg.adaptive_concurrency.then(|| {
+            Arc::new(Mutex::new(AdaptiveLimit::new(
+                cfg.min_in_flight,
+                cfg.max_in_flight,
+            )))
+        });
+        let limit = adaptive
+            .as_ref()
+            .and_then(|a| a.lock().ok().map(|l| l.limit()))
+            .unwrap_or(cfg.max_in_flight);
+        metrics
+            .concurrency_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
         let transport = MeteredClient {
             client,
             metrics: metrics.clone(),
+            rate: (cfg.rate_limit > 0)
+                .then(|| Mutex::new(TokenBucket::new(cfg.rate_limit, Instant::now()))),
+            adaptive: adaptive.clone(),
         };
         Deliverer {
             sender: Sender::new(transport, cfg.retry.clone(), breaker),
             metrics,
+            adaptive,
+            max_in_flight: cfg.max_in_flight,
         }
     }
 
@@ -85,6 +148,14 @@ impl Deliverer {
             o @ Outcome::Fatal { .. } => fatal_of(&o),
             Outcome::Retryable { .. } => AckResult::ProbeInconclusive,
         }
+    }
+
+    /// Requests that may be in flight now: the adaptive limit, or `max_in_flight` when off.
+    pub fn concurrency_limit(&self) -> usize {
+        self.adaptive
+            .as_ref()
+            .and_then(|a| a.lock().ok().map(|l| l.limit()))
+            .unwrap_or(self.max_in_flight)
     }
 
     /// Open or half-open: consumption stays paused until a probe closes the breaker.
