@@ -4,6 +4,10 @@
 //! document's structure. `$${` writes a literal `${`. An unset variable without a default is an
 //! error at the YAML path where it is used (never silently empty: an empty API key would only
 //! surface later as 401s).
+//!
+//! Error messages quote the offending text to help, except at paths that hold secrets
+//! ([`is_secret_path`]: `mcm.api_key`, passwords, tokens, …): a key pasted inside `${…}` by
+//! mistake must not end up in `validate` output or start-up logs (DESIGN.md contract 8).
 
 use super::decode::{index, join, ConfigError};
 use serde_yaml_ng::Value;
@@ -38,6 +42,9 @@ pub fn interpolate_tree(
     match value {
         Value::String(s) if s.contains('$') => match interpolate_str(s, env) {
             Ok(new) => *s = new,
+            Err(_) if is_secret_path(path) => {
+                errors.push(ConfigError::new(path, redacted_error(s, env)));
+            }
             Err(msg) => errors.push(ConfigError::new(path, msg)),
         },
         Value::Sequence(seq) => {
@@ -57,6 +64,58 @@ pub fn interpolate_tree(
         Value::Tagged(t) => interpolate_tree(&mut t.value, path, env, errors),
         _ => {}
     }
+}
+
+/// Whether the value at `path` may be a secret (its interpolation errors then quote nothing).
+pub fn is_secret_path(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
+    path == "mcm.api_key"
+        || [
+            "password",
+            "secret",
+            "token",
+            "api_key",
+            "apikey",
+            "credential",
+        ]
+        .iter()
+        .any(|w| last.contains(w))
+}
+
+/// The error for a secret value: what kind of mistake, where, never the text itself.
+fn redacted_error(s: &str, env: &dyn Env) -> String {
+    let hint = "the value is not shown because this field holds a secret; expected e.g. \"${MCM_API_KEY}\"";
+    // Re-scan only to classify the mistake; nothing of `s` goes into the message but positions.
+    let mut rest = s;
+    let mut at = 0;
+    while let Some(pos) = rest.find("${") {
+        if pos > 0 && rest[..pos].ends_with('$') {
+            at += pos + 2;
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        let tail = &rest[pos + 2..];
+        let Some(end) = tail.find('}') else {
+            return format!("unterminated ${{ at character {} ({hint})", at + pos + 1);
+        };
+        let expr = &tail[..end];
+        let name = expr.split_once(":-").map_or(expr, |(n, _)| n);
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return format!(
+                "invalid variable name in the ${{…}} at character {} (names are letters, digits and '_'; {hint})",
+                at + pos + 1
+            );
+        }
+        if env.var(name).is_none() && !expr.contains(":-") {
+            return format!(
+                "the environment variable named in the ${{…}} at character {} is not set ({hint})",
+                at + pos + 1
+            );
+        }
+        at += pos + 2 + end + 1;
+        rest = &tail[end + 1..];
+    }
+    format!("cannot interpolate ({hint})")
 }
 
 /// Interpolates one string.
@@ -131,6 +190,36 @@ mod tests {
             .contains("NOPE is not set"));
         assert!(interpolate_str("${KEY", &env).is_err());
         assert!(interpolate_str("${A-B}", &env).is_err());
+    }
+
+    #[test]
+    fn errors_at_secret_paths_quote_nothing() {
+        for (text, what) in [
+            ("${sk-live-123}", "invalid variable name"),
+            ("${sk_live_123}", "is not set"),
+            ("sk-live-123${", "unterminated"),
+            ("${BAD NAME:-sk-live-123}", "invalid variable name"),
+        ] {
+            let mut v: Value = serde_yaml_ng::from_str(&format!(
+                "mcm:\n  api_key: \"{text}\"\nkafka:\n  properties:\n    sasl.password: \"{text}\"\n"
+            ))
+            .expect("yaml");
+            let mut errors = Vec::new();
+            interpolate_tree(&mut v, "", &env, &mut errors);
+            assert_eq!(errors.len(), 2, "{errors:?}");
+            for e in &errors {
+                let msg = e.to_string();
+                assert!(!msg.contains("live"), "{msg}");
+                assert!(msg.contains(what), "{msg}");
+            }
+        }
+        // Elsewhere the text is quoted to help.
+        assert!(interpolate_str("${A-B}", &env).unwrap_err().contains("A-B"));
+        assert!(is_secret_path("kafka.properties.ssl.key.password"));
+        assert!(is_secret_path(
+            "kafka.properties.sasl.oauthbearer.client.secret"
+        ));
+        assert!(!is_secret_path("kafka.bootstrap_servers"));
     }
 
     #[test]

@@ -256,13 +256,47 @@ pub fn load_with<T>(
         )])
     })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_str_with(
+    let (mut cfg, hooked) = load_str_with(
         &text,
         &base_dir,
         &interpolate::ProcessEnv,
         std::env::vars(),
         topics_hook,
-    )
+    )?;
+    if let Some(w) = exposed_key_warning(path, &text, &cfg) {
+        cfg.warnings.push(w);
+    }
+    Ok((cfg, hooked))
+}
+
+/// A warning when the file holds the API key itself (not `${VAR}`) and group or others may read
+/// it (DESIGN.md contract 8): the key should come from the environment or a secret file, or the
+/// config should be `chmod 600`. Only the permission bits are reported, never the key.
+#[cfg(unix)]
+fn exposed_key_warning(path: &Path, text: &str, cfg: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if cfg.mcm.api_key_source != "mcm.api_key"
+        || cfg.env_overrides.iter().any(|p| p == "mcm.api_key")
+    {
+        return None;
+    }
+    let raw: Value = serde_yaml_ng::from_str(text).ok()?;
+    let literal = raw.get("mcm")?.get("api_key")?.as_str()?;
+    if literal.contains("${") {
+        return None;
+    }
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} contains the API key in plain text (mcm.api_key) and is readable by group or others (mode {mode:03o}): chmod 600 it, or use mcm.api_key: \"${{MCM_API_KEY}}\" / mcm.api_key_file",
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn exposed_key_warning(_: &Path, _: &str, _: &Config) -> Option<String> {
+    None
 }
 
 /// Loads a configuration from text. `base_dir` resolves a relative `api_key_file`; `env` serves

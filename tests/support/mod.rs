@@ -321,3 +321,17 @@ pub fn counts(ids: &[String]) -> HashMap<String, usize> {
     }
     m
 }
+
+/// [`config_text`] with another `topics:` section (a YAML text starting with `topics:`) in place of
+/// [`TEST_TOPICS`], for tests that bring their own mapping.
+pub fn config_text_with_topics(
+    bootstrap: &str,
+    sandbox_url: &str,
+    group: &str,
+    delivery_extra: &str,
+    mcm_extra: &str,
+    topics: &str,
+) -> String {
+    config_text(bootstrap, sandbox_url, group, delivery_extra, mcm_extra)
+        .replace(TEST_TOPICS, &format!("\n{}\n", topics.trim()))
+}
