@@ -68,20 +68,20 @@ impl ProducerContext for Counting {
     }
 }
 
-const UAS: [&str; 3] = [
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+/// (user agent, channel) pairs that agree, so APP events carry a mobile OS as MCM requires.
+const UAS: [(&str, &str); 3] = [
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", "ios"),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36", "android"),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", "web"),
 ];
 
 /// One shop message; `n` selects the kind and varies the ids.
 fn message(run: &str, n: u64, now_secs: u64) -> (String, String) {
     let device = format!("dev-{}", n % 5003);
-    let ua = UAS[(n % 3) as usize];
+    let (ua, ch) = UAS[(n % 3) as usize];
     let common = format!(
         r#""event_id":"{run}-{n}","occurred_at":{ts},"channel":"{ch}","customer":{{"email":" User{u}@Example.com "}},"device_id":"{device}","user_agent":"{ua}""#,
         ts = now_secs.saturating_sub(1),
-        ch = if n % 3 == 0 { "web" } else { "ios" },
         u = n % 10_007,
     );
     let sku = n % 997;
