@@ -33,6 +33,7 @@ BENCH_TARGET_DIR=${BENCH_TARGET_DIR:-$REPO/target}  # cargo target dir for the b
 RESULTS=${RESULTS:-$REPO/BENCHMARKS.md}
 KEEP=${KEEP:-0}                          # 1 keeps the work dir (logs, RSS samples)
 TANSU=${TANSU:-}
+BROKER=${BROKER:-tansu}                  # tansu, or mock (librdkafka mock cluster; fallback only)
 export MCM_API_KEY=bench-key             # sandbox + bridge + peers (env, not argv)
 PLATFORM=BENCH_TEST
 
@@ -82,6 +83,7 @@ fmt_int() {
     print s o }'
 }
 
+[[ "$BROKER" == tansu || "$BROKER" == mock ]] || die "BROKER must be tansu or mock"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for tool in cargo curl jq wrk python3; do
   command -v "$tool" >/dev/null || die "missing $tool"
@@ -97,10 +99,10 @@ log "building release bridge + bench examples into $BENCH_TARGET_DIR"
 cp "$BENCH_TARGET_DIR/release/mcm-bridge" "$BIN/"
 cp "$BENCH_TARGET_DIR/release/examples/produce" "$BENCH_TARGET_DIR/release/examples/consume_only" "$BIN/"
 
-if [[ -z "$TANSU" ]]; then
+if [[ "$BROKER" == tansu && -z "$TANSU" ]]; then
   TANSU=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
 fi
-if [[ ! -x "$TANSU" ]]; then
+if [[ "$BROKER" == tansu && ! -x "$TANSU" ]]; then
   log "installing tansu 0.6.0 (memory storage needs dynostore; ~8 min, cached in ~/.cargo/bin)"
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --quiet
   TANSU=$HOME/.cargo/bin/tansu
@@ -121,32 +123,50 @@ if [[ "$PEERS" == 1 ]]; then
 fi
 
 # ---- broker ------------------------------------------------------------------------------------
-KPORT=$(free_port)
-BOOTSTRAP=127.0.0.1:$KPORT
-log "starting tansu on $BOOTSTRAP (memory storage)"
-# Own working directory: tansu loads a .env from its cwd.
-(cd "$WORK" && exec "$TANSU" broker --listener-url "tcp://$BOOTSTRAP" \
-  --advertised-listener-url "tcp://$BOOTSTRAP" --storage-engine memory://tansu/ \
-  >"$WORK/tansu.log" 2>&1) &
-PIDS+=($!)
-TANSU_PID=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break
-  kill -0 "$TANSU_PID" 2>/dev/null || { cat "$WORK/tansu.log" >&2; die "tansu exited"; }
-  sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null || die "tansu did not listen on $BOOTSTRAP"
-
-RUN_ID=r$(date +%s)
-create_topic() { # name partitions
-  (cd "$WORK" && timeout 60 "$TANSU" topic create "$1" --partitions "$2" --broker "tcp://$BOOTSTRAP" \
-    >>"$WORK/topics.log" 2>&1) || { cat "$WORK/topics.log" >&2; die "topic create $1"; }
-}
 T_MULTI=bench.multi; T_SINGLE=bench.single; T_PEER=bench.peer; T_STEADY=bench.steady
-create_topic "$T_MULTI" "$PARTITIONS"
-create_topic "$T_SINGLE" 1
-create_topic "$T_PEER" "$PARTITIONS"
-create_topic "$T_STEADY" "$PARTITIONS"
+RUN_ID=r$(date +%s)
+if [[ "$BROKER" == mock ]]; then
+  # Fallback when tansu is not available: librdkafka's mock cluster in its own process.
+  log "starting mcm-bridge dev-broker (librdkafka mock cluster) — NOT tansu"
+  "$BIN/mcm-bridge" dev-broker --topic "$T_MULTI:$PARTITIONS" --topic "$T_SINGLE:1" \
+    --topic "$T_PEER:$PARTITIONS" --topic "$T_STEADY:$PARTITIONS" </dev/null >"$WORK/broker.log" 2>&1 &
+  BROKER_PID=$!
+  PIDS+=("$BROKER_PID")
+  BOOTSTRAP=
+  for _ in $(seq 100); do
+    BOOTSTRAP=$(sed -n 's/^bootstrap.servers=//p' "$WORK/broker.log")
+    [[ -n "$BOOTSTRAP" ]] && break
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n "$BOOTSTRAP" ]] || { cat "$WORK/broker.log" >&2; die "dev-broker did not start"; }
+  BROKER_DESC="librdkafka mock cluster (mcm-bridge dev-broker), NOT tansu"
+else
+  KPORT=$(free_port)
+  BOOTSTRAP=127.0.0.1:$KPORT
+  log "starting tansu on $BOOTSTRAP (memory storage)"
+  # Own working directory: tansu loads a .env from its cwd.
+  (cd "$WORK" && exec "$TANSU" broker --listener-url "tcp://$BOOTSTRAP" \
+    --advertised-listener-url "tcp://$BOOTSTRAP" --storage-engine memory://tansu/ \
+    >"$WORK/broker.log" 2>&1) &
+  BROKER_PID=$!
+  PIDS+=("$BROKER_PID")
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break
+    kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/broker.log" >&2; die "tansu exited"; }
+    sleep 0.1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null || die "tansu did not listen on $BOOTSTRAP"
+  create_topic() { # name partitions
+    (cd "$WORK" && timeout 60 "$TANSU" topic create "$1" --partitions "$2" --broker "tcp://$BOOTSTRAP" \
+      >>"$WORK/topics.log" 2>&1) || { cat "$WORK/topics.log" >&2; die "topic create $1"; }
+  }
+  create_topic "$T_MULTI" "$PARTITIONS"
+  create_topic "$T_SINGLE" 1
+  create_topic "$T_PEER" "$PARTITIONS"
+  create_topic "$T_STEADY" "$PARTITIONS"
+  BROKER_DESC="tansu 0.6.0, memory storage"
+fi
 
 load() { # topic count → prints the producer's JSON line
   timeout "$SCENARIO_TIMEOUT" "$BIN/produce" --brokers "$BOOTSTRAP" --topic "$1" --count "$2" \
@@ -167,6 +187,7 @@ SANDBOX_PID=
 SANDBOX_URL=
 start_sandbox() { # [extra sandbox flags…]
   local out=$WORK/sandbox.$RANDOM.out
+  : >"$out" # exists before the child opens it, so the first sed below cannot fail
   "$BIN/mcm-bridge" sandbox --listen 127.0.0.1:0 --platform-id "$PLATFORM" "$@" \
     >"$out" 2>>"$WORK/sandbox.err" &
   SANDBOX_PID=$!
@@ -185,14 +206,19 @@ stop_sandbox() { stop_pid "$SANDBOX_PID"; }
 stats() { curl -fsS --max-time 5 "$SANDBOX_URL/_sandbox/stats"; }
 
 # Waits until the sandbox has answered `expected` events (accepted + rejected) or `pid` died or the
-# timeout passed. Sets DONE_AT (epoch seconds, fractional) and ACCEPTED/REJECTED.
+# timeout passed. Sets DONE_AT (epoch seconds, fractional), ACCEPTED/REJECTED, and FIRST_AT /
+# FIRST_N: when the first poll saw accepted events, and how many it saw.
 wait_for_events() { # expected pid what
   local expected=$1 pid=$2 what=$3 deadline s
   deadline=$(($(date +%s) + SCENARIO_TIMEOUT))
+  FIRST_AT=''
   while :; do
     s=$(stats) || die "sandbox stats unavailable"
     ACCEPTED=$(jq -r '.accepted_total' <<<"$s")
     REJECTED=$(jq -r '.rejected_total' <<<"$s")
+    if [[ -z "$FIRST_AT" ]] && ((ACCEPTED > 0)); then
+      FIRST_AT=$(now) FIRST_N=$ACCEPTED
+    fi
     if ((ACCEPTED + REJECTED >= expected)); then
       DONE_AT=$(now)
       break
@@ -202,6 +228,15 @@ wait_for_events() { # expected pid what
     sleep 0.05
   done
   ((REJECTED == 0)) || die "$what: the sandbox rejected $REJECTED events: $(stats | jq -c .rejected_by_reason)"
+}
+
+# Rate after the first accepted event (start-up and group join excluded).
+warm_rate() { # expected
+  if [[ -n "$FIRST_AT" ]] && (($1 > FIRST_N)); then
+    calc "($1 - $FIRST_N) / ($DONE_AT - $FIRST_AT + 0.000001)"
+  else
+    echo 0
+  fi
 }
 
 # CPU seconds (user + system) a live process has used.
@@ -234,6 +269,7 @@ bench_bridge() { # topic count
   stop_pid "$BRIDGE_PID"
   SECS=$(calc "$DONE_AT - $t0")
   RATE=$(calc "$2 / $SECS")
+  WARM=$(warm_rate "$2")
   CPU_US=$(calc "$cpu * 1000000 / $2")
 }
 
@@ -285,8 +321,8 @@ log "bridge: $EVENTS_MULTI events, $PARTITIONS partitions, healthy sink"
 start_sandbox
 bench_bridge "$T_MULTI" "$EVENTS_MULTI"
 stop_sandbox
-MULTI_RATE=$RATE MULTI_SECS=$SECS MULTI_CPU_US=$CPU_US
-log "  $(fmt_int "$MULTI_RATE") events/s in ${MULTI_SECS}s, CPU $(printf '%.1f' "$MULTI_CPU_US") µs/event"
+MULTI_RATE=$RATE MULTI_SECS=$SECS MULTI_CPU_US=$CPU_US MULTI_WARM=$WARM
+log "  $(fmt_int "$MULTI_RATE") events/s in ${MULTI_SECS}s ($(fmt_int "$WARM")/s after the first event), CPU $(printf '%.1f' "$MULTI_CPU_US") µs/event"
 
 # ---- 4. bridge, 1 partition, slow sink ---------------------------------------------------------
 if [[ "$LATENCY" =~ ^([0-9.]+)ms$ ]]; then
@@ -301,11 +337,11 @@ log "bridge: $EVENTS_SINGLE events, 1 partition, sink latency $LATENCY, max_in_f
 start_sandbox --latency "$LATENCY"
 bench_bridge "$T_SINGLE" "$EVENTS_SINGLE"
 stop_sandbox
-SINGLE_RATE=$RATE SINGLE_SECS=$SECS
-log "  $(fmt_int "$SINGLE_RATE") events/s in ${SINGLE_SECS}s (Little's-law bound $(fmt_int "$LITTLE")/s)"
+SINGLE_RATE=$RATE SINGLE_SECS=$SECS SINGLE_WARM=$WARM
+log "  $(fmt_int "$SINGLE_RATE") events/s in ${SINGLE_SECS}s ($(fmt_int "$WARM")/s after the first event; Little's-law bound $(fmt_int "$LITTLE")/s)"
 
 # ---- 6. peers ----------------------------------------------------------------------------------
-NODE_RATE='' NODE_CPU_US='' PY_RATE='' PY_CPU_US=''
+NODE_RATE='' NODE_CPU_US='' NODE_WARM='' PY_RATE='' PY_CPU_US='' PY_WARM=''
 bench_peer() { # name command… ; sets RATE, CPU_US
   local name=$1 t0 cpu pid
   shift
@@ -321,15 +357,16 @@ bench_peer() { # name command… ; sets RATE, CPU_US
   stop_sandbox
   SECS=$(calc "$DONE_AT - $t0")
   RATE=$(calc "$EVENTS_PEER / $SECS")
+  WARM=$(warm_rate "$EVENTS_PEER")
   CPU_US=$(calc "$cpu * 1000000 / $EVENTS_PEER")
-  log "  $name: $(fmt_int "$RATE") events/s in ${SECS}s, CPU $(printf '%.1f' "$CPU_US") µs/event"
+  log "  $name: $(fmt_int "$RATE") events/s in ${SECS}s ($(fmt_int "$WARM")/s after the first event), CPU $(printf '%.1f' "$CPU_US") µs/event"
 }
 if [[ "$PEERS" == 1 ]]; then
   log "peers: $EVENTS_PEER events each, $PARTITIONS partitions, healthy sink"
   bench_peer node node "$REPO/bench/peers/node/peer.js"
-  NODE_RATE=$RATE NODE_CPU_US=$CPU_US
+  NODE_RATE=$RATE NODE_CPU_US=$CPU_US NODE_WARM=$WARM
   bench_peer python "$VENV/bin/python" "$REPO/bench/peers/python/peer.py"
-  PY_RATE=$RATE PY_CPU_US=$CPU_US
+  PY_RATE=$RATE PY_CPU_US=$CPU_US PY_WARM=$WARM
 fi
 
 # ---- 5. RSS: steady load, then a sink outage ---------------------------------------------------
@@ -380,10 +417,10 @@ CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 MEM_GIB=$(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
 ratio() { calc "$1 / $2" | awk '{printf "%.2f", $1}'; }
 rate() { printf '%s events/s' "$(fmt_int "$1")"; }
-peer_row() { # label rate cpu
+peer_row() { # label rate cpu warm
   if [[ -n "$2" ]]; then
-    printf '| 6 | %s, %s events, %s partitions, healthy sink | %s; CPU %.0f µs/event | bridge (3) ÷ peer | **%s×** |\n' \
-      "$1" "$EVENTS_PEER" "$PARTITIONS" "$(rate "$2")" "$3" "$(ratio "$MULTI_RATE" "$2")"
+    printf '| 6 | %s, %s events, %s partitions, healthy sink | %s (%s/s after the first event); CPU %.0f µs/event | bridge (3) ÷ peer | **%s×** |\n' \
+      "$1" "$EVENTS_PEER" "$PARTITIONS" "$(rate "$2")" "$(fmt_int "$4")" "$3" "$(ratio "$MULTI_RATE" "$2")"
   else
     printf '| 6 | %s | not run (PEERS=0) | | |\n' "$1"
   fi
@@ -394,7 +431,7 @@ peer_row() { # label rate cpu
   printf '\n## %s — %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$LABEL"
   printf 'Machine: %s cores (`nproc`), %s GiB RAM, %s; load average at start %s. Commit `%s`. ' \
     "$(nproc)" "$MEM_GIB" "$CPU_MODEL" "$LOAD_AT_START" "$COMMIT"
-  printf 'Broker: tansu 0.6.0, memory storage, loopback. Sink: `mcm-bridge sandbox`. '
+  printf 'Broker: %s, loopback. Sink: `mcm-bridge sandbox`. ' "$BROKER_DESC"
   printf 'Knobs: EVENTS_MULTI=%s EVENTS_SINGLE=%s EVENTS_PEER=%s PARTITIONS=%s LATENCY=%s MAX_IN_FLIGHT=%s RSS_MINUTES=%s OUTAGE_MINUTES=%s STEADY_RATE=%s WRK=-t%s/-c%s/%s.\n\n' \
     "$EVENTS_MULTI" "$EVENTS_SINGLE" "$EVENTS_PEER" "$PARTITIONS" "$LATENCY" "$MAX_IN_FLIGHT" \
     "$RSS_MINUTES" "$OUTAGE_MINUTES" "$STEADY_RATE" "$WRK_THREADS" "$WRK_CONNECTIONS" "$WRK_DURATION"
@@ -403,18 +440,18 @@ peer_row() { # label rate cpu
     "$PARTITIONS" "$EVENTS_MULTI" "$(rate "$CONSUME_RATE")"
   printf '| 2b | Ceiling: sandbox POST rate (wrk -t%s -c%s, %s) | %s requests/s | | |\n' \
     "$WRK_THREADS" "$WRK_CONNECTIONS" "$WRK_DURATION" "$(fmt_int "$SINK_RATE")"
-  printf '| 3 | Bridge end to end, %s partitions, %s events, healthy sink | %s (%.1f s); CPU %.1f µs/event | lower ceiling (%s, %s/s) | **%s** |\n' \
-    "$PARTITIONS" "$EVENTS_MULTI" "$(rate "$MULTI_RATE")" "$MULTI_SECS" "$MULTI_CPU_US" "$LOWER_NAME" \
+  printf '| 3 | Bridge end to end, %s partitions, %s events, healthy sink | %s (%.1f s; %s/s after the first event); CPU %.1f µs/event | lower ceiling (%s, %s/s) | **%s** |\n' \
+    "$PARTITIONS" "$EVENTS_MULTI" "$(rate "$MULTI_RATE")" "$MULTI_SECS" "$(fmt_int "$MULTI_WARM")" "$MULTI_CPU_US" "$LOWER_NAME" \
     "$(fmt_int "$LOWER_CEILING")" "$(ratio "$MULTI_RATE" "$LOWER_CEILING")"
-  printf '| 4 | Bridge, 1 partition, %s events, sink latency %s, max_in_flight %s | %s (%.1f s) | Little'"'"'s law %s/%s = %s/s (target ≥ 0.90) | **%s** |\n' \
-    "$EVENTS_SINGLE" "$LATENCY" "$MAX_IN_FLIGHT" "$(rate "$SINGLE_RATE")" "$SINGLE_SECS" "$MAX_IN_FLIGHT" \
+  printf '| 4 | Bridge, 1 partition, %s events, sink latency %s, max_in_flight %s | %s (%.1f s; %s/s after the first event) | Little'"'"'s law %s/%s = %s/s (target ≥ 0.90) | **%s** |\n' \
+    "$EVENTS_SINGLE" "$LATENCY" "$MAX_IN_FLIGHT" "$(rate "$SINGLE_RATE")" "$SINGLE_SECS" "$(fmt_int "$SINGLE_WARM")" "$MAX_IN_FLIGHT" \
     "$LATENCY" "$(fmt_int "$LITTLE")" "$(ratio "$SINGLE_RATE" "$LITTLE")"
   printf '| 5a | Bridge RSS, %s s at %s events/s (accepted %s/s) | min %s / max %s / last %s MiB | target ≤ 64 MiB, flat | |\n' \
     "$RSS_SECS" "$STEADY_RATE" "$(fmt_int "$STEADY_ACCEPT_RATE")" "$RSS_S_MIN" "$RSS_S_MAX" "$RSS_S_LAST"
   printf '| 5b | Bridge RSS during a %s s sink outage (503s), load continuing | min %s / max %s / last %s MiB | target ≤ 64 MiB, flat | |\n' \
     "$OUTAGE_SECS" "$RSS_O_MIN" "$RSS_O_MAX" "$RSS_O_LAST"
-  peer_row "Peer: Node.js, Moloco reference-connector style (kafkajs eachMessage, 1 awaited POST)" "$NODE_RATE" "$NODE_CPU_US"
-  peer_row "Peer: Python confluent-kafka + requests loop" "$PY_RATE" "$PY_CPU_US"
+  peer_row "Peer: Node.js, Moloco reference-connector style (kafkajs eachMessage, 1 awaited POST)" "$NODE_RATE" "$NODE_CPU_US" "$NODE_WARM"
+  peer_row "Peer: Python confluent-kafka + requests loop" "$PY_RATE" "$PY_CPU_US" "$PY_WARM"
 } >"$WORK/results.md"
 cat "$WORK/results.md" >>"$RESULTS"
 cat "$WORK/results.md"

@@ -8,7 +8,7 @@
 //     error (network or any non-2xx); after the last attempt the message is logged and skipped;
 //   - offsets are committed by kafkajs after the handler resolves (autoCommit).
 // The mapping is the minimal one for the `shop.events` shape the benchmark loads (same fields as
-// bench/bridge.yaml, no user-agent parsing). Configuration comes from the environment:
+// bench/bridge.yaml, a regex instead of full user-agent parsing). Configuration comes from the environment:
 //   BROKERS, TOPIC, GROUP, MCM_BASE_URL, MCM_PLATFORM_ID, MCM_API_KEY.
 'use strict';
 
@@ -49,14 +49,24 @@ function stripNulls(v) {
   return v;
 }
 
+// Just enough user-agent parsing for the benchmark's agents (the bridge uses the full uap-core
+// rules): APP events must name a mobile OS.
+function deviceOs(ua) {
+  let m = /iPhone OS (\d+)_(\d+)/.exec(ua || '');
+  if (m) return { os: 'iOS', os_version: `${m[1]}.${m[2]}`, model: 'iPhone' };
+  m = /Android (\d+(?:\.\d+)*); ([^;)]+)/.exec(ua || '');
+  if (m) return { os: 'Android', os_version: m[1], model: m[2].trim() };
+  return {};
+}
+
 // shop.events message -> MCM event, or null for kinds the benchmark does not map.
 function mapEvent(m) {
   const ev = {
     id: m.event_id,
-    timestamp: String(m.occurred_at * 1000),
+    timestamp: m.occurred_at * 1000,
     channel_type: CHANNELS[String(m.channel || '').toLowerCase()] || 'SITE',
     user_id: m.customer && m.customer.email ? sha256(m.customer.email) : null,
-    device: { persistent_id: m.device_id, user_agent: m.user_agent },
+    device: { ...deviceOs(m.user_agent), persistent_id: m.device_id, ua: m.user_agent },
   };
   const p = m.product;
   switch (m.kind) {

@@ -5,7 +5,7 @@ plain Python loop, written for this benchmark: confluent-kafka consumer, one syn
 committed by the client's auto-commit), so it is at-least-once like the bridge.
 
 The mapping is the minimal one for the `shop.events` shape the benchmark loads (same fields as
-bench/bridge.yaml, no user-agent parsing). Configuration from the environment: BROKERS, TOPIC,
+bench/bridge.yaml, a regex instead of full user-agent parsing). Configuration from the environment: BROKERS, TOPIC,
 GROUP, MCM_BASE_URL, MCM_PLATFORM_ID, MCM_API_KEY.
 """
 
@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -31,6 +32,21 @@ def env(name):
 CHANNELS = {"web": "SITE", "ios": "APP", "android": "APP"}
 
 
+IOS = re.compile(r"iPhone OS (\d+)_(\d+)")
+ANDROID = re.compile(r"Android (\d+(?:\.\d+)*); ([^;)]+)")
+
+
+def device_os(ua):
+    """Just enough user-agent parsing for the benchmark's agents: APP events need a mobile OS."""
+    m = IOS.search(ua or "")
+    if m:
+        return {"os": "iOS", "os_version": f"{m[1]}.{m[2]}", "model": "iPhone"}
+    m = ANDROID.search(ua or "")
+    if m:
+        return {"os": "Android", "os_version": m[1], "model": m[2].strip()}
+    return {}
+
+
 def money(cents, currency):
     return {"amount": cents / 100, "currency": str(currency).upper()}
 
@@ -40,9 +56,9 @@ def map_event(m):
     email = (m.get("customer") or {}).get("email")
     ev = {
         "id": m["event_id"],
-        "timestamp": str(int(m["occurred_at"]) * 1000),
+        "timestamp": int(m["occurred_at"]) * 1000,
         "channel_type": CHANNELS.get(str(m.get("channel", "")).lower(), "SITE"),
-        "device": {"persistent_id": m.get("device_id"), "user_agent": m.get("user_agent")},
+        "device": {**device_os(m.get("user_agent")), "persistent_id": m.get("device_id"), "ua": m.get("user_agent")},
     }
     if email:
         ev["user_id"] = hashlib.sha256(email.strip().lower().encode()).hexdigest()
