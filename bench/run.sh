@@ -27,6 +27,7 @@ WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
 PEERS=${PEERS:-1}                        # 0 skips the Node.js and Python peers
 SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-1200}  # seconds any one wait may take
+POLL_INTERVAL=${POLL_INTERVAL:-0.1}     # how often the sandbox's counters are read (s)
 LOG_LEVEL=${LOG_LEVEL:-info}             # the bridge's observe.log_level
 LABEL=${LABEL:-full}                     # shown in the results heading ("smoke", "medium"…)
 BENCH_TARGET_DIR=${BENCH_TARGET_DIR:-$REPO/target}  # cargo target dir for the bridge build
@@ -214,8 +215,7 @@ wait_for_events() { # expected pid what
   FIRST_AT=''
   while :; do
     s=$(stats) || die "sandbox stats unavailable"
-    ACCEPTED=$(jq -r '.accepted_total' <<<"$s")
-    REJECTED=$(jq -r '.rejected_total' <<<"$s")
+    read -r ACCEPTED REJECTED < <(jq -r '"\(.accepted_total) \(.rejected_total)"' <<<"$s")
     if [[ -z "$FIRST_AT" ]] && ((ACCEPTED > 0)); then
       FIRST_AT=$(now) FIRST_N=$ACCEPTED
     fi
@@ -225,7 +225,7 @@ wait_for_events() { # expected pid what
     fi
     kill -0 "$pid" 2>/dev/null || die "$what exited early (accepted $ACCEPTED of $expected)"
     (($(date +%s) < deadline)) || die "$what: timed out at $ACCEPTED of $expected accepted"
-    sleep 0.05
+    sleep "$POLL_INTERVAL"
   done
   ((REJECTED == 0)) || die "$what: the sandbox rejected $REJECTED events: $(stats | jq -c .rejected_by_reason)"
 }
