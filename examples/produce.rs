@@ -12,6 +12,9 @@
 //! view, cart add, search, home page view. The record key is the device id, so the default
 //! partitioner spreads messages over all partitions. Prints one JSON line with the figures.
 
+// A plain synchronous program (no tokio runtime): blocking sleeps are the right tool here.
+#![allow(clippy::disallowed_methods)]
+
 use clap::Parser;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
