@@ -27,6 +27,10 @@ WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
 PEERS=${PEERS:-1}                        # 0 skips the Node.js and Python peers
 SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-1200}  # seconds any one wait may take
+# Messages per produced record batch. tansu 0.6.0 cannot serve a fetch that starts in the middle of
+# a batch (fixed upstream after 0.6.0), which a consumer that pauses/resumes or commits mid-batch
+# runs into: with 1 every offset starts a batch.
+PRODUCE_BATCH=${PRODUCE_BATCH:-1}
 POLL_INTERVAL=${POLL_INTERVAL:-0.1}     # how often the sandbox's counters are read (s)
 LOG_LEVEL=${LOG_LEVEL:-info}             # the bridge's observe.log_level
 LABEL=${LABEL:-full}                     # shown in the results heading ("smoke", "medium"…)
@@ -171,7 +175,7 @@ fi
 
 load() { # topic count → prints the producer's JSON line
   timeout "$SCENARIO_TIMEOUT" "$BIN/produce" --brokers "$BOOTSTRAP" --topic "$1" --count "$2" \
-    --run "$RUN_ID-$1"
+    --run "$RUN_ID-$1" --batch "$PRODUCE_BATCH"
 }
 log "loading $EVENTS_MULTI messages into $T_MULTI ($PARTITIONS partitions)"
 LOAD_MULTI=$(load "$T_MULTI" "$EVENTS_MULTI")
@@ -376,7 +380,7 @@ log "RSS: ${RSS_SECS}s at $STEADY_RATE events/s, then a ${OUTAGE_SECS}s sink out
 start_sandbox
 start_bridge "$T_STEADY" "bench-$RUN_ID-steady"
 timeout "$SCENARIO_TIMEOUT" "$BIN/produce" --brokers "$BOOTSTRAP" --topic "$T_STEADY" \
-  --rate "$STEADY_RATE" --seconds "$((RSS_SECS + OUTAGE_SECS + 10))" --run "$RUN_ID-steady" \
+  --rate "$STEADY_RATE" --seconds "$((RSS_SECS + OUTAGE_SECS + 10))" --run "$RUN_ID-steady" --batch "$PRODUCE_BATCH" \
   >"$WORK/steady-producer.log" 2>&1 &
 PRODUCER_PID=$!
 PIDS+=("$PRODUCER_PID")

@@ -41,6 +41,9 @@ struct Args {
     /// With --rate: produce for this many seconds (count = rate × seconds).
     #[arg(long)]
     seconds: Option<f64>,
+    /// Messages per produce batch (`batch.num.messages`); 1 writes one record batch per message.
+    #[arg(long, default_value_t = 10_000)]
+    batch: u64,
     /// Prefix of every event id, so that ids are unique across runs.
     #[arg(long, default_value = "bench")]
     run: String,
@@ -124,8 +127,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let producer: ThreadedProducer<Counting> = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
-        .set("linger.ms", "10")
-        .set("batch.num.messages", "10000")
+        .set("linger.ms", if args.batch > 1 { "10" } else { "0" })
+        .set("batch.num.messages", args.batch.to_string())
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("acks", "1")
