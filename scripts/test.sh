@@ -17,7 +17,9 @@ cd "$ROOT"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo test (unit, property and whole-service tests)"
-cargo test --locked
+# Whole-service tests each run a broker, a sandbox and a bridge: two at a time on a 2-core machine
+# keeps their timing realistic.
+RUST_TEST_THREADS=${RUST_TEST_THREADS:-2} cargo test --locked
 
 if [[ ${SKIP_MONITORING:-0} != 1 ]]; then
     step "monitoring: promtool rule tests + real Prometheus against a running demo"

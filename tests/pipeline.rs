@@ -268,10 +268,13 @@ async fn member_leaving_and_rejoining_loses_nothing() {
     .await;
     let second = Bridge::start(&text);
     produce(b.bootstrap_servers(), "events", &recs[2_000..4_000]);
-    wait_until(Duration::from_secs(60), "B got work", || {
-        second.finished() >= 100
+    // B joins mid-stream: wait for its assignment (how much B gets done before it leaves depends
+    // on the machine's speed; the claim under test is that nothing is lost either way).
+    wait_until(Duration::from_secs(60), "B got partitions", || {
+        second.health.assigned() > 0
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     second.stop().await; // leaves mid-stream
     produce(b.bootstrap_servers(), "events", &recs[4_000..]);
     let again = Bridge::start(&text); // rejoins

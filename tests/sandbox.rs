@@ -352,7 +352,8 @@ async fn throttling_answers_429_with_retry_after() {
 async fn outage_answers_503_after_n_accepts_then_recovers() {
     let mut cfg = SandboxConfig::new(PLATFORM, KEY);
     cfg.faults.outage_after = Some(2);
-    cfg.faults.outage_for = Duration::from_millis(400);
+    // Long enough that a loaded CI machine still sends the next four requests inside it.
+    cfg.faults.outage_for = Duration::from_millis(3000);
     let sb = start(cfg).await;
     for i in 0..2 {
         assert_eq!(
@@ -373,7 +374,7 @@ async fn outage_answers_503_after_n_accepts_then_recovers() {
         post(&sb, None, "{}").await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
-    tokio::time::sleep(Duration::from_millis(450).saturating_sub(began.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(3100).saturating_sub(began.elapsed())).await;
     assert_eq!(
         post_json(&sb, &purchase("o-after")).await.status(),
         StatusCode::OK
