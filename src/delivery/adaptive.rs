@@ -36,6 +36,8 @@ pub struct AdaptiveLimit {
     max: usize,
     limit: f64,
     slow_start: bool,
+    /// Healthy answers since the last additive step (one step per `limit` answers = per RTT).
+    answers_since_step: usize,
     short_rtt: Option<f64>,
     baseline_rtt: Option<f64>,
     last_decrease: Option<Instant>,
@@ -50,6 +52,7 @@ impl AdaptiveLimit {
             max,
             limit: min as f64,
             slow_start: true,
+            answers_since_step: 0,
             short_rtt: None,
             baseline_rtt: None,
             last_decrease: None,
@@ -80,7 +83,12 @@ impl AdaptiveLimit {
                 } else if self.slow_start {
                     self.limit += 1.0; // +1 per answer: doubles per round trip
                 } else {
-                    self.limit += 1.0 / self.limit.max(1.0); // +1 per round trip
+                    // +1 per round trip: one step after as many answers as the current limit.
+                    self.answers_since_step += 1;
+                    if self.answers_since_step >= self.limit() {
+                        self.answers_since_step = 0;
+                        self.limit += 1.0;
+                    }
                 }
             }
             Signal::Throttled => self.decrease(THROTTLE_FACTOR, now),
@@ -99,7 +107,8 @@ impl AdaptiveLimit {
         }
         self.last_decrease = Some(now);
         self.slow_start = false;
-        self.limit *= factor;
+        self.answers_since_step = 0;
+        self.limit = (self.limit * factor).floor();
     }
 }
 

@@ -210,7 +210,9 @@ pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(
     let Some(tpl) = tpl_of(offsets) else {
         return false;
     };
-    for attempt in 1..=3 {
+    // Commits during a rebalance fail with REBALANCE_IN_PROGRESS until it settles (a second or
+    // two); keep trying for a few seconds, since a lost final commit means re-delivery.
+    for attempt in 1..=10u64 {
         match consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => {
                 tracing::info!(why, partitions = offsets.len(), "offsets committed");
@@ -223,7 +225,7 @@ pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(
                 tracing::warn!(why, attempt, error = %e, "synchronous commit failed");
                 #[allow(clippy::disallowed_methods)]
                 // the poll thread / a blocking task, not async code
-                std::thread::sleep(Duration::from_millis(100 * attempt));
+                std::thread::sleep(Duration::from_millis(100 * attempt.min(5)));
             }
         }
     }
