@@ -318,16 +318,35 @@ fn check_items(e: &McmEvent, v: &mut Vec<Violation>) {
                 );
             }
         }
-        check_money_opt(item.price.as_ref(), &format!("items[{i}].price"), v);
-        check_money_opt(
-            item.price_seller.as_ref(),
-            &format!("items[{i}].price_seller"),
-            v,
-        );
-        check_len(&item.id, &format!("items[{i}].id"), v);
-        check_len(&item.item_group_id, &format!("items[{i}].item_group_id"), v);
-        check_len(&item.seller_id, &format!("items[{i}].seller_id"), v);
+        // Field paths are only formatted when something is wrong: this runs per item per event.
+        if !money_ok(item.price.as_ref()) {
+            check_money_opt(item.price.as_ref(), &format!("items[{i}].price"), v);
+        }
+        if !money_ok(item.price_seller.as_ref()) {
+            check_money_opt(
+                item.price_seller.as_ref(),
+                &format!("items[{i}].price_seller"),
+                v,
+            );
+        }
+        for (value, name) in [
+            (&item.id, "id"),
+            (&item.item_group_id, "item_group_id"),
+            (&item.seller_id, "seller_id"),
+        ] {
+            if value.as_ref().is_some_and(|s| s.len() > MAX_ID_LEN) {
+                check_len(value, &format!("items[{i}].{name}"), v);
+            }
+        }
     }
+}
+
+/// True when `m` is absent or passes every money rule (the cheap pre-check of the hot path).
+fn money_ok(m: Option<&Money>) -> bool {
+    m.is_none_or(|m| match (&m.currency, m.amount) {
+        (Some(c), Some(a)) => is_known_currency(c) && a.is_finite(),
+        _ => false,
+    })
 }
 
 fn check_money_opt(m: Option<&Money>, field: &str, v: &mut Vec<Violation>) {
