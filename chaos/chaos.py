@@ -284,8 +284,9 @@ class Bridges:
                     log(f"ERROR {name} exited on its own with {code}")
 
     def names(self):
+        """Live members, oldest first."""
         with self.lock:
-            return sorted(self.live)
+            return sorted(self.live, key=lambda n: int(n.rsplit("-", 1)[1]))
 
 
 # --------------------------------------------------------------------------------------------
