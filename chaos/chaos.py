@@ -391,6 +391,7 @@ def schedule_seconds(schedule):
     for f in schedule:
         total += f["gap_before_s"] + f.get("for_s", 0) + f.get("hold_s", 0)
         total += f.get("restart_after_s", 0) + (6 if f["kind"] == "scale" else 0)
+        total += 8 if f["kind"] in ("kill", "broker_outage") else 1  # waiting for recovery
     return total
 
 
@@ -643,6 +644,16 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
         results.append({"n": i + 1, **f, "t_inject": round(t_inject, 2), "t_heal": round(t_heal, 2),
                         **notes})
         log(f"fault #{i + 1} {f['kind']} healed after {t_heal - t_inject:.1f}s")
+        # Faults are measured one at a time: the next one waits until delivery has resumed.
+        deadline = time.monotonic() + 120
+        while monitor.resumed_after(t_heal) is None and producer.poll() is None:
+            if time.monotonic() > deadline:
+                log(f"WARNING no delivery within 120 s of healing fault #{i + 1}")
+                break
+            time.sleep(0.1)
+        resumed = monitor.resumed_after(t_heal)
+        if resumed is not None:
+            log(f"fault #{i + 1} delivery resumed {resumed - t_heal:.2f}s after the heal")
     log("fault schedule done; waiting for the producer")
     try:
         out, _ = producer.communicate(timeout=max(60, args.events / args.rate * 2 + 60))
