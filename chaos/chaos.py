@@ -16,6 +16,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,7 @@ class HarnessError(Exception):
 CHILDREN = []
 
 
-def spawn(args, log_path, stdin=subprocess.DEVNULL, stdout=None, env=None):
+def spawn(args, log_path, stdin=subprocess.DEVNULL, stdout=None, env=None, cwd=None):
     # pylint: disable=consider-using-with
     err = open(log_path, "ab")
     p = subprocess.Popen(
@@ -63,6 +64,7 @@ def spawn(args, log_path, stdin=subprocess.DEVNULL, stdout=None, env=None):
         stdout=stdout if stdout is not None else err,
         stderr=err,
         env=env,
+        cwd=cwd,
         close_fds=True,
     )
     CHILDREN.append(p)
@@ -136,6 +138,68 @@ class Broker:
                 self.command("quit")
             except OSError:
                 pass
+            try:
+                self.p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(timeout=10)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise HarnessError(f"{what} not listening on 127.0.0.1:{port} within {timeout}s")
+
+
+class TansuBroker:
+    """tansu 0.6.0 with sqlite storage. `down` kills the broker process (SIGKILL), `up` starts it
+    again on the same file: a real broker crash and restart. tansu 0.6.0 never expires a member
+    that died without LeaveGroup, so in this mode bridges are only ever stopped cleanly."""
+
+    def __init__(self, binary, workdir):
+        self.binary, self.workdir = binary, workdir
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.db = os.path.join(workdir, "tansu.db")
+        self.restarts = 0
+        self.p = None
+        self._start()
+        for name, parts in TOPICS + [(DLQ_TOPIC, 2)]:
+            r = subprocess.run([binary, "topic", "create", name, "--partitions", str(parts),
+                                "--broker", f"tcp://{self.bootstrap}"],
+                               capture_output=True, timeout=30, check=False, cwd=workdir)
+            if r.returncode != 0:
+                raise HarnessError(f"tansu topic create {name}: {r.stderr.decode()[-500:]}")
+
+    def _start(self):
+        url = f"tcp://{self.bootstrap}"
+        self.p = spawn([self.binary, "broker", "--listener-url", url, "--advertised-listener-url",
+                        url, "--storage-engine", "sqlite://tansu.db"],
+                       os.path.join(self.workdir, "broker.log"), cwd=self.workdir)
+        wait_port(self.port, 30, "tansu")
+
+    def command(self, cmd):
+        if cmd == "down":
+            self.p.kill()
+            self.p.wait(timeout=10)
+        elif cmd == "up":
+            self.restarts += 1
+            self._start()
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
             try:
                 self.p.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -403,7 +467,10 @@ def run_fault(f, ctx, rng):
     notes = {}
     if k == "kill":
         victim = rng.choice(bridges.names())
-        bridges.kill(victim)
+        if ctx["clean_stops_only"]:
+            notes["stopped_s"] = round(bridges.term(victim), 2)  # a restart, not a crash
+        else:
+            bridges.kill(victim)
         time.sleep(f["restart_after_s"])
         notes["victim"] = victim
         notes["replacement"] = bridges.start()
@@ -551,6 +618,11 @@ def parse_args():
     ap.add_argument("--seed", type=int, help="schedule seed (default: random, logged)")
     ap.add_argument("--sink-outage", type=float, help="sink outage seconds (profile default)")
     ap.add_argument("--broker-outage", type=float, help="broker outage seconds (profile default)")
+    ap.add_argument("--broker", choices=["mock", "tansu"], default="mock",
+                    help="mock: mcm-bridge dev-broker (outage = down/up); tansu: tansu 0.6.0 on "
+                         "sqlite (outage = SIGKILL + restart on the same file; bridges are "
+                         "only stopped cleanly, so `kill` becomes a SIGTERM restart)")
+    ap.add_argument("--tansu-bin", default="tansu")
     ap.add_argument("--bin", default="target/release/mcm-bridge")
     ap.add_argument("--kafka-tool", default="target/release/examples/chaos_kafka")
     ap.add_argument("--workdir", help="where logs, record and report go (default: a temp dir)")
@@ -607,7 +679,10 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
         log(f"schedule #{i + 1}: {json.dumps(f)}")
     watchdog(args.max_seconds)
 
-    broker = Broker(args.bin, workdir)
+    if args.broker == "tansu":
+        broker = TansuBroker(args.tansu_bin, workdir)
+    else:
+        broker = Broker(args.bin, workdir)
     sandbox = Sandbox(args.bin, workdir)
     log(f"broker {broker.bootstrap}; sandbox {sandbox.url}")
     topics_spec = ",".join(f"{n}:{p}" for n, p in TOPICS)
@@ -619,7 +694,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
             topics="".join(TOPIC_BLOCK.format(name=n) for n, _ in TOPICS)))
     bridges = Bridges(args.bin, workdir, config)
     ctx = {"sandbox": sandbox, "broker": broker, "bridges": bridges, "kafka": args.kafka_tool,
-           "topics_spec": topics_spec}
+           "topics_spec": topics_spec, "clean_stops_only": args.broker == "tansu"}
     monitor = Monitor(sandbox, bridges)
     bridges.start()
 
@@ -698,6 +773,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
     report = {
         "seed": args.seed,
         "profile": args.profile,
+        "broker": args.broker,
         "events": args.events,
         "duration_s": round(now(), 1),
         "accounting": acc,
@@ -726,7 +802,8 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
 def print_report(r):
     a = r["accounting"]
     print("\n==================== chaos report ====================")
-    print(f"seed {r['seed']}  profile {r['profile']}  duration {r['duration_s']}s  "
+    print(f"seed {r['seed']}  profile {r['profile']}  broker {r['broker']}  "
+          f"duration {r['duration_s']}s  "
           f"workdir {r['workdir']}")
     print(f"produced {a['produced']} (valid {a['valid']}, invalid {a['invalid']}, "
           f"produce failures {a['produce_failed']})")

@@ -140,7 +140,9 @@ fn payload(id: &str, seq: usize, invalid: Option<&str>) -> Vec<u8> {
     let v = match invalid {
         None => serde_json::json!({"id": id, "kind": "home", "ts": ts, "user": user}),
         Some("not_json") => return format!("{{not json: {id}").into_bytes(),
-        Some("no_rule") => serde_json::json!({"id": id, "kind": "teleport", "ts": ts, "user": user}),
+        Some("no_rule") => {
+            serde_json::json!({"id": id, "kind": "teleport", "ts": ts, "user": user})
+        }
         Some(_) => serde_json::json!({"id": id, "kind": "home", "ts": "yesterday", "user": user}),
     };
     v.to_string().into_bytes()
@@ -195,8 +197,12 @@ fn produce(f: &BTreeMap<String, String>) -> Result<(), String> {
             k
         });
         if let Some(kind) = invalid {
-            writeln!(invalid_file, "{}", serde_json::json!({"id": id, "kind": kind}))
-                .map_err(|e| format!("invalid.jsonl: {e}"))?;
+            writeln!(
+                invalid_file,
+                "{}",
+                serde_json::json!({"id": id, "kind": kind})
+            )
+            .map_err(|e| format!("invalid.jsonl: {e}"))?;
         }
         let body = payload(&id, seq, invalid);
         let (topic, partition) = slots[seq % slots.len()];
@@ -295,7 +301,9 @@ fn read_dlq(f: &BTreeMap<String, String>) -> Result<(), String> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     while !remaining.is_empty() {
         if start.elapsed() > timeout {
-            return Err(format!("timed out; partitions not read to the end: {remaining:?}"));
+            return Err(format!(
+                "timed out; partitions not read to the end: {remaining:?}"
+            ));
         }
         let Some(r) = c.poll(Duration::from_millis(200)) else {
             continue;
