@@ -615,6 +615,10 @@ def parse_args():
                     help="produce rate, events/s (default: spread the events over the schedule)")
     ap.add_argument("--invalid-every", type=int, default=500,
                     help="every K-th event is deliberately invalid (0 = none)")
+    ap.add_argument("--max-backlog", type=int, default=40_000,
+                    help="pause producing while the group is this many events behind (the mock "
+                         "broker keeps only ~5 MB per partition and drops older data, so an "
+                         "unbounded backlog would lose events in the broker); 0 = no bound")
     ap.add_argument("--seed", type=int, help="schedule seed (default: random, logged)")
     ap.add_argument("--sink-outage", type=float, help="sink outage seconds (profile default)")
     ap.add_argument("--broker-outage", type=float, help="broker outage seconds (profile default)")
@@ -701,6 +705,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
     producer = spawn([args.kafka_tool, "produce", "--bootstrap", broker.bootstrap, "--topics",
                       topics_spec, "--count", str(args.events), "--rate", str(args.rate),
                       "--invalid-every", str(args.invalid_every), "--prefix", args.prefix,
+                      "--group", GROUP, "--max-backlog", str(args.max_backlog),
                       "--out", workdir], os.path.join(workdir, "producer.log"),
                      stdout=subprocess.PIPE)
     # Let the first member join and deliver before the first fault.
@@ -731,7 +736,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
             log(f"fault #{i + 1} delivery resumed {resumed - t_heal:.2f}s after the heal")
     log("fault schedule done; waiting for the producer")
     try:
-        out, _ = producer.communicate(timeout=max(60, args.events / args.rate * 2 + 60))
+        out, _ = producer.communicate(timeout=max(600, args.events / args.rate * 3))
     except subprocess.TimeoutExpired as e:
         raise HarnessError("producer did not finish in time") from e
     if producer.returncode != 0:

@@ -12,7 +12,9 @@
 //! `DIR/failed.txt` (ids whose produce was not acknowledged), and prints one JSON summary line on
 //! stdout. Every record has the id as its Kafka key, so a dead-lettered record names its id even
 //! when its value is not JSON. `read-dlq` prints one JSON line per DLQ record (key + headers).
-//! `lag` prints `{"lag": L, "end": E, "committed": C}` summed over the partitions.
+//! With `--group G --max-backlog M`, `produce` pauses while the group's committed offsets are
+//! more than M events behind what was acknowledged (the mock broker keeps a bounded log per
+//! partition and would otherwise drop unconsumed events). `lag` prints `{"lag": L, "end": E, "committed": C}` summed over the partitions.
 //!
 //! It is a plain blocking program (no tokio), so `std::thread::sleep` is fine here.
 #![allow(clippy::disallowed_methods)]
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: chaos_kafka produce --bootstrap B --topics T:P,… --count N [--rate R] \
-         [--invalid-every K] [--prefix P] --out DIR\n       chaos_kafka read-dlq --bootstrap B \
+         [--invalid-every K] [--prefix P] [--group G --max-backlog M] --out DIR\n       chaos_kafka read-dlq --bootstrap B \
          --topic T\n       chaos_kafka lag --bootstrap B --group G --topics T:P,…"
     );
     ExitCode::from(2)
@@ -178,17 +180,58 @@ fn produce(f: &BTreeMap<String, String>) -> Result<(), String> {
         .map_err(|e| format!("producer: {e}"))?;
     let mut invalid_file = std::fs::File::create(out.join("invalid.jsonl"))
         .map_err(|e| format!("invalid.jsonl: {e}"))?;
+    // Flow control: the broker keeps a bounded log per partition (librdkafka's mock cluster drops
+    // the oldest data beyond ~5 MB per partition, like retention), so producing far ahead of the
+    // group would delete unconsumed events. Pause while the group's backlog exceeds the bound.
+    let max_backlog: i64 = num(f, "max-backlog", 0)?;
+    let lag_reader = match f.get("group") {
+        Some(g) if max_backlog > 0 => Some(reader(bootstrap, g)?),
+        _ => None,
+    };
+    let mut lag_tpl = TopicPartitionList::new();
+    for (t, n) in &topics {
+        for p in 0..*n {
+            lag_tpl.add_partition(t, p);
+        }
+    }
     let start = Instant::now();
+    let mut next_due = start;
     let mut last_report = Instant::now();
+    let mut last_lag_check = Instant::now();
+    let mut paused_for = Duration::ZERO;
     let mut invalid_n = 0usize;
     for seq in 0..count {
-        if rate > 0.0 {
-            let due = start + Duration::from_secs_f64(seq as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                producer.poll(Duration::ZERO);
-                std::thread::sleep(due - now);
+        if let Some(c) = &lag_reader {
+            if last_lag_check.elapsed() >= Duration::from_millis(500) {
+                last_lag_check = Instant::now();
+                let pause_start = Instant::now();
+                let mut warned = false;
+                loop {
+                    producer.poll(Duration::ZERO);
+                    let acked = acks.acked.load(Ordering::Relaxed) as i64;
+                    let committed = committed_sum(c, &lag_tpl);
+                    match committed {
+                        Some(done) if acked - done <= max_backlog => break,
+                        _ => {}
+                    }
+                    if !warned && pause_start.elapsed() > Duration::from_secs(5) {
+                        warned = true;
+                        eprintln!("produce: paused, group backlog above {max_backlog}");
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                paused_for += pause_start.elapsed();
             }
+        }
+        if rate > 0.0 {
+            let now = Instant::now();
+            if next_due > now {
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(next_due - now);
+            } else if now - next_due > Duration::from_secs(1) {
+                next_due = now; // after a pause: no burst to catch up
+            }
+            next_due += Duration::from_secs_f64(1.0 / rate);
         }
         let id = format!("{prefix}{seq:09}");
         let invalid = (invalid_every > 0 && seq % invalid_every == invalid_every / 2).then(|| {
@@ -252,6 +295,7 @@ fn produce(f: &BTreeMap<String, String>) -> Result<(), String> {
             "failed": failed.len(),
             "invalid": invalid_n,
             "seconds": start.elapsed().as_secs_f64(),
+            "paused_seconds": paused_for.as_secs_f64(),
         })
     );
     Ok(())
@@ -275,6 +319,22 @@ fn partitions_of(c: &BaseConsumer, topic: &str) -> Result<Vec<i32>, String> {
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect())
+}
+
+/// Sum of the group's committed offsets over `tpl`; `None` when the broker does not answer.
+fn committed_sum(c: &BaseConsumer, tpl: &TopicPartitionList) -> Option<i64> {
+    let got = c
+        .committed_offsets(tpl.clone(), Duration::from_secs(5))
+        .ok()?;
+    Some(
+        got.elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum(),
+    )
 }
 
 fn read_dlq(f: &BTreeMap<String, String>) -> Result<(), String> {
