@@ -6,10 +6,12 @@
 #      wiremock), including SIGKILL/restart, rebalances, DLQ, replay and the demo's accounting;
 #   2. monitoring: promtool rule tests, then a real Prometheus scraping a running demo, evaluating
 #      every dashboard and alert expression (scripts/check-monitoring.sh);
-#   3. deployment files: compose, Kubernetes, Dockerfile, systemd (scripts/check-deploy.sh).
+#   3. deployment files: compose, Kubernetes, Dockerfile, systemd (scripts/check-deploy.sh);
+#   4. chaos, small profile: SIGKILLs, rebalances, sink and broker outages against real bridge
+#      processes, then exact accounting of every id (scripts/chaos.sh, docs/chaos.md).
 #
-# Installs what is missing (Debian packages, PyPI/npm tools) when run as root. SKIP_MONITORING=1
-# or SKIP_DEPLOY=1 skip the slower external checks on a laptop.
+# Installs what is missing (Debian packages, PyPI/npm tools) when run as root. SKIP_MONITORING=1,
+# SKIP_DEPLOY=1 or SKIP_CHAOS=1 skip the slower external checks on a laptop.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -47,6 +49,11 @@ fi
 if [[ ${SKIP_DEPLOY:-0} != 1 ]]; then
     step "deployment files: compose, Kubernetes, Dockerfile, systemd"
     "$ROOT/scripts/check-deploy.sh"
+fi
+
+if [[ ${SKIP_CHAOS:-0} != 1 ]]; then
+    step "chaos (small profile): faults against bridge processes, every id accounted for"
+    "$ROOT/scripts/chaos.sh"
 fi
 
 step "all suites passed"
