@@ -34,7 +34,10 @@ pub fn load_checked(path: &Path) -> Result<(Config, MappingPlan), ExitCode> {
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (Kubernetes, systemd, docker stop).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handler could be installed: never resolve rather than stop at once.
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {

@@ -119,37 +119,13 @@ async fn run_async(args: SandboxArgs) -> Result<(), SandboxError> {
         source,
     })?;
     let platform = cfg.platform_id.clone();
-    let serving = super::serve(listener, cfg, shutdown_signal());
+    let serving = super::serve(listener, cfg, crate::cli::shutdown_signal());
     // Printed after the listener is bound (connections queue in the backlog until `serve` polls
     // it), so a script that waits for this line can connect at once.
     println!("sandbox listening on http://{addr} (platform {platform})");
     // stdout may be a pipe; a script is waiting for this line now, not at exit.
     let _ = std::io::stdout().flush();
     serving.await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No signal handler: never resolve rather than stop at once.
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
 
 #[cfg(test)]
