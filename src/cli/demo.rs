@@ -246,8 +246,7 @@ async fn demo(args: &DemoArgs, latency: Duration) -> ExitCode {
     let mut producing = Some(producing);
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Some(p) = producing.as_ref().filter(|p| p.is_finished()) {
-            let _ = p;
+        if producing.as_ref().is_some_and(|p| p.is_finished()) {
             if let Some(p) = producing.take() {
                 match p.await {
                     Ok(Ok(())) => {}
