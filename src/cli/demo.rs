@@ -222,6 +222,7 @@ async fn demo(args: &DemoArgs, latency: Duration) -> ExitCode {
             limit: Some(args.events),
             seed: 42,
             bad_share: args.bad_share,
+            shape: crate::generator::others::Shape::Shop,
         };
         let stop = shutdown.clone();
         tokio::spawn(async move { produce(&plan, &counts, &stop).await })

@@ -1,4 +1,5 @@
 //! Synthetic commerce traffic for the demo, the `generate` command and benchmarks.
 
+pub mod others;
 pub mod produce;
 pub mod shop;

@@ -1,6 +1,7 @@
 //! Produces generated shop traffic to Kafka at a target rate (for `generate` and `demo`).
 
-use super::shop::{Expect, ShopGenerator, ShopTopic};
+use super::others::{Shape, SpecGenerator};
+use super::shop::{Expect, ShopGenerator, ShopMessage, ShopTopic};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -35,6 +36,21 @@ pub struct ProducePlan {
     pub limit: Option<u64>,
     pub seed: u64,
     pub bad_share: f64,
+    pub shape: Shape,
+}
+
+enum Generator {
+    Shop(ShopGenerator),
+    Spec(SpecGenerator),
+}
+
+impl Generator {
+    fn session(&mut self, now_secs: i64) -> Vec<ShopMessage> {
+        match self {
+            Generator::Shop(g) => g.session(now_secs),
+            Generator::Spec(g) => g.session(now_secs),
+        }
+    }
 }
 
 /// A producer suited to bulk test traffic (idempotent, batched).
@@ -55,7 +71,10 @@ pub async fn produce(
     stop: &CancellationToken,
 ) -> Result<(), KafkaError> {
     let producer = producer(&plan.bootstrap)?;
-    let mut generator = ShopGenerator::new(plan.seed, plan.bad_share);
+    let mut generator = match plan.shape {
+        Shape::Shop => Generator::Shop(ShopGenerator::new(plan.seed, plan.bad_share)),
+        shape => Generator::Spec(SpecGenerator::new(shape, plan.seed, plan.bad_share)),
+    };
     let started = Instant::now();
     let mut pending = Vec::new();
     'outer: while !stop.is_cancelled() {
