@@ -3,3 +3,6 @@
 pub mod others;
 pub mod produce;
 pub mod shop;
+
+#[cfg(test)]
+mod testkit;

@@ -197,70 +197,25 @@ fn merge(into: &mut Value, extra: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::{Processed, SourceMessage};
-    use crate::mcm::validate::ValidateOptions;
-
-    fn check(shape: Shape, config: &str, topic: &str) {
-        let env = |_: &str| -> Option<String> { None };
-        let (_, plan) = crate::config::load_str_with(
-            config,
-            std::path::Path::new("."),
-            &env,
-            Vec::<(String, String)>::new(),
-            crate::mapping::compile,
-        )
-        .expect("example config is valid");
-        let mut g = SpecGenerator::new(shape, 3, 0.05);
-        let now = 1_750_000_000;
-        let opts = ValidateOptions::at(now * 1000 + 1000);
-        let mut seen = [0usize; 3];
-        for _ in 0..300 {
-            for m in g.session(now) {
-                let src = SourceMessage {
-                    topic,
-                    partition: 0,
-                    offset: 0,
-                    key: Some(m.key.as_bytes()),
-                    headers: &[("x-platform", Some(b"web"))],
-                    timestamp_ms: None,
-                    payload: m.payload.as_deref(),
-                };
-                let got = plan.route(topic).expect("routed").process(&src, &opts);
-                let kind = match got {
-                    Processed::Deliver(_) => Expect::Deliver,
-                    Processed::Filtered { .. } => Expect::Filter,
-                    Processed::Reject { .. } => Expect::DeadLetter,
-                };
-                assert_eq!(
-                    kind,
-                    m.expect,
-                    "{got:?} for {:?}",
-                    m.payload.as_deref().map(String::from_utf8_lossy)
-                );
-                seen[m.expect as usize] += 1;
-            }
-        }
-        assert!(
-            seen.iter().all(|n| *n > 10),
-            "every outcome is exercised: {seen:?}"
-        );
-    }
+    use crate::generator::testkit::assert_generated_matches_mapping;
 
     #[test]
     fn segment_traffic_matches_the_segment_example() {
-        check(
-            Shape::Segment,
+        let mut g = SpecGenerator::new(Shape::Segment, 3, 0.05);
+        assert_generated_matches_mapping(
             include_str!("../../deploy/examples/segment.yaml"),
-            "segment.events",
+            |_| "segment.events",
+            |now| g.session(now),
         );
     }
 
     #[test]
     fn ga4_traffic_matches_the_ga4_example() {
-        check(
-            Shape::Ga4,
+        let mut g = SpecGenerator::new(Shape::Ga4, 3, 0.05);
+        assert_generated_matches_mapping(
             include_str!("../../deploy/examples/ga4.yaml"),
-            "ga4.events",
+            |_| "ga4.events",
+            |now| g.session(now),
         );
     }
 }

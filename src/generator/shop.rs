@@ -276,59 +276,19 @@ impl ShopGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::{Processed, SourceMessage};
-    use crate::mcm::validate::ValidateOptions;
+    use crate::generator::testkit::assert_generated_matches_mapping;
 
     /// Every generated message does exactly what it says with the shipped example mapping.
     #[test]
     fn generated_messages_match_the_example_mapping() {
-        let text = include_str!("../../deploy/examples/mcm-bridge.yaml");
-        let env = |_: &str| -> Option<String> { None };
-        let (_, plan) = crate::config::load_str_with(
-            text,
-            std::path::Path::new("."),
-            &env,
-            Vec::<(String, String)>::new(),
-            crate::mapping::compile,
-        )
-        .expect("example config is valid");
         let mut g = ShopGenerator::new(7, 0.05);
-        let now = 1_750_000_000;
-        let opts = ValidateOptions::at(now * 1000 + 1000);
-        let mut seen = [0usize; 3];
-        for _ in 0..300 {
-            for m in g.session(now) {
-                let topic = match m.topic {
-                    ShopTopic::Events => "shop.events",
-                    ShopTopic::Orders => "shop.orders",
-                };
-                let src = SourceMessage {
-                    topic,
-                    partition: 0,
-                    offset: 0,
-                    key: Some(m.key.as_bytes()),
-                    headers: &[],
-                    timestamp_ms: None,
-                    payload: m.payload.as_deref(),
-                };
-                let got = plan.route(topic).expect("routed").process(&src, &opts);
-                let kind = match got {
-                    Processed::Deliver(_) => Expect::Deliver,
-                    Processed::Filtered { .. } => Expect::Filter,
-                    Processed::Reject { .. } => Expect::DeadLetter,
-                };
-                assert_eq!(
-                    kind,
-                    m.expect,
-                    "{got:?} for {:?}",
-                    m.payload.as_deref().map(String::from_utf8_lossy)
-                );
-                seen[m.expect as usize] += 1;
-            }
-        }
-        assert!(
-            seen.iter().all(|n| *n > 10),
-            "every outcome is exercised: {seen:?}"
+        assert_generated_matches_mapping(
+            include_str!("../../deploy/examples/mcm-bridge.yaml"),
+            |t| match t {
+                ShopTopic::Events => "shop.events",
+                ShopTopic::Orders => "shop.orders",
+            },
+            |now| g.session(now),
         );
     }
 }
