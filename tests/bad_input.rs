@@ -561,12 +561,7 @@ async fn every_bad_input_is_dead_lettered_or_filtered_with_its_reason_and_nothin
     eprintln!("bad-input catalogue finished in {:?}", started.elapsed());
 
     // Delivered: every good record and every bad-looking record that must pass.
-    let got: HashSet<String> = sb
-        .accepted_ids()
-        .await
-        .expect("record")
-        .into_iter()
-        .collect();
+    let got = accepted_set(&sb).await;
     for c in good.iter().chain(&bad) {
         if let Want::Delivered(id) = &c.want {
             assert!(got.contains(id), "{} ({id}) was not delivered", c.label);

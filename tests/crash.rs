@@ -72,12 +72,7 @@ async fn sigkill_mid_stream_loses_nothing_and_duplicates_stay_within_the_window(
     let deadline = Instant::now() + Duration::from_secs(120);
     let all: HashSet<&String> = produced.iter().collect();
     loop {
-        let got: HashSet<String> = sb
-            .accepted_ids()
-            .await
-            .expect("record")
-            .into_iter()
-            .collect();
+        let got = accepted_set(&sb).await;
         let missing = all.iter().filter(|id| !got.contains(**id)).count();
         if missing == 0 {
             break;

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::time::Duration;
 use support::*;
 
@@ -112,12 +111,7 @@ async fn failing_and_throttling_sink_loses_nothing() {
     let limit = bridge.metrics.concurrency_limit.get();
     bridge.stop().await;
 
-    let got: HashSet<String> = sb
-        .accepted_ids()
-        .await
-        .expect("record")
-        .into_iter()
-        .collect();
+    let got = accepted_set(&sb).await;
     let lost = produced.iter().filter(|id| !got.contains(*id)).count();
     assert_eq!(
         lost, 0,
@@ -197,12 +191,7 @@ async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls() {
     assert_eq!(bridge.dead_lettered(), bad.len() as u64 + 1);
     bridge.stop().await;
 
-    let got: HashSet<String> = sb
-        .accepted_ids()
-        .await
-        .expect("record")
-        .into_iter()
-        .collect();
+    let got = accepted_set(&sb).await;
     assert!(
         good.iter().all(|id| got.contains(id)),
         "every good event delivered"
@@ -280,12 +269,7 @@ async fn member_leaving_and_rejoining_loses_nothing() {
     let again = Bridge::start(&text); // rejoins
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let got: HashSet<String> = sb
-            .accepted_ids()
-            .await
-            .expect("record")
-            .into_iter()
-            .collect();
+        let got = accepted_set(&sb).await;
         if produced.iter().all(|id| got.contains(id)) {
             break;
         }
@@ -355,12 +339,7 @@ async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
     );
     assert_eq!(bridge.metrics.halted.get(), 0);
     bridge.stop().await;
-    let got: HashSet<String> = sb
-        .accepted_ids()
-        .await
-        .expect("record")
-        .into_iter()
-        .collect();
+    let got = accepted_set(&sb).await;
     assert!(produced.iter().all(|id| got.contains(id)));
     assert_committed_to_end(b.bootstrap_servers(), "g-f", "events", 2);
     sb.shutdown().await.expect("sandbox stops");

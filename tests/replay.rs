@@ -6,7 +6,6 @@ mod support;
 use mcm_bridge::kafka::replay::{replay, ReplayOptions};
 use mcm_bridge::observe::metrics::Metrics;
 use mcm_bridge::pipeline::deliver::Deliverer;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
@@ -86,12 +85,7 @@ async fn replay_delivers_fixed_messages_and_keeps_failures_in_the_dlq() {
         .expect("replay");
     assert_eq!((real.read, real.delivered, real.still_failing), (13, 10, 3));
     assert_eq!(real.reasons.get("invalid_json"), Some(&3));
-    let got: HashSet<String> = sb
-        .accepted_ids()
-        .await
-        .expect("record")
-        .into_iter()
-        .collect();
+    let got = accepted_set(&sb).await;
     assert!((0..10).all(|i| got.contains(&format!("refund-{i}"))));
     // The 3 broken ones were appended again, with their origin and a replay count.
     let dlq = read_all(b.bootstrap_servers(), "g-r.dlq", 1);

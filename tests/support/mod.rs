@@ -313,6 +313,15 @@ pub fn headers(m: &OwnedMessage) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The distinct ids the sandbox accepted (read back from its record file).
+pub async fn accepted_set(sb: &SandboxHandle) -> std::collections::HashSet<String> {
+    sb.accepted_ids()
+        .await
+        .expect("sandbox record")
+        .into_iter()
+        .collect()
+}
+
 /// Counts of each id in `ids`.
 pub fn counts(ids: &[String]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
