@@ -290,9 +290,38 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Short-term backpressure between the coordinator and the poll thread.
+///
+/// While the gate is closed the poll thread stops taking messages from librdkafka, whose own
+/// prefetch bound (`queued.max.messages.kbytes`) then stops fetching. We use this rather than
+/// librdkafka's pause for the global in-flight budget because a pause purges the partition's
+/// prefetched messages and a resume only fetches again when the broker thread next decides to
+/// (measured: about 1 s on both tansu and the mock cluster, also seen in confluent-kafka-go #630).
+/// Pausing on every budget cycle capped the bridge at ~1.8k events/s on a healthy sink. The
+/// coordinator keeps the gate closed only briefly: a longer stall is turned into a real pause so
+/// that `poll()` keeps running (rebalance callbacks, `max.poll.interval.ms`).
+#[derive(Debug, Clone, Default)]
+pub struct IntakeGate(Arc<AtomicBool>);
+
+impl IntakeGate {
+    /// Closes (`true`) or opens (`false`) the gate.
+    pub fn set_closed(&self, closed: bool) {
+        self.0.store(closed, AtomicOrdering::SeqCst);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.load(AtomicOrdering::SeqCst)
+    }
+}
+
+/// How long the poll thread sleeps between looks at a closed gate.
+const GATE_RECHECK: Duration = Duration::from_millis(1);
+
 /// A running consumer: the shared handle plus the poll thread.
 pub struct PollThread {
     pub consumer: Arc<BaseConsumer<BridgeContext>>,
+    /// Closed by the coordinator while its in-flight budget is full.
+    pub gate: IntakeGate,
     stop: Arc<AtomicBool>,
     closing: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -320,16 +349,19 @@ impl PollThread {
         consumer.subscribe(&subs)?;
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
+        let gate = IntakeGate::default();
         let handle = {
             let consumer = consumer.clone();
             let stop = stop.clone();
+            let gate = gate.clone();
             std::thread::Builder::new()
                 .name("kafka-poll".into())
-                .spawn(move || poll_loop(consumer, events, stop))
+                .spawn(move || poll_loop(consumer, events, stop, gate))
                 .map_err(|e| KafkaError::ClientCreation(format!("cannot start poll thread: {e}")))?
         };
         Ok(PollThread {
             consumer,
+            gate,
             stop,
             closing,
             handle: Some(handle),
@@ -357,8 +389,13 @@ fn poll_loop(
     consumer: Arc<BaseConsumer<BridgeContext>>,
     events: mpsc::Sender<PollEvent>,
     stop: Arc<AtomicBool>,
+    gate: IntakeGate,
 ) {
     while !stop.load(AtomicOrdering::SeqCst) {
+        if gate.is_closed() {
+            std::thread::sleep(GATE_RECHECK);
+            continue;
+        }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(msg))

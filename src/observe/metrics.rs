@@ -56,6 +56,7 @@ pub struct Metrics {
     pub assigned_partitions: IntGauge,
     pub rebalances: IntCounterVec,
     pub stale_acks: IntCounter,
+    pub partition_pauses: IntCounter,
     pub build_info: IntGaugeVec,
     pub dlq_write_failures: IntCounter,
 }
@@ -176,6 +177,15 @@ impl Metrics {
                 let c = IntCounter::new(
                     name("stale_acks_total"),
                     "Acknowledgements dropped because their partition was revoked (older generation).",
+                )
+                .expect("static metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
+            partition_pauses: {
+                let c = IntCounter::new(
+                    name("partition_pauses_total"),
+                    "Partitions paused in librdkafka (circuit open, halt, shutdown, or a budget full for over 2 s); each resume refetches.",
                 )
                 .expect("static metric");
                 r.register(Box::new(c.clone())).expect("registered once");

@@ -15,7 +15,7 @@ use super::offset_tracker::OffsetTracker;
 use super::work::{Ack, AckResult, Work};
 use crate::config::{Config, FailurePolicy};
 use crate::kafka::consumer::{
-    commit_sync, tpl_of, tpl_of_tps, BridgeContext, PollEvent, RevokeReply, Tp,
+    commit_sync, tpl_of, tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeReply, Tp,
 };
 use crate::kafka::dlq::{DlqProducer, DlqReason};
 use crate::mapping::{MappingPlan, Processed, SourceMessage};
@@ -54,6 +54,12 @@ struct DrainJob {
 /// Messages that may be taken from Kafka per request slot (see [`Coordinator::new`]).
 const TAKEN_PER_REQUEST_SLOT: usize = 2;
 
+/// How long a full global budget only closes the intake gate before it becomes a librdkafka
+/// pause. Short enough that a rebalance waits at most this long for `poll()`; long enough that a
+/// healthy pipeline, whose budget frees within milliseconds, never pays a pause (see
+/// [`IntakeGate`]).
+const GATE_BEFORE_PAUSE: Duration = Duration::from_secs(2);
+
 /// Delivery halted by a configuration error (401/403/404): messages wait here until a probe
 /// succeeds (e.g. after the key was rotated).
 struct FatalHalt {
@@ -79,8 +85,14 @@ pub struct Coordinator {
     consumer: Arc<BaseConsumer<BridgeContext>>,
     partitions: HashMap<Tp, PartitionState>,
     next_generation: u64,
-    /// Messages taken from Kafka and not finished (pauses fetching when full).
+    /// Messages taken from Kafka and not finished. When full, the intake gate closes; after
+    /// [`GATE_BEFORE_PAUSE`] every partition is paused instead.
     global: Budget,
+    gate: IntakeGate,
+    /// When the global budget became full (`None` while it has room).
+    global_full_since: Option<Instant>,
+    /// The global budget has been full for longer than [`GATE_BEFORE_PAUSE`]: pause.
+    global_pause: bool,
     /// Mapped messages waiting for a request slot, oldest first.
     ready: VecDeque<Work>,
     /// HTTP deliveries in flight (bounded by `mcm.max_in_flight`).
@@ -114,7 +126,11 @@ pub enum Exit {
 }
 
 impl Coordinator {
-    pub fn new(deps: Deps, consumer: Arc<BaseConsumer<BridgeContext>>) -> Coordinator {
+    pub fn new(
+        deps: Deps,
+        consumer: Arc<BaseConsumer<BridgeContext>>,
+        gate: IntakeGate,
+    ) -> Coordinator {
         let d = &deps.config.delivery;
         // Requests in flight are bounded by max_in_flight; messages *taken* may be twice that, so
         // a request slot that frees up finds mapped work ready instead of waiting for a fetch.
@@ -136,6 +152,9 @@ impl Coordinator {
             partitions: HashMap::new(),
             next_generation: 1,
             global,
+            gate,
+            global_full_since: None,
+            global_pause: false,
             ready: VecDeque::new(),
             requests: 0,
             paused: HashSet::new(),
@@ -176,6 +195,7 @@ impl Coordinator {
             if self.pauses_dirty {
                 self.apply_pauses();
             }
+            self.update_gate();
             if self.shutdown_deadline.is_some() && self.shutdown_complete() {
                 break Exit::Shutdown;
             }
@@ -314,7 +334,7 @@ impl Coordinator {
             self.pauses_dirty = true;
         }
         if self.global.add(work.bytes) == Flow::Pause {
-            self.pauses_dirty = true;
+            self.global_full_since = Some(Instant::now());
         }
         self.deps
             .metrics
@@ -632,6 +652,10 @@ impl Coordinator {
             self.global.remove_many(n, bytes)
         };
         if flow == Flow::Resume {
+            self.global_full_since = None;
+            self.global_pause = false;
+            // Resumes what the global pause held, and pauses partitions still over their own
+            // budget (the gate no longer holds them).
             self.pauses_dirty = true;
         }
         self.update_in_flight_gauges();
@@ -767,6 +791,15 @@ impl Coordinator {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if !self.global_pause
+            && self
+                .global_full_since
+                .is_some_and(|t| now.duration_since(t) >= GATE_BEFORE_PAUSE)
+        {
+            // Deliveries are stalled, not just busy: pause for real so poll() runs again.
+            self.global_pause = true;
+            self.pauses_dirty = true;
+        }
         let open = self.deps.deliverer.circuit_is_open();
         if open != self.circuit_open {
             self.circuit_open = open;
@@ -976,8 +1009,10 @@ impl Coordinator {
             || self.halted.is_some()
             || self.fatal.is_some()
             || self.circuit_open
-            || self.global.is_paused()
-            || p.budget.is_paused()
+            || self.global_pause
+            // A partition over its own budget while the global one is full is held by the gate;
+            // pausing it too would only add a resume delay.
+            || (p.budget.is_paused() && self.global_full_since.is_none())
             || p.revoking
     }
 
@@ -996,7 +1031,13 @@ impl Coordinator {
         }
         if !to_pause.is_empty() {
             match self.consumer.pause(&tpl_of_tps(&to_pause)) {
-                Ok(()) => self.paused.extend(to_pause),
+                Ok(()) => {
+                    self.deps
+                        .metrics
+                        .partition_pauses
+                        .inc_by(to_pause.len() as u64);
+                    self.paused.extend(to_pause);
+                }
                 Err(e) => tracing::warn!(error = %e, "pause failed"),
             }
         }
@@ -1009,6 +1050,20 @@ impl Coordinator {
                 }
                 Err(e) => tracing::warn!(error = %e, "resume failed"),
             }
+        }
+    }
+
+    /// Closes the intake gate while the global budget is full and nothing else pauses
+    /// consumption; opens it otherwise, so `poll()` keeps running whenever partitions are paused.
+    fn update_gate(&self) {
+        let closed = self.global_full_since.is_some()
+            && !self.global_pause
+            && self.shutdown_deadline.is_none()
+            && self.halted.is_none()
+            && self.fatal.is_none()
+            && !self.circuit_open;
+        if closed != self.gate.is_closed() {
+            self.gate.set_closed(closed);
         }
     }
 

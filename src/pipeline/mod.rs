@@ -89,7 +89,7 @@ pub async fn run(
         metrics,
         health,
     };
-    let coordinator = Coordinator::new(deps, poll.consumer.clone());
+    let coordinator = Coordinator::new(deps, poll.consumer.clone(), poll.gate.clone());
     let exit = coordinator.run(rx, shutdown).await;
     poll.close(Duration::from_secs(10)).await;
     tracing::info!(?exit, "pipeline stopped");
