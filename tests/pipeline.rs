@@ -344,13 +344,27 @@ async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_lose
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Only requests in flight when partitions were taken away can be repeated by their next
+    // owner: at most the 4-request window per revoke (a loaded machine may see more than the
+    // one rebalance this test causes, e.g. a missed heartbeat). The final stops below happen
+    // with everything delivered, so they add none.
+    let revokes: u64 = [&a, &second]
+        .iter()
+        .map(|x| {
+            x.metrics.rebalances.with_label_values(&["revoke"]).get()
+                + x.metrics.rebalances.with_label_values(&["lost"]).get()
+        })
+        .sum();
     a.stop().await;
     second.stop().await;
     assert_committed_to_end(b.bootstrap_servers(), "g-s", "events", 4);
     let got = sb.accepted_ids().await.expect("record");
     let dups: usize = counts(&got).values().map(|n| n - 1).sum();
-    // Only requests in flight at the rebalance can be repeated by the new owner.
-    assert!(dups <= 8, "{dups} duplicates for a 4-request window");
+    assert!(revokes >= 1, "the second member's join revokes partitions");
+    assert!(
+        dups as u64 <= 4 * revokes,
+        "{dups} duplicates for {revokes} revokes of a 4-request window"
+    );
     sb.shutdown().await.expect("sandbox stops");
 }
 

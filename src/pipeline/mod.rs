@@ -36,12 +36,14 @@ pub enum PipelineError {
     DlqProducer(rdkafka::error::KafkaError),
     #[error("no topics to subscribe to: the topics section is empty")]
     NoTopics,
+    #[error("the coordinator task failed: {0}")]
+    Coordinator(tokio::task::JoinError),
 }
 
 /// Capacity of the poll thread → coordinator channel. Small on purpose: messages already in it
-/// are past librdkafka's pause, so it is the bound on how far the in-flight budgets can be
-/// overshot; the coordinator drains it in microseconds per message, so throughput does not need
-/// more, and back-pressure belongs to pause/resume, not to this queue.
+/// are past the intake gate and librdkafka's pause, so it is the bound on how far the in-flight
+/// budgets can be overshot; the coordinator drains it in microseconds per message, so throughput
+/// does not need more, and back-pressure belongs to the gate and pause/resume, not to this queue.
 const EVENT_CHANNEL: usize = 256;
 
 /// Runs the bridge until `shutdown` is cancelled; then drains, commits and leaves the group.
@@ -90,8 +92,13 @@ pub async fn run(
         health,
     };
     let coordinator = Coordinator::new(deps, poll.consumer.clone(), poll.gate.clone());
-    let exit = coordinator.run(rx, shutdown).await;
+    // On a runtime worker, not on the caller's thread (`block_on` in `main`): tasks spawned from
+    // a worker go to its local queue, while every spawn from outside the workers goes through
+    // the shared queue and wakes a parked worker. Measured on tansu + sandbox, 200k events,
+    // three alternating runs: 40/40/34 µs of bridge CPU per event instead of 48/44/38.
+    let exit = tokio::spawn(coordinator.run(rx, shutdown)).await;
     poll.close(Duration::from_secs(10)).await;
+    let exit = exit.map_err(PipelineError::Coordinator)?;
     tracing::info!(?exit, "pipeline stopped");
     Ok(exit)
 }
