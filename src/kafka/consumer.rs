@@ -393,6 +393,8 @@ fn poll_loop(
 ) {
     while !stop.load(AtomicOrdering::SeqCst) {
         if gate.is_closed() {
+            // The dedicated poll thread, never a tokio worker.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(GATE_RECHECK);
             continue;
         }
