@@ -57,6 +57,7 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     pub stale_acks: IntCounter,
     pub partition_pauses: IntCounter,
+    pub partition_rewinds: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub dlq_write_failures: IntCounter,
 }
@@ -191,6 +192,12 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("registered once");
                 c
             },
+            partition_rewinds: counter_vec(
+                &r,
+                "partition_rewinds_total",
+                "Offsets went backwards within an assignment (the broker lost or replaced the log); tracking restarted.",
+                &["topic", "partition"],
+            ),
             build_info: gauge_vec(&r, "build_info", "Build information.", &["version"]),
             dlq_write_failures: {
                 let c = IntCounter::new(

@@ -11,7 +11,7 @@
 use super::budget::{Budget, Flow};
 use super::deliver::Deliverer;
 use super::lanes::{lane_of, Lanes};
-use super::offset_tracker::OffsetTracker;
+use super::offset_tracker::{OffsetTracker, TrackError};
 use super::work::{Ack, AckResult, Work};
 use crate::config::{Config, FailurePolicy};
 use crate::kafka::consumer::{
@@ -325,10 +325,22 @@ impl Coordinator {
         // The record timestamp dates the message for consumer_lag_seconds; without one (old
         // producers), the time we took it is the best we know.
         let ts = msg.timestamp().to_millis().unwrap_or_else(now_ms);
-        if let Err(e) = p.tracker.insert(msg.offset(), ts) {
-            tracing::warn!(partition = %tp, error = %e, "untrackable offset; message ignored");
-            return;
-        }
+        let p = match p.tracker.insert(msg.offset(), ts) {
+            Ok(()) => p,
+            Err(TrackError::OutOfOrder { offset, last_seen }) => {
+                let Some(p) = self.rebase_partition(&tp, offset, last_seen) else {
+                    return;
+                };
+                if p.tracker.insert(offset, ts).is_err() {
+                    return; // unreachable: a fresh tracker takes any offset ≥ 0
+                }
+                p
+            }
+            Err(e) => {
+                tracing::warn!(partition = %tp, error = %e, "untrackable offset; message ignored");
+                return;
+            }
+        };
         let mut work = Work::new(msg, tp.clone(), p.generation);
         if p.budget.add(work.bytes) == Flow::Pause {
             self.pauses_dirty = true;
@@ -513,14 +525,23 @@ impl Coordinator {
             self.on_probe_ack(work, result);
             return;
         }
-        let Some(p) = self.partitions.get_mut(&work.tp) else {
-            self.deps.metrics.stale_acks.inc();
-            return;
-        };
-        if p.generation != work.generation {
+        let stale = self
+            .partitions
+            .get(&work.tp)
+            .is_none_or(|p| p.generation != work.generation);
+        if stale {
+            // The partition was revoked, lost or rebased while this task ran. Its request slot
+            // is freed only now that the request really ended, so max_in_flight still holds.
+            if work.request {
+                self.requests = self.requests.saturating_sub(1);
+                self.dispatch_ready();
+            }
             self.deps.metrics.stale_acks.inc();
             return;
         }
+        let Some(p) = self.partitions.get_mut(&work.tp) else {
+            return;
+        };
         p.in_flight = p.in_flight.saturating_sub(1);
         let mut work = work;
         if work.request {
@@ -934,6 +955,63 @@ impl Coordinator {
             // The poll thread commits these synchronously before giving the partitions away.
             let _ = job.reply.send(offsets);
         }
+    }
+
+    /// Offsets went backwards within one assignment: librdkafka reset its position
+    /// (`auto.offset.reset` after OFFSET_OUT_OF_RANGE) because the broker lost or replaced the
+    /// log — an unclean leader election, a re-created topic, a broker restarted without its data.
+    /// Refusing the lower offsets would wedge the partition: nothing new is tracked until the
+    /// offsets pass the old high-water mark, so new messages are skipped and never committed.
+    /// Instead the partition starts over under a new generation, exactly like a fresh assignment:
+    /// requests already in flight still complete (their acks are stale and only free their request
+    /// slots), consumed messages not yet started are dropped (on the same log they are read again;
+    /// on a lost log the broker no longer has them), and from here the watermark follows the new
+    /// offsets. Returns the new state.
+    fn rebase_partition(
+        &mut self,
+        tp: &Tp,
+        offset: i64,
+        last_seen: i64,
+    ) -> Option<&mut PartitionState> {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let old_generation = self.partitions.get(tp)?.generation;
+        self.drop_ready(|w| &w.tp == tp && w.generation == old_generation);
+        self.halted_work.retain(|w| &w.tp != tp);
+        let d = &self.deps.config.delivery;
+        let fresh = PartitionState {
+            generation,
+            tracker: OffsetTracker::new(),
+            lanes: Lanes::new(),
+            budget: Budget::new(
+                d.max_in_flight_per_partition
+                    .saturating_mul(TAKEN_PER_REQUEST_SLOT),
+                d.max_in_flight_bytes_per_partition,
+            ),
+            in_flight: 0,
+            requests: 0,
+            cancel: CancellationToken::new(),
+            revoking: false,
+        };
+        let old = self.partitions.insert(tp.clone(), fresh)?;
+        // drop_ready released the ready items already; the rest of the old budget (in flight
+        // and lane waiters) is released here. Old in-flight tasks keep running, uncounted.
+        let waiting = old.budget.messages();
+        self.release_global(waiting, old.budget.bytes());
+        self.deps
+            .metrics
+            .partition_rewinds
+            .with_label_values(&[&*tp.topic, tp.partition.to_string().as_str()])
+            .inc();
+        tracing::error!(
+            partition = %tp,
+            offset,
+            last_seen,
+            in_flight = old.in_flight,
+            "offsets went backwards: the broker lost or replaced this partition's log; tracking starts over at the new offsets"
+        );
+        self.pauses_dirty = true;
+        self.partitions.get_mut(tp)
     }
 
     fn drop_partition(&mut self, tp: &Tp) {
