@@ -10,6 +10,11 @@
 //! user-agent parse adds ~4 µs, which is why results are cached per thread.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+
+/// The allocator the `mcm-bridge` binary uses (src/main.rs): the mapping allocates a few small
+/// strings per event, so the benchmark measures it with the same allocator as production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use mcm_bridge::config;
 use mcm_bridge::mapping::{self, Processed, SourceMessage};
 use mcm_bridge::mcm::validate::ValidateOptions;

@@ -429,6 +429,61 @@ async fn offset_reset_mid_stream_restarts_tracking_instead_of_wedging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_circuit_recovers_after_the_session_was_lost_during_an_outage() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = broker("events", 2);
+    let produced = ids(400, "o-");
+    produce(
+        b.bootstrap_servers(),
+        "events",
+        &records(&produced, 2, "home"),
+    );
+    let text = config_text(b.bootstrap_servers(), &sb.base_url(), "g-o", "", "")
+        .replace("failure_threshold: 1000", "failure_threshold: 5");
+    let mut faults = sb.faults();
+    faults.fail_rate = 1.0; // MCM down from the start: the circuit opens, deliveries wait at it
+    sb.set_faults(&faults).expect("faults");
+    let bridge = Bridge::start(&text);
+    wait_until(Duration::from_secs(30), "the circuit to open", || {
+        bridge.metrics.circuit_state.get() != 0
+    })
+    .await;
+    // The broker goes away for longer than the 6 s session: the assignment is lost, and every
+    // delivery waiting at the circuit is cancelled. Nothing is left to probe MCM with.
+    b.set_brokers_up(false).expect("down");
+    wait_until(Duration::from_secs(30), "the session to be lost", || {
+        bridge.metrics.rebalances.with_label_values(&["lost"]).get() > 0
+    })
+    .await;
+    b.set_brokers_up(true).expect("up");
+    faults.fail_rate = 0.0; // MCM is back too
+    sb.set_faults(&faults).expect("faults");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = accepted_set(&sb).await;
+        if produced.iter().all(|id| got.contains(id)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck with the circuit in state {}: {} of {} ids delivered ({} assigned, {} taken, {} in flight, {} pauses)",
+            bridge.metrics.circuit_state.get(),
+            got.len(),
+            produced.len(),
+            bridge.health.assigned(),
+            bridge.metrics.totals.consumed.load(std::sync::atomic::Ordering::Relaxed),
+            bridge.metrics.in_flight_messages.get(),
+            bridge.metrics.partition_pauses.get(),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bridge.stop().await;
+    assert_committed_to_end(b.bootstrap_servers(), "g-o", "events", 2);
+    sb.shutdown().await.expect("sandbox stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;

@@ -260,8 +260,12 @@ impl Coordinator {
                     revoking: false,
                 },
             );
-            // librdkafka forgets pause state across unassign/assign.
-            self.paused.remove(&tp);
+            // librdkafka keeps a partition's pause flag across revoke and re-assignment
+            // (librdkafka #5113): a partition paused when it was revoked or lost (circuit open,
+            // shutdown) comes back paused. Its state is unknown here, so count it as paused:
+            // apply_pauses then resumes it unless it should stay paused. Assuming "not paused"
+            // left re-assigned partitions silently paused forever (the tansu chaos run).
+            self.paused.insert(tp.clone());
             // A partition that never finishes a message must still show up as stalled.
             self.deps
                 .metrics
@@ -812,6 +816,10 @@ impl Coordinator {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if self.circuit_open {
+            // Whether the open circuit pauses depends on requests in flight (should_pause).
+            self.pauses_dirty = true;
+        }
         if !self.global_pause
             && self
                 .global_full_since
@@ -1086,7 +1094,12 @@ impl Coordinator {
         self.shutdown_deadline.is_some()
             || self.halted.is_some()
             || self.fatal.is_some()
-            || self.circuit_open
+            // An open circuit pauses consumption only while deliveries are waiting at it: they
+            // are the probes that close it. With none left (a revoke or lost session cancelled
+            // them) a paused consumer would never take a message to probe with, and the circuit
+            // would stay open after MCM recovered (seen in the tansu chaos run). New messages
+            // then wait at the breaker, bounded by the budgets, and the first becomes the probe.
+            || (self.circuit_open && self.requests > 0)
             || self.global_pause
             // A partition over its own budget while the global one is full is held by the gate;
             // pausing it too would only add a resume delay.
