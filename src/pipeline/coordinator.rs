@@ -43,6 +43,10 @@ struct PartitionState {
     /// Cancels this partition's tasks when it is revoked.
     cancel: CancellationToken,
     revoking: bool,
+    /// This partition's metric handles, looked up once per assignment instead of per message
+    /// (a label hash per event, and a formatted partition number for the progress gauge).
+    consumed_metric: prometheus::IntCounter,
+    progress_metric: prometheus::IntGauge,
 }
 
 struct DrainJob {
@@ -239,42 +243,48 @@ impl Coordinator {
             .rebalances
             .with_label_values(&["assign"])
             .inc();
-        let d = &self.deps.config.delivery;
         for tp in tps {
-            let generation = self.next_generation;
-            self.next_generation += 1;
-            self.partitions.insert(
-                tp.clone(),
-                PartitionState {
-                    generation,
-                    tracker: OffsetTracker::new(),
-                    lanes: Lanes::new(),
-                    budget: Budget::new(
-                        d.max_in_flight_per_partition
-                            .saturating_mul(TAKEN_PER_REQUEST_SLOT),
-                        d.max_in_flight_bytes_per_partition,
-                    ),
-                    in_flight: 0,
-                    requests: 0,
-                    cancel: CancellationToken::new(),
-                    revoking: false,
-                },
-            );
+            let fresh = self.fresh_partition(&tp);
+            self.partitions.insert(tp.clone(), fresh);
             // librdkafka keeps a partition's pause flag across revoke and re-assignment
             // (librdkafka #5113): a partition paused when it was revoked or lost (circuit open,
             // shutdown) comes back paused. Its state is unknown here, so count it as paused:
             // apply_pauses then resumes it unless it should stay paused. Assuming "not paused"
             // left re-assigned partitions silently paused forever (the tansu chaos run).
             self.paused.insert(tp.clone());
-            // A partition that never finishes a message must still show up as stalled.
-            self.deps
-                .metrics
-                .partition_last_progress
-                .with_label_values(&[&*tp.topic, tp.partition.to_string().as_str()])
-                .set(now_ms() / 1000);
         }
         self.update_assignment_gauges();
         self.pauses_dirty = true;
+    }
+
+    /// State for a newly assigned (or rebased) partition, under the next generation.
+    fn fresh_partition(&mut self, tp: &Tp) -> PartitionState {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let d = &self.deps.config.delivery;
+        let m = &self.deps.metrics;
+        let partition = tp.partition.to_string();
+        let progress_metric = m
+            .partition_last_progress
+            .with_label_values(&[&*tp.topic, partition.as_str()]);
+        // A partition that never finishes a message must still show up as stalled.
+        progress_metric.set(now_ms() / 1000);
+        PartitionState {
+            generation,
+            tracker: OffsetTracker::new(),
+            lanes: Lanes::new(),
+            budget: Budget::new(
+                d.max_in_flight_per_partition
+                    .saturating_mul(TAKEN_PER_REQUEST_SLOT),
+                d.max_in_flight_bytes_per_partition,
+            ),
+            in_flight: 0,
+            requests: 0,
+            cancel: CancellationToken::new(),
+            revoking: false,
+            consumed_metric: m.messages_consumed.with_label_values(&[&*tp.topic]),
+            progress_metric,
+        }
     }
 
     fn on_revoked(&mut self, tps: Vec<Tp>, lost: bool, reply: RevokeReply) {
@@ -346,17 +356,13 @@ impl Coordinator {
             }
         };
         let mut work = Work::new(msg, tp.clone(), p.generation);
+        p.consumed_metric.inc();
         if p.budget.add(work.bytes) == Flow::Pause {
             self.pauses_dirty = true;
         }
         if self.global.add(work.bytes) == Flow::Pause {
             self.global_full_since = Some(Instant::now());
         }
-        self.deps
-            .metrics
-            .messages_consumed
-            .with_label_values(&[&tp.topic])
-            .inc();
         Totals::inc(&self.deps.metrics.totals.consumed);
         self.update_in_flight_gauges();
 
@@ -654,11 +660,7 @@ impl Coordinator {
         } else {
             p.lanes.finish(work.lane)
         };
-        self.deps
-            .metrics
-            .partition_last_progress
-            .with_label_values(&[&*work.tp.topic, work.tp.partition.to_string().as_str()])
-            .set(now_ms() / 1000);
+        p.progress_metric.set(now_ms() / 1000);
         self.release_global(1, work.bytes);
         if let Some(next) = next {
             self.spawn_delivery(next);
@@ -981,26 +983,10 @@ impl Coordinator {
         offset: i64,
         last_seen: i64,
     ) -> Option<&mut PartitionState> {
-        let generation = self.next_generation;
-        self.next_generation += 1;
         let old_generation = self.partitions.get(tp)?.generation;
         self.drop_ready(|w| &w.tp == tp && w.generation == old_generation);
         self.halted_work.retain(|w| &w.tp != tp);
-        let d = &self.deps.config.delivery;
-        let fresh = PartitionState {
-            generation,
-            tracker: OffsetTracker::new(),
-            lanes: Lanes::new(),
-            budget: Budget::new(
-                d.max_in_flight_per_partition
-                    .saturating_mul(TAKEN_PER_REQUEST_SLOT),
-                d.max_in_flight_bytes_per_partition,
-            ),
-            in_flight: 0,
-            requests: 0,
-            cancel: CancellationToken::new(),
-            revoking: false,
-        };
+        let fresh = self.fresh_partition(tp);
         let old = self.partitions.insert(tp.clone(), fresh)?;
         // drop_ready released the ready items already; the rest of the old budget (in flight
         // and lane waiters) is released here. Old in-flight tasks keep running, uncounted.
