@@ -275,19 +275,10 @@ async fn member_leaving_and_rejoining_loses_nothing() {
     second.stop().await; // leaves mid-stream
     produce(b.bootstrap_servers(), "events", &recs[4_000..]);
     let again = Bridge::start(&text); // rejoins
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let got = accepted_set(&sb).await;
-        if produced.iter().all(|id| got.contains(id)) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "lost {} ids",
-            produced.iter().filter(|id| !got.contains(*id)).count()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_all_accepted(&sb, &produced, Duration::from_secs(120), |got| {
+        format!("lost {} ids", missing(&produced, got))
+    })
+    .await;
     a.stop().await;
     again.stop().await;
     assert_committed_to_end(b.bootstrap_servers(), "g-e", "events", 4);
@@ -331,19 +322,10 @@ async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_lose
     .await;
     faults.latency = Duration::ZERO;
     sb.set_faults(&faults).expect("faults");
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let got = accepted_set(&sb).await;
-        if produced.iter().all(|id| got.contains(id)) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "lost {} ids",
-            produced.iter().filter(|id| !got.contains(*id)).count()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_all_accepted(&sb, &produced, Duration::from_secs(120), |got| {
+        format!("lost {} ids", missing(&produced, got))
+    })
+    .await;
     // Only requests in flight when partitions were taken away can be repeated by their next
     // owner: at most the 4-request window per revoke (a loaded machine may see more than the
     // one rebalance this test causes, e.g. a missed heartbeat). The final stops below happen
@@ -398,19 +380,10 @@ async fn offset_reset_mid_stream_restarts_tracking_instead_of_wedging() {
     .expect("inject");
     produce(b.bootstrap_servers(), "events", &records(&later, 1, "home"));
     let all: Vec<String> = first.iter().chain(&later).cloned().collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = accepted_set(&sb).await;
-        if all.iter().all(|id| got.contains(id)) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "wedged: {} ids never delivered",
-            all.iter().filter(|id| !got.contains(*id)).count()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_all_accepted(&sb, &all, Duration::from_secs(60), |got| {
+        format!("wedged: {} ids never delivered", missing(&all, got))
+    })
+    .await;
     let rewinds = bridge
         .metrics
         .partition_rewinds
@@ -459,25 +432,24 @@ async fn open_circuit_recovers_after_the_session_was_lost_during_an_outage() {
     b.set_brokers_up(true).expect("up");
     faults.fail_rate = 0.0; // MCM is back too
     sb.set_faults(&faults).expect("faults");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = accepted_set(&sb).await;
-        if produced.iter().all(|id| got.contains(id)) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "stuck with the circuit in state {}: {} of {} ids delivered ({} assigned, {} taken, {} in flight, {} pauses)",
+    wait_all_accepted(&sb, &produced, Duration::from_secs(60), |got| {
+        format!(
+            "stuck with the circuit in state {}: {} of {} ids delivered \
+             ({} assigned, {} taken, {} in flight, {} pauses)",
             bridge.metrics.circuit_state.get(),
             got.len(),
             produced.len(),
             bridge.health.assigned(),
-            bridge.metrics.totals.consumed.load(std::sync::atomic::Ordering::Relaxed),
+            bridge
+                .metrics
+                .totals
+                .consumed
+                .load(std::sync::atomic::Ordering::Relaxed),
             bridge.metrics.in_flight_messages.get(),
             bridge.metrics.partition_pauses.get(),
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        )
+    })
+    .await;
     bridge.stop().await;
     assert_committed_to_end(b.bootstrap_servers(), "g-o", "events", 2);
     sb.shutdown().await.expect("sandbox stops");

@@ -322,6 +322,31 @@ pub async fn accepted_set(sb: &SandboxHandle) -> std::collections::HashSet<Strin
         .collect()
 }
 
+/// Waits until the sandbox has accepted every id in `ids`; after `timeout` panics with `why`,
+/// which is given the ids accepted so far (to say how many are missing, and what state the
+/// bridge is in).
+pub async fn wait_all_accepted(
+    sb: &SandboxHandle,
+    ids: &[String],
+    timeout: Duration,
+    why: impl Fn(&std::collections::HashSet<String>) -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = accepted_set(sb).await;
+        if ids.iter().all(|id| got.contains(id)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{}", why(&got));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many of `ids` are not in `got`.
+pub fn missing(ids: &[String], got: &std::collections::HashSet<String>) -> usize {
+    ids.iter().filter(|id| !got.contains(*id)).count()
+}
+
 /// Counts of each id in `ids`.
 pub fn counts(ids: &[String]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
