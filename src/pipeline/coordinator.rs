@@ -535,11 +535,11 @@ impl Coordinator {
             self.on_probe_ack(work, result);
             return;
         }
-        let stale = self
+        let current = self
             .partitions
-            .get(&work.tp)
-            .is_none_or(|p| p.generation != work.generation);
-        if stale {
+            .get_mut(&work.tp)
+            .filter(|p| p.generation == work.generation);
+        let Some(p) = current else {
             // The partition was revoked, lost or rebased while this task ran. Its request slot
             // is freed only now that the request really ended, so max_in_flight still holds.
             if work.request {
@@ -547,9 +547,6 @@ impl Coordinator {
                 self.dispatch_ready();
             }
             self.deps.metrics.stale_acks.inc();
-            return;
-        }
-        let Some(p) = self.partitions.get_mut(&work.tp) else {
             return;
         };
         p.in_flight = p.in_flight.saturating_sub(1);
