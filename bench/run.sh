@@ -286,28 +286,9 @@ CONSUME_RATE=$(jq -r .rate <<<"$CONSUME_JSON")
 
 log "ceiling: sandbox POST rate, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION"
 start_sandbox
-ts=$(($(date +%s%3N) - 60000))
-cat >"$WORK/post.lua" <<EOF
--- One valid PURCHASE per request, with an id unique across threads and requests.
-local counter = 0
-local next_tid = 0
-function setup(thread)
-  thread:set("tid", next_tid)
-  next_tid = next_tid + 1
-end
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-API-Key"] = "$MCM_API_KEY"
-function request()
-  counter = counter + 1
-  local body = '{"id":"wrk-' .. tid .. '-' .. counter .. '","event_type":"PURCHASE","timestamp":"$ts",'
-    .. '"channel_type":"SITE","user_id":"u-' .. counter .. '",'
-    .. '"items":[{"id":"sku-1","price":{"currency":"USD","amount":50},"quantity":2}],'
-    .. '"revenue":{"currency":"USD","amount":100}}'
-  return wrk.format(nil, nil, nil, body)
-end
-EOF
-wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$WRK_DURATION" -s "$WORK/post.lua" \
+POST_TS=$(($(date +%s%3N) - 60000)) # read by bench/post.lua
+export POST_TS
+wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$WRK_DURATION" -s "$REPO/bench/post.lua" \
   "$SANDBOX_URL/rmp/event/v1/platforms/$PLATFORM/userevents" >"$WORK/wrk.out" 2>&1 ||
   { cat "$WORK/wrk.out" >&2; die "wrk"; }
 SINK_RATE=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.out")

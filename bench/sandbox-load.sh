@@ -50,30 +50,11 @@ done
 [[ -n "$base" ]] || { echo "sandbox did not start" >&2; exit 1; }
 
 # A timestamp one minute in the past stays valid (not future, milliseconds) for the whole run.
-ts=$(( $(date +%s%3N) - 60000 ))
-cat >"$work/post.lua" <<EOF
--- One valid PURCHASE per request, with an id unique across threads and requests.
-local counter = 0
-local next_tid = 0
-function setup(thread)
-  thread:set("tid", next_tid)
-  next_tid = next_tid + 1
-end
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-API-Key"] = "$MCM_API_KEY"
-function request()
-  counter = counter + 1
-  local body = '{"id":"bench-' .. tid .. '-' .. counter .. '","event_type":"PURCHASE","timestamp":"$ts",'
-    .. '"channel_type":"SITE","user_id":"u-' .. counter .. '",'
-    .. '"items":[{"id":"sku-1","price":{"currency":"USD","amount":50},"quantity":2}],'
-    .. '"revenue":{"currency":"USD","amount":100}}'
-  return wrk.format(nil, nil, nil, body)
-end
-EOF
+POST_TS=$(($(date +%s%3N) - 60000)) # read by bench/post.lua
+export POST_TS
 
 echo "sandbox at $base; wrk -t$THREADS -c$CONNECTIONS -d$DURATION${RECORD:+ (recording)}"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/post.lua" \
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/post.lua \
   "$base/rmp/event/v1/platforms/$PLATFORM/userevents"
 
 echo
