@@ -554,6 +554,16 @@ async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
             "partition {p}: gauge vs high watermark − committed"
         );
     }
+    // Producers keep writing while delivery is halted and every partition is paused: the lag
+    // must follow the broker's end offsets, not freeze at what the last fetch saw.
+    let more = ids(100, "l2-");
+    produce(b.bootstrap_servers(), "events", &records(&more, 2, "home"));
+    let ends = end_offsets(b.bootstrap_servers(), "events", 2);
+    assert_eq!(ends.iter().sum::<i64>(), 400);
+    wait_until(Duration::from_secs(30), "lag follows new messages", || {
+        (0..2).all(|p| lag(p) == ends[p as usize] - committed_now[p as usize].unwrap_or(0))
+    })
+    .await;
     wait_until(
         Duration::from_secs(10),
         "lag seconds grow while halted",
@@ -569,7 +579,7 @@ async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
     .await;
     sb.set_api_key(API_KEY);
     wait_until(Duration::from_secs(60), "caught up", || {
-        bridge.finished() >= 300
+        bridge.finished() >= 400
     })
     .await;
     wait_until(Duration::from_secs(30), "lag back to zero", || {

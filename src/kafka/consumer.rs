@@ -16,6 +16,7 @@
 //! their final watermarks, then commits them synchronously before librdkafka gives the partitions
 //! away — Vector's pattern. We do not use `split_partition_queue` (lost-wakeup bugs, anchors §2.5).
 
+use super::lag::LagSampler;
 use crate::config::KafkaConfig;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -73,8 +74,8 @@ pub enum PollEvent {
 pub struct BridgeContext {
     events: mpsc::Sender<PollEvent>,
     metrics: Arc<crate::observe::metrics::Metrics>,
-    /// Partitions assigned right now, as seen by the rebalance callbacks: a statistics sample
-    /// taken before a revoke must not resurrect the lag series of a partition we gave away.
+    /// Partitions assigned right now, as seen by the rebalance callbacks: what the lag sampler
+    /// measures, and a sample taken before a revoke must not resurrect a lag series.
     assigned: std::sync::Mutex<std::collections::HashSet<Tp>>,
     /// How long a revoke waits for the coordinator's answer (drain timeout + slack).
     revoke_wait: Duration,
@@ -89,39 +90,33 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
         .collect()
 }
 
-impl ClientContext for BridgeContext {
-    /// `consumer_lag_messages` from librdkafka's statistics: per assigned partition, the broker's
-    /// high watermark minus our committed offset. Anchors report raw `consumer_lag` values as wrong
-    /// or negative (Vector #21134, #21649), so it is computed here from the two offsets, only for
-    /// partitions this member fetches, and never below zero. A partition with nothing committed yet
-    /// counts from its low watermark. (The default implementation would log every sample.)
-    fn stats(&self, statistics: rdkafka::Statistics) {
+impl BridgeContext {
+    /// The partitions assigned to this member right now.
+    pub(crate) fn assigned_partitions(&self) -> Vec<Tp> {
+        self.assigned
+            .lock()
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sets `consumer_lag_messages` from a lag sample, skipping partitions revoked since the
+    /// sample began: a late sample must not resurrect the series of a partition we gave away.
+    pub(crate) fn publish_lag(&self, lags: &[(Tp, i64)]) {
         let Ok(assigned) = self.assigned.lock() else {
             return;
         };
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                if *partition < 0 || !p.desired || p.fetch_state == "none" || p.hi_offset < 0 {
-                    continue;
-                }
-                if !assigned.contains(&Tp::new(topic, *partition)) {
-                    continue;
-                }
-                let base = if p.committed_offset >= 0 {
-                    p.committed_offset
-                } else if p.lo_offset >= 0 {
-                    p.lo_offset
-                } else {
-                    continue;
-                };
+        for (tp, lag) in lags {
+            if assigned.contains(tp) {
                 self.metrics
                     .consumer_lag_messages
-                    .with_label_values(&[topic.as_str(), partition.to_string().as_str()])
-                    .set((p.hi_offset - base).max(0));
+                    .with_label_values(&[&*tp.topic, tp.partition.to_string().as_str()])
+                    .set(*lag);
             }
         }
     }
+}
 
+impl ClientContext for BridgeContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka client error");
         let _ = self
@@ -277,10 +272,7 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         .set(
             "queued.max.messages.kbytes",
             k.queued_max_messages_kbytes.to_string(),
-        )
-        // Lag sampling: statistics are cheap (one JSON document per interval, parsed on the poll
-        // thread, never on the per-message path).
-        .set("statistics.interval.ms", "2000");
+        );
     if let Some(id) = &k.group_instance_id {
         c.set("group.instance.id", id);
     }
@@ -325,6 +317,7 @@ pub struct PollThread {
     stop: Arc<AtomicBool>,
     closing: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
+    lag: Option<LagSampler>,
 }
 
 impl PollThread {
@@ -359,12 +352,15 @@ impl PollThread {
                 .spawn(move || poll_loop(consumer, events, stop, gate))
                 .map_err(|e| KafkaError::ClientCreation(format!("cannot start poll thread: {e}")))?
         };
+        let lag = LagSampler::start(Arc::downgrade(&consumer))
+            .map_err(|e| KafkaError::ClientCreation(format!("cannot start lag thread: {e}")))?;
         Ok(PollThread {
             consumer,
             gate,
             stop,
             closing,
             handle: Some(handle),
+            lag: Some(lag),
         })
     }
 
@@ -374,10 +370,19 @@ impl PollThread {
     pub async fn close(mut self, timeout: Duration) {
         self.closing.store(true, AtomicOrdering::SeqCst);
         self.stop.store(true, AtomicOrdering::SeqCst);
+        let lag = self.lag.take().and_then(LagSampler::stop);
         let handle = self.handle.take();
         drop(self.consumer); // the poll thread holds the last reference and closes it
         if let Some(h) = handle {
-            let joined = tokio::task::spawn_blocking(move || h.join());
+            let joined = tokio::task::spawn_blocking(move || {
+                // A lag sample in progress holds a strong reference for up to its request
+                // timeout; whichever thread drops the last reference closes the consumer, so
+                // wait for both.
+                if let Some(lag) = lag {
+                    let _ = lag.join();
+                }
+                h.join()
+            });
             if tokio::time::timeout(timeout, joined).await.is_err() {
                 tracing::warn!("kafka consumer close did not finish in time; exiting anyway (offsets were committed)");
             }

@@ -1,6 +1,8 @@
-//! Kafka I/O: the consumer with its rebalance context and poll thread, and the DLQ producer.
+//! Kafka I/O: the consumer with its rebalance context and poll thread, the lag sampler, and the
+//! DLQ producer.
 
 pub mod consumer;
 pub mod dlq;
+pub mod lag;
 pub mod mock;
 pub mod replay;

@@ -157,7 +157,7 @@ impl Metrics {
             consumer_lag_messages: gauge_vec(
                 &r,
                 "consumer_lag_messages",
-                "Broker high watermark minus committed offset.",
+                "Broker end offset minus the group's committed offset, sampled from the broker every 2 s (also while paused).",
                 &["topic", "partition"],
             ),
             consumer_lag_seconds: gauge_vec(

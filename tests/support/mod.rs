@@ -110,11 +110,22 @@ pub struct Bridge {
     task: tokio::task::JoinHandle<Exit>,
 }
 
+/// The bridge's logs, through libtest's capture: printed only for a failing test, next to its
+/// panic, which is what a flaky failure in CI needs to be understood. `TEST_LOG` overrides the
+/// filter (e.g. `TEST_LOG=debug`).
+fn init_test_logs() {
+    let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "mcm_bridge=info,warn".into());
+    // A second test in the same binary finds the subscriber already set: fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 impl Bridge {
     pub fn start(text: &str) -> Bridge {
-        if let Ok(level) = std::env::var("TEST_LOG") {
-            mcm_bridge::observe::logging::init(mcm_bridge::config::LogFormat::Text, &level);
-        }
+        init_test_logs();
         let (cfg, plan) = load(text);
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
