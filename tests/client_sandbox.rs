@@ -2,7 +2,7 @@
 //! validation rules and status codes as the real API, over real HTTP.
 
 use bytes::Bytes;
-use mcm_bridge::config::{ApiKey, CircuitConfig, McmConfig, RetryConfig};
+use mcm_bridge::config::{ApiKey, CircuitConfig, HttpVersion, McmConfig, RetryConfig};
 use mcm_bridge::delivery::circuit::CircuitBreaker;
 use mcm_bridge::delivery::sender::{Sender, Verdict};
 use mcm_bridge::mcm::classify::{Outcome, RetryKind};
@@ -86,6 +86,26 @@ async fn valid_purchase_is_delivered() {
     let a = client.send(purchase("p-1", true)).await;
     assert_eq!(a.outcome, Outcome::Delivered { status: 200 });
     assert_eq!(sb.stats().await.accepted_by_type.get("PURCHASE"), Some(&1));
+}
+
+#[tokio::test]
+async fn every_http_version_setting_delivers() {
+    // auto and http1 speak HTTP/1.1 to a plain-http URL; http2 speaks HTTP/2 with prior
+    // knowledge (the sandbox, like axum, accepts both on one port).
+    let sb = sandbox(Faults::default()).await;
+    for (n, version) in [HttpVersion::Auto, HttpVersion::Http1, HttpVersion::Http2]
+        .into_iter()
+        .enumerate()
+    {
+        let mut cfg = config(&sb.base_url(), KEY, PLATFORM);
+        cfg.http_version = version;
+        let client = McmClient::new(&cfg).expect("client");
+        let sends = (0..20).map(|i| client.send(purchase(&format!("v{n}-{i}"), true)));
+        for a in futures::future::join_all(sends).await {
+            assert_eq!(a.outcome, Outcome::Delivered { status: 200 }, "{version:?}");
+        }
+    }
+    assert_eq!(sb.stats().await.accepted_by_type.get("PURCHASE"), Some(&60));
 }
 
 #[tokio::test]

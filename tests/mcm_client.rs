@@ -454,3 +454,20 @@ async fn api_key_never_appears_in_debug_output_or_errors() {
         Some(KEY)
     );
 }
+
+#[tokio::test]
+async fn https_is_really_tls_and_never_falls_back_to_plain_http() {
+    // A plain-HTTP server behind an https:// URL: the TLS handshake must fail (a retryable
+    // connect error) and the server must never see a request, so never the key in clear text.
+    let server = server_with(vec![status(200)]).await;
+    let mut cfg = config(&server.uri().replace("http://", "https://"));
+    cfg.allow_insecure_http = false;
+    let attempt = client(&cfg).send(Bytes::from_static(BODY)).await;
+    assert_eq!(attempt.outcome.retry_kind(), Some(RetryKind::Connect));
+    assert_eq!(attempt.status, None);
+    let Outcome::Retryable { detail, .. } = &attempt.outcome else {
+        panic!("expected retryable")
+    };
+    assert!(!detail.contains(KEY));
+    assert!(requests(&server).await.is_empty(), "no plaintext request");
+}
