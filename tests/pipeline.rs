@@ -540,10 +540,11 @@ async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
             .with_label_values(&["events", &p.to_string()])
             .get()
     };
-    wait_until(Duration::from_secs(30), "lag sampled", || {
-        lag(0) > 0 && lag(1) > 0
-    })
-    .await;
+    bridge
+        .wait(Duration::from_secs(30), "lag sampled", || {
+            lag(0) > 0 && lag(1) > 0
+        })
+        .await;
     let ends = end_offsets(b.bootstrap_servers(), "events", 2);
     let committed_now = committed(b.bootstrap_servers(), "g-l", "events", 2);
     for p in 0..2 {
@@ -560,41 +561,46 @@ async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
     produce(b.bootstrap_servers(), "events", &records(&more, 2, "home"));
     let ends = end_offsets(b.bootstrap_servers(), "events", 2);
     assert_eq!(ends.iter().sum::<i64>(), 400);
-    wait_until(Duration::from_secs(30), "lag follows new messages", || {
-        (0..2).all(|p| lag(p) == ends[p as usize] - committed_now[p as usize].unwrap_or(0))
-    })
-    .await;
-    wait_until(
-        Duration::from_secs(10),
-        "lag seconds grow while halted",
-        || {
+    bridge
+        .wait(Duration::from_secs(30), "lag follows new messages", || {
+            (0..2).all(|p| lag(p) == ends[p as usize] - committed_now[p as usize].unwrap_or(0))
+        })
+        .await;
+    bridge
+        .wait(
+            Duration::from_secs(10),
+            "lag seconds grow while halted",
+            || {
+                bridge
+                    .metrics
+                    .consumer_lag_seconds
+                    .with_label_values(&["events", "0"])
+                    .get()
+                    >= 1
+            },
+        )
+        .await;
+    sb.set_api_key(API_KEY);
+    bridge
+        .wait(Duration::from_secs(60), "caught up", || {
+            bridge.finished() >= 400
+        })
+        .await;
+    bridge
+        .wait(Duration::from_secs(30), "lag back to zero", || {
+            lag(0) == 0 && lag(1) == 0
+        })
+        .await;
+    bridge
+        .wait(Duration::from_secs(10), "lag seconds back to zero", || {
             bridge
                 .metrics
                 .consumer_lag_seconds
                 .with_label_values(&["events", "0"])
                 .get()
-                >= 1
-        },
-    )
-    .await;
-    sb.set_api_key(API_KEY);
-    wait_until(Duration::from_secs(60), "caught up", || {
-        bridge.finished() >= 400
-    })
-    .await;
-    wait_until(Duration::from_secs(30), "lag back to zero", || {
-        lag(0) == 0 && lag(1) == 0
-    })
-    .await;
-    wait_until(Duration::from_secs(10), "lag seconds back to zero", || {
-        bridge
-            .metrics
-            .consumer_lag_seconds
-            .with_label_values(&["events", "0"])
-            .get()
-            == 0
-    })
-    .await;
+                == 0
+        })
+        .await;
     let text = bridge.metrics.render();
     assert!(
         !text.contains("consumer_lag_messages{partition=\"0\",topic=\"events\"} -"),

@@ -230,6 +230,27 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
     p.flush(Duration::from_secs(30)).expect("flush");
 }
 
+impl Bridge {
+    /// [`wait_until`], but a timeout also prints the bridge's gauges and counters (histograms
+    /// left out), so a failure in CI says what state the bridge was in.
+    pub async fn wait(&self, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            if start.elapsed() >= timeout {
+                let state: String = self
+                    .metrics
+                    .render()
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.contains("_bucket{"))
+                    .map(|l| format!("  {l}\n"))
+                    .collect();
+                panic!("timed out after {timeout:?} waiting for {what}; bridge metrics:\n{state}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Waits until `cond` holds, polling; panics with `what` after `timeout`.
 pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
