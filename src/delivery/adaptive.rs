@@ -4,7 +4,8 @@
 //! where the API pushes back. The limit starts low and doubles per round trip while responses are
 //! healthy (slow start), then grows by one per round trip (additive increase). It shrinks
 //! multiplicatively on back-pressure: a 429 (×0.75), a 5xx or timeout (×0.9), or latency rising
-//! well above the observed baseline (×0.9) — at most once per baseline round trip, so a burst of
+//! well above the observed baseline (×0.9; during slow start a rise only ends slow start, as TCP's
+//! HyStart does) — at most once per baseline round trip, so a burst of
 //! answers to requests sent before the first decrease does not collapse the limit. It always stays
 //! within `[min, max]` (`max` = `mcm.max_in_flight`). Pure: time and latencies are parameters.
 
@@ -79,7 +80,21 @@ impl AdaptiveLimit {
                 };
                 self.baseline_rtt = Some(baseline);
                 if short > baseline * LATENCY_RISE {
-                    self.decrease(FAILURE_FACTOR, now);
+                    if self.slow_start {
+                        // Like TCP's HyStart: rising delay during slow start means the knee is
+                        // near, so stop doubling but keep the limit. Measured on the 50 ms sink
+                        // with 512 allowed: ramping from 8 opens hundreds of connections within a
+                        // few round trips, that burst alone doubled the latency, and the cut
+                        // (×0.9) plus +1 per round trip left the limit ~100 below the maximum
+                        // for ~7 s. A rise that persists is cut on the next answers.
+                        self.slow_start = false;
+                        self.answers_since_step = 0;
+                        // The answers already on their way saw the same burst: give the rise
+                        // one round trip to pass before it counts as back-pressure.
+                        self.last_decrease = Some(now);
+                    } else {
+                        self.decrease(FAILURE_FACTOR, now);
+                    }
                 } else if self.slow_start {
                     self.limit += 1.0; // +1 per answer: doubles per round trip
                 } else {
@@ -163,6 +178,35 @@ mod tests {
             after + 1,
             "one more per round trip once out of slow start"
         );
+    }
+
+    #[test]
+    fn a_latency_rise_during_slow_start_stops_doubling_without_a_cut() {
+        let mut l = AdaptiveLimit::new(8, 512);
+        let now = Instant::now();
+        healthy(&mut l, 200, now);
+        let before = l.limit();
+        assert_eq!(before, 208);
+        // One slow answer lifts the short-term average above twice the baseline.
+        l.observe(Signal::Answered(RTT * 8), now);
+        healthy(&mut l, 5, now);
+        assert_eq!(
+            l.limit(),
+            before,
+            "no cut within the round trip of the rise"
+        );
+        healthy(&mut l, 3 * before, now);
+        assert!(
+            (before + 1..=before + 3).contains(&l.limit()),
+            "additive from here on, not doubling: {}",
+            l.limit()
+        );
+        // A rise that persists past that round trip is back-pressure again.
+        let later = now + RTT * 4;
+        for _ in 0..5 {
+            l.observe(Signal::Answered(RTT * 8), later);
+        }
+        assert!(l.limit() < before, "cut: {}", l.limit());
     }
 
     #[test]
