@@ -1,6 +1,7 @@
 //! The MCM client and the retrying sender over real HTTP (wiremock), DESIGN.md contract 3 and 8.
 //!
-//! Every test talks to a real HTTP server on localhost; nothing in reqwest is mocked. Backoffs and
+//! Every test talks to a real HTTP server on localhost (wiremock, or a rustls TLS server with
+//! certificates generated per run); nothing in the HTTP client is mocked. Backoffs and
 //! breaker intervals come from the config and are kept in milliseconds so the suite stays fast.
 
 use bytes::Bytes;
@@ -470,4 +471,121 @@ async fn https_is_really_tls_and_never_falls_back_to_plain_http() {
     };
     assert!(!detail.contains(KEY));
     assert!(requests(&server).await.is_empty(), "no plaintext request");
+}
+
+/// A certificate authority generated for this test binary. Its certificate is the only root in
+/// `SSL_CERT_FILE`, which the platform verifier reads on Linux: servers whose certificate it
+/// signed are trusted, any other is not.
+struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    _dir: tempfile::TempDir,
+}
+
+fn new_ca(name: &str) -> (rcgen::Issuer<'static, rcgen::KeyPair>, String) {
+    let key = rcgen::KeyPair::generate().expect("ca key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).expect("ca certificate");
+    let pem = cert.pem();
+    (rcgen::Issuer::new(params, key), pem)
+}
+
+fn trusted_ca() -> &'static TestCa {
+    static CA: std::sync::OnceLock<TestCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let (issuer, pem) = new_ca("mcm-bridge test root");
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("roots.pem");
+        std::fs::write(&file, pem).expect("write roots");
+        // Set once, before any client of this binary verifies a certificate.
+        std::env::set_var("SSL_CERT_FILE", &file);
+        TestCa { issuer, _dir: dir }
+    })
+}
+
+/// An HTTPS server on localhost with a certificate for "localhost" signed by `issuer`; answers
+/// every request 200 and records each request's `x-api-key` header.
+async fn tls_server(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use hyper::service::service_fn;
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let cert = params.signed_by(&key, issuer).expect("server certificate");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .expect("server tls config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return; // the client refused our certificate
+                };
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let key = req
+                        .headers()
+                        .get("x-api-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    log.lock().expect("log").push(key);
+                    async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"{}")),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn https_delivers_to_a_server_whose_certificate_chains_to_a_trusted_root() {
+    let ca = trusted_ca();
+    let (port, seen) = tls_server(&ca.issuer).await;
+    let mut cfg = config(&format!("https://localhost:{port}"));
+    cfg.allow_insecure_http = false;
+    let attempt = client(&cfg).send(Bytes::from_static(BODY)).await;
+    assert_eq!(attempt.outcome, Outcome::Delivered { status: 200 });
+    assert_eq!(*seen.lock().expect("log"), vec![KEY.to_string()]);
+}
+
+#[tokio::test]
+async fn https_refuses_a_certificate_from_an_unknown_authority() {
+    let _trusted = trusted_ca();
+    let (rogue, _) = new_ca("somebody else's root");
+    let (port, seen) = tls_server(&rogue).await;
+    let mut cfg = config(&format!("https://localhost:{port}"));
+    cfg.allow_insecure_http = false;
+    let attempt = client(&cfg).send(Bytes::from_static(BODY)).await;
+    assert_eq!(attempt.outcome.retry_kind(), Some(RetryKind::Connect));
+    let Outcome::Retryable { detail, .. } = &attempt.outcome else {
+        panic!("expected retryable")
+    };
+    assert!(detail.to_lowercase().contains("certificate"), "{detail}");
+    assert!(!detail.contains(KEY));
+    assert!(seen.lock().expect("log").is_empty(), "no request sent");
 }
