@@ -14,7 +14,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # ---- knobs -------------------------------------------------------------------------------------
 EVENTS_MULTI=${EVENTS_MULTI:-500000}     # (3) bridge, PARTITIONS partitions, healthy sink
-EVENTS_SINGLE=${EVENTS_SINGLE:-100000}   # (4) bridge, 1 partition, sink latency LATENCY
+EVENTS_SINGLE=${EVENTS_SINGLE:-200000}   # (4) bridge, 1 partition, sink latency LATENCY (~20 s)
 EVENTS_PEER=${EVENTS_PEER:-20000}        # (6) each peer, PARTITIONS partitions, healthy sink
 PARTITIONS=${PARTITIONS:-8}
 LATENCY=${LATENCY:-50ms}                 # (4) sink latency; ms or s
