@@ -163,7 +163,7 @@ impl Metrics {
             consumer_lag_seconds: gauge_vec(
                 &r,
                 "consumer_lag_seconds",
-                "Age of the oldest unfinished message (0 when caught up).",
+                "Age of the oldest message taken from this partition and not finished (0 when none; a backlog not yet fetched shows in consumer_lag_messages).",
                 &["topic", "partition"],
             ),
             partition_last_progress: gauge_vec(
