@@ -342,6 +342,9 @@ impl PollThread {
         consumer.subscribe(&subs)?;
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
+        // Started first: if the poll thread cannot start, dropping the sampler stops it again.
+        let lag = LagSampler::start(Arc::downgrade(&consumer))
+            .map_err(|e| KafkaError::ClientCreation(format!("cannot start lag thread: {e}")))?;
         let gate = IntakeGate::default();
         let handle = {
             let consumer = consumer.clone();
@@ -352,8 +355,6 @@ impl PollThread {
                 .spawn(move || poll_loop(consumer, events, stop, gate))
                 .map_err(|e| KafkaError::ClientCreation(format!("cannot start poll thread: {e}")))?
         };
-        let lag = LagSampler::start(Arc::downgrade(&consumer))
-            .map_err(|e| KafkaError::ClientCreation(format!("cannot start lag thread: {e}")))?;
         Ok(PollThread {
             consumer,
             gate,
