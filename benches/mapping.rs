@@ -99,6 +99,11 @@ fn bench(c: &mut Criterion) {
     c.bench_function("serialise_only", |b| {
         b.iter(|| black_box(&event).to_json_bytes())
     });
+    c.bench_function("decode_projected", |b| {
+        b.iter(|| {
+            mapping::need::decode(black_box(Some(ORDER_COMPLETED.as_bytes())), block.need()).is_ok()
+        })
+    });
     c.bench_function("decode_only", |b| {
         b.iter(|| mapping::doc::decode(black_box(Some(ORDER_COMPLETED.as_bytes()))).is_ok())
     });

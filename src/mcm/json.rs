@@ -205,8 +205,10 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// The index of the first byte at or after `from` that must be escaped. Eight bytes at a time
 /// (SWAR): real values (ids, URLs, user agents) almost never contain one, so the common case is
-/// a handful of word tests per string instead of a branch per byte.
-fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+/// a handful of word tests per string instead of a branch per byte. The mapping's JSON reader
+/// uses it too: inside a JSON string, exactly these bytes end it or need a closer look.
+#[inline]
+pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';

@@ -4,5 +4,5 @@
 pub mod classify;
 pub mod client;
 pub mod event;
-mod json;
+pub(crate) mod json;
 pub mod validate;
