@@ -6,7 +6,7 @@
 //! still fully syntax-checked, no allocation). A path's final member is kept whole, so every
 //! value a rule reads — and every type error it could report — is exactly what a full decode
 //! gives. Array indices are not tracked: all elements of an array share one need. Ordinary
-//! messages are read by the hand-written projected reader in [`super::scan`] (same result, a
+//! messages are read by the hand-written projected reader in `scan.rs` (same result, a
 //! fraction of the cost); whatever it declines, errors included, goes through serde_json here.
 //!
 //! Differences from a full decode, both in what no rule reads: skipped subtrees are scanned

@@ -296,7 +296,7 @@ impl McmEvent {
 
     /// Serialises to the wire JSON: exactly what `serde_json` writes for this type (non-finite
     /// floats as `null`, which validation rejects beforehand), by the hand-written writer in
-    /// [`super::json`] because this runs for every message.
+    /// `src/mcm/json.rs` because this runs for every message.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         // One allocation for a typical event (a PURCHASE with a few items and a user agent is
         // ~500–900 bytes).
