@@ -180,7 +180,7 @@ impl<'a> Reader<'a> {
         }
         let start = self.i;
         let end = next_escape(self.b, start)?;
-        if self.b[end] != b'"' {
+        if *self.b.get(end)? != b'"' {
             return None;
         }
         self.i = end + 1;
@@ -192,7 +192,7 @@ impl<'a> Reader<'a> {
         self.i += 1; // `"`
         let start = self.i;
         let mut end = next_escape(self.b, start)?;
-        match self.b[end] {
+        match *self.b.get(end)? {
             b'"' => {
                 self.i = end + 1;
                 *slot = Node::Str(Cow::Borrowed(self.s.get(start..end)?));
@@ -205,7 +205,7 @@ impl<'a> Reader<'a> {
         let mut run = start;
         loop {
             out.push_str(self.s.get(run..end)?);
-            match self.b[end] {
+            match *self.b.get(end)? {
                 b'"' => {
                     self.i = end + 1;
                     *slot = Node::Str(Cow::Owned(out));
@@ -386,7 +386,7 @@ impl<'a> Reader<'a> {
         let mut at = self.i + 1;
         loop {
             let end = next_escape(self.b, at)?;
-            match self.b[end] {
+            match *self.b.get(end)? {
                 b'"' => {
                     self.i = end + 1;
                     return Some(());
