@@ -28,7 +28,18 @@ impl<'a> Node<'a> {
     /// Member `key` of an object (last duplicate wins); `None` for other kinds.
     pub fn get(&self, key: &str) -> Option<&Node<'a>> {
         match self {
-            Node::Obj(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            Node::Obj(members) => {
+                // Length and first byte before the full comparison: most members are not the
+                // one asked for, and this rules them out without a `memcmp` call each.
+                let want = key.as_bytes();
+                members
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| {
+                        k.len() == want.len() && k.as_bytes().first() == want.first() && k == key
+                    })
+                    .map(|(_, v)| v)
+            }
             _ => None,
         }
     }

@@ -126,13 +126,20 @@ fn label(s: &Option<Source>) -> &str {
 /// Enum fields accept any case (`site` → `SITE`); anything else says what would be accepted.
 fn enum_value<T>(v: &Val<'_>, parse: fn(&str) -> Option<T>, field: &str) -> R<T> {
     let t = v.text().map_err(|e| e.at_field(field))?;
-    parse(&t.trim().to_ascii_uppercase()).ok_or_else(|| {
-        MapError::new(
-            MapReason::InvalidEnum,
-            format!("{t:?} is not a valid {field} (map source values with a `lookup` transform)"),
-        )
-        .at_field(field)
-    })
+    let trimmed = t.trim();
+    // Names are upper-case, so a value already written that way (`channel_type: SITE`, the usual
+    // constant) parses as is, without allocating its upper-case copy.
+    parse(trimmed)
+        .or_else(|| parse(&trimmed.to_ascii_uppercase()))
+        .ok_or_else(|| {
+            MapError::new(
+                MapReason::InvalidEnum,
+                format!(
+                    "{t:?} is not a valid {field} (map source values with a `lookup` transform)"
+                ),
+            )
+            .at_field(field)
+        })
 }
 
 fn money<'a>(m: &'a Option<MoneyPlan>, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> R<Option<Money>> {

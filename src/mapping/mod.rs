@@ -16,6 +16,7 @@ mod eval;
 mod fields;
 pub mod need;
 pub mod path;
+mod scan;
 mod source;
 mod template;
 mod transform;
@@ -160,6 +161,12 @@ impl TopicMapping {
 
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// What the rules read: the projection [`process`](Self::process) decodes with (exposed for
+    /// the decode benchmark).
+    pub fn need(&self) -> &need::Need {
+        &self.need
     }
 
     /// Decodes, maps and validates one message.

@@ -5,7 +5,9 @@
 //! builds [`Node`]s only for needed members and lets serde_json skip the rest (`IgnoredAny`:
 //! still fully syntax-checked, no allocation). A path's final member is kept whole, so every
 //! value a rule reads — and every type error it could report — is exactly what a full decode
-//! gives. Array indices are not tracked: all elements of an array share one need.
+//! gives. Array indices are not tracked: all elements of an array share one need. Ordinary
+//! messages are read by the hand-written projected reader in `scan.rs` (same result, a
+//! fraction of the cost); whatever it declines, errors included, goes through serde_json here.
 //!
 //! Differences from a full decode, both in what no rule reads: skipped subtrees are scanned
 //! iteratively, so the 128-level nesting limit applies only to read subtrees; and a number too
@@ -54,8 +56,25 @@ impl Need {
         self.at(keys).all = true;
     }
 
-    fn child(&self, key: &str) -> Option<&Need> {
-        self.keys.iter().find(|(n, _)| n == key).map(|(_, c)| c)
+    #[inline]
+    pub(super) fn child(&self, key: &str) -> Option<&Need> {
+        // Length and first byte before the full comparison: most members of a message are not
+        // needed, and this rules them out without a `memcmp` call each (a tenth of decode time).
+        let k = key.as_bytes();
+        self.keys
+            .iter()
+            .find(|(n, _)| n.len() == k.len() && n.as_bytes().first() == k.first() && n == key)
+            .map(|(_, c)| c)
+    }
+
+    /// True when the whole subtree is kept.
+    pub(super) fn keeps_all(&self) -> bool {
+        self.all
+    }
+
+    /// How many members are needed at this level.
+    pub(super) fn key_count(&self) -> usize {
+        self.keys.len()
     }
 }
 
@@ -63,6 +82,17 @@ impl Need {
 pub fn decode<'a>(payload: Option<&'a [u8]>, need: &Need) -> Result<Node<'a>, DecodeError> {
     let bytes = payload.ok_or(DecodeError::Tombstone)?;
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
+    // The hand-written reader takes ordinary messages (several times faster); anything it is not
+    // sure of, errors included, is decoded by serde_json as before.
+    match super::scan::decode(text, need) {
+        Some(node) => Ok(node),
+        None => decode_with_serde(text, need),
+    }
+}
+
+/// The serde_json projected decode: the reference behaviour, and the path for everything the
+/// fast reader declines.
+pub(super) fn decode_with_serde<'a>(text: &'a str, need: &Need) -> Result<Node<'a>, DecodeError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let node = Seed(need)
         .deserialize(&mut de)

@@ -4,4 +4,5 @@
 pub mod classify;
 pub mod client;
 pub mod event;
+pub(crate) mod json;
 pub mod validate;
