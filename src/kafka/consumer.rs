@@ -16,7 +16,7 @@
 //! their final watermarks, then commits them synchronously before librdkafka gives the partitions
 //! away — Vector's pattern. We do not use `split_partition_queue` (lost-wakeup bugs, anchors §2.5).
 
-use super::lag::LagSampler;
+use super::lag::{Assigned, LagSampler};
 use crate::config::KafkaConfig;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -76,7 +76,7 @@ pub struct BridgeContext {
     metrics: Arc<crate::observe::metrics::Metrics>,
     /// Partitions assigned right now, as seen by the rebalance callbacks: what the lag sampler
     /// measures, and a sample taken before a revoke must not resurrect a lag series.
-    assigned: std::sync::Mutex<std::collections::HashSet<Tp>>,
+    assigned: Arc<Assigned>,
     /// How long a revoke waits for the coordinator's answer (drain timeout + slack).
     revoke_wait: Duration,
     /// Set once shutdown has committed everything: later revokes (from close) skip the round trip.
@@ -88,32 +88,6 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
         .iter()
         .map(|e| Tp::new(e.topic(), e.partition()))
         .collect()
-}
-
-impl BridgeContext {
-    /// The partitions assigned to this member right now.
-    pub(crate) fn assigned_partitions(&self) -> Vec<Tp> {
-        self.assigned
-            .lock()
-            .map(|a| a.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Sets `consumer_lag_messages` from a lag sample, skipping partitions revoked since the
-    /// sample began: a late sample must not resurrect the series of a partition we gave away.
-    pub(crate) fn publish_lag(&self, lags: &[(Tp, i64)]) {
-        let Ok(assigned) = self.assigned.lock() else {
-            return;
-        };
-        for (tp, lag) in lags {
-            if assigned.contains(tp) {
-                self.metrics
-                    .consumer_lag_messages
-                    .with_label_values(&[&*tp.topic, tp.partition.to_string().as_str()])
-                    .set(*lag);
-            }
-        }
-    }
 }
 
 impl ClientContext for BridgeContext {
@@ -330,10 +304,12 @@ impl PollThread {
         metrics: Arc<crate::observe::metrics::Metrics>,
     ) -> KafkaResult<PollThread> {
         let closing = Arc::new(AtomicBool::new(false));
+        let assigned = Arc::new(Assigned::default());
+        let metrics_for_lag = metrics.clone();
         let ctx = BridgeContext {
             events: events.clone(),
             metrics,
-            assigned: std::sync::Mutex::new(std::collections::HashSet::new()),
+            assigned: assigned.clone(),
             revoke_wait,
             closing: closing.clone(),
         };
@@ -343,8 +319,7 @@ impl PollThread {
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
         // Started first: if the poll thread cannot start, dropping the sampler stops it again.
-        let lag = LagSampler::start(Arc::downgrade(&consumer))
-            .map_err(|e| KafkaError::ClientCreation(format!("cannot start lag thread: {e}")))?;
+        let lag = LagSampler::start(k, assigned, metrics_for_lag)?;
         let gate = IntakeGate::default();
         let handle = {
             let consumer = consumer.clone();
@@ -376,13 +351,12 @@ impl PollThread {
         drop(self.consumer); // the poll thread holds the last reference and closes it
         if let Some(h) = handle {
             let joined = tokio::task::spawn_blocking(move || {
-                // A lag sample in progress holds a strong reference for up to its request
-                // timeout; whichever thread drops the last reference closes the consumer, so
-                // wait for both.
+                let polled = h.join();
+                // A sample in progress ends within its request timeout.
                 if let Some(lag) = lag {
                     let _ = lag.join();
                 }
-                h.join()
+                polled
             });
             if tokio::time::timeout(timeout, joined).await.is_err() {
                 tracing::warn!("kafka consumer close did not finish in time; exiting anyway (offsets were committed)");
