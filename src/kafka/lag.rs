@@ -18,9 +18,9 @@
 //! joins the group). Sharing the consuming client was measured to hurt: on tansu, under steady
 //! produce load, these requests sometimes took over 5 s; librdkafka then drops the connection
 //! (`socket.max.fails` = 1), which took the consumer's in-flight fetches with it every few seconds
-//! (the bridge fell to 1,762 accepted/s of 2,000 produced). Its requests also queued behind the
-//! consumer's long-polling fetches on the same connection. With a separate client a slow broker
-//! only delays the gauge.
+//! (the bridge fell to 1,762 accepted/s of 2,000 produced). On a shared connection its requests
+//! can also wait behind the consumer's long-polling fetches (a broker serves one request at a
+//! time per connection). With a separate client a slow broker only delays the gauge.
 
 use super::consumer::{consumer_config, Tp};
 use crate::config::KafkaConfig;
@@ -146,6 +146,8 @@ impl LagSampler {
     ) -> KafkaResult<LagSampler> {
         let mut config = consumer_config(k);
         config.set("client.id", format!("{}-lag", k.client_id));
+        // Never a group member: a static member id belongs to the consuming client alone.
+        config.remove("group.instance.id");
         let client: BaseConsumer = config.create()?;
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
