@@ -533,20 +533,11 @@ async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
         "",
         "",
     ));
-    let lag = |p: i32| {
-        bridge
-            .metrics
-            .consumer_lag_messages
-            .with_label_values(&["events", &p.to_string()])
-            .get()
+    let gauge = |g: &prometheus::IntGaugeVec, p: i32| {
+        g.with_label_values(&["events", &p.to_string()]).get()
     };
-    let lag_seconds = |p: i32| {
-        bridge
-            .metrics
-            .consumer_lag_seconds
-            .with_label_values(&["events", &p.to_string()])
-            .get()
-    };
+    let lag = |p: i32| gauge(&bridge.metrics.consumer_lag_messages, p);
+    let lag_seconds = |p: i32| gauge(&bridge.metrics.consumer_lag_seconds, p);
     bridge
         .wait(Duration::from_secs(30), "lag sampled", || {
             lag(0) > 0 && lag(1) > 0

@@ -80,21 +80,16 @@ impl AdaptiveLimit {
                 };
                 self.baseline_rtt = Some(baseline);
                 if short > baseline * LATENCY_RISE {
-                    if self.slow_start {
-                        // Like TCP's HyStart: rising delay during slow start means the knee is
-                        // near, so stop doubling but keep the limit. Measured on the 50 ms sink
-                        // with 512 allowed: ramping from 8 opens hundreds of connections within a
-                        // few round trips, that burst alone doubled the latency, and the cut
-                        // (×0.9) plus +1 per round trip left the limit ~100 below the maximum
-                        // for ~7 s. A rise that persists is cut on the next answers.
-                        self.slow_start = false;
-                        self.answers_since_step = 0;
-                        // The answers already on their way saw the same burst: give the rise
-                        // one round trip to pass before it counts as back-pressure.
-                        self.last_decrease = Some(now);
-                    } else {
-                        self.decrease(FAILURE_FACTOR, now);
-                    }
+                    // Like TCP's HyStart: rising delay during slow start means the knee is near,
+                    // so stop doubling but keep the limit (a "decrease" by ×1, which also ends
+                    // slow start and gives the rise one round trip to pass: the answers already
+                    // on their way saw the same burst). Measured on the 50 ms sink with 512
+                    // allowed: ramping from 8 opens hundreds of connections within a few round
+                    // trips, that burst alone doubled the latency, and the cut (×0.9) plus +1 per
+                    // round trip left the limit ~100 below the maximum for ~7 s. A rise that
+                    // persists is cut on the next answers.
+                    let factor = if self.slow_start { 1.0 } else { FAILURE_FACTOR };
+                    self.decrease(factor, now);
                 } else if self.slow_start {
                     self.limit += 1.0; // +1 per answer: doubles per round trip
                 } else {

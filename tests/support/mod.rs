@@ -233,34 +233,38 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
 impl Bridge {
     /// [`wait_until`], but a timeout also prints the bridge's gauges and counters (histograms
     /// left out), so a failure in CI says what state the bridge was in.
-    pub async fn wait(&self, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !cond() {
-            if start.elapsed() >= timeout {
-                let state: String = self
-                    .metrics
-                    .render()
-                    .lines()
-                    .filter(|l| !l.starts_with('#') && !l.contains("_bucket{"))
-                    .map(|l| format!("  {l}\n"))
-                    .collect();
-                panic!("timed out after {timeout:?} waiting for {what}; bridge metrics:\n{state}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    pub async fn wait(&self, timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+        if !poll_until(timeout, cond).await {
+            let state: String = self
+                .metrics
+                .render()
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.contains("_bucket{"))
+                .map(|l| format!("  {l}\n"))
+                .collect();
+            panic!("timed out after {timeout:?} waiting for {what}; bridge metrics:\n{state}");
         }
     }
 }
 
-/// Waits until `cond` holds, polling; panics with `what` after `timeout`.
-pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` every 50 ms until it holds (true) or `timeout` passes (false).
+async fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if start.elapsed() >= timeout {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    true
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `timeout`.
+pub async fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, cond).await,
+        "timed out after {timeout:?} waiting for {what}"
+    );
 }
 
 /// Committed offsets of `group` for each partition (`None` when nothing is committed).
