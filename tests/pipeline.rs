@@ -5,6 +5,7 @@
 
 mod support;
 
+use mcm_bridge::kafka::mock::MockBroker;
 use std::time::Duration;
 use support::*;
 
@@ -343,6 +344,125 @@ async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_lose
     let got = sb.accepted_ids().await.expect("record");
     let dups: usize = counts(&got).values().map(|n| n - 1).sum();
     assert!(revokes >= 1, "the second member's join revokes partitions");
+    assert!(
+        dups as u64 <= 4 * revokes,
+        "{dups} duplicates for {revokes} revokes of a 4-request window"
+    );
+    sb.shutdown().await.expect("sandbox stops");
+}
+
+/// A revoke arrives while delivered messages are uncommitted (the coordinator refused the
+/// periodic commits, as it does while a rebalance round forms) and requests of the revoked
+/// partitions hang; then the group refuses the revoke's final commit too. Without the early
+/// commit at the start of the revoke, the next owner would repeat everything delivered since the
+/// last accepted commit (here 50 events per revoked partition); with it, only the hung requests.
+/// The early commit must not pass them either: they never finish before the drain deadline, and
+/// every one of them must still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let refuse_commits = |b: &MockBroker, n: usize| {
+        b.inject_errors(
+            RDKafkaApiKey::OffsetCommit,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+            n,
+        )
+        .expect("inject");
+    };
+    let group_committed = |b: &MockBroker| {
+        tokio::task::block_in_place(|| committed(b.bootstrap_servers(), "g-f", "events", 4))
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = broker("events", 4);
+    let first = ids(400, "f-");
+    let middle = ids(200, "m-");
+    let later = ids(40, "l-");
+    // One request per partition; commits only every 4 finished messages (no timer).
+    let text = config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-f",
+        "  max_in_flight_per_partition: 1",
+        "  max_in_flight: 4\n  adaptive_concurrency: false",
+    )
+    .replace("commit_interval: 200ms", "commit_interval: 1h");
+    let a = Bridge::start(&text);
+    produce(b.bootstrap_servers(), "events", &records(&first, 4, "home"));
+    wait_all_accepted(&sb, &first, Duration::from_secs(60), |got| {
+        format!("lost {} ids", missing(&first, got))
+    })
+    .await;
+    // Delivered, never committed.
+    refuse_commits(&b, 100_000);
+    produce(
+        b.bootstrap_servers(),
+        "events",
+        &records(&middle, 4, "home"),
+    );
+    wait_all_accepted(&sb, &middle, Duration::from_secs(60), |got| {
+        format!("lost {} ids", missing(&middle, got))
+    })
+    .await;
+    b.clear_errors(RDKafkaApiKey::OffsetCommit).expect("clear");
+    let before_revoke = group_committed(&b);
+    assert!(
+        before_revoke.iter().all(|c| c.unwrap_or(0) <= 100),
+        "the middle events must be uncommitted: {before_revoke:?}"
+    );
+    // Each partition's next request hangs well past the 3 s drain deadline; with nothing
+    // finishing, nothing commits until the revoke.
+    let mut faults = sb.faults();
+    faults.latency = Duration::from_secs(20);
+    sb.set_faults(&faults).expect("faults");
+    produce(b.bootstrap_servers(), "events", &records(&later, 4, "home"));
+    wait_until(
+        Duration::from_secs(30),
+        "a request on every partition",
+        || a.metrics.in_flight_messages.get() >= 4,
+    )
+    .await;
+    let second = Bridge::start(&text);
+    wait_until(Duration::from_secs(30), "the early revoke commit", || {
+        group_committed(&b) != before_revoke
+    })
+    .await;
+    let refused_before = a.metrics.commits.with_label_values(&["error"]).get();
+    refuse_commits(
+        &b,
+        mcm_bridge::kafka::consumer::FINAL_COMMIT_ATTEMPTS as usize,
+    );
+    wait_until(Duration::from_secs(60), "B got partitions", || {
+        second.health.assigned() > 0
+    })
+    .await;
+    b.clear_errors(RDKafkaApiKey::OffsetCommit).expect("clear");
+    assert!(
+        a.metrics.commits.with_label_values(&["error"]).get() > refused_before,
+        "the final revoke commit must have been refused; if it was not, the commit awaited above \
+         was the final one, not an early one"
+    );
+    faults.latency = Duration::ZERO;
+    sb.set_faults(&faults).expect("faults");
+    let all: Vec<String> = first.iter().chain(&middle).chain(&later).cloned().collect();
+    wait_all_accepted(&sb, &all, Duration::from_secs(120), |got| {
+        format!("lost {} ids", missing(&all, got))
+    })
+    .await;
+    let revokes: u64 = [&a, &second]
+        .iter()
+        .map(|x| {
+            x.metrics.rebalances.with_label_values(&["revoke"]).get()
+                + x.metrics.rebalances.with_label_values(&["lost"]).get()
+        })
+        .sum();
+    a.stop().await;
+    second.stop().await;
+    assert_committed_to_end(b.bootstrap_servers(), "g-f", "events", 4);
+    let got = sb.accepted_ids().await.expect("record");
+    let dups: usize = counts(&got).values().map(|n| n - 1).sum();
+    // A hung request the revoke gave up on may still complete on the sandbox's side, and its
+    // message is sent again by the next owner: at most one per partition per revoke.
     assert!(
         dups as u64 <= 4 * revokes,
         "{dups} duplicates for {revokes} revokes of a 4-request window"

@@ -25,7 +25,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A topic-partition.
@@ -50,8 +50,23 @@ impl std::fmt::Display for Tp {
     }
 }
 
-/// The coordinator's answer to a revoke: the offsets to commit before the partitions go.
-pub type RevokeReply = std::sync::mpsc::SyncSender<Vec<(Tp, i64)>>;
+/// The coordinator's answers to a revoke, in order: at most one [`RevokeAnswer::Progress`], then
+/// one [`RevokeAnswer::Final`]. The channel holds both, so the coordinator never blocks on it.
+pub type RevokeReply = std::sync::mpsc::SyncSender<RevokeAnswer>;
+
+/// Offsets (next offset to read) for the revoked partitions.
+#[derive(Debug)]
+pub enum RevokeAnswer {
+    /// What had finished when the revoke arrived, sent only when a drain has to wait for
+    /// requests still in flight. Committed at once, in the group generation the revoke belongs
+    /// to: a group coordinator may refuse commits while the next rebalance round forms
+    /// (librdkafka's mock cluster does for seconds, Kafka does once the generation moved on), and
+    /// without this early commit a refused final commit would repeat everything finished since
+    /// the last periodic commit instead of only the drained requests.
+    Progress(Vec<(Tp, i64)>),
+    /// After the drain (idle or deadline): the offsets to commit before the partitions go.
+    Final(Vec<(Tp, i64)>),
+}
 
 /// What the poll thread sends to the coordinator, in consumption order.
 #[derive(Debug)]
@@ -99,6 +114,16 @@ impl ClientContext for BridgeContext {
     }
 }
 
+impl BridgeContext {
+    /// Revoke commits run on the poll thread; they count in `commits_total` like the others.
+    fn count_commit(&self, ok: bool) {
+        self.metrics
+            .commits
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+}
+
 impl ConsumerContext for BridgeContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
@@ -129,7 +154,7 @@ impl ConsumerContext for BridgeContext {
                 }
                 let lost = consumer.assignment_lost();
                 tracing::info!(partitions = %fmt_tps(&tps), lost, "partitions revoked; draining");
-                let (reply, answer) = std::sync::mpsc::sync_channel(1);
+                let (reply, answer) = std::sync::mpsc::sync_channel(2);
                 if self
                     .events
                     .blocking_send(PollEvent::Revoked {
@@ -141,14 +166,37 @@ impl ConsumerContext for BridgeContext {
                 {
                     return; // coordinator gone (shutdown already committed)
                 }
-                let Ok(offsets) = answer.recv_timeout(self.revoke_wait) else {
-                    tracing::warn!("no drain answer in time; revoked partitions will be re-read by their next owner");
-                    return;
-                };
-                if lost || offsets.is_empty() {
-                    return;
+                let deadline = Instant::now() + self.revoke_wait;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let Ok(answer) = answer.recv_timeout(left) else {
+                        tracing::warn!("no drain answer in time; revoked partitions will be re-read by their next owner");
+                        return;
+                    };
+                    match answer {
+                        // Best effort, one attempt: retrying would hold up the final commit.
+                        RevokeAnswer::Progress(offsets) if !lost && !offsets.is_empty() => {
+                            self.count_commit(commit_sync(
+                                consumer,
+                                &offsets,
+                                "revoke (before drain)",
+                                1,
+                            ));
+                        }
+                        RevokeAnswer::Progress(_) => {}
+                        RevokeAnswer::Final(offsets) => {
+                            if !lost && !offsets.is_empty() {
+                                self.count_commit(commit_sync(
+                                    consumer,
+                                    &offsets,
+                                    "revoke",
+                                    FINAL_COMMIT_ATTEMPTS,
+                                ));
+                            }
+                            return;
+                        }
+                    }
                 }
-                commit_sync(consumer, &offsets, "revoke");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
@@ -170,18 +218,22 @@ impl ConsumerContext for BridgeContext {
     }
 }
 
-/// Commits `offsets` synchronously, retrying transient failures a few times.
+/// How often a final (revoke or shutdown) commit is tried before its offsets are given up.
+pub const FINAL_COMMIT_ATTEMPTS: u64 = 10;
+
+/// Commits `offsets` synchronously, trying up to `attempts` times (transient failures).
 pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(
     consumer: &C,
     offsets: &[(Tp, i64)],
     why: &str,
+    attempts: u64,
 ) -> bool {
     let Some(tpl) = tpl_of(offsets) else {
         return false;
     };
     // Commits during a rebalance fail with REBALANCE_IN_PROGRESS until it settles (a second or
     // two); keep trying for a few seconds, since a lost final commit means re-delivery.
-    for attempt in 1..=10u64 {
+    for attempt in 1..=attempts {
         match consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => {
                 tracing::info!(why, partitions = offsets.len(), "offsets committed");
@@ -192,6 +244,9 @@ pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(
             }
             Err(e) => {
                 tracing::warn!(why, attempt, error = %e, "synchronous commit failed");
+                if attempt == attempts {
+                    break;
+                }
                 #[allow(clippy::disallowed_methods)]
                 // the poll thread / a blocking task, not async code
                 std::thread::sleep(Duration::from_millis(100 * attempt.min(5)));

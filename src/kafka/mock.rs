@@ -99,4 +99,12 @@ impl MockBroker {
             Ok(())
         })
     }
+
+    /// Drops the errors still queued for `api` by [`MockBroker::inject_errors`].
+    pub fn clear_errors(&self, api: rdkafka::types::RDKafkaApiKey) -> KafkaResult<()> {
+        self.with(|m| {
+            m.clear_request_errors(api);
+            Ok(())
+        })
+    }
 }

@@ -15,7 +15,8 @@ use super::offset_tracker::{OffsetTracker, TrackError};
 use super::work::{Ack, AckResult, Work};
 use crate::config::{Config, FailurePolicy};
 use crate::kafka::consumer::{
-    commit_sync, tpl_of, tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeReply, Tp,
+    commit_sync, tpl_of, tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeAnswer,
+    RevokeReply, Tp, FINAL_COMMIT_ATTEMPTS,
 };
 use crate::kafka::dlq::{DlqProducer, DlqReason};
 use crate::mapping::{MappingPlan, Processed, SourceMessage};
@@ -310,9 +311,17 @@ impl Coordinator {
             for tp in &tps {
                 self.drop_partition(tp);
             }
-            let _ = reply.send(Vec::new());
+            let _ = reply.try_send(RevokeAnswer::Final(Vec::new()));
             self.update_assignment_gauges();
             return;
+        }
+        let idle = tps
+            .iter()
+            .all(|tp| self.partitions.get(tp).is_none_or(|p| p.in_flight == 0));
+        if !idle {
+            // Commit what has finished now, while the revoke's generation is still current; the
+            // final commit after the drain may be refused (see RevokeAnswer::Progress).
+            let _ = reply.try_send(RevokeAnswer::Progress(self.watermarks(&tps)));
         }
         let deadline = Instant::now() + self.deps.config.delivery.drain_timeout;
         self.drains.push(DrainJob {
@@ -321,6 +330,18 @@ impl Coordinator {
             reply,
         });
         self.check_drains();
+    }
+
+    /// The contiguous finished watermark (next offset to read) of each of `tps` that has one.
+    fn watermarks(&self, tps: &[Tp]) -> Vec<(Tp, i64)> {
+        tps.iter()
+            .filter_map(|tp| {
+                self.partitions
+                    .get(tp)
+                    .and_then(|p| p.tracker.watermark())
+                    .map(|w| (tp.clone(), w))
+            })
+            .collect()
     }
 
     fn on_message(&mut self, msg: rdkafka::message::OwnedMessage) {
@@ -945,22 +966,13 @@ impl Coordinator {
             if !idle {
                 tracing::warn!("drain deadline reached; unfinished messages will be re-delivered by the next owner");
             }
-            let offsets: Vec<(Tp, i64)> = job
-                .partitions
-                .iter()
-                .filter_map(|tp| {
-                    self.partitions
-                        .get(tp)
-                        .and_then(|p| p.tracker.watermark())
-                        .map(|w| (tp.clone(), w))
-                })
-                .collect();
+            let offsets = self.watermarks(&job.partitions);
             for tp in &job.partitions {
                 self.drop_partition(tp);
             }
             self.update_assignment_gauges();
             // The poll thread commits these synchronously before giving the partitions away.
-            let _ = job.reply.send(offsets);
+            let _ = job.reply.try_send(RevokeAnswer::Final(offsets));
         }
     }
 
@@ -1055,10 +1067,11 @@ impl Coordinator {
         if !offsets.is_empty() {
             let consumer = self.consumer.clone();
             let started = Instant::now();
-            let ok =
-                tokio::task::spawn_blocking(move || commit_sync(&*consumer, &offsets, "shutdown"))
-                    .await
-                    .unwrap_or(false);
+            let ok = tokio::task::spawn_blocking(move || {
+                commit_sync(&*consumer, &offsets, "shutdown", FINAL_COMMIT_ATTEMPTS)
+            })
+            .await
+            .unwrap_or(false);
             self.deps
                 .metrics
                 .commit_latency
