@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod generator;
 pub mod kafka;
+pub mod malloc_tuning;
 pub mod mapping;
 pub mod mcm;
 pub mod observe;

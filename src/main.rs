@@ -77,6 +77,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: glibc arenas are created per thread.
+    mcm_bridge::malloc_tuning::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => mcm_bridge::cli::run::run(&config),
