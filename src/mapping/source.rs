@@ -482,9 +482,9 @@ fn sum<'a>(
     };
     let mut total = 0.0;
     for (i, el) in items.iter().enumerate() {
-        let at = |e: MapError| MapError {
-            message: format!("element [{i}]: {}", e.message),
-            ..e
+        let at = |mut e: MapError| {
+            e.message = format!("element [{i}]: {}", e.message);
+            e
         };
         let amount = match of.eval(ctx, el).map_err(at)? {
             Some(v) => v.number().map_err(at)?,

@@ -8,7 +8,7 @@
 use super::error::{MapError, MapReason};
 use super::value::{float_to_i64, Scalar, Val};
 use crate::config::decode::{closest, index, join, kind, show, ConfigError};
-use crate::mcm::event::is_known_currency;
+use crate::mcm::event::CURRENCIES;
 use serde_yaml_ng::Value as Yaml;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -232,7 +232,7 @@ impl Transform {
     /// Applies the step. Values borrowed from the message or the plan stay borrowed.
     pub fn apply<'a>(&'a self, v: Val<'a>) -> Result<Val<'a>, MapError> {
         Ok(match self {
-            Transform::ToString => Val::Str(Cow::Owned(v.into_string()?)),
+            Transform::ToString => Val::Str(v.into_text()?),
             Transform::ToNumber => Val::Float(v.number()?),
             Transform::ToInteger => Val::Int(v.integer()?),
             Transform::Lower => map_text(v, |s| s.to_lowercase())?,
@@ -244,21 +244,27 @@ impl Transform {
             Transform::Lookup(l) => l.apply(&v)?,
             Transform::Epoch(per_second) => {
                 let ms = (v.number()? * 1000.0 / per_second).round();
-                Val::Int(
-                    float_to_i64(ms)
-                        .map_err(|e| MapError::new(MapReason::NumberOutOfRange, e.message))?,
-                )
+                Val::Int(float_to_i64(ms).map_err(|mut e| {
+                    e.reason = MapReason::NumberOutOfRange;
+                    e
+                })?)
             }
             Transform::Iso8601 => Val::Int(parse_iso8601(&v.text()?)?),
             Transform::Currency => {
-                let code = v.text()?.trim().to_ascii_uppercase();
-                if !is_known_currency(&code) {
-                    return Err(MapError::new(
-                        MapReason::UnknownCurrency,
-                        format!("currency {code:?} is not in the MCM currency list"),
-                    ));
+                let text = v.text()?;
+                let code = text.trim();
+                // The list is upper-case ASCII, so a case-insensitive match is the upper-cased
+                // code's exact match — and the list's own `&'static str` needs no allocation.
+                match CURRENCIES.iter().find(|c| c.eq_ignore_ascii_case(code)) {
+                    Some(c) => Val::Str(Cow::Borrowed(c)),
+                    None => {
+                        let code = code.to_ascii_uppercase();
+                        return Err(MapError::new(
+                            MapReason::UnknownCurrency,
+                            format!("currency {code:?} is not in the MCM currency list"),
+                        ));
+                    }
                 }
-                Val::Str(Cow::Owned(code))
             }
             Transform::Sha256 { normalize } => {
                 let text = v.text()?;

@@ -92,11 +92,17 @@ impl<'a> Val<'a> {
         })
     }
 
-    /// Owned text, for MCM string fields.
+    /// Owned text.
     pub fn into_string(self) -> Result<String, MapError> {
+        self.into_text().map(Cow::into_owned)
+    }
+
+    /// Text for an MCM string field: still borrowed from the message or the plan where it was.
+    pub fn into_text(self) -> Result<Cow<'a, str>, MapError> {
         match self {
-            Val::Str(s) => Ok(s.into_owned()),
-            other => other.text().map(Cow::into_owned),
+            Val::Str(s) => Ok(s),
+            Val::Bool(b) => Ok(Cow::Borrowed(if b { "true" } else { "false" })),
+            other => other.text().map(|t| Cow::Owned(t.into_owned())),
         }
     }
 

@@ -7,7 +7,7 @@
 //! The derive stays for everything else (`to_value`, pretty output, the sandbox); a property
 //! test in this file checks that both agree on arbitrary events.
 
-use super::event::{Device, Item, McmEvent, Money};
+use super::event::{DeviceOf, ItemOf, McmEventOf, MoneyOf};
 use serde_json::ser::{CompactFormatter, Formatter};
 
 /// A member name as written before its value: `k!("id")` is `"id":`, one copy per member.
@@ -18,19 +18,19 @@ macro_rules! k {
 }
 
 /// Appends the wire JSON of `e` to `out`.
-pub fn write_event(out: &mut Vec<u8>, e: &McmEvent) {
+pub fn write_event<S: AsRef<str>>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
     let mut o = Obj::open(out);
-    o.opt_str(k!("id"), e.id.as_deref());
+    o.opt_str(k!("id"), e.id.as_ref());
     o.str(k!("event_type"), e.event_type.as_str());
     o.i64(k!("timestamp"), e.timestamp);
     o.str(k!("channel_type"), e.channel_type.as_str());
-    o.opt_str(k!("user_id"), e.user_id.as_deref());
+    o.opt_str(k!("user_id"), e.user_id.as_ref());
     if let Some(d) = &e.device {
         o.key(k!("device"));
         write_device(o.out, d);
     }
-    o.opt_str(k!("custom_id"), e.custom_id.as_deref());
-    o.opt_str(k!("session_id"), e.session_id.as_deref());
+    o.opt_str(k!("custom_id"), e.custom_id.as_ref());
+    o.opt_str(k!("session_id"), e.session_id.as_ref());
     if !e.items.is_empty() {
         o.key(k!("items"));
         o.out.push(b'[');
@@ -43,49 +43,49 @@ pub fn write_event(out: &mut Vec<u8>, e: &McmEvent) {
         o.out.push(b']');
     }
     o.money(k!("revenue"), e.revenue.as_ref());
-    o.opt_str(k!("search_query"), e.search_query.as_deref());
-    o.opt_str(k!("page_id"), e.page_id.as_deref());
-    o.opt_str(k!("referrer_page_id"), e.referrer_page_id.as_deref());
+    o.opt_str(k!("search_query"), e.search_query.as_ref());
+    o.opt_str(k!("page_id"), e.page_id.as_ref());
+    o.opt_str(k!("referrer_page_id"), e.referrer_page_id.as_ref());
     o.money(k!("shipping_charge"), e.shipping_charge.as_ref());
-    o.opt_str(k!("decision_track_id"), e.decision_track_id.as_deref());
-    o.opt_str(k!("domain"), e.domain.as_deref());
+    o.opt_str(k!("decision_track_id"), e.decision_track_id.as_ref());
+    o.opt_str(k!("domain"), e.domain.as_ref());
     o.opt_str(
         k!("personalization_mode"),
-        e.personalization_mode.map(|p| p.as_str()),
+        e.personalization_mode.map(|p| p.as_str()).as_ref(),
     );
     o.close();
 }
 
-fn write_device(out: &mut Vec<u8>, d: &Device) {
+fn write_device<S: AsRef<str>>(out: &mut Vec<u8>, d: &DeviceOf<S>) {
     let mut o = Obj::open(out);
-    o.opt_str(k!("os"), d.os.as_deref());
-    o.opt_str(k!("os_version"), d.os_version.as_deref());
-    o.opt_str(k!("persistent_id"), d.persistent_id.as_deref());
-    o.opt_str(k!("advertising_id"), d.advertising_id.as_deref());
-    o.opt_str(k!("unique_device_id"), d.unique_device_id.as_deref());
-    o.opt_str(k!("model"), d.model.as_deref());
-    o.opt_str(k!("ua"), d.ua.as_deref());
-    o.opt_str(k!("language"), d.language.as_deref());
-    o.opt_str(k!("ip"), d.ip.as_deref());
+    o.opt_str(k!("os"), d.os.as_ref());
+    o.opt_str(k!("os_version"), d.os_version.as_ref());
+    o.opt_str(k!("persistent_id"), d.persistent_id.as_ref());
+    o.opt_str(k!("advertising_id"), d.advertising_id.as_ref());
+    o.opt_str(k!("unique_device_id"), d.unique_device_id.as_ref());
+    o.opt_str(k!("model"), d.model.as_ref());
+    o.opt_str(k!("ua"), d.ua.as_ref());
+    o.opt_str(k!("language"), d.language.as_ref());
+    o.opt_str(k!("ip"), d.ip.as_ref());
     o.close();
 }
 
-fn write_item(out: &mut Vec<u8>, it: &Item) {
+fn write_item<S: AsRef<str>>(out: &mut Vec<u8>, it: &ItemOf<S>) {
     let mut o = Obj::open(out);
-    o.opt_str(k!("id"), it.id.as_deref());
-    o.opt_str(k!("item_group_id"), it.item_group_id.as_deref());
+    o.opt_str(k!("id"), it.id.as_ref());
+    o.opt_str(k!("item_group_id"), it.item_group_id.as_ref());
     o.money(k!("price"), it.price.as_ref());
     if let Some(q) = it.quantity {
         o.i64(k!("quantity"), q);
     }
-    o.opt_str(k!("seller_id"), it.seller_id.as_deref());
+    o.opt_str(k!("seller_id"), it.seller_id.as_ref());
     o.money(k!("price_seller"), it.price_seller.as_ref());
     o.close();
 }
 
-fn write_money(out: &mut Vec<u8>, m: &Money) {
+fn write_money<S: AsRef<str>>(out: &mut Vec<u8>, m: &MoneyOf<S>) {
     let mut o = Obj::open(out);
-    o.opt_str(k!("currency"), m.currency.as_deref());
+    o.opt_str(k!("currency"), m.currency.as_ref());
     if let Some(a) = m.amount {
         o.key(k!("amount"));
         write_f64(o.out, a);
@@ -119,9 +119,9 @@ impl<'o> Obj<'o> {
         write_str(self.out, v);
     }
 
-    fn opt_str(&mut self, key: &str, v: Option<&str>) {
+    fn opt_str<S: AsRef<str>>(&mut self, key: &str, v: Option<&S>) {
         if let Some(v) = v {
-            self.str(key, v);
+            self.str(key, v.as_ref());
         }
     }
 
@@ -132,7 +132,7 @@ impl<'o> Obj<'o> {
             .expect("writing to a Vec<u8> cannot fail");
     }
 
-    fn money(&mut self, key: &str, m: Option<&Money>) {
+    fn money<S: AsRef<str>>(&mut self, key: &str, m: Option<&MoneyOf<S>>) {
         if let Some(m) = m {
             self.key(key);
             write_money(self.out, m);
@@ -245,7 +245,9 @@ pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcm::event::{ChannelType, EventType, PersonalizationMode};
+    use crate::mcm::event::{
+        ChannelType, Device, EventType, Item, McmEvent, Money, PersonalizationMode,
+    };
     use proptest::prelude::*;
 
     fn text() -> impl Strategy<Value = Option<String>> {
