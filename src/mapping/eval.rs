@@ -189,11 +189,13 @@ fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>) -> R<Option<DeviceOf<Cow<'a, str
         ip: f(&p.ip, "ip")?,
     };
     if let Some(ua) = f(&p.user_agent, "user_agent")? {
-        let info = useragent::parse(&ua);
+        let info = ctx.ua.get_or_init(|| useragent::parse(&ua));
         // Explicit mappings win over what the user agent suggests.
-        d.os = d.os.or(info.os.map(Cow::Owned));
-        d.os_version = d.os_version.or(info.os_version.map(Cow::Owned));
-        d.model = d.model.or(info.model.map(Cow::Owned));
+        d.os = d.os.or(info.os.as_deref().map(Cow::Borrowed));
+        d.os_version = d
+            .os_version
+            .or(info.os_version.as_deref().map(Cow::Borrowed));
+        d.model = d.model.or(info.model.as_deref().map(Cow::Borrowed));
         d.ua = d.ua.or(Some(ua));
     }
     Ok((!d.is_empty()).then_some(d))

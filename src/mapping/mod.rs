@@ -235,7 +235,8 @@ impl TopicMapping {
         opts: &ValidateOptions,
         deliver: impl FnOnce(eval::Event<'_>) -> E,
     ) -> (Processed<E>, Option<&'s str>) {
-        let ctx = Ctx { root, msg };
+        let ua = std::cell::OnceCell::new();
+        let ctx = Ctx { root, msg, ua: &ua };
         let Some(rule) = self
             .rules
             .iter()

@@ -66,9 +66,27 @@ impl<'a> Reader<'a> {
     }
 
     /// JSON whitespace, as serde_json accepts it.
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.i += 1;
+            self.spaces();
+        }
+    }
+
+    /// Skips a run of spaces eight at a time: pretty-printed messages indent every member.
+    fn spaces(&mut self) {
+        const SPACES: u64 = 0x2020_2020_2020_2020;
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let other = u64::from_le_bytes(word) ^ SPACES;
+            if other != 0 {
+                // The lowest non-zero byte (little-endian: the first) is the first non-space.
+                self.i += (other.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.i += 8;
         }
     }
 

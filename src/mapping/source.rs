@@ -12,16 +12,21 @@ use super::need::Need;
 use super::path::Path;
 use super::template::{compile_template, render, Part};
 use super::transform::{self, Transform};
+use super::useragent::UaInfo;
 use super::value::{mismatch, Scalar, Val};
 use super::SourceMessage;
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use serde_yaml_ng::Value as Yaml;
 use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::rc::Rc;
 
 /// What evaluation needs besides the plan: the decoded message and its Kafka metadata.
 pub struct Ctx<'a> {
     pub root: &'a Node<'a>,
     pub msg: &'a SourceMessage<'a>,
+    /// The parsed `device.user_agent`, held for as long as the event that borrows its text.
+    pub ua: &'a OnceCell<Rc<UaInfo>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -211,7 +211,6 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
     let rest = bytes.get(from..)?;
     let mut chunks = rest.chunks_exact(8);
     let mut at = from;
@@ -220,8 +219,10 @@ pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         word.copy_from_slice(chunk);
         let w = u64::from_le_bytes(word);
         // Per byte: the high bit ends up set where the byte is < 0x20, or equals `"` or `\`
-        // (the classic "has byte less than n" / "has zero byte" tricks; no false negatives, and
-        // a word that trips them is rescanned bytewise, so false positives only cost time).
+        // (the classic "has byte less than n" / "has zero byte" tricks). A subtraction only
+        // borrows out of a byte that is itself a hit, so a false positive can only sit above a
+        // true one: the lowest flagged byte is exactly the first byte to escape (checked against
+        // a bytewise scan by `swar_scan_finds_exactly_the_first_escape`).
         let quote = w ^ (ONES * u64::from(b'"'));
         let backslash = w ^ (ONES * u64::from(b'\\'));
         let hit =
@@ -229,9 +230,9 @@ pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
                 & !w
                 & HIGH;
         if hit != 0 {
-            if let Some(i) = chunk.iter().position(|&b| needs_escape(b)) {
-                return Some(at + i);
-            }
+            // Little-endian: the lowest bit belongs to the first byte. At most 7, so the
+            // conversion is exact.
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
@@ -240,6 +241,12 @@ pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         .iter()
         .position(|&b| needs_escape(b))
         .map(|i| at + i)
+}
+
+/// Inside a JSON string these bytes end it or start an escape; in output they must be escaped.
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 #[cfg(test)]
@@ -352,6 +359,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn swar_scan_finds_exactly_the_first_escape(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a')],
+                0..40,
+            ),
+            from in 0usize..42,
+        ) {
+            let naive = bytes
+                .get(from..)
+                .and_then(|r| r.iter().position(|&b| needs_escape(b)).map(|i| from + i));
+            prop_assert_eq!(next_escape(&bytes, from), naive);
+        }
+
         #[test]
         fn hand_written_json_is_byte_identical_to_serde_json(e in event()) {
             let mut ours = Vec::new();

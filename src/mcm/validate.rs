@@ -184,7 +184,15 @@ fn push(
 /// "Non-empty" means at least one non-whitespace character: a blank string carries no information
 /// and the server's `page_id is empty`-style checks would treat it the same (stricter reading).
 fn present<S: AsRef<str>>(s: &Option<S>) -> bool {
-    s.as_ref().is_some_and(|s| !s.as_ref().trim().is_empty())
+    s.as_ref().is_some_and(|s| {
+        let s = s.as_ref();
+        // A visible ASCII first character settles it without `trim`'s Unicode decoding (ASCII
+        // whitespace for `char::is_whitespace` is 0x09..=0x0D and the space).
+        match s.as_bytes().first() {
+            Some(&b) if b.is_ascii() && !matches!(b, 0x09..=0x0D | b' ') => true,
+            _ => !s.trim().is_empty(),
+        }
+    })
 }
 
 fn check_timestamp(ts: i64, opts: &ValidateOptions, v: &mut Vec<Violation>) {
