@@ -433,6 +433,14 @@ fn compile_block(
         }
         rule.fields.need(&mut need);
     }
+    // Now that the need is complete, every path learns the slots it reads (see `Node::Proj`).
+    let mut hint = |p: &mut path::Path, scope: &[String]| p.hint(&need, scope);
+    for rule in &mut rules {
+        if let Some(c) = &mut rule.when {
+            c.for_each_path(&mut hint);
+        }
+        rule.fields.for_each_path(&mut hint);
+    }
     Some((
         TopicMapping {
             name,

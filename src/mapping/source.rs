@@ -230,6 +230,32 @@ impl Source {
         }
     }
 
+    /// Calls `f` with every message path this source reads and the key path of the `each:`
+    /// element it is read from (`scope`), as [`Source::need`] records them.
+    pub fn for_each_path(&mut self, scope: &[String], f: &mut dyn FnMut(&mut Path, &[String])) {
+        match &mut self.origin {
+            Origin::Read(Subject::Path(p)) => f(p, scope),
+            Origin::Read(_) | Origin::Const(_) => {}
+            Origin::Template(parts) => {
+                for part in parts {
+                    if let Part::Var(p) = part {
+                        f(p, scope);
+                    }
+                }
+            }
+            Origin::First(list) => list.iter_mut().for_each(|s| s.for_each_path(scope, f)),
+            Origin::Sum { each, of, times } => {
+                f(each, scope);
+                if let Some(inner) = each_scope(each, scope) {
+                    of.for_each_path(&inner, f);
+                    if let Some(t) = times {
+                        t.for_each_path(&inner, f);
+                    }
+                }
+            }
+        }
+    }
+
     /// Evaluates to a value, or `None` when the source is absent (and has no default).
     pub fn eval<'a>(
         &'a self,
@@ -418,6 +444,16 @@ pub fn need_each(
             inner(need, &keys);
         }
         (keys, true) => need.keep(&keys),
+    }
+}
+
+/// The key path the elements of `each` are read at, as [`need_each`] records it; `None` when
+/// the array is kept whole (a pointer token that may be an index).
+pub fn each_scope(each: &Path, scope: &[String]) -> Option<Vec<String>> {
+    let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+    match each.need_keys(&scope) {
+        (keys, false) => Some(keys.into_iter().map(str::to_string).collect()),
+        (_, true) => None,
     }
 }
 

@@ -63,7 +63,7 @@ impl<'a> Val<'a> {
             Node::Int(i) => Val::Int(*i),
             Node::Float(f) => Val::Float(*f),
             Node::Str(s) => Val::Str(Cow::Borrowed(s.as_ref())),
-            Node::Arr(_) | Node::Obj(_) => Val::Node(n),
+            Node::Arr(_) | Node::Obj(_) | Node::Proj(_) => Val::Node(n),
         })
     }
 
