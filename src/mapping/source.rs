@@ -257,7 +257,27 @@ impl Source {
     }
 
     /// Evaluates to a value, or `None` when the source is absent (and has no default).
+    #[inline]
     pub fn eval<'a>(
+        &'a self,
+        ctx: &Ctx<'a>,
+        scope: &'a Node<'a>,
+    ) -> Result<Option<Val<'a>>, MapError> {
+        // Most sources are a bare path: read it, no transforms, no default, no error possible
+        // (inlined into the caller; the general case keeps its own frame).
+        if let (Origin::Read(Subject::Path(p)), [], None) =
+            (&self.origin, self.transforms.as_slice(), &self.default)
+        {
+            return Ok(p
+                .resolve(scope, ctx.root)
+                .and_then(Val::from_node)
+                .filter(|v| !v.is_empty()));
+        }
+        self.eval_general(ctx, scope)
+    }
+
+    #[inline(never)]
+    fn eval_general<'a>(
         &'a self,
         ctx: &Ctx<'a>,
         scope: &'a Node<'a>,
