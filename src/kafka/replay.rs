@@ -256,7 +256,7 @@ async fn replay_one(
         future_tolerance_ms: i64::try_from(mcm.future_tolerance.as_millis()).unwrap_or(i64::MAX),
     };
     let processed = match plan.route(&topic) {
-        Some(m) => m.process(&source, &opts),
+        Some(m) => m.process_wire(&source, &opts),
         None => Processed::Reject {
             class: RejectClass::NoMatch,
             reason: "no_mapping_for_topic".into(),
@@ -278,7 +278,7 @@ async fn replay_one(
         Processed::Deliver(_) if dry_run => Ok(Outcome::WouldDeliver),
         Processed::Deliver(event) => {
             match deliverer
-                .deliver(bytes::Bytes::from(event.to_json_bytes()), cancel)
+                .deliver(bytes::Bytes::from(event.body), cancel)
                 .await
             {
                 AckResult::Delivered => Ok(Outcome::Delivered),

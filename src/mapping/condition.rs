@@ -99,6 +99,16 @@ impl Cond {
         }
     }
 
+    /// Calls `f` with every message path this condition reads (all from the root).
+    pub fn for_each_path(&mut self, f: &mut dyn FnMut(&mut Path, &[String])) {
+        match self {
+            Cond::All(list) | Cond::Any(list) => list.iter_mut().for_each(|c| c.for_each_path(f)),
+            Cond::Not(c) => c.for_each_path(f),
+            Cond::Leaf(Subject::Path(p), _) => f(p, &[]),
+            Cond::Leaf(..) => {}
+        }
+    }
+
     pub fn eval<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
         match self {
             Cond::All(list) => list.iter().all(|c| c.eval(ctx)),

@@ -22,13 +22,19 @@ pub enum Node<'a> {
     Str(Cow<'a, str>),
     Arr(Vec<Node<'a>>),
     Obj(Vec<(Cow<'a, str>, Node<'a>)>),
+    /// An object decoded by projection (see [`super::need`]): one member per key its `Need`
+    /// lists, in that order, whatever the message's order — so a path compiled against the same
+    /// `Need` finds a member by position ([`super::path`]'s slot hints). A key the message lacks
+    /// is `("", Null)`, which a lookup by name treats as absent, as before; a repeated key
+    /// overwrites its slot, so the last one wins, as before.
+    Proj(Vec<(Cow<'a, str>, Node<'a>)>),
 }
 
 impl<'a> Node<'a> {
     /// Member `key` of an object (last duplicate wins); `None` for other kinds.
     pub fn get(&self, key: &str) -> Option<&Node<'a>> {
         match self {
-            Node::Obj(members) => {
+            Node::Obj(members) | Node::Proj(members) => {
                 // Length and first byte before the full comparison: most members are not the
                 // one asked for, and this rules them out without a `memcmp` call each.
                 let want = key.as_bytes();
@@ -69,7 +75,7 @@ impl<'a> Node<'a> {
             Node::Int(_) | Node::Float(_) => "a number",
             Node::Str(_) => "a string",
             Node::Arr(_) => "an array",
-            Node::Obj(_) => "an object",
+            Node::Obj(_) | Node::Proj(_) => "an object",
         }
     }
 }
@@ -118,7 +124,7 @@ pub fn decode(payload: Option<&[u8]>) -> Result<Node<'_>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
     let node: Node<'_> = serde_json::from_str(text).map_err(DecodeError::from_json)?;
     match node {
-        Node::Obj(_) => Ok(node),
+        Node::Obj(_) | Node::Proj(_) => Ok(node),
         other => Err(DecodeError::NotAnObject(other.kind())),
     }
 }

@@ -44,23 +44,51 @@ impl MapReason {
 }
 
 /// One mapping failure. `field` (MCM wire path) and `source` (as configured) are filled in as the
-/// error travels up from the transform that raised it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub struct MapError {
+/// error travels up from the transform that raised it. Boxed, so that the `Result`s of the
+/// evaluation (one per field per message, nearly always `Ok`) stay a few words wide; the fields
+/// are reached through `Deref`.
+#[derive(Clone, PartialEq, thiserror::Error)]
+pub struct MapError(Box<MapErrorDetail>);
+
+/// The contents of a [`MapError`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapErrorDetail {
     pub reason: MapReason,
     pub field: String,
     pub source_path: String,
     pub message: String,
 }
 
+impl std::ops::Deref for MapError {
+    type Target = MapErrorDetail;
+    fn deref(&self) -> &MapErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for MapError {
+    fn deref_mut(&mut self) -> &mut MapErrorDetail {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl MapError {
+    // Cold: errors are the rare path, and keeping their construction out of line keeps the
+    // evaluation's hot loops small.
+    #[cold]
     pub fn new(reason: MapReason, message: impl Into<String>) -> MapError {
-        MapError {
+        MapError(Box::new(MapErrorDetail {
             reason,
             field: String::new(),
             source_path: String::new(),
             message: message.into(),
-        }
+        }))
     }
 
     /// Sets the source description unless a more specific (inner) one is already set.

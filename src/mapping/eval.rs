@@ -12,10 +12,15 @@ use super::source::{Ctx, Source};
 use super::useragent;
 use super::value::Val;
 use crate::mcm::event::{
-    ChannelType, Device, EventType, Item, McmEvent, Money, PersonalizationMode,
+    ChannelType, DeviceOf, EventType, ItemOf, McmEventOf, MoneyOf, PersonalizationMode,
 };
+use std::borrow::Cow;
 
 type R<T> = Result<T, MapError>;
+
+/// The event as the mapping builds it: text borrowed from the message (or the plan) wherever no
+/// transform made new text, so a field costs no allocation of its own.
+pub type Event<'a> = McmEventOf<Cow<'a, str>>;
 
 fn eval<'a>(
     s: &'a Option<Source>,
@@ -45,8 +50,8 @@ fn text<'a>(
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
     field: &str,
-) -> R<Option<String>> {
-    get(s, ctx, scope, field, Val::into_string)
+) -> R<Option<Cow<'a, str>>> {
+    get(s, ctx, scope, field, Val::into_text)
 }
 
 /// A field the event cannot exist without: absence is a mapping error, not a silent default.
@@ -63,7 +68,7 @@ fn required<'a>(s: &'a Option<Source>, ctx: &Ctx<'a>, field: &str) -> R<Val<'a>>
 }
 
 /// Builds the event. `id` is left `None` when unmapped or absent; the caller derives one.
-pub fn build(p: &FieldsPlan, event_type: EventType, ctx: &Ctx<'_>) -> R<McmEvent> {
+pub fn build<'a>(p: &'a FieldsPlan, event_type: EventType, ctx: &Ctx<'a>) -> R<Event<'a>> {
     let root = ctx.root;
     let timestamp = required(&p.timestamp, ctx, "timestamp")?
         .integer()
@@ -71,7 +76,7 @@ pub fn build(p: &FieldsPlan, event_type: EventType, ctx: &Ctx<'_>) -> R<McmEvent
     let channel = required(&p.channel_type, ctx, "channel_type")?;
     let channel_type = enum_value(&channel, ChannelType::parse, "channel_type")
         .map_err(|e| e.from_source(label(&p.channel_type)))?;
-    let mut e = McmEvent::new(event_type, timestamp, channel_type);
+    let mut e = McmEventOf::new(event_type, timestamp, channel_type);
     e.id = text(&p.id, ctx, root, "id")?;
     e.user_id = text(&p.user_id, ctx, root, "user_id")?;
     e.custom_id = text(&p.custom_id, ctx, root, "custom_id")?;
@@ -95,14 +100,14 @@ pub fn build(p: &FieldsPlan, event_type: EventType, ctx: &Ctx<'_>) -> R<McmEvent
             .iter()
             .enumerate()
             .map(|(i, it)| item(it, ctx, root).map_err(|e| e.under(&format!("items[{i}]"))))
-            .collect::<R<Vec<Item>>>()?,
+            .collect::<R<Vec<_>>>()?,
         Some(ItemsPlan::Each { path, item: plan }) => match path.resolve(root, root) {
             None => Vec::new(),
             Some(Node::Arr(els)) => els
                 .iter()
                 .enumerate()
                 .map(|(i, el)| item(plan, ctx, el).map_err(|e| e.under(&format!("items[{i}]"))))
-                .collect::<R<Vec<Item>>>()?,
+                .collect::<R<Vec<_>>>()?,
             Some(other) => {
                 return Err(MapError::new(
                     MapReason::TypeMismatch,
@@ -142,20 +147,24 @@ fn enum_value<T>(v: &Val<'_>, parse: fn(&str) -> Option<T>, field: &str) -> R<T>
         })
 }
 
-fn money<'a>(m: &'a Option<MoneyPlan>, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> R<Option<Money>> {
+fn money<'a>(
+    m: &'a Option<MoneyPlan>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+) -> R<Option<MoneyOf<Cow<'a, str>>>> {
     let Some(m) = m else { return Ok(None) };
     let amount = get(&m.amount, ctx, scope, "amount", |v| v.number())?;
     let currency = text(&m.currency, ctx, scope, "currency")?;
     // No amount means no money object at all (e.g. a product view without a price); a currency
     // alone carries nothing. An amount without a currency is kept so the validator reports it.
-    Ok(amount.map(|a| Money {
+    Ok(amount.map(|a| MoneyOf {
         currency,
         amount: Some(a),
     }))
 }
 
-fn item<'a>(p: &'a ItemPlan, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> R<Item> {
-    Ok(Item {
+fn item<'a>(p: &'a ItemPlan, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> R<ItemOf<Cow<'a, str>>> {
+    Ok(ItemOf {
         id: text(&p.id, ctx, scope, "id")?,
         item_group_id: text(&p.item_group_id, ctx, scope, "item_group_id")?,
         quantity: get(&p.quantity, ctx, scope, "quantity", |v| v.integer())?,
@@ -165,10 +174,10 @@ fn item<'a>(p: &'a ItemPlan, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> R<Item> {
     })
 }
 
-fn device(p: &DevicePlan, ctx: &Ctx<'_>) -> R<Option<Device>> {
+fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>) -> R<Option<DeviceOf<Cow<'a, str>>>> {
     let root = ctx.root;
     let f = |s, name: &str| text(s, ctx, root, name).map_err(|e| e.under("device"));
-    let mut d = Device {
+    let mut d = DeviceOf {
         os: f(&p.os, "os")?,
         os_version: f(&p.os_version, "os_version")?,
         persistent_id: f(&p.persistent_id, "persistent_id")?,
@@ -180,11 +189,13 @@ fn device(p: &DevicePlan, ctx: &Ctx<'_>) -> R<Option<Device>> {
         ip: f(&p.ip, "ip")?,
     };
     if let Some(ua) = f(&p.user_agent, "user_agent")? {
-        let info = useragent::parse(&ua);
+        let info = ctx.ua.get_or_init(|| useragent::parse(&ua));
         // Explicit mappings win over what the user agent suggests.
-        d.os = d.os.or(info.os);
-        d.os_version = d.os_version.or(info.os_version);
-        d.model = d.model.or(info.model);
+        d.os = d.os.or(info.os.as_deref().map(Cow::Borrowed));
+        d.os_version = d
+            .os_version
+            .or(info.os_version.as_deref().map(Cow::Borrowed));
+        d.model = d.model.or(info.model.as_deref().map(Cow::Borrowed));
         d.ua = d.ua.or(Some(ua));
     }
     Ok((!d.is_empty()).then_some(d))

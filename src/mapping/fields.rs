@@ -8,7 +8,7 @@
 
 use super::need::Need;
 use super::path::Path;
-use super::source::{compile_path, need_each, Source};
+use super::source::{compile_path, each_scope, need_each, Source};
 use super::useragent;
 use super::value::Scalar;
 use crate::config::decode::{index, kind, ConfigError, MapReader};
@@ -311,9 +311,18 @@ fn need_all(sources: &[&Option<Source>], need: &mut Need, scope: &[&str]) {
     }
 }
 
+/// Callback of `for_each_path`: a path and the key path of the `each:` element it is read at.
+type PathVisitor<'f> = &'f mut dyn FnMut(&mut Path, &[String]);
+
 impl MoneyPlan {
     fn need(&self, need: &mut Need, scope: &[&str]) {
         need_all(&[&self.currency, &self.amount], need, scope);
+    }
+
+    fn for_each_path(&mut self, scope: &[String], f: PathVisitor<'_>) {
+        for s in [&mut self.currency, &mut self.amount].into_iter().flatten() {
+            s.for_each_path(scope, f);
+        }
     }
 }
 
@@ -335,7 +344,80 @@ impl ItemPlan {
     }
 }
 
+impl ItemPlan {
+    fn for_each_path(&mut self, scope: &[String], f: PathVisitor<'_>) {
+        for s in [
+            &mut self.id,
+            &mut self.item_group_id,
+            &mut self.quantity,
+            &mut self.seller_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s.for_each_path(scope, f);
+        }
+        for m in [&mut self.price, &mut self.price_seller]
+            .into_iter()
+            .flatten()
+        {
+            m.for_each_path(scope, f);
+        }
+    }
+}
+
 impl FieldsPlan {
+    /// Calls `f` with every message path the fields read and its `each:` scope, exactly the
+    /// paths [`FieldsPlan::need`] records.
+    pub fn for_each_path(&mut self, f: PathVisitor<'_>) {
+        let d = &mut self.device;
+        for s in [
+            &mut self.id,
+            &mut self.timestamp,
+            &mut self.channel_type,
+            &mut self.user_id,
+            &mut self.custom_id,
+            &mut self.session_id,
+            &mut self.search_query,
+            &mut self.page_id,
+            &mut self.referrer_page_id,
+            &mut self.decision_track_id,
+            &mut self.domain,
+            &mut self.personalization_mode,
+            &mut d.os,
+            &mut d.os_version,
+            &mut d.persistent_id,
+            &mut d.advertising_id,
+            &mut d.unique_device_id,
+            &mut d.model,
+            &mut d.ua,
+            &mut d.language,
+            &mut d.ip,
+            &mut d.user_agent,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s.for_each_path(&[], f);
+        }
+        for m in [&mut self.revenue, &mut self.shipping_charge]
+            .into_iter()
+            .flatten()
+        {
+            m.for_each_path(&[], f);
+        }
+        match &mut self.items {
+            None => {}
+            Some(ItemsPlan::List(list)) => list.iter_mut().for_each(|i| i.for_each_path(&[], f)),
+            Some(ItemsPlan::Each { path, item }) => {
+                f(path, &[]);
+                if let Some(inner) = each_scope(path, &[]) {
+                    item.for_each_path(&inner, f);
+                }
+            }
+        }
+    }
+
     /// Records every message path the fields read (see [`super::need`]).
     pub fn need(&self, need: &mut Need) {
         let d = &self.device;

@@ -38,6 +38,7 @@ use regex::Regex;
 use serde_yaml_ng::Value as Yaml;
 use sha2::{Digest, Sha256};
 use source::Ctx;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub use error::{MapError, MapReason};
@@ -74,14 +75,15 @@ impl RejectClass {
     }
 }
 
-/// The outcome for one message.
+/// The outcome for one message: `E` is what a delivered message becomes — the [`McmEvent`]
+/// itself ([`TopicMapping::process`]) or its request body ([`TopicMapping::process_wire`]).
 // `Deliver` is the common case and is moved straight into the HTTP request; boxing it would add
 // an allocation per message to save stack space in the rare ones.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
-pub enum Processed {
+pub enum Processed<E = McmEvent> {
     /// A valid event, ready to serialise and POST.
-    Deliver(McmEvent),
+    Deliver(E),
     /// Deliberately not sent (`on_no_match: skip`); the caller counts it and may commit past it.
     Filtered { reason: &'static str },
     /// Permanently undeliverable: to the DLQ with `reason` (a stable snake_case code) and
@@ -91,6 +93,14 @@ pub enum Processed {
         reason: String,
         detail: String,
     },
+}
+
+/// A valid event as the pipeline sends it: its wire JSON (exactly
+/// [`McmEvent::to_json_bytes`] of the event [`TopicMapping::process`] gives) and its type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireEvent {
+    pub event_type: EventType,
+    pub body: Vec<u8>,
 }
 
 /// What to do with a message no rule matches.
@@ -180,8 +190,32 @@ impl TopicMapping {
         msg: &SourceMessage<'_>,
         opts: &ValidateOptions,
     ) -> (Processed, Option<&str>) {
+        self.run(msg, opts, |e| e.into_owned())
+    }
+
+    /// Like [`process`](Self::process), with a valid event serialised straight from the mapping's
+    /// borrowed form: the message path, where the event itself is not needed, only its bytes.
+    pub fn process_wire(
+        &self,
+        msg: &SourceMessage<'_>,
+        opts: &ValidateOptions,
+    ) -> Processed<WireEvent> {
+        self.run(msg, opts, |e| WireEvent {
+            event_type: e.event_type,
+            body: e.to_json_bytes(),
+        })
+        .0
+    }
+
+    /// Decodes, maps and validates; `deliver` turns a valid event into the result.
+    fn run<'s, 'm, E>(
+        &'s self,
+        msg: &SourceMessage<'m>,
+        opts: &ValidateOptions,
+        deliver: impl FnOnce(eval::Event<'_>) -> E,
+    ) -> (Processed<E>, Option<&'s str>) {
         match need::decode(msg.payload, &self.need) {
-            Ok(root) => self.process_node(&root, msg, opts),
+            Ok(root) => self.process_node(&root, msg, opts, deliver),
             Err(e) => {
                 let p = Processed::Reject {
                     class: RejectClass::Decode,
@@ -194,13 +228,15 @@ impl TopicMapping {
     }
 
     /// Maps and validates an already decoded message.
-    fn process_node(
-        &self,
+    fn process_node<'s, E>(
+        &'s self,
         root: &doc::Node<'_>,
         msg: &SourceMessage<'_>,
         opts: &ValidateOptions,
-    ) -> (Processed, Option<&str>) {
-        let ctx = Ctx { root, msg };
+        deliver: impl FnOnce(eval::Event<'_>) -> E,
+    ) -> (Processed<E>, Option<&'s str>) {
+        let ua = std::cell::OnceCell::new();
+        let ctx = Ctx { root, msg, ua: &ua };
         let Some(rule) = self
             .rules
             .iter()
@@ -233,10 +269,10 @@ impl TopicMapping {
             }
         };
         if event.id.is_none() {
-            event.id = Some(derived_id(msg.topic, msg.partition, msg.offset));
+            event.id = Some(Cow::Owned(derived_id(msg.topic, msg.partition, msg.offset)));
         }
         let p = match validate(&event, opts) {
-            Ok(()) => Processed::Deliver(event),
+            Ok(()) => Processed::Deliver(deliver(event)),
             Err(v) => Processed::Reject {
                 class: RejectClass::Validation,
                 reason: v.first().map_or("invalid", |x| x.reason.code()).to_string(),
@@ -396,6 +432,14 @@ fn compile_block(
             c.need(&mut need);
         }
         rule.fields.need(&mut need);
+    }
+    // Now that the need is complete, every path learns the slots it reads (see `Node::Proj`).
+    let mut hint = |p: &mut path::Path, scope: &[String]| p.hint(&need, scope);
+    for rule in &mut rules {
+        if let Some(c) = &mut rule.when {
+            c.for_each_path(&mut hint);
+        }
+        rule.fields.for_each_path(&mut hint);
     }
     Some((
         TopicMapping {

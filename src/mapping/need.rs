@@ -15,6 +15,7 @@
 
 use super::doc::{DecodeError, Key, Node, NodeVisitor};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Which members of an object (recursively) the rules read.
@@ -58,23 +59,24 @@ impl Need {
 
     #[inline]
     pub(super) fn child(&self, key: &str) -> Option<&Need> {
+        self.child_at(key).map(|(_, c)| c)
+    }
+
+    /// The needed member `key`: its slot (position in a projected object) and its own need.
+    #[inline]
+    pub(super) fn child_at(&self, key: &str) -> Option<(usize, &Need)> {
         // Length and first byte before the full comparison: most members of a message are not
         // needed, and this rules them out without a `memcmp` call each (a tenth of decode time).
         let k = key.as_bytes();
         self.keys
             .iter()
-            .find(|(n, _)| n.len() == k.len() && n.as_bytes().first() == k.first() && n == key)
-            .map(|(_, c)| c)
+            .position(|(n, _)| n.len() == k.len() && n.as_bytes().first() == k.first() && n == key)
+            .and_then(|i| self.keys.get(i).map(|(_, c)| (i, c)))
     }
 
     /// True when the whole subtree is kept.
     pub(super) fn keeps_all(&self) -> bool {
         self.all
-    }
-
-    /// How many members are needed at this level.
-    pub(super) fn key_count(&self) -> usize {
-        self.keys.len()
     }
 }
 
@@ -99,9 +101,17 @@ pub(super) fn decode_with_serde<'a>(text: &'a str, need: &Need) -> Result<Node<'
         .and_then(|n| de.end().map(|()| n))
         .map_err(DecodeError::from_json)?;
     match node {
-        Node::Obj(_) => Ok(node),
+        Node::Obj(_) | Node::Proj(_) => Ok(node),
         other => Err(DecodeError::NotAnObject(other.kind())),
     }
+}
+
+/// The members of a projected object before any is read: every needed key absent.
+pub(super) fn empty_slots<'a>(need: &Need) -> Vec<(Cow<'a, str>, Node<'a>)> {
+    // `resize_with`, not `vec![x; n]`: cloning a `Node` per slot costs more than building it.
+    let mut slots = Vec::with_capacity(need.keys.len());
+    slots.resize_with(need.keys.len(), || (Cow::Borrowed(""), Node::Null));
+    slots
 }
 
 struct Seed<'n>(&'n Need);
@@ -155,20 +165,22 @@ impl<'de, 'n> Visitor<'de> for Projected<'n> {
         Ok(Node::Arr(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
-        // At most one member per needed key (barring duplicates): no regrowth.
-        let mut members = Vec::with_capacity(self.0.keys.len());
+        // One slot per needed key, in the need's order (see `Node::Proj`).
+        let mut slots = empty_slots(self.0);
         while let Some(k) = map.next_key::<Key<'de>>()? {
-            match self.0.child(&k.0) {
-                Some(child) => {
+            match self.0.child_at(&k.0) {
+                Some((i, child)) => {
                     let v = map.next_value_seed(Seed(child))?;
-                    members.push((k.0, v));
+                    if let Some(slot) = slots.get_mut(i) {
+                        *slot = (k.0, v);
+                    }
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Node::Obj(members))
+        Ok(Node::Proj(slots))
     }
 }
 
@@ -184,11 +196,39 @@ mod tests {
         need.keep(&["list", "id"]);
         let text = br#"{"a":{"b":{"deep":[1,{"x":2}]},"c":3},"list":[{"id":1,"n":"x"},{"n":"y"},5],"z":{"big":1e999999}}"#;
         let got = decode(Some(text), &need).expect("valid");
-        let want = doc::decode(Some(
-            br#"{"a":{"b":{"deep":[1,{"x":2}]}},"list":[{"id":1},{},5]}"#,
-        ))
-        .expect("valid");
+        let whole = doc::decode(Some(br#"{"b":{"deep":[1,{"x":2}]}}"#)).expect("valid");
+        let b = whole.get("b").expect("b").clone();
+        let absent = (Cow::Borrowed(""), Node::Null);
+        let want = Node::Proj(vec![
+            (
+                Cow::Borrowed("a"),
+                Node::Proj(vec![(Cow::Borrowed("b"), b)]),
+            ),
+            (
+                Cow::Borrowed("list"),
+                Node::Arr(vec![
+                    Node::Proj(vec![(Cow::Borrowed("id"), Node::Int(1))]),
+                    Node::Proj(vec![absent.clone()]),
+                    Node::Int(5),
+                ]),
+            ),
+        ]);
         assert_eq!(got, want);
+        // Slots follow the need, not the message; a repeated key's last value wins.
+        let text = br#"{"list":[{"id":2,"id":3}],"a":{"b":1},"a":{"c":2}}"#;
+        let got = decode(Some(text), &need).expect("valid");
+        let want = Node::Proj(vec![
+            (Cow::Borrowed("a"), Node::Proj(vec![absent])),
+            (
+                Cow::Borrowed("list"),
+                Node::Arr(vec![Node::Proj(vec![(Cow::Borrowed("id"), Node::Int(3))])]),
+            ),
+        ]);
+        assert_eq!(got, want);
+        assert_eq!(
+            decode_with_serde(std::str::from_utf8(text).expect("utf-8"), &need),
+            Ok(want)
+        );
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! meets a missing key, an index out of range or a scalar resolves to `None`, never an error.
 
 use super::doc::Node;
+use super::need::Need;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Seg {
-    Key(String),
+    /// An object key, and its slot in the projected object it reads (see [`Path::hint`]).
+    Key(String, Option<u32>),
     Index(i64),
     /// A JSON-pointer token: an object key, or an array index when it is a number.
     Token(String, Option<usize>),
@@ -139,7 +141,7 @@ impl Path {
                     };
                     let inner = body[i + 1..close].trim();
                     if let Some(q) = inner.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
-                        segs.push(Seg::Key(q.to_string()));
+                        segs.push(Seg::Key(q.to_string(), None));
                     } else if let Ok(n) = inner.parse::<i64>() {
                         segs.push(Seg::Index(n));
                     } else {
@@ -158,7 +160,7 @@ impl Path {
                     if key.contains(['{', '}']) {
                         return err("`{` or `}` in a key (templates go in a `template:` value)");
                     }
-                    segs.push(Seg::Key(key.to_string()));
+                    segs.push(Seg::Key(key.to_string(), None));
                     need_key = false;
                     i = end;
                 }
@@ -183,7 +185,7 @@ impl Path {
         };
         for seg in &self.segs {
             match seg {
-                Seg::Key(k) | Seg::Token(k, None) => keys.push(k),
+                Seg::Key(k, _) | Seg::Token(k, None) => keys.push(k),
                 Seg::Index(_) => {}
                 Seg::Token(_, Some(_)) => return (keys, true),
             }
@@ -192,9 +194,39 @@ impl Path {
     }
 
     /// Records that this path's value is read whole.
-    pub fn need_value(&self, need: &mut super::need::Need, scope: &[&str]) {
+    pub fn need_value(&self, need: &mut Need, scope: &[&str]) {
         let (keys, _) = self.need_keys(scope);
         need.keep(&keys);
+    }
+
+    /// Records, for each key segment, the member's slot in the projected object it will read
+    /// when messages are decoded with `need` (the block's, complete) and the path is read from
+    /// an element at `scope` (the key path of the enclosing `each:`, as [`Path::need_keys`]
+    /// gives it). Segments that read a kept-whole subtree, or follow a pointer token, get none.
+    pub fn hint(&mut self, need: &Need, scope: &[String]) {
+        let mut cur = if self.root {
+            Some(need)
+        } else {
+            scope
+                .iter()
+                .try_fold(need, |n, k| (!n.keeps_all()).then(|| n.child(k)).flatten())
+        };
+        for seg in &mut self.segs {
+            match seg {
+                Seg::Key(k, hint) => {
+                    *hint = None;
+                    cur = match cur.filter(|n| !n.keeps_all()).and_then(|n| n.child_at(k)) {
+                        Some((i, c)) => {
+                            *hint = u32::try_from(i).ok();
+                            Some(c)
+                        }
+                        None => None,
+                    };
+                }
+                Seg::Index(_) => {} // all elements of an array share one need
+                Seg::Token(..) => cur = None,
+            }
+        }
     }
 
     /// Follows the path from `scope` (or `root` when anchored with `$`). JSON `null` counts as
@@ -203,7 +235,17 @@ impl Path {
         let mut cur = if self.root { root } else { scope };
         for seg in &self.segs {
             cur = match seg {
-                Seg::Key(k) => cur.get(k)?,
+                // A projected object holds the member at its slot (an absent one as `null`). The
+                // hint comes from the same `Need` the message was decoded with — the block's —
+                // so the slot is this key's; any other object is searched by name.
+                Seg::Key(k, Some(i)) => match cur_slot(cur, *i) {
+                    Some((key, v)) => {
+                        debug_assert!(key.is_empty() || key == k, "slot hint {i} for {k:?}");
+                        v
+                    }
+                    None => cur.get(k)?,
+                },
+                Seg::Key(k, None) => cur.get(k)?,
                 Seg::Index(i) => cur.at(*i)?,
                 Seg::Token(k, idx) => match (cur, idx) {
                     (Node::Arr(_), Some(i)) => cur.at(i64::try_from(*i).ok()?)?,
@@ -212,6 +254,15 @@ impl Path {
             };
         }
         (!matches!(cur, Node::Null)).then_some(cur)
+    }
+}
+
+/// Member `i` of a projected object.
+#[inline]
+fn cur_slot<'n, 'a>(n: &'n Node<'a>, i: u32) -> Option<&'n (std::borrow::Cow<'a, str>, Node<'a>)> {
+    match n {
+        Node::Proj(members) => members.get(usize::try_from(i).ok()?),
+        _ => None,
     }
 }
 
@@ -245,6 +296,49 @@ mod tests {
         assert_eq!(get("/order/lines/0/sku").as_deref(), Some(r#"Str("A")"#));
         assert_eq!(get("/a~1b/~0x").as_deref(), Some("Int(1)"));
         assert_eq!(get("$/01").as_deref(), Some("Int(3)"));
+    }
+
+    #[test]
+    fn slot_hints_read_projected_objects_and_leave_others_to_names() {
+        use crate::mapping::need::{self, Need};
+        let mut need = Need::default();
+        need.keep(&["z"]);
+        need.keep(&["order", "n"]);
+        need.keep(&["order", "lines", "sku"]);
+        need.keep(&["whole"]);
+        let hinted = |text: &str, scope: &[String]| {
+            let mut p = Path::parse(text).expect("path");
+            p.hint(&need, scope);
+            p
+        };
+        let slots = |p: &Path| -> Vec<Option<u32>> {
+            p.segs
+                .iter()
+                .map(|s| match s {
+                    Seg::Key(_, h) => *h,
+                    _ => None,
+                })
+                .collect()
+        };
+        let lines = hinted("order.lines[1].sku", &[]);
+        assert_eq!(slots(&lines), [Some(1), Some(1), None, Some(0)]);
+        let sku = hinted("sku", &["order".into(), "lines".into()]);
+        assert_eq!(slots(&sku), [Some(0)]);
+        assert_eq!(slots(&hinted("$.z", &["order".into()])), [Some(0)]);
+        assert_eq!(slots(&hinted("whole.x", &[])), [Some(2), None]);
+
+        let projected = need::decode(Some(MSG), &need).expect("json");
+        let full = decode(Some(MSG)).expect("json");
+        for doc in [&projected, &full] {
+            let line = lines.resolve(doc, doc).expect("sku");
+            assert_eq!(line, &Node::Str("B".into()));
+            assert_eq!(
+                hinted("order.n", &[]).resolve(doc, doc),
+                None,
+                "null is absent"
+            );
+            assert_eq!(hinted("z", &[]).resolve(doc, doc), None, "absent");
+        }
     }
 
     #[test]

@@ -66,9 +66,27 @@ impl<'a> Reader<'a> {
     }
 
     /// JSON whitespace, as serde_json accepts it.
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.i += 1;
+            self.spaces();
+        }
+    }
+
+    /// Skips a run of spaces eight at a time: pretty-printed messages indent every member.
+    fn spaces(&mut self) {
+        const SPACES: u64 = 0x2020_2020_2020_2020;
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let other = u64::from_le_bytes(word) ^ SPACES;
+            if other != 0 {
+                // The lowest non-zero byte (little-endian: the first) is the first non-space.
+                self.i += (other.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.i += 8;
         }
     }
 
@@ -85,7 +103,8 @@ impl<'a> Reader<'a> {
     fn value(&mut self, need: &Need, depth: u32, slot: &mut Node<'a>) -> Option<()> {
         self.ws();
         match self.peek()? {
-            b'{' => *slot = Node::Obj(self.members(need, depth + 1)?),
+            b'{' if need.keeps_all() => *slot = Node::Obj(self.members(need, depth + 1)?),
+            b'{' => *slot = Node::Proj(self.slots(need, depth + 1)?),
             b'[' => *slot = Node::Arr(self.items(need, depth + 1)?),
             b'"' => self.string(slot)?,
             b'-' | b'0'..=b'9' => self.number(slot)?,
@@ -106,17 +125,13 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
-    /// The needed members of the object starting at `{`.
+    /// The members of the object starting at `{`, read whole (`need` keeps everything).
     fn members(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.i += 1; // `{`
-        let mut members = Vec::with_capacity(if need.keeps_all() {
-            0
-        } else {
-            need.key_count()
-        });
+        let mut members = Vec::new();
         self.ws();
         if self.eat(b'}') {
             return Some(members);
@@ -128,15 +143,41 @@ impl<'a> Reader<'a> {
             if !self.eat(b':') {
                 return None;
             }
-            let child = if need.keeps_all() {
-                Some(need)
-            } else {
-                need.child(key)
-            };
-            match child {
-                Some(c) => {
-                    members.push((Cow::Borrowed(key), Node::Null));
-                    let (_, v) = members.last_mut()?;
+            members.push((Cow::Borrowed(key), Node::Null));
+            let (_, v) = members.last_mut()?;
+            self.value(need, depth, v)?;
+            self.ws();
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(members),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The needed members of the object starting at `{`, one slot per needed key in the need's
+    /// order (see `Node::Proj`); the rest are skipped.
+    fn slots(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.i += 1; // `{`
+        let mut slots = super::need::empty_slots(need);
+        self.ws();
+        if self.eat(b'}') {
+            return Some(slots);
+        }
+        loop {
+            self.ws();
+            let key = self.key()?;
+            self.ws();
+            if !self.eat(b':') {
+                return None;
+            }
+            match need.child_at(key) {
+                Some((i, c)) => {
+                    let (k, v) = slots.get_mut(i)?;
+                    *k = Cow::Borrowed(key);
                     self.value(c, depth, v)?;
                 }
                 None => self.skip_value()?,
@@ -144,7 +185,7 @@ impl<'a> Reader<'a> {
             self.ws();
             match self.next()? {
                 b',' => {}
-                b'}' => return Some(members),
+                b'}' => return Some(slots),
                 _ => return None,
             }
         }

@@ -12,16 +12,21 @@ use super::need::Need;
 use super::path::Path;
 use super::template::{compile_template, render, Part};
 use super::transform::{self, Transform};
+use super::useragent::UaInfo;
 use super::value::{mismatch, Scalar, Val};
 use super::SourceMessage;
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use serde_yaml_ng::Value as Yaml;
 use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::rc::Rc;
 
 /// What evaluation needs besides the plan: the decoded message and its Kafka metadata.
 pub struct Ctx<'a> {
     pub root: &'a Node<'a>,
     pub msg: &'a SourceMessage<'a>,
+    /// The parsed `device.user_agent`, held for as long as the event that borrows its text.
+    pub ua: &'a OnceCell<Rc<UaInfo>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,8 +230,54 @@ impl Source {
         }
     }
 
+    /// Calls `f` with every message path this source reads and the key path of the `each:`
+    /// element it is read from (`scope`), as [`Source::need`] records them.
+    pub fn for_each_path(&mut self, scope: &[String], f: &mut dyn FnMut(&mut Path, &[String])) {
+        match &mut self.origin {
+            Origin::Read(Subject::Path(p)) => f(p, scope),
+            Origin::Read(_) | Origin::Const(_) => {}
+            Origin::Template(parts) => {
+                for part in parts {
+                    if let Part::Var(p) = part {
+                        f(p, scope);
+                    }
+                }
+            }
+            Origin::First(list) => list.iter_mut().for_each(|s| s.for_each_path(scope, f)),
+            Origin::Sum { each, of, times } => {
+                f(each, scope);
+                if let Some(inner) = each_scope(each, scope) {
+                    of.for_each_path(&inner, f);
+                    if let Some(t) = times {
+                        t.for_each_path(&inner, f);
+                    }
+                }
+            }
+        }
+    }
+
     /// Evaluates to a value, or `None` when the source is absent (and has no default).
+    #[inline]
     pub fn eval<'a>(
+        &'a self,
+        ctx: &Ctx<'a>,
+        scope: &'a Node<'a>,
+    ) -> Result<Option<Val<'a>>, MapError> {
+        // Most sources are a bare path: read it, no transforms, no default, no error possible
+        // (inlined into the caller; the general case keeps its own frame).
+        if let (Origin::Read(Subject::Path(p)), [], None) =
+            (&self.origin, self.transforms.as_slice(), &self.default)
+        {
+            return Ok(p
+                .resolve(scope, ctx.root)
+                .and_then(Val::from_node)
+                .filter(|v| !v.is_empty()));
+        }
+        self.eval_general(ctx, scope)
+    }
+
+    #[inline(never)]
+    fn eval_general<'a>(
         &'a self,
         ctx: &Ctx<'a>,
         scope: &'a Node<'a>,
@@ -416,6 +467,16 @@ pub fn need_each(
     }
 }
 
+/// The key path the elements of `each` are read at, as [`need_each`] records it; `None` when
+/// the array is kept whole (a pointer token that may be an index).
+pub fn each_scope(each: &Path, scope: &[String]) -> Option<Vec<String>> {
+    let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+    match each.need_keys(&scope) {
+        (keys, false) => Some(keys.into_iter().map(str::to_string).collect()),
+        (_, true) => None,
+    }
+}
+
 fn parse_path(
     s: &str,
     parse: fn(&str) -> Result<Path, String>,
@@ -482,9 +543,9 @@ fn sum<'a>(
     };
     let mut total = 0.0;
     for (i, el) in items.iter().enumerate() {
-        let at = |e: MapError| MapError {
-            message: format!("element [{i}]: {}", e.message),
-            ..e
+        let at = |mut e: MapError| {
+            e.message = format!("element [{i}]: {}", e.message);
+            e
         };
         let amount = match of.eval(ctx, el).map_err(at)? {
             Some(v) => v.number().map_err(at)?,

@@ -1,6 +1,7 @@
 //! Property: the projected decode (only what the rules read) never changes an outcome — for
 //! arbitrary messages shaped like the shipped examples' inputs, every block gives exactly the
-//! same `Processed` as with a full decode.
+//! same `Processed` as with a full decode; and the pipeline's `process_wire` always gives exactly
+//! the serialised event of `process`.
 
 use super::*;
 use proptest::prelude::*;
@@ -10,13 +11,33 @@ use std::path::Path;
 impl TopicMapping {
     fn process_full_decode(&self, msg: &SourceMessage<'_>, opts: &ValidateOptions) -> Processed {
         match doc::decode(msg.payload) {
-            Ok(root) => self.process_node(&root, msg, opts).0,
+            Ok(root) => self.process_node(&root, msg, opts, |e| e.into_owned()).0,
             Err(e) => Processed::Reject {
                 class: RejectClass::Decode,
                 reason: e.code().into(),
                 detail: e.to_string(),
             },
         }
+    }
+}
+
+/// What `process_wire` must give, computed from `process`'s owned event.
+fn wire_of(p: Processed) -> Processed<WireEvent> {
+    match p {
+        Processed::Deliver(e) => Processed::Deliver(WireEvent {
+            event_type: e.event_type,
+            body: e.to_json_bytes(),
+        }),
+        Processed::Filtered { reason } => Processed::Filtered { reason },
+        Processed::Reject {
+            class,
+            reason,
+            detail,
+        } => Processed::Reject {
+            class,
+            reason,
+            detail,
+        },
     }
 }
 
@@ -145,6 +166,7 @@ proptest! {
             if let Some(block) = plan.route(&topic) {
                 let msg = SourceMessage { topic: &topic, partition: 0, offset: 1, key: None, headers: &[], timestamp_ms: None, payload: Some(&bytes) };
                 prop_assert_eq!(block.process(&msg, &opts), block.process_full_decode(&msg, &opts));
+                prop_assert_eq!(block.process_wire(&msg, &opts), wire_of(block.process(&msg, &opts)));
             }
         }
     }
@@ -158,7 +180,35 @@ proptest! {
                 let block = plan.route(&topic).expect("routed");
                 let msg = SourceMessage { topic: &topic, partition: 0, offset: 1, key: None, headers: &[], timestamp_ms: None, payload: Some(&bytes) };
                 prop_assert_eq!(block.process(&msg, &opts), block.process_full_decode(&msg, &opts));
+                prop_assert_eq!(block.process_wire(&msg, &opts), wire_of(block.process(&msg, &opts)));
             }
         }
     }
+}
+
+#[test]
+fn wire_path_serialises_exactly_the_owned_event_of_every_example_case() {
+    let opts = ValidateOptions::at(1_800_000_000_000);
+    let plans = example_plans();
+    let mut delivered = 0;
+    for (topic, v) in example_messages() {
+        let bytes = serde_json::to_vec(&v).expect("serialisable");
+        for plan in &plans {
+            if let Some(block) = plan.route(&topic) {
+                let msg = SourceMessage {
+                    topic: &topic,
+                    partition: 0,
+                    offset: 1,
+                    key: None,
+                    headers: &[],
+                    timestamp_ms: None,
+                    payload: Some(&bytes),
+                };
+                let owned = block.process(&msg, &opts);
+                delivered += usize::from(matches!(owned, Processed::Deliver(_)));
+                assert_eq!(block.process_wire(&msg, &opts), wire_of(owned), "{v}");
+            }
+        }
+    }
+    assert!(delivered > 10, "the examples deliver events ({delivered})");
 }

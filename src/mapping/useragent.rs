@@ -11,11 +11,13 @@
 //!
 //! A parse walks hundreds of regexes (~4 µs, more than the rest of a message's mapping), while
 //! real traffic repeats a small set of user-agent strings, so results are cached per thread
-//! (no locking on the hot path), bounded at [`CACHE_CAP`] entries and cleared when full.
+//! (no locking on the hot path), bounded at [`CACHE_CAP`] entries and cleared when full. A hit
+//! is shared (`Rc`), so the event borrows its text instead of copying three strings.
 
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 /// Distinct user agents remembered per thread; beyond that the cache starts over, so memory stays
@@ -26,7 +28,7 @@ pub const CACHE_CAP: usize = 1024;
 const MAX_CACHED_LEN: usize = 512;
 
 thread_local! {
-    static CACHE: RefCell<HashMap<Box<str>, UaInfo>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<Box<str>, Rc<UaInfo>>> = RefCell::new(HashMap::new());
 }
 
 const REGEXES: &str = include_str!("uap_regexes.yaml");
@@ -76,20 +78,20 @@ pub fn warm_up() -> bool {
 }
 
 /// Parses `ua`, through the per-thread cache.
-pub fn parse(ua: &str) -> UaInfo {
+pub fn parse(ua: &str) -> Rc<UaInfo> {
     if ua.len() > MAX_CACHED_LEN {
-        return parse_uncached(ua);
+        return Rc::new(parse_uncached(ua));
     }
     CACHE.with(|c| {
         if let Some(hit) = c.borrow().get(ua) {
-            return hit.clone();
+            return Rc::clone(hit);
         }
-        let info = parse_uncached(ua);
+        let info = Rc::new(parse_uncached(ua));
         let mut map = c.borrow_mut();
         if map.len() >= CACHE_CAP {
             map.clear();
         }
-        map.insert(ua.into(), info.clone());
+        map.insert(ua.into(), Rc::clone(&info));
         info
     })
 }
@@ -141,27 +143,27 @@ mod tests {
         assert_eq!(windows.os.as_deref(), Some("Windows"));
         assert_eq!(windows.model, None);
         assert_eq!(
-            parse("curl/8.0"),
+            *parse("curl/8.0"),
             UaInfo {
                 os: None,
                 os_version: None,
                 model: None
             }
         );
-        assert_eq!(parse(""), UaInfo::default());
+        assert_eq!(*parse(""), UaInfo::default());
     }
 
     #[test]
     fn cache_returns_the_same_answer_and_stays_bounded() {
         let ua = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36";
-        assert_eq!(parse(ua), parse_uncached(ua));
-        assert_eq!(parse(ua), parse_uncached(ua));
+        assert_eq!(*parse(ua), parse_uncached(ua));
+        assert_eq!(*parse(ua), parse_uncached(ua));
         for i in 0..CACHE_CAP + 10 {
             let _ = parse(&format!("agent/{i}"));
         }
         assert!(CACHE.with(|c| c.borrow().len()) <= CACHE_CAP);
         let long = "x".repeat(MAX_CACHED_LEN + 1);
-        assert_eq!(parse(&long), UaInfo::default());
+        assert_eq!(*parse(&long), UaInfo::default());
         assert!(CACHE.with(|c| !c.borrow().contains_key(long.as_str())));
     }
 }

@@ -63,7 +63,7 @@ impl<'a> Val<'a> {
             Node::Int(i) => Val::Int(*i),
             Node::Float(f) => Val::Float(*f),
             Node::Str(s) => Val::Str(Cow::Borrowed(s.as_ref())),
-            Node::Arr(_) | Node::Obj(_) => Val::Node(n),
+            Node::Arr(_) | Node::Obj(_) | Node::Proj(_) => Val::Node(n),
         })
     }
 
@@ -78,7 +78,7 @@ impl<'a> Val<'a> {
 
     /// Empty means "nothing to send": an empty or all-blank string.
     pub fn is_empty(&self) -> bool {
-        matches!(self, Val::Str(s) if s.trim().is_empty())
+        matches!(self, Val::Str(s) if is_blank(s))
     }
 
     /// Text form of a scalar; arrays and objects are a type mismatch.
@@ -92,11 +92,17 @@ impl<'a> Val<'a> {
         })
     }
 
-    /// Owned text, for MCM string fields.
+    /// Owned text.
     pub fn into_string(self) -> Result<String, MapError> {
+        self.into_text().map(Cow::into_owned)
+    }
+
+    /// Text for an MCM string field: still borrowed from the message or the plan where it was.
+    pub fn into_text(self) -> Result<Cow<'a, str>, MapError> {
         match self {
-            Val::Str(s) => Ok(s.into_owned()),
-            other => other.text().map(Cow::into_owned),
+            Val::Str(s) => Ok(s),
+            Val::Bool(b) => Ok(Cow::Borrowed(if b { "true" } else { "false" })),
+            other => other.text().map(|t| Cow::Owned(t.into_owned())),
         }
     }
 
@@ -130,6 +136,18 @@ impl<'a> Val<'a> {
                 .map_err(|_| mismatch("an integer", "a string")),
             other => float_to_i64(other.number()?),
         }
+    }
+}
+
+/// True for an empty or all-whitespace string (`str::trim` semantics: Unicode whitespace). Most
+/// values start with a visible ASCII character, which settles it without decoding any `char`.
+#[inline]
+pub fn is_blank(s: &str) -> bool {
+    match s.as_bytes().first() {
+        None => true,
+        // ASCII whitespace for `char::is_whitespace` is exactly 0x09..=0x0D and the space.
+        Some(&b) if b.is_ascii() && !matches!(b, 0x09..=0x0D | b' ') => false,
+        Some(_) => s.trim().is_empty(),
     }
 }
 
@@ -204,5 +222,19 @@ mod tests {
             Err(MapReason::TypeMismatch)
         );
         assert!(Val::Str(" ".into()).is_empty());
+        for s in ["", " ", "\u{b}", "\u{a0}\u{3000}", "\t\r\n", "\u{85}"] {
+            assert!(is_blank(s), "{s:?}");
+        }
+        for s in ["a", " a", "\u{a0}x", "é", "\u{0}"] {
+            assert!(!is_blank(s), "{s:?}");
+        }
+        for c in (0u8..=0x7f)
+            .map(char::from)
+            .chain(['\u{85}', '\u{a0}', '\u{2028}'])
+        {
+            for s in [c.to_string(), format!("{c}x"), format!("{c} ")] {
+                assert_eq!(is_blank(&s), s.trim().is_empty(), "{s:?}");
+            }
+        }
     }
 }

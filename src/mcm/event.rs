@@ -162,118 +162,137 @@ pub fn is_known_currency(code: &str) -> bool {
 
 /// `Money` (`commonMoney`): both members are required when the object is present; the validator
 /// reports `money_incomplete` / `unknown_currency`, so both are optional here.
+pub type Money = MoneyOf<String>;
+/// `device` (`EventDevice`, reference §2.3).
+pub type Device = DeviceOf<String>;
+/// `items[]` (`EventItem`, reference §2.4).
+pub type Item = ItemOf<String>;
+/// One MCM user event, exactly as it goes on the wire.
+pub type McmEvent = McmEventOf<String>;
+
+/// [`Money`] over any text type `S`: the mapping builds events whose text borrows from the
+/// message (`S = Cow<str>`), validates and serialises them without copying a string; everything
+/// else uses the owned aliases.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Money {
+pub struct MoneyOf<S> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub currency: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<f64>,
 }
 
 impl Money {
     pub fn new(currency: impl Into<String>, amount: f64) -> Money {
-        Money {
+        MoneyOf {
             currency: Some(currency.into()),
             amount: Some(amount),
         }
     }
 }
 
-/// `device` (`EventDevice`, reference §2.3).
+/// [`Device`] over any text type (see [`MoneyOf`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Device {
+pub struct DeviceOf<S> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os: Option<String>,
+    pub os: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os_version: Option<String>,
+    pub os_version: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persistent_id: Option<String>,
+    pub persistent_id: Option<S>,
     /// Deprecated by Moloco; kept so that existing streams can still send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub advertising_id: Option<String>,
+    pub advertising_id: Option<S>,
     /// Deprecated by Moloco (use `persistent_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unique_device_id: Option<String>,
+    pub unique_device_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    pub model: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ua: Option<String>,
+    pub ua: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
+    pub language: Option<S>,
     /// Not in the published OpenAPI but sent by Moloco's JS client and Segment (reference §2.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<S>,
 }
 
-impl Device {
+impl<S> DeviceOf<S> {
     pub fn is_empty(&self) -> bool {
-        self == &Device::default()
+        self.os.is_none()
+            && self.os_version.is_none()
+            && self.persistent_id.is_none()
+            && self.advertising_id.is_none()
+            && self.unique_device_id.is_none()
+            && self.model.is_none()
+            && self.ua.is_none()
+            && self.language.is_none()
+            && self.ip.is_none()
     }
 }
 
-/// `items[]` (`EventItem`, reference §2.4).
+/// [`Item`] over any text type (see [`MoneyOf`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Item {
+pub struct ItemOf<S> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub item_group_id: Option<String>,
+    pub item_group_id: Option<S>,
     /// Price of a single unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<Money>,
+    pub price: Option<MoneyOf<S>>,
     /// int32 on the wire; the validator checks the range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seller_id: Option<String>,
+    pub seller_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price_seller: Option<Money>,
+    pub price_seller: Option<MoneyOf<S>>,
 }
 
-/// One MCM user event, exactly as it goes on the wire.
+/// [`McmEvent`] over any text type (see [`MoneyOf`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct McmEvent {
+pub struct McmEventOf<S> {
     /// Client-generated id; Moloco de-duplicates on it (DESIGN.md contract 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<S>,
     pub event_type: EventType,
     /// Unix milliseconds. Serialised as a JSON integer; read from an integer or a decimal string.
     #[serde(deserialize_with = "deserialize_timestamp")]
     pub timestamp: i64,
     pub channel_type: ChannelType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<Device>,
+    pub device: Option<DeviceOf<S>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_id: Option<String>,
+    pub custom_id: Option<S>,
     /// Deprecated by Moloco (use `custom_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<S>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<Item>,
+    pub items: Vec<ItemOf<S>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revenue: Option<Money>,
+    pub revenue: Option<MoneyOf<S>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub search_query: Option<String>,
+    pub search_query: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page_id: Option<String>,
+    pub page_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referrer_page_id: Option<String>,
+    pub referrer_page_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipping_charge: Option<Money>,
+    pub shipping_charge: Option<MoneyOf<S>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decision_track_id: Option<String>,
+    pub decision_track_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
+    pub domain: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personalization_mode: Option<PersonalizationMode>,
 }
 
-impl McmEvent {
+impl<S> McmEventOf<S> {
     /// A new event with the three always-required fields and nothing else.
-    pub fn new(event_type: EventType, timestamp: i64, channel_type: ChannelType) -> McmEvent {
-        McmEvent {
+    pub fn new(event_type: EventType, timestamp: i64, channel_type: ChannelType) -> McmEventOf<S> {
+        McmEventOf {
             id: None,
             event_type,
             timestamp,
@@ -293,8 +312,10 @@ impl McmEvent {
             personalization_mode: None,
         }
     }
+}
 
-    /// Serialises to the wire JSON: exactly what `serde_json` writes for this type (non-finite
+impl<S: AsRef<str>> McmEventOf<S> {
+    /// Serialises to the wire JSON: exactly what `serde_json` writes for [`McmEvent`] (non-finite
     /// floats as `null`, which validation rejects beforehand), by the hand-written writer in
     /// `src/mcm/json.rs` because this runs for every message.
     pub fn to_json_bytes(&self) -> Vec<u8> {
@@ -303,6 +324,61 @@ impl McmEvent {
         let mut out = Vec::with_capacity(1024);
         super::json::write_event(&mut out, self);
         out
+    }
+}
+
+impl<S: Into<String>> McmEventOf<S> {
+    /// The same event with owned text (copies only what is borrowed).
+    pub fn into_owned(self) -> McmEvent {
+        fn t<S: Into<String>>(s: Option<S>) -> Option<String> {
+            s.map(Into::into)
+        }
+        fn m<S: Into<String>>(m: Option<MoneyOf<S>>) -> Option<Money> {
+            m.map(|m| MoneyOf {
+                currency: t(m.currency),
+                amount: m.amount,
+            })
+        }
+        McmEventOf {
+            id: t(self.id),
+            event_type: self.event_type,
+            timestamp: self.timestamp,
+            channel_type: self.channel_type,
+            user_id: t(self.user_id),
+            device: self.device.map(|d| DeviceOf {
+                os: t(d.os),
+                os_version: t(d.os_version),
+                persistent_id: t(d.persistent_id),
+                advertising_id: t(d.advertising_id),
+                unique_device_id: t(d.unique_device_id),
+                model: t(d.model),
+                ua: t(d.ua),
+                language: t(d.language),
+                ip: t(d.ip),
+            }),
+            custom_id: t(self.custom_id),
+            session_id: t(self.session_id),
+            items: self
+                .items
+                .into_iter()
+                .map(|i| ItemOf {
+                    id: t(i.id),
+                    item_group_id: t(i.item_group_id),
+                    price: m(i.price),
+                    quantity: i.quantity,
+                    seller_id: t(i.seller_id),
+                    price_seller: m(i.price_seller),
+                })
+                .collect(),
+            revenue: m(self.revenue),
+            search_query: t(self.search_query),
+            page_id: t(self.page_id),
+            referrer_page_id: t(self.referrer_page_id),
+            shipping_charge: m(self.shipping_charge),
+            decision_track_id: t(self.decision_track_id),
+            domain: t(self.domain),
+            personalization_mode: self.personalization_mode,
+        }
     }
 }
 

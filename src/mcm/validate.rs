@@ -8,7 +8,7 @@
 //! referrer_page_id for LAND). Where sources disagree we take the stricter reading and say so
 //! below. Pure: the current time is a parameter.
 
-use super::event::{is_known_currency, ChannelType, EventType, McmEvent, Money};
+use super::event::{is_known_currency, ChannelType, EventType, McmEventOf, MoneyOf};
 use std::fmt;
 
 /// Maximum length of identifier-like fields (reference §2.2: "string ≤128"). Counted in UTF-8
@@ -148,7 +148,10 @@ pub fn now_ms() -> i64 {
 }
 
 /// Checks every rule and returns all violations (not only the first), in a stable order.
-pub fn validate(event: &McmEvent, opts: &ValidateOptions) -> Result<(), Vec<Violation>> {
+pub fn validate<S: AsRef<str>>(
+    event: &McmEventOf<S>,
+    opts: &ValidateOptions,
+) -> Result<(), Vec<Violation>> {
     let mut v = Vec::new();
     check_timestamp(event.timestamp, opts, &mut v);
     check_identifiers(event, &mut v);
@@ -180,8 +183,16 @@ fn push(
 
 /// "Non-empty" means at least one non-whitespace character: a blank string carries no information
 /// and the server's `page_id is empty`-style checks would treat it the same (stricter reading).
-fn present(s: &Option<String>) -> bool {
-    s.as_deref().is_some_and(|s| !s.trim().is_empty())
+fn present<S: AsRef<str>>(s: &Option<S>) -> bool {
+    s.as_ref().is_some_and(|s| {
+        let s = s.as_ref();
+        // A visible ASCII first character settles it without `trim`'s Unicode decoding (ASCII
+        // whitespace for `char::is_whitespace` is 0x09..=0x0D and the space).
+        match s.as_bytes().first() {
+            Some(&b) if b.is_ascii() && !matches!(b, 0x09..=0x0D | b' ') => true,
+            _ => !s.trim().is_empty(),
+        }
+    })
 }
 
 fn check_timestamp(ts: i64, opts: &ValidateOptions, v: &mut Vec<Violation>) {
@@ -212,7 +223,7 @@ fn check_timestamp(ts: i64, opts: &ValidateOptions, v: &mut Vec<Violation>) {
     }
 }
 
-fn check_identifiers(e: &McmEvent, v: &mut Vec<Violation>) {
+fn check_identifiers<S: AsRef<str>>(e: &McmEventOf<S>, v: &mut Vec<Violation>) {
     // Only user_id, device.persistent_id and custom_id count (reference §2.6, server message "no
     // available valid identifier"). The deprecated session_id / unique_device_id / advertising_id
     // were identifiers in legacy docs only; not counting them is the stricter reading.
@@ -227,7 +238,11 @@ fn check_identifiers(e: &McmEvent, v: &mut Vec<Violation>) {
     }
 }
 
-fn check_type_rules(e: &McmEvent, opts: &ValidateOptions, v: &mut Vec<Violation>) {
+fn check_type_rules<S: AsRef<str>>(
+    e: &McmEventOf<S>,
+    opts: &ValidateOptions,
+    v: &mut Vec<Violation>,
+) {
     if e.event_type.requires_items() && e.items.is_empty() {
         push(
             v,
@@ -265,8 +280,11 @@ fn check_type_rules(e: &McmEvent, opts: &ValidateOptions, v: &mut Vec<Violation>
     }
 }
 
-fn check_device(e: &McmEvent, v: &mut Vec<Violation>) {
-    let os = e.device.as_ref().and_then(|d| d.os.as_deref());
+fn check_device<S: AsRef<str>>(e: &McmEventOf<S>, v: &mut Vec<Violation>) {
+    let os = e
+        .device
+        .as_ref()
+        .and_then(|d| d.os.as_ref().map(AsRef::as_ref));
     if e.channel_type == ChannelType::App {
         // The server requires the OS to *contain* ios or android; Moloco's own senders use both
         // `ios` and `IOS`, so the match is case-insensitive.
@@ -286,7 +304,11 @@ fn check_device(e: &McmEvent, v: &mut Vec<Violation>) {
             );
         }
     }
-    if let Some(ad) = e.device.as_ref().and_then(|d| d.advertising_id.as_deref()) {
+    if let Some(ad) = e
+        .device
+        .as_ref()
+        .and_then(|d| d.advertising_id.as_ref().map(AsRef::as_ref))
+    {
         if !ad.is_empty() && ad.chars().all(|c| c == '0' || c == '-') {
             push(
                 v,
@@ -298,7 +320,7 @@ fn check_device(e: &McmEvent, v: &mut Vec<Violation>) {
     }
 }
 
-fn check_items(e: &McmEvent, v: &mut Vec<Violation>) {
+fn check_items<S: AsRef<str>>(e: &McmEventOf<S>, v: &mut Vec<Violation>) {
     for (i, item) in e.items.iter().enumerate() {
         if !present(&item.id) && !present(&item.item_group_id) {
             push(
@@ -334,7 +356,10 @@ fn check_items(e: &McmEvent, v: &mut Vec<Violation>) {
             (&item.item_group_id, "item_group_id"),
             (&item.seller_id, "seller_id"),
         ] {
-            if value.as_ref().is_some_and(|s| s.len() > MAX_ID_LEN) {
+            if value
+                .as_ref()
+                .is_some_and(|s| s.as_ref().len() > MAX_ID_LEN)
+            {
                 check_len(value, &format!("items[{i}].{name}"), v);
             }
         }
@@ -342,17 +367,18 @@ fn check_items(e: &McmEvent, v: &mut Vec<Violation>) {
 }
 
 /// True when `m` is absent or passes every money rule (the cheap pre-check of the hot path).
-fn money_ok(m: Option<&Money>) -> bool {
+fn money_ok<S: AsRef<str>>(m: Option<&MoneyOf<S>>) -> bool {
     m.is_none_or(|m| match (&m.currency, m.amount) {
-        (Some(c), Some(a)) => is_known_currency(c) && a.is_finite(),
+        (Some(c), Some(a)) => is_known_currency(c.as_ref()) && a.is_finite(),
         _ => false,
     })
 }
 
-fn check_money_opt(m: Option<&Money>, field: &str, v: &mut Vec<Violation>) {
+fn check_money_opt<S: AsRef<str>>(m: Option<&MoneyOf<S>>, field: &str, v: &mut Vec<Violation>) {
     let Some(m) = m else { return };
     match (&m.currency, m.amount) {
         (Some(c), Some(a)) => {
+            let c = c.as_ref();
             if !is_known_currency(c) {
                 push(
                     v,
@@ -385,8 +411,9 @@ fn check_money_opt(m: Option<&Money>, field: &str, v: &mut Vec<Violation>) {
     }
 }
 
-fn check_len(s: &Option<String>, field: &str, v: &mut Vec<Violation>) {
+fn check_len<S: AsRef<str>>(s: &Option<S>, field: &str, v: &mut Vec<Violation>) {
     if let Some(s) = s {
+        let s = s.as_ref();
         if s.len() > MAX_ID_LEN {
             push(
                 v,
@@ -398,7 +425,7 @@ fn check_len(s: &Option<String>, field: &str, v: &mut Vec<Violation>) {
     }
 }
 
-fn check_lengths(e: &McmEvent, v: &mut Vec<Violation>) {
+fn check_lengths<S: AsRef<str>>(e: &McmEventOf<S>, v: &mut Vec<Violation>) {
     check_len(&e.id, "id", v);
     check_len(&e.user_id, "user_id", v);
     check_len(&e.custom_id, "custom_id", v);
@@ -414,7 +441,7 @@ fn check_lengths(e: &McmEvent, v: &mut Vec<Violation>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcm::event::{Device, Item};
+    use crate::mcm::event::{Device, Item, McmEvent, Money};
 
     const NOW: i64 = 1_750_000_000_000;
 

@@ -19,7 +19,7 @@ use crate::kafka::consumer::{
     RevokeReply, Tp, FINAL_COMMIT_ATTEMPTS,
 };
 use crate::kafka::dlq::{DlqProducer, DlqReason};
-use crate::mapping::{MappingPlan, Processed, SourceMessage};
+use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, Totals};
@@ -391,7 +391,7 @@ impl Coordinator {
         match processed {
             Processed::Deliver(event) => {
                 work.event_type = Some(event.event_type);
-                work.body = Some(bytes::Bytes::from(event.to_json_bytes()));
+                work.body = Some(bytes::Bytes::from(event.body));
                 work.lane = lane_of(self.deps.config.delivery.ordering, work.msg.key());
                 let lane = work.lane;
                 let Some(p) = self.partitions.get_mut(&tp) else {
@@ -432,7 +432,7 @@ impl Coordinator {
         }
     }
 
-    fn map(&self, work: &Work) -> Processed {
+    fn map(&self, work: &Work) -> Processed<WireEvent> {
         let msg = &work.msg;
         let headers: Vec<(&str, Option<&[u8]>)> = msg
             .headers()
@@ -455,7 +455,7 @@ impl Coordinator {
                 .unwrap_or(i64::MAX),
         };
         match self.deps.plan.route(msg.topic()) {
-            Some(mapping) => mapping.process(&source, &opts),
+            Some(mapping) => mapping.process_wire(&source, &opts),
             None => Processed::Reject {
                 class: crate::mapping::RejectClass::NoMatch,
                 reason: "no_mapping_for_topic".into(),
