@@ -200,11 +200,8 @@ fn compile_device(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Device
         ip: src(&mut r, "ip", Kind::Text),
         user_agent: src(&mut r, "user_agent", Kind::Text),
     };
-    if d.user_agent.is_some() && !useragent::warm_up() {
-        r.error(
-            "user_agent",
-            "the embedded user-agent rules failed to load (a build defect; please report it)",
-        );
+    if d.user_agent.is_some() {
+        useragent::warm_up_in_background();
     }
     r.finish();
     d

@@ -237,13 +237,13 @@ impl Path {
             cur = match seg {
                 // A projected object holds the member at its slot (an absent one as `null`). The
                 // hint comes from the same `Need` the message was decoded with — the block's —
-                // so the slot is this key's; any other object is searched by name.
+                // so the slot is this key's; any other object is searched by name. A present
+                // member's name is checked anyway (one short comparison): were a hint ever paired
+                // with another layout, the lookup falls back to the name instead of reading the
+                // wrong field.
                 Seg::Key(k, Some(i)) => match cur_slot(cur, *i) {
-                    Some((key, v)) => {
-                        debug_assert!(key.is_empty() || key == k, "slot hint {i} for {k:?}");
-                        v
-                    }
-                    None => cur.get(k)?,
+                    Some((key, v)) if key.is_empty() || key == k => v,
+                    _ => cur.get(k)?,
                 },
                 Seg::Key(k, None) => cur.get(k)?,
                 Seg::Index(i) => cur.at(*i)?,

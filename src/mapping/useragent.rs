@@ -5,8 +5,8 @@
 //! Moloco's examples is a sibling project). The crate deliberately ships no data, so uap-core's
 //! `regexes.yaml` is vendored next to this file and embedded with `include_str!`: no file is
 //! needed at run time and the rules are versioned with our code. Building the extractors costs
-//! tens of milliseconds, so it happens once, lazily, the first time a mapping uses a user agent
-//! (at compile time of the plan, so never on the first message). Only the OS and device tables
+//! ~90 ms, so it happens once per process, started in the background when a plan that uses a
+//! user agent is compiled: it overlaps the consumer-group join. Only the OS and device tables
 //! are built: the browser table is not needed for MCM's device fields.
 //!
 //! A parse walks hundreds of regexes (~4 µs, more than the rest of a message's mapping), while
@@ -71,10 +71,32 @@ fn parsers() -> Option<&'static Parsers> {
     .as_ref()
 }
 
-/// Builds the parsers now; false if the embedded rules failed to load (a build defect, reported
-/// as a start-up error by the compiler rather than a panic).
+/// Builds the parsers now; false if the embedded rules failed to load (a build defect; a unit
+/// test checks they load).
 pub fn warm_up() -> bool {
     parsers().is_some()
+}
+
+/// Starts building the parsers on a thread of their own (once per process), so the ~90 ms build
+/// overlaps the consumer-group join instead of delaying the start of consumption. A message that
+/// needs them earlier waits in [`parse`] (`OnceLock` blocks until the build is done).
+pub fn warm_up_in_background() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("ua-rules".into())
+            .spawn(|| {
+                if !warm_up() {
+                    tracing::error!(
+                        "the embedded user-agent rules failed to load (a build defect; please \
+                         report it): device fields from user agents stay empty"
+                    );
+                }
+            });
+        if spawned.is_err() {
+            let _ = warm_up(); // no thread: build here
+        }
+    });
 }
 
 /// Parses `ua`, through the per-thread cache.
