@@ -315,10 +315,7 @@ impl Coordinator {
             self.update_assignment_gauges();
             return;
         }
-        let idle = tps
-            .iter()
-            .all(|tp| self.partitions.get(tp).is_none_or(|p| p.in_flight == 0));
-        if !idle {
+        if !self.drained(&tps) {
             // Commit what has finished now, while the revoke's generation is still current; the
             // final commit after the drain may be refused (see RevokeAnswer::Progress).
             let _ = reply.try_send(RevokeAnswer::Progress(self.watermarks(&tps)));
@@ -330,6 +327,12 @@ impl Coordinator {
             reply,
         });
         self.check_drains();
+    }
+
+    /// True when none of `tps` has a request in flight.
+    fn drained(&self, tps: &[Tp]) -> bool {
+        tps.iter()
+            .all(|tp| self.partitions.get(tp).is_none_or(|p| p.in_flight == 0))
     }
 
     /// The contiguous finished watermark (next offset to read) of each of `tps` that has one.
@@ -954,10 +957,7 @@ impl Coordinator {
         let mut i = 0;
         while i < self.drains.len() {
             let job = &self.drains[i];
-            let idle = job
-                .partitions
-                .iter()
-                .all(|tp| self.partitions.get(tp).is_none_or(|p| p.in_flight == 0));
+            let idle = self.drained(&job.partitions);
             if !(idle || now >= job.deadline) {
                 i += 1;
                 continue;
