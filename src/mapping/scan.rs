@@ -127,45 +127,44 @@ impl<'a> Reader<'a> {
 
     /// The members of the object starting at `{`, read whole (`need` keeps everything).
     fn members(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.i += 1; // `{`
         let mut members = Vec::new();
-        self.ws();
-        if self.eat(b'}') {
-            return Some(members);
-        }
-        loop {
-            self.ws();
-            let key = self.key()?;
-            self.ws();
-            if !self.eat(b':') {
-                return None;
-            }
+        self.object(depth, |r, key| {
             members.push((Cow::Borrowed(key), Node::Null));
             let (_, v) = members.last_mut()?;
-            self.value(need, depth, v)?;
-            self.ws();
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(members),
-                _ => return None,
-            }
-        }
+            r.value(need, depth, v)
+        })?;
+        Some(members)
     }
 
     /// The needed members of the object starting at `{`, one slot per needed key in the need's
     /// order (see `Node::Proj`); the rest are skipped.
     fn slots(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
+        let mut slots = super::need::empty_slots(need);
+        self.object(depth, |r, key| match need.child_at(key) {
+            Some((i, c)) => {
+                let (k, v) = slots.get_mut(i)?;
+                *k = Cow::Borrowed(key);
+                r.value(c, depth, v)
+            }
+            None => r.skip_value(),
+        })?;
+        Some(slots)
+    }
+
+    /// Walks the object starting at `{`: its braces, colons and commas, calling `member` with
+    /// each key when the reader stands on that member's value (which `member` must consume).
+    fn object(
+        &mut self,
+        depth: u32,
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.i += 1; // `{`
-        let mut slots = super::need::empty_slots(need);
         self.ws();
         if self.eat(b'}') {
-            return Some(slots);
+            return Some(());
         }
         loop {
             self.ws();
@@ -174,18 +173,11 @@ impl<'a> Reader<'a> {
             if !self.eat(b':') {
                 return None;
             }
-            match need.child_at(key) {
-                Some((i, c)) => {
-                    let (k, v) = slots.get_mut(i)?;
-                    *k = Cow::Borrowed(key);
-                    self.value(c, depth, v)?;
-                }
-                None => self.skip_value()?,
-            }
+            member(self, key)?;
             self.ws();
             match self.next()? {
                 b',' => {}
-                b'}' => return Some(slots),
+                b'}' => return Some(()),
                 _ => return None,
             }
         }
