@@ -6,6 +6,7 @@
 mod support;
 
 use mcm_bridge::kafka::mock::MockBroker;
+use mcm_bridge::sandbox::SandboxHandle;
 use std::time::Duration;
 use support::*;
 
@@ -25,6 +26,24 @@ fn records(ids: &[String], partitions: i32, kind: &str) -> Vec<Record> {
             )
         })
         .collect()
+}
+
+/// Revoked and lost assignments across `bridges`: each lets the next owner repeat the requests
+/// that were in flight.
+fn revokes(bridges: &[&Bridge]) -> u64 {
+    bridges
+        .iter()
+        .map(|x| {
+            x.metrics.rebalances.with_label_values(&["revoke"]).get()
+                + x.metrics.rebalances.with_label_values(&["lost"]).get()
+        })
+        .sum()
+}
+
+/// Deliveries beyond the first of each id, from the sandbox's record.
+async fn duplicates(sb: &SandboxHandle) -> usize {
+    let got = sb.accepted_ids().await.expect("record");
+    counts(&got).values().map(|n| n - 1).sum()
 }
 
 fn assert_committed_to_end(bootstrap: &str, group: &str, topic: &str, partitions: i32) {
@@ -331,18 +350,11 @@ async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_lose
     // owner: at most the 4-request window per revoke (a loaded machine may see more than the
     // one rebalance this test causes, e.g. a missed heartbeat). The final stops below happen
     // with everything delivered, so they add none.
-    let revokes: u64 = [&a, &second]
-        .iter()
-        .map(|x| {
-            x.metrics.rebalances.with_label_values(&["revoke"]).get()
-                + x.metrics.rebalances.with_label_values(&["lost"]).get()
-        })
-        .sum();
+    let revokes = revokes(&[&a, &second]);
     a.stop().await;
     second.stop().await;
     assert_committed_to_end(b.bootstrap_servers(), "g-s", "events", 4);
-    let got = sb.accepted_ids().await.expect("record");
-    let dups: usize = counts(&got).values().map(|n| n - 1).sum();
+    let dups = duplicates(&sb).await;
     assert!(revokes >= 1, "the second member's join revokes partitions");
     assert!(
         dups as u64 <= 4 * revokes,
@@ -449,18 +461,11 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
         format!("lost {} ids", missing(&all, got))
     })
     .await;
-    let revokes: u64 = [&a, &second]
-        .iter()
-        .map(|x| {
-            x.metrics.rebalances.with_label_values(&["revoke"]).get()
-                + x.metrics.rebalances.with_label_values(&["lost"]).get()
-        })
-        .sum();
+    let revokes = revokes(&[&a, &second]);
     a.stop().await;
     second.stop().await;
     assert_committed_to_end(b.bootstrap_servers(), "g-f", "events", 4);
-    let got = sb.accepted_ids().await.expect("record");
-    let dups: usize = counts(&got).values().map(|n| n - 1).sum();
+    let dups = duplicates(&sb).await;
     // A hung request the revoke gave up on may still complete on the sandbox's side, and its
     // message is sent again by the next owner: at most one per partition per revoke.
     assert!(
