@@ -514,6 +514,67 @@ async fn concurrent_requests_are_all_counted() {
     assert_eq!(stats.duplicate_ids, 400);
 }
 
+/// `GET /_sandbox/wait`: answers as soon as the count is reached (not at its timeout), with the
+/// span of the answers; answers at its timeout with the lower count when the count is not reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_returns_when_the_answer_count_is_reached_with_the_answers_span() {
+    let sb = start_default().await;
+    let wait_url = |answered: u64, timeout_ms: u64| {
+        format!(
+            "{}/_sandbox/wait?answered={answered}&timeout_ms={timeout_ms}",
+            sb.base_url()
+        )
+    };
+    let waiter = tokio::spawn({
+        let url = wait_url(3, 20_000);
+        async move {
+            let started = Instant::now();
+            let resp = Client::new().get(url).send().await.expect("wait reachable");
+            let stats: Value = resp.json().await.expect("stats JSON");
+            (stats, started.elapsed())
+        }
+    });
+    let before_ms = u64::try_from(now_ms()).expect("clock after 1970");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiter.is_finished(),
+        "answered before any event was posted"
+    );
+    let bad = json!({"event_type": "SEARCH"});
+    let statuses = [
+        post_json(&sb, &purchase("w-1")).await.status(),
+        post_json(&sb, &bad).await.status(),
+        post_json(&sb, &purchase("w-2")).await.status(),
+    ];
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::BAD_REQUEST, StatusCode::OK]
+    );
+    let (stats, waited) = waiter.await.expect("waiter");
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    assert_eq!(stats["accepted_total"], 2);
+    assert_eq!(stats["rejected_total"], 1);
+    let first = stats["first_answer_unix_ms"].as_u64().expect("first stamp");
+    let last = stats["last_answer_unix_ms"].as_u64().expect("last stamp");
+    assert!(
+        before_ms + 200 <= first && first <= last,
+        "{before_ms} {first} {last}"
+    );
+
+    // Not reached: answered at the timeout, with the count so far.
+    let started = Instant::now();
+    let stats: Value = Client::new()
+        .get(wait_url(4, 300))
+        .send()
+        .await
+        .expect("wait reachable")
+        .json()
+        .await
+        .expect("stats JSON");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(stats["accepted_total"], 2);
+}
+
 #[tokio::test]
 async fn shutdown_stops_the_listener() {
     let sb = start_default().await;

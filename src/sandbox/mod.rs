@@ -90,6 +90,7 @@ fn router(shared: Arc<Shared>) -> Router {
             post(event_route::post_event).fallback(event_route::method_not_allowed),
         )
         .route("/_sandbox/stats", get(admin::stats))
+        .route("/_sandbox/wait", get(admin::wait))
         .route("/_sandbox/reset", post(admin::reset))
         .route(
             "/_sandbox/faults",

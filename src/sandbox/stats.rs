@@ -12,6 +12,7 @@ use crate::mcm::validate::Reason;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An injected fault kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,10 @@ pub struct Counters {
     unique_ids: AtomicU64,
     method_not_allowed: AtomicU64,
     record_errors: AtomicU64,
+    /// Unix ms of the first and the latest answered event (200 or 400), 0 = none yet: a
+    /// benchmark reads its start and end from here instead of polling the counters often.
+    first_answer_ms: AtomicU64,
+    last_answer_ms: AtomicU64,
 }
 
 impl Counters {
@@ -98,6 +103,7 @@ impl Counters {
     /// Counts an accepted event; `new_id` is `Some(true)` for a first-seen id, `Some(false)` for a
     /// duplicate and `None` when the event had no id.
     pub fn accepted(&self, t: EventType, new_id: Option<bool>) {
+        self.answered_now();
         self.accepted.fetch_add(1, Relaxed);
         self.accepted_by_type[type_slot(t)].fetch_add(1, Relaxed);
         match new_id {
@@ -109,10 +115,30 @@ impl Counters {
 
     /// Counts a rejected body once, and each of its reasons once.
     pub fn rejected(&self, reasons: impl IntoIterator<Item = RejectReason>) {
+        self.answered_now();
         self.rejected.fetch_add(1, Relaxed);
         for r in reasons {
             self.rejected_by_reason[reason_slot(r)].fetch_add(1, Relaxed);
         }
+    }
+
+    /// Stamps an answer's time. Called before the answer is counted, so whoever sees the count
+    /// reach N also sees a `last_answer` at least as late as the N-th answer's (give or take
+    /// another request answered at the same moment).
+    fn answered_now(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        // Only the first stamp sticks; a failed exchange just means someone was earlier.
+        let _ = self
+            .first_answer_ms
+            .compare_exchange(0, now, Relaxed, Relaxed);
+        self.last_answer_ms.fetch_max(now, Relaxed);
+    }
+
+    /// Events answered so far (accepted + rejected).
+    pub fn answered(&self) -> u64 {
+        self.accepted.load(Relaxed) + self.rejected.load(Relaxed)
     }
 
     pub fn auth_failure(&self, f: AuthFailure) {
@@ -141,6 +167,8 @@ impl Counters {
             &self.unique_ids,
             &self.method_not_allowed,
             &self.record_errors,
+            &self.first_answer_ms,
+            &self.last_answer_ms,
         ];
         let slots = self
             .accepted_by_type
@@ -189,8 +217,14 @@ impl Counters {
             ),
             method_not_allowed: self.method_not_allowed.load(Relaxed),
             record_errors: self.record_errors.load(Relaxed),
+            first_answer_unix_ms: nonzero_ms(&self.first_answer_ms),
+            last_answer_unix_ms: nonzero_ms(&self.last_answer_ms),
         }
     }
+}
+
+fn nonzero_ms(stamp: &AtomicU64) -> Option<u64> {
+    Some(stamp.load(Relaxed)).filter(|ms| *ms > 0)
 }
 
 fn nonzero<const N: usize>(entries: [(String, u64); N]) -> BTreeMap<String, u64> {
@@ -222,6 +256,12 @@ pub struct SandboxStats {
     pub method_not_allowed: u64,
     /// Recorder write/flush failures (the file may be missing events when this is non-zero).
     pub record_errors: u64,
+    /// When the first event was answered (200 or 400), Unix ms; absent before any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_answer_unix_ms: Option<u64>,
+    /// When the latest event was answered, Unix ms: a run's end, once every event is answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_answer_unix_ms: Option<u64>,
 }
 
 #[cfg(test)]
@@ -260,6 +300,26 @@ mod tests {
         assert_eq!(s.auth_failures.get("403"), Some(&1));
         assert_eq!(s.faults.get("throttle_429"), Some(&2));
         assert_eq!((s.unique_ids, s.duplicate_ids), (1, 1));
+        let (first, last) = (s.first_answer_unix_ms, s.last_answer_unix_ms);
+        assert!(
+            first.is_some_and(|f| last.is_some_and(|l| f <= l)),
+            "{first:?} {last:?}"
+        );
+        assert_eq!(c.answered(), 6);
+    }
+
+    #[test]
+    fn no_answer_means_no_timestamps() {
+        let c = Counters::default();
+        c.request();
+        c.auth_failure(AuthFailure::WrongKey);
+        c.fault(FaultKind::Fail);
+        let s = c.snapshot();
+        assert_eq!(
+            (s.first_answer_unix_ms, s.last_answer_unix_ms),
+            (None, None)
+        );
+        assert_eq!(c.answered(), 0);
     }
 
     #[test]
