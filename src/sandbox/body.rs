@@ -95,7 +95,25 @@ impl Rejection {
 }
 
 /// Checks a request body; `Ok` carries the event that would be accepted.
+///
+/// Nearly every body is a well-formed event, so it is first decoded straight into [`McmEvent`],
+/// without the `Value` tree (about a tenth of the sandbox's CPU per request under a benchmark,
+/// where the sandbox shares the machine with the bridge it measures). A body that decodes this
+/// way also passes every shape pre-check, because they test only what the typed decode requires
+/// (`event_type`, `channel_type` and `timestamp` present, known and well-formed), and it yields
+/// the same event. Any decode error — including a duplicate key, which the `Value` path resolves
+/// as "last one wins" — goes through [`check_stepwise`], which names the problem. A unit test
+/// holds the two paths to the same answers.
 pub fn check(body: &[u8], opts: &ValidateOptions) -> Result<McmEvent, Rejection> {
+    match serde_json::from_slice::<McmEvent>(body) {
+        Ok(event) => validated(event, opts),
+        Err(_) => check_stepwise(body, opts),
+    }
+}
+
+/// [`check`] one step at a time: JSON, object, the enum fields, the timestamp, the typed event,
+/// then the validation rules; the first failing step gives the rejection.
+fn check_stepwise(body: &[u8], opts: &ValidateOptions) -> Result<McmEvent, Rejection> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         Rejection::shape(
             ShapeReason::InvalidJson,
@@ -132,6 +150,11 @@ pub fn check(body: &[u8], opts: &ValidateOptions) -> Result<McmEvent, Rejection>
             format!("invalid event: {e}"),
         )
     })?;
+    validated(event, opts)
+}
+
+/// The shared validation rules, as a 400 listing every violation.
+fn validated(event: McmEvent, opts: &ValidateOptions) -> Result<McmEvent, Rejection> {
     validate(&event, opts).map_err(|violations| Rejection {
         message: violations
             .first()
@@ -277,6 +300,63 @@ mod tests {
         assert_eq!(got, ["no_identifier", "missing_page_id"]);
         assert_eq!(r.details[1].field, "page_id");
         assert!(r.message.contains("user_id"), "{}", r.message);
+    }
+
+    /// The typed fast path answers exactly as the step-by-step path, for good bodies and for
+    /// every kind of bad one (including duplicate keys, nulls, wrong types and trailing data).
+    #[test]
+    fn fast_path_answers_as_the_stepwise_path() {
+        let mut bodies: Vec<String> = vec![
+            PURCHASE.into(),
+            PURCHASE.replace(r#""1749999999000""#, "1749999999000"),
+            PURCHASE.replace(r#""1749999999000""#, r#"" 1749999999000 ""#),
+            PURCHASE.replace(r#""1749999999000""#, "1.749999999e12"),
+            PURCHASE.replace(r#""1749999999000""#, "17499999990000000000"),
+            PURCHASE.replace(r#""1749999999000""#, "null"),
+            PURCHASE.replace(r#""SITE""#, r#""site""#),
+            PURCHASE.replace(r#""SITE""#, "null"),
+            PURCHASE.replace(r#""PURCHASE""#, r#""Purchase""#),
+            PURCHASE.replace(r#""id":"e1","#, r#""id":"e1","id":"e2","#),
+            PURCHASE.replace(r#""event_type":"PURCHASE","#, r#""event_type":"HOME","event_type":"PURCHASE","#),
+            PURCHASE.replace(r#""user_id":"u1""#, r#""user_id":5"#),
+            PURCHASE.replace(r#""user_id":"u1""#, r#""user_id":null"#),
+            PURCHASE.replace(r#""user_id":"u1""#, r#""unknown_field":{"x":[1,2]}"#),
+            PURCHASE.replace(r#""amount":5}"#, r#""amount":-5}"#),
+            format!("{PURCHASE} "),
+            format!("{PURCHASE} x"),
+            format!("{PURCHASE}{PURCHASE}"),
+            String::new(),
+            "[]".into(),
+            "{}".into(),
+            r#"{"event_type":"HOME","channel_type":"SITE","timestamp":1749999999000,"user_id":"u"}"#
+                .into(),
+            r#"{"event_type":"PAGE_VIEW","channel_type":"SITE","timestamp":1749999999000}"#.into(),
+            r#"{"event_type":"HOME","channel_type":"SITE","timestamp":1749999999000,"user_id":"u","user_id":7}"#
+                .into(),
+        ];
+        for t in EventType::ALL {
+            let name = t.as_str();
+            bodies.push(format!(
+                r#"{{"event_type":"{name}","channel_type":"APP","timestamp":1749999999000,"user_id":"u","page_id":"p","search_query":"q","items":[{{"id":"s","price":{{"currency":"USD","amount":1}},"quantity":1}}],"revenue":{{"currency":"USD","amount":1}}}}"#
+            ));
+            bodies.push(format!(
+                r#"{{"event_type":"{}","channel_type":"SITE","timestamp":1749999999000}}"#,
+                name.to_lowercase()
+            ));
+        }
+        for c in ChannelType::ALL {
+            bodies.push(format!(
+                r#"{{"event_type":"HOME","channel_type":"{}","timestamp":1749999999000,"user_id":"u"}}"#,
+                c.as_str()
+            ));
+        }
+        let mut fast = 0;
+        for body in &bodies {
+            let b = body.as_bytes();
+            assert_eq!(check(b, &opts()), check_stepwise(b, &opts()), "{body}");
+            fast += usize::from(serde_json::from_slice::<McmEvent>(b).is_ok());
+        }
+        assert!(fast >= 10, "only {fast} bodies took the fast path");
     }
 
     #[test]
