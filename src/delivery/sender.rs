@@ -6,6 +6,11 @@
 //! rejects requests; that waiting — and the half-open probes — do not count against `max_attempts`,
 //! so a long outage pauses delivery instead of dead-lettering every message in flight.
 //!
+//! [`Sender::attempt`] is one turn of that loop — breaker admission, one request, the verdict or
+//! the delay before the next try — for callers that schedule the waits themselves: the pipeline
+//! parks a message between attempts so that its backoff (≥ 5 s for a server error, Moloco's
+//! protocol) does not hold one of the `max_in_flight` request slots.
+//!
 //! The same `Bytes` are sent on every attempt: the event `id` inside them is what lets Moloco
 //! de-duplicate a retry whose first attempt did arrive. The breaker lock is held only to read or
 //! update its state, never across an `.await`. An attempt already on the wire is not aborted by
@@ -80,6 +85,30 @@ pub struct DeliveryResult {
     pub elapsed: Duration,
 }
 
+/// What one [`Sender::attempt`] leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The message has its final answer.
+    Done(Verdict),
+    /// A retryable failure: attempt again after `delay` (the backoff, or `Retry-After`).
+    Retry {
+        delay: Duration,
+        kind: RetryKind,
+        outcome: Outcome,
+    },
+}
+
+/// A message's attempts so far, carried from one [`Sender::attempt`] to the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// HTTP attempts sent, probes included.
+    pub sent: u32,
+    /// Attempts that count against `max_attempts` (made while the breaker was closed).
+    pub counted: u32,
+    /// Time spent waiting for the breaker to admit an attempt.
+    pub breaker_wait: Duration,
+}
+
 /// See the module docs. Clone it to share between tasks (everything inside is shared).
 pub struct Sender<T = McmClient> {
     transport: Arc<T>,
@@ -137,6 +166,9 @@ impl<T: Transport> Sender<T> {
     }
 
     /// Delivers one message body, retrying as the policy allows. See [`Verdict`] for the endings.
+    /// Used where nothing else competes for request slots (`replay-dlq`, tests); the pipeline
+    /// calls [`Sender::attempt`] and schedules the waits itself, so that a message waiting out
+    /// its backoff does not hold a request slot.
     pub async fn deliver(&self, body: Bytes, cancel: &CancellationToken) -> DeliveryResult {
         let started = Instant::now();
         let mut result = DeliveryResult {
@@ -147,60 +179,98 @@ impl<T: Transport> Sender<T> {
             breaker_wait: Duration::ZERO,
             elapsed: Duration::ZERO,
         };
+        let mut tally = Tally::default();
         let mut last: Option<Outcome> = None;
         let verdict = loop {
-            let Some(permit) = self.admit(cancel, &mut result.breaker_wait).await else {
-                break Verdict::Cancelled(last);
-            };
-            let guard = PermitGuard {
-                sender: self,
-                permit: Some(permit),
-            };
-            let attempt = self.transport.send(body.clone()).await;
-            let outcome = attempt.outcome;
-            result.attempts += 1;
-            if permit == Permit::Normal {
-                result.counted_attempts += 1;
-            }
-            guard.finish(signal_of(&outcome));
-
-            let (kind, retry_after) = match &outcome {
-                Outcome::Delivered { .. } => break Verdict::Delivered(outcome),
-                Outcome::Permanent { .. } => break Verdict::Permanent(outcome),
-                Outcome::Fatal { .. } => break Verdict::Fatal(outcome),
-                Outcome::Retryable {
-                    kind, retry_after, ..
-                } => (*kind, *retry_after),
-            };
-            result.retry_reasons.push(kind);
-            if !may_retry(&self.retry, result.counted_attempts) {
-                break Verdict::Exhausted(outcome);
-            }
-            // After a failed probe the re-opened breaker already enforces the wait; adding a
-            // backoff on top would only delay recovery. A server-sent Retry-After still applies.
-            let delay = if permit == Permit::Probe && retry_after.is_none() {
-                Duration::ZERO
-            } else {
-                // ThreadRng is not Send: draw and drop it before the await.
-                backoff_delay(
-                    &self.retry,
-                    result.counted_attempts.max(1),
-                    retry_after,
-                    &mut rand::rng(),
-                )
-            };
-            last = Some(outcome);
-            if !delay.is_zero() {
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => break Verdict::Cancelled(last),
-                    _ = tokio::time::sleep(delay) => {}
+            let step = self.attempt(&body, cancel, &mut tally).await;
+            match step {
+                Step::Done(Verdict::Cancelled(None)) => break Verdict::Cancelled(last),
+                Step::Done(verdict) => {
+                    if let Verdict::Exhausted(Outcome::Retryable { kind, .. }) = &verdict {
+                        result.retry_reasons.push(*kind);
+                    }
+                    break verdict;
+                }
+                Step::Retry {
+                    delay,
+                    kind,
+                    outcome,
+                } => {
+                    result.retry_reasons.push(kind);
+                    last = Some(outcome);
+                    if !delay.is_zero() {
+                        tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => break Verdict::Cancelled(last),
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                    }
                 }
             }
         };
         result.verdict = verdict;
+        result.attempts = tally.sent;
+        result.counted_attempts = tally.counted;
+        result.breaker_wait = tally.breaker_wait;
         result.elapsed = started.elapsed();
         result
+    }
+
+    /// One attempt: waits until the breaker admits it, sends `body` once, reports the answer to
+    /// the breaker, and says what comes next — a final [`Verdict`] (`Cancelled(None)` if
+    /// cancelled before anything was sent), or a retry after a delay. `tally` carries the
+    /// message's attempts from one call to the next: `max_attempts` counts only attempts made
+    /// while the breaker was closed.
+    pub async fn attempt(
+        &self,
+        body: &Bytes,
+        cancel: &CancellationToken,
+        tally: &mut Tally,
+    ) -> Step {
+        let Some(permit) = self.admit(cancel, &mut tally.breaker_wait).await else {
+            return Step::Done(Verdict::Cancelled(None));
+        };
+        let guard = PermitGuard {
+            sender: self,
+            permit: Some(permit),
+        };
+        let attempt = self.transport.send(body.clone()).await;
+        let outcome = attempt.outcome;
+        tally.sent += 1;
+        if permit == Permit::Normal {
+            tally.counted += 1;
+        }
+        guard.finish(signal_of(&outcome));
+
+        let (kind, retry_after) = match &outcome {
+            Outcome::Delivered { .. } => return Step::Done(Verdict::Delivered(outcome)),
+            Outcome::Permanent { .. } => return Step::Done(Verdict::Permanent(outcome)),
+            Outcome::Fatal { .. } => return Step::Done(Verdict::Fatal(outcome)),
+            Outcome::Retryable {
+                kind, retry_after, ..
+            } => (*kind, *retry_after),
+        };
+        if !may_retry(&self.retry, tally.counted) {
+            return Step::Done(Verdict::Exhausted(outcome));
+        }
+        // After a failed probe the re-opened breaker already enforces the wait; adding a
+        // backoff on top would only delay recovery. A server-sent Retry-After still applies.
+        let delay = if permit == Permit::Probe && retry_after.is_none() {
+            Duration::ZERO
+        } else {
+            // ThreadRng is not Send: draw and drop it before any await.
+            backoff_delay(
+                &self.retry,
+                tally.counted.max(1),
+                retry_after,
+                &mut rand::rng(),
+            )
+        };
+        Step::Retry {
+            delay,
+            kind,
+            outcome,
+        }
     }
 
     /// Waits until the breaker admits an attempt. `None` if cancelled first.

@@ -6,7 +6,7 @@ use crate::config::McmConfig;
 use crate::delivery::adaptive::{AdaptiveLimit, Signal};
 use crate::delivery::circuit::{CircuitBreaker, CircuitState};
 use crate::delivery::rate_limit::TokenBucket;
-use crate::delivery::sender::{Sender, Verdict};
+use crate::delivery::sender::{Sender, Step, Tally, Verdict};
 use crate::kafka::dlq::DlqReason;
 use crate::mcm::classify::Outcome;
 use crate::mcm::classify::RetryKind;
@@ -115,7 +115,8 @@ impl Deliverer {
         }
     }
 
-    /// Delivers one body until it has a final answer (or `cancel` fires).
+    /// Delivers one body until it has a final answer (or `cancel` fires), waiting out each
+    /// backoff inside the call (`replay-dlq`: nothing else competes for its request slots).
     pub async fn deliver(&self, body: Bytes, cancel: &CancellationToken) -> AckResult {
         let r = self.sender.deliver(body, cancel).await;
         let retried = match r.verdict {
@@ -124,18 +125,34 @@ impl Deliverer {
             _ => r.retry_reasons.len(),
         };
         for kind in r.retry_reasons.iter().take(retried) {
-            self.metrics
-                .retries
-                .with_label_values(&[kind.as_str()])
-                .inc();
+            self.count_retry(*kind);
         }
-        match r.verdict {
-            Verdict::Delivered(_) => AckResult::Delivered,
-            Verdict::Permanent(o) => AckResult::Undeliverable(reason_of("permanent", &o)),
-            Verdict::Exhausted(o) => AckResult::Undeliverable(reason_of("exhausted", &o)),
-            Verdict::Fatal(o) => fatal_of(&o),
-            Verdict::Cancelled(_) => AckResult::Cancelled,
+        ack_of(r.verdict)
+    }
+
+    /// One attempt for the pipeline: a final [`AckResult`], or [`AckResult::RetryAfter`] — the
+    /// coordinator then parks the message, request slot released, until the delay has passed
+    /// and calls this again with the same `tally`.
+    pub async fn attempt(
+        &self,
+        body: &Bytes,
+        tally: &mut Tally,
+        cancel: &CancellationToken,
+    ) -> AckResult {
+        match self.sender.attempt(body, cancel, tally).await {
+            Step::Done(verdict) => ack_of(verdict),
+            Step::Retry { delay, kind, .. } => {
+                self.count_retry(kind);
+                AckResult::RetryAfter { delay }
+            }
         }
+    }
+
+    fn count_retry(&self, kind: RetryKind) {
+        self.metrics
+            .retries
+            .with_label_values(&[kind.as_str()])
+            .inc();
     }
 
     /// One attempt, bypassing retries and the breaker: used to find out whether a configuration
@@ -165,6 +182,17 @@ impl Deliverer {
 
     pub fn circuit_metric(&self) -> i64 {
         self.sender.circuit_state().metric_value()
+    }
+}
+
+/// The acknowledgement for a final verdict.
+fn ack_of(verdict: Verdict) -> AckResult {
+    match verdict {
+        Verdict::Delivered(_) => AckResult::Delivered,
+        Verdict::Permanent(o) => AckResult::Undeliverable(reason_of("permanent", &o)),
+        Verdict::Exhausted(o) => AckResult::Undeliverable(reason_of("exhausted", &o)),
+        Verdict::Fatal(o) => fatal_of(&o),
+        Verdict::Cancelled(_) => AckResult::Cancelled,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod coordinator;
 pub mod deliver;
 pub mod lanes;
 pub mod offset_tracker;
+pub mod parked;
 pub mod work;
 
 use crate::config::Config;

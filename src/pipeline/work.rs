@@ -1,6 +1,7 @@
 //! A unit of work (one Kafka message on its way to MCM or the DLQ) and the acknowledgement a
 //! finished task sends back to the coordinator.
 
+use crate::delivery::sender::Tally;
 use crate::kafka::consumer::Tp;
 use crate::kafka::dlq::DlqReason;
 use crate::mcm::event::EventType;
@@ -8,7 +9,7 @@ use crate::pipeline::lanes::LaneId;
 use bytes::Bytes;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One message between consumption and being finished.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct Work {
     pub probe: bool,
     /// An HTTP delivery task holds a request slot for it.
     pub request: bool,
+    /// Delivery attempts so far (a retry continues the count).
+    pub tally: Tally,
 }
 
 impl Work {
@@ -49,6 +52,7 @@ impl Work {
             taken_at: Instant::now(),
             probe: false,
             request: false,
+            tally: Tally::default(),
         }
     }
 }
@@ -62,6 +66,9 @@ pub enum AckResult {
     Undeliverable(DlqReason),
     /// 401/403/404/405/3xx: configuration error; park the message and halt delivery.
     Fatal { status: u16, detail: String },
+    /// A retryable failure: park the message (releasing its request slot) and attempt it again
+    /// after `delay`.
+    RetryAfter { delay: Duration },
     /// A probe got a retryable answer: still unknown whether the configuration works.
     ProbeInconclusive,
     /// Aborted by revoke or shutdown; the message stays unfinished (re-read by the next owner).
