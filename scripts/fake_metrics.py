@@ -68,6 +68,7 @@ def render(minimal):
     fam("retries_total", "counter", "Retried MCM requests.",
         [({"reason": r}, c(0.2)) for r in ("throttled", "server_error", "timeout", "connect")] if err else [])
     fam("in_flight_messages", "gauge", "Messages taken from Kafka and not yet finished.", [({}, 42)])
+    fam("retries_waiting_messages", "gauge", "In-flight messages waiting out a retry backoff (parked: they hold no request slot).", [({}, 3)])
     fam("in_flight_bytes", "gauge", "Payload bytes of in-flight messages.", [({}, 42 * 1800)])
     fam("circuit_state", "gauge", "Circuit breaker: 0 closed, 1 open, 2 half-open.", [({}, 0)])
     fam("halted", "gauge", "1 while delivery is halted.", [({}, 0)])

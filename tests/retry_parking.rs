@@ -159,6 +159,7 @@ async fn a_parked_message_is_not_committed_past_and_shutdown_does_not_wait_for_i
     .await;
     let parked = bridge.metrics.in_flight_messages.get();
     assert_eq!(parked, 1, "p-0010 waits, parked, counted in flight");
+    assert_eq!(bridge.metrics.retries_waiting.get(), 1);
     let stopping = Instant::now();
     bridge.stop().await;
     let stop_took = stopping.elapsed();

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     pub in_flight_messages: IntGauge,
     pub in_flight_bytes: IntGauge,
+    pub retries_waiting: IntGauge,
     pub concurrency_limit: IntGauge,
     pub circuit_state: IntGauge,
     pub halted: IntGauge,
@@ -145,6 +146,11 @@ impl Metrics {
             retries: counter_vec(&r, "retries_total", "Retried MCM requests.", &["reason"]),
             in_flight_messages: gauge(&r, "in_flight_messages", "Messages taken from Kafka and not yet finished."),
             in_flight_bytes: gauge(&r, "in_flight_bytes", "Payload bytes of in-flight messages."),
+            retries_waiting: gauge(
+                &r,
+                "retries_waiting_messages",
+                "In-flight messages waiting out a retry backoff (parked: they hold no request slot).",
+            ),
             concurrency_limit: gauge(
                 &r,
                 "concurrency_limit",

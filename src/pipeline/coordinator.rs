@@ -1281,6 +1281,10 @@ impl Coordinator {
         self.deps.metrics.in_flight_bytes.set(
             i64::try_from(self.global.bytes() + self.parked_budget.bytes()).unwrap_or(i64::MAX),
         );
+        self.deps
+            .metrics
+            .retries_waiting
+            .set(i64::try_from(self.parked.len()).unwrap_or(i64::MAX));
     }
 
     fn update_assignment_gauges(&self) {
