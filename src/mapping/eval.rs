@@ -101,22 +101,24 @@ pub fn build<'a>(p: &'a FieldsPlan, event_type: EventType, ctx: &Ctx<'a>) -> R<E
             .enumerate()
             .map(|(i, it)| item(it, ctx, root).map_err(|e| e.under(&format!("items[{i}]"))))
             .collect::<R<Vec<_>>>()?,
-        Some(ItemsPlan::Each { path, item: plan }) => match path.resolve(root, root) {
-            None => Vec::new(),
-            Some(Node::Arr(els)) => els
-                .iter()
-                .enumerate()
-                .map(|(i, el)| item(plan, ctx, el).map_err(|e| e.under(&format!("items[{i}]"))))
-                .collect::<R<Vec<_>>>()?,
-            Some(other) => {
-                return Err(MapError::new(
-                    MapReason::TypeMismatch,
-                    format!("`each:` expects an array, found {}", other.kind()),
-                )
-                .at_field("items")
-                .from_source(&format!("`{path}`")))
+        Some(ItemsPlan::Each { path, item: plan }) => {
+            match path.resolve(ctx.doc, root).map(|n| (n, ctx.doc.items(n))) {
+                None => Vec::new(),
+                Some((_, Some(els))) => els
+                    .iter()
+                    .enumerate()
+                    .map(|(i, el)| item(plan, ctx, el).map_err(|e| e.under(&format!("items[{i}]"))))
+                    .collect::<R<Vec<_>>>()?,
+                Some((other, None)) => {
+                    return Err(MapError::new(
+                        MapReason::TypeMismatch,
+                        format!("`each:` expects an array, found {}", other.kind()),
+                    )
+                    .at_field("items")
+                    .from_source(&format!("`{path}`")))
+                }
             }
-        },
+        }
     };
     e.revenue = money(&p.revenue, ctx, root).map_err(|e| e.under("revenue"))?;
     e.shipping_charge =

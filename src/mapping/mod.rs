@@ -215,7 +215,7 @@ impl TopicMapping {
         deliver: impl FnOnce(eval::Event<'_>) -> E,
     ) -> (Processed<E>, Option<&'s str>) {
         match need::decode(msg.payload, &self.need) {
-            Ok(root) => self.process_node(&root, msg, opts, deliver),
+            Ok(doc) => self.process_doc(&doc, msg, opts, deliver),
             Err(e) => {
                 let p = Processed::Reject {
                     class: RejectClass::Decode,
@@ -228,15 +228,20 @@ impl TopicMapping {
     }
 
     /// Maps and validates an already decoded message.
-    fn process_node<'s, E>(
+    fn process_doc<'s, E>(
         &'s self,
-        root: &doc::Node<'_>,
+        doc: &doc::Doc<'_>,
         msg: &SourceMessage<'_>,
         opts: &ValidateOptions,
         deliver: impl FnOnce(eval::Event<'_>) -> E,
     ) -> (Processed<E>, Option<&'s str>) {
         let ua = std::cell::OnceCell::new();
-        let ctx = Ctx { root, msg, ua: &ua };
+        let ctx = Ctx {
+            doc,
+            root: doc.root(),
+            msg,
+            ua: &ua,
+        };
         let Some(rule) = self
             .rules
             .iter()
@@ -434,6 +439,7 @@ fn compile_block(
         rule.fields.need(&mut need);
     }
     // Now that the need is complete, every path learns the slots it reads (see `Node::Proj`).
+    need.number();
     let mut hint = |p: &mut path::Path, scope: &[String]| p.hint(&need, scope);
     for rule in &mut rules {
         if let Some(c) = &mut rule.when {

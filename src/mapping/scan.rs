@@ -10,7 +10,7 @@
 //! error message. So errors and edge cases keep serde_json's behaviour by construction; only
 //! well-formed, ordinary messages take this path (nearly all of them).
 
-use super::doc::Node;
+use super::doc::{Builder, Doc, Node};
 use super::need::Need;
 use crate::mcm::json::next_escape;
 use std::borrow::Cow;
@@ -24,26 +24,31 @@ const POW10: [f64; 16] = [
 ];
 
 /// Decodes `text` keeping what `need` asks for; `None` means "let serde_json decide".
-pub fn decode<'a>(text: &'a str, need: &Need) -> Option<Node<'a>> {
+pub fn decode<'a>(text: &'a str, need: &'a Need) -> Option<Doc<'a>> {
     let mut r = Reader {
         s: text,
         b: text.as_bytes(),
         i: 0,
+        out: Builder::with_capacity(NODES),
     };
     r.ws();
     if r.peek()? != b'{' {
         return None;
     }
-    let mut node = Node::Null;
-    r.value(need, 0, &mut node)?;
+    let root = r.value(need, 0)?;
     r.ws();
-    (r.i == r.b.len()).then_some(node)
+    (r.i == r.b.len()).then(|| r.out.finish(root))
 }
+
+/// Room for this many nodes from the start: a typical commerce event's projection fits, so its
+/// node vector is allocated once.
+const NODES: usize = 64;
 
 struct Reader<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    out: Builder<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -95,60 +100,56 @@ impl<'a> Reader<'a> {
         (self.b.get(self.i..end)? == word).then(|| self.i = end)
     }
 
-    /// A value that is read, built as a node into `slot` (objects projected by `need`).
-    ///
-    /// Values are written in place (into the parent's member or element vector) rather than
-    /// returned: returning a `Node` through memory and copying it into the vector cost more than
-    /// reading it, in store-forwarding stalls (perf showed them as most of the reader's time).
-    fn value(&mut self, need: &Need, depth: u32, slot: &mut Node<'a>) -> Option<()> {
+    /// A value that is read (objects projected by `need`).
+    fn value(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         self.ws();
-        match self.peek()? {
-            b'{' if need.keeps_all() => *slot = Node::Obj(self.members(need, depth + 1)?),
-            b'{' => *slot = Node::Proj(self.slots(need, depth + 1)?),
-            b'[' => *slot = Node::Arr(self.items(need, depth + 1)?),
-            b'"' => self.string(slot)?,
-            b'-' | b'0'..=b'9' => self.number(slot)?,
+        Some(match self.peek()? {
+            b'{' if need.keeps_all() => self.members(need, depth + 1)?,
+            b'{' => self.slots(need, depth + 1)?,
+            b'[' => self.items(need, depth + 1)?,
+            b'"' => self.string()?,
+            b'-' | b'0'..=b'9' => self.number()?,
             b't' => {
                 self.literal(b"true")?;
-                *slot = Node::Bool(true);
+                Node::Bool(true)
             }
             b'f' => {
                 self.literal(b"false")?;
-                *slot = Node::Bool(false);
+                Node::Bool(false)
             }
             b'n' => {
                 self.literal(b"null")?;
-                *slot = Node::Null;
+                Node::Null
             }
             _ => return None,
-        }
-        Some(())
+        })
     }
 
-    /// The members of the object starting at `{`, read whole (`need` keeps everything).
-    fn members(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
-        let mut members = Vec::new();
+    /// The object starting at `{`, read whole (`need` keeps everything).
+    fn members(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
+        let mark = self.out.mark();
         self.object(depth, |r, key| {
-            members.push((Cow::Borrowed(key), Node::Null));
-            let (_, v) = members.last_mut()?;
-            r.value(need, depth, v)
+            let v = r.value(need, depth)?;
+            r.out.push(Node::Str(Cow::Borrowed(key)));
+            r.out.push(v);
+            Some(())
         })?;
-        Some(members)
+        Some(self.out.close_obj(mark))
     }
 
-    /// The needed members of the object starting at `{`, one slot per needed key in the need's
-    /// order (see `Node::Proj`); the rest are skipped.
-    fn slots(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
-        let mut slots = super::need::empty_slots(need);
+    /// The object starting at `{`, projected: one slot per needed key in the need's order (see
+    /// `Node::Proj`); the other members are skipped.
+    fn slots(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
+        let start = self.out.open_proj(need);
         self.object(depth, |r, key| match need.child_at(key) {
             Some((i, c)) => {
-                let (k, v) = slots.get_mut(i)?;
-                *k = Cow::Borrowed(key);
-                r.value(c, depth, v)
+                let v = r.value(c, depth)?;
+                r.out.set(start + i, v);
+                Some(())
             }
             None => r.skip_value(),
         })?;
-        Some(slots)
+        Some(Node::Proj { need, start })
     }
 
     /// Walks the object starting at `{`: its braces, colons and commas, calling `member` with
@@ -183,27 +184,27 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The elements of the array starting at `[`, each decoded with the array's own need.
-    fn items(&mut self, need: &Need, depth: u32) -> Option<Vec<Node<'a>>> {
+    /// The array starting at `[`, each element decoded with the array's own need.
+    fn items(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.i += 1; // `[`
-        let mut items = Vec::new();
+        let mark = self.out.mark();
         self.ws();
-        if self.eat(b']') {
-            return Some(items);
-        }
-        loop {
-            items.push(Node::Null);
-            self.value(need, depth, items.last_mut()?)?;
-            self.ws();
-            match self.next()? {
-                b',' => {}
-                b']' => return Some(items),
-                _ => return None,
+        if !self.eat(b']') {
+            loop {
+                let v = self.value(need, depth)?;
+                self.out.push(v);
+                self.ws();
+                match self.next()? {
+                    b',' => {}
+                    b']' => break,
+                    _ => return None,
+                }
             }
         }
+        Some(self.out.close_arr(mark))
     }
 
     /// An object key without escapes (escaped keys are rare: serde_json handles them).
@@ -221,15 +222,14 @@ impl<'a> Reader<'a> {
     }
 
     /// A string that is read: borrowed from the message unless it has escapes.
-    fn string(&mut self, slot: &mut Node<'a>) -> Option<()> {
+    fn string(&mut self) -> Option<Node<'a>> {
         self.i += 1; // `"`
         let start = self.i;
         let mut end = next_escape(self.b, start)?;
         match *self.b.get(end)? {
             b'"' => {
                 self.i = end + 1;
-                *slot = Node::Str(Cow::Borrowed(self.s.get(start..end)?));
-                return Some(());
+                return Some(Node::Str(Cow::Borrowed(self.s.get(start..end)?)));
             }
             b'\\' => {}
             _ => return None, // a raw control character: serde_json's error
@@ -241,8 +241,7 @@ impl<'a> Reader<'a> {
             match *self.b.get(end)? {
                 b'"' => {
                     self.i = end + 1;
-                    *slot = Node::Str(Cow::Owned(out));
-                    return Some(());
+                    return Some(Node::Str(Cow::Owned(out)));
                 }
                 b'\\' => {}
                 _ => return None,
@@ -283,7 +282,7 @@ impl<'a> Reader<'a> {
     /// integers of up to 18 digits (not `-0`, which serde_json makes a float), and decimals
     /// without an exponent of up to 15 significant digits, where `digits / 10^k` is one correctly
     /// rounded division — exactly what serde_json computes for them.
-    fn number(&mut self, slot: &mut Node<'a>) -> Option<()> {
+    fn number(&mut self) -> Option<Node<'a>> {
         let neg = self.eat(b'-');
         let int_start = self.i;
         self.int_part()?;
@@ -311,17 +310,15 @@ impl<'a> Reader<'a> {
         if frac_digits == 0 {
             // At most 18 digits: below 10^18 < i64::MAX.
             let v = i64::try_from(sig).ok()?;
-            *slot = match (neg, v) {
-                (true, 0) => return None,
-                (true, v) => Node::Int(-v),
-                (false, v) => Node::Int(v),
+            return match (neg, v) {
+                (true, 0) => None,
+                (true, v) => Some(Node::Int(-v)),
+                (false, v) => Some(Node::Int(v)),
             };
-            return Some(());
         }
         // At most 15 digits: `sig` and the power of ten are exact in f64.
         let f = sig as f64 / POW10.get(frac_digits)?;
-        *slot = Node::Float(if neg { -f } else { f });
-        Some(())
+        Some(Node::Float(if neg { -f } else { f }))
     }
 
     /// `0` or a digit run not starting with `0` (JSON has no leading zeros).
@@ -463,7 +460,7 @@ mod tests {
     use crate::mapping::need;
     use proptest::prelude::*;
 
-    fn serde_projected<'a>(text: &'a str, need: &Need) -> Option<Node<'a>> {
+    fn serde_projected<'a>(text: &'a str, need: &'a Need) -> Option<Doc<'a>> {
         need::decode_with_serde(text, need).ok()
     }
 

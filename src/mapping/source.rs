@@ -6,7 +6,7 @@
 //! `transform:` and `default:`. Everything is parsed here once; evaluation only walks
 //! pre-split paths and borrows from the message.
 
-use super::doc::Node;
+use super::doc::{Doc, Node};
 use super::error::{MapError, MapReason};
 use super::need::Need;
 use super::path::Path;
@@ -23,6 +23,8 @@ use std::rc::Rc;
 
 /// What evaluation needs besides the plan: the decoded message and its Kafka metadata.
 pub struct Ctx<'a> {
+    pub doc: &'a Doc<'a>,
+    /// `doc`'s root: the scope of everything outside an `each:`.
     pub root: &'a Node<'a>,
     pub msg: &'a SourceMessage<'a>,
     /// The parsed `device.user_agent`, held for as long as the event that borrows its text.
@@ -69,7 +71,7 @@ impl Subject {
         scope: &'a Node<'a>,
     ) -> Result<Option<Val<'a>>, MapError> {
         Ok(match self {
-            Subject::Path(p) => p.resolve(scope, ctx.root).and_then(Val::from_node),
+            Subject::Path(p) => p.resolve(ctx.doc, scope).and_then(Val::from_node),
             Subject::Kafka(KafkaField::Key) => ctx.msg.key.map(utf8).transpose()?,
             Subject::Kafka(KafkaField::Topic) => Some(Val::Str(Cow::Borrowed(ctx.msg.topic))),
             Subject::Kafka(KafkaField::Partition) => Some(Val::Int(i64::from(ctx.msg.partition))),
@@ -269,7 +271,7 @@ impl Source {
             (&self.origin, self.transforms.as_slice(), &self.default)
         {
             return Ok(p
-                .resolve(scope, ctx.root)
+                .resolve(ctx.doc, scope)
                 .and_then(Val::from_node)
                 .filter(|v| !v.is_empty()));
         }
@@ -536,10 +538,12 @@ fn sum<'a>(
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
 ) -> Result<Option<Val<'a>>, MapError> {
-    let items = match each.resolve(scope, ctx.root) {
+    let items = match each.resolve(ctx.doc, scope) {
         None => return Ok(None),
-        Some(Node::Arr(items)) => items,
-        Some(other) => return Err(mismatch("an array", other.kind())),
+        Some(node) => match ctx.doc.items(node) {
+            Some(items) => items,
+            None => return Err(mismatch("an array", node.kind())),
+        },
     };
     let mut total = 0.0;
     for (i, el) in items.iter().enumerate() {

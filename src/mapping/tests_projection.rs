@@ -11,7 +11,7 @@ use std::path::Path;
 impl TopicMapping {
     fn process_full_decode(&self, msg: &SourceMessage<'_>, opts: &ValidateOptions) -> Processed {
         match doc::decode(msg.payload) {
-            Ok(root) => self.process_node(&root, msg, opts, |e| e.into_owned()).0,
+            Ok(doc) => self.process_doc(&doc, msg, opts, |e| e.into_owned()).0,
             Err(e) => Processed::Reject {
                 class: RejectClass::Decode,
                 reason: e.code().into(),

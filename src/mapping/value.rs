@@ -63,7 +63,7 @@ impl<'a> Val<'a> {
             Node::Int(i) => Val::Int(*i),
             Node::Float(f) => Val::Float(*f),
             Node::Str(s) => Val::Str(Cow::Borrowed(s.as_ref())),
-            Node::Arr(_) | Node::Obj(_) | Node::Proj(_) => Val::Node(n),
+            Node::Arr { .. } | Node::Obj { .. } | Node::Proj { .. } => Val::Node(n),
         })
     }
 
@@ -216,7 +216,7 @@ mod tests {
         );
         assert_eq!(Val::Float(1999.0).into_string().as_deref(), Ok("1999"));
         assert_eq!(Val::Float(19.99).into_string().as_deref(), Ok("19.99"));
-        let obj = Node::Obj(vec![]);
+        let obj = Node::Obj { start: 0, len: 0 };
         assert_eq!(
             Val::Node(&obj).into_string().map_err(|e| e.reason),
             Err(MapReason::TypeMismatch)
