@@ -203,6 +203,14 @@ pub enum Tree {
     Proj(Vec<(String, Tree)>),
 }
 
+/// Where a value being read goes: a projected object's slot among the nodes, or an array
+/// element or whole-object member on the builder's stack.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Place {
+    Node(usize),
+    Stack(usize),
+}
+
 /// Builds a [`Doc`]: values are appended to one node vector; a container's direct contents must
 /// be contiguous, so array elements and whole-object members are collected on a stack while
 /// their own contents are appended, and moved into place when the container closes. A
@@ -234,6 +242,23 @@ impl<'a> Builder<'a> {
     pub(super) fn set(&mut self, at: usize, v: Node<'a>) {
         if let Some(slot) = self.nodes.get_mut(at) {
             *slot = v;
+        }
+    }
+
+    /// Adds an array element or a whole object's member value, `Null` until it is read, and
+    /// says where it is.
+    #[inline]
+    pub(super) fn push_place(&mut self) -> Place {
+        self.stack.push(Node::Null);
+        Place::Stack(self.stack.len() - 1)
+    }
+
+    /// The node at `at`, to write a value into.
+    #[inline]
+    pub(super) fn place(&mut self, at: Place) -> Option<&mut Node<'a>> {
+        match at {
+            Place::Node(i) => self.nodes.get_mut(i),
+            Place::Stack(i) => self.stack.get_mut(i),
         }
     }
 

@@ -10,10 +10,12 @@
 
 pub mod cases;
 mod condition;
+mod cursor;
 pub mod doc;
 pub mod error;
 mod eval;
 mod fields;
+mod keys;
 pub mod need;
 pub mod path;
 mod scan;

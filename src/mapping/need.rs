@@ -14,6 +14,7 @@
 //! large for `f64` in a skipped member is not an error.
 
 use super::doc::{Builder, DecodeError, Doc, Key, Node, Whole};
+use super::keys::{KeyHead, KeyTable};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,8 +24,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct Need {
     /// Keep this whole subtree.
     all: bool,
-    /// Needed members; few per level, so a linear scan beats hashing.
-    keys: Vec<(String, Need)>,
+    /// The needed members' keys, by slot.
+    keys: KeyTable,
+    /// What each needed member needs in turn, by slot.
+    children: Vec<Need>,
     /// This node's number in its tree, from [`Need::number`]; 0 until then. A path's slot hint
     /// names the need it was computed against, so it is only used on objects decoded with that
     /// very node (see [`super::doc::Doc::slot`]).
@@ -36,7 +39,8 @@ impl Need {
     pub fn everything() -> Need {
         Need {
             all: true,
-            keys: Vec::new(),
+            keys: KeyTable::default(),
+            children: Vec::new(),
             id: 0,
         }
     }
@@ -49,7 +53,7 @@ impl Need {
         fn walk(n: &mut Need) {
             // 0 means "not numbered": after 2^32 nodes (never, in practice) hints just stop.
             n.id = NEXT.fetch_add(1, Ordering::Relaxed);
-            for (_, c) in &mut n.keys {
+            for c in &mut n.children {
                 walk(c);
             }
         }
@@ -65,31 +69,32 @@ impl Need {
     /// How many slots a projected object decoded with this need has.
     #[inline]
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.children.len()
     }
 
     /// True when no member is needed (every member of an object is skipped).
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.children.is_empty()
     }
 
     /// The needed keys, in slot order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|(k, _)| k.as_str())
+        self.keys.names()
     }
 
     /// The node for the member path `keys` (created on demand).
     pub fn at(&mut self, keys: &[&str]) -> &mut Need {
         let mut cur = self;
         for k in keys {
-            let pos = match cur.keys.iter().position(|(n, _)| n == k) {
+            let pos = match cur.keys.position(k) {
                 Some(p) => p,
                 None => {
-                    cur.keys.push(((*k).to_string(), Need::default()));
-                    cur.keys.len() - 1
+                    cur.keys.push(k);
+                    cur.children.push(Need::default());
+                    cur.children.len() - 1
                 }
             };
-            cur = &mut cur.keys[pos].1;
+            cur = &mut cur.children[pos];
         }
         cur
     }
@@ -107,13 +112,16 @@ impl Need {
     /// The needed member `key`: its slot (position in a projected object) and its own need.
     #[inline]
     pub(super) fn child_at(&self, key: &str) -> Option<(usize, &Need)> {
-        // Length and first byte before the full comparison: most members of a message are not
-        // needed, and this rules them out without a `memcmp` call each (a tenth of decode time).
-        let k = key.as_bytes();
-        self.keys
-            .iter()
-            .position(|(n, _)| n.len() == k.len() && n.as_bytes().first() == k.first() && n == key)
-            .and_then(|i| self.keys.get(i).map(|(_, c)| (i, c)))
+        let i = self.keys.position(key)?;
+        Some((i, self.children.get(i)?))
+    }
+
+    /// The needed member whose key the reader found: `head` is that key's [`KeyHead`], `key`
+    /// its text (the same answer as [`Need::child_at`]).
+    #[inline]
+    pub(super) fn child_by_head(&self, head: &KeyHead, key: &str) -> Option<(usize, &Need)> {
+        let i = self.keys.find(head, key)?;
+        Some((i, self.children.get(i)?))
     }
 
     /// True when the whole subtree is kept.
@@ -280,7 +288,8 @@ mod tests {
             Need::everything(),
             Need {
                 all: true,
-                keys: vec![],
+                keys: KeyTable::default(),
+                children: vec![],
                 id: 0
             }
         );

@@ -218,26 +218,13 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// uses it too: inside a JSON string, exactly these bytes end it or need a closer look.
 #[inline]
 pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let rest = bytes.get(from..)?;
     let mut chunks = rest.chunks_exact(8);
     let mut at = from;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // Per byte: the high bit ends up set where the byte is < 0x20, or equals `"` or `\`
-        // (the classic "has byte less than n" / "has zero byte" tricks). A subtraction only
-        // borrows out of a byte that is itself a hit, so a false positive can only sit above a
-        // true one: the lowest flagged byte is exactly the first byte to escape (checked against
-        // a bytewise scan by `swar_scan_finds_exactly_the_first_escape`).
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        let hit =
-            (w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
-                & !w
-                & HIGH;
+        let hit = escape_bits(u64::from_le_bytes(word));
         if hit != 0 {
             // Little-endian: the lowest bit belongs to the first byte. At most 7, so the
             // conversion is exact.
@@ -250,6 +237,23 @@ pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         .iter()
         .position(|&b| needs_escape(b))
         .map(|i| at + i)
+}
+
+/// Eight bytes (little-endian) → the high bit of each byte that must be escaped, and possibly
+/// of some bytes after the first such byte, never before it: the lowest set bit marks exactly
+/// the first byte to escape (0 when there is none). The classic "has byte less than n" / "has
+/// zero byte" tricks: a subtraction only borrows out of a byte that is itself a hit, so a false
+/// positive can only sit above a true one (checked against a bytewise scan by
+/// `swar_scan_finds_exactly_the_first_escape`).
+#[inline]
+pub(crate) fn escape_bits(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    (w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
+        & !w
+        & HIGH
 }
 
 /// Inside a JSON string these bytes end it or start an escape; in output they must be escaped.
