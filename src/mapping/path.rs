@@ -36,6 +36,9 @@ pub struct Path {
     root: bool,
     segs: Vec<Seg>,
     text: String,
+    /// Every segment's slot, when every segment is a key with a slot hint (the usual path):
+    /// [`Path::resolve`] then walks these without looking at the segments.
+    route: Option<Vec<Slot>>,
 }
 
 impl fmt::Display for Path {
@@ -66,6 +69,7 @@ impl Path {
                 root,
                 segs: vec![],
                 text: s.to_string(),
+                route: None,
             });
         }
         let Some(rest) = body.strip_prefix('/') else {
@@ -100,6 +104,7 @@ impl Path {
             root,
             segs,
             text: s.to_string(),
+            route: None,
         })
     }
 
@@ -116,6 +121,7 @@ impl Path {
                     root,
                     segs: vec![],
                     text: s.into(),
+                    route: None,
                 })
             } else {
                 err("empty")
@@ -178,6 +184,7 @@ impl Path {
             root,
             segs,
             text: s.to_string(),
+            route: None,
         })
     }
 
@@ -240,11 +247,39 @@ impl Path {
                 Seg::Token(..) => cur = None,
             }
         }
+        self.route = self
+            .segs
+            .iter()
+            .map(|s| match s {
+                Seg::Key(_, hint) => *hint,
+                _ => None,
+            })
+            .collect::<Option<Vec<Slot>>>()
+            .filter(|r| !r.is_empty());
     }
 
     /// Follows the path from `scope` (or the root when anchored with `$`) in `doc`. JSON `null`
     /// counts as absent, so `default:` and `first:` treat both the same.
+    #[inline]
     pub fn resolve<'n, 'a>(&self, doc: &'n Doc<'a>, scope: &'n Node<'a>) -> Option<&'n Node<'a>> {
+        let Some(route) = &self.route else {
+            return self.walk(doc, scope);
+        };
+        // Slot by slot while the objects are the projected ones the hints name; anything else
+        // (another layout, an array, a scalar) takes the general walk, which then answers.
+        let mut cur = if self.root { doc.root() } else { scope };
+        for h in route {
+            cur = match doc.slot(cur, h.need, h.index) {
+                Some(v) => v,
+                None => return self.walk(doc, scope),
+            };
+        }
+        (!matches!(cur, Node::Null)).then_some(cur)
+    }
+
+    /// [`Path::resolve`] segment by segment.
+    #[inline(never)]
+    fn walk<'n, 'a>(&self, doc: &'n Doc<'a>, scope: &'n Node<'a>) -> Option<&'n Node<'a>> {
         let mut cur = if self.root { doc.root() } else { scope };
         for seg in &self.segs {
             cur = match seg {
@@ -271,7 +306,7 @@ impl Path {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::doc::decode;
+    use crate::mapping::doc::{self, decode};
 
     const MSG: &[u8] =
         br#"{"order":{"lines":[{"sku":"A"},{"sku":"B"}],"n":null},"a/b":{"~x":1},"k.d":2,"01":3}"#;
@@ -359,6 +394,16 @@ mod tests {
             );
             assert_eq!(hinted("z", &[]).resolve(doc, doc.root()), None, "absent");
         }
+        // A route that meets something other than the projected object it expects.
+        let scalar = need::decode(Some(br#"{"order":"x","z":[1]}"#), &need).expect("json");
+        assert_eq!(hinted("order.n", &[]).resolve(&scalar, scalar.root()), None);
+        let z = hinted("z", &[]).resolve(&scalar, scalar.root());
+        assert_eq!(
+            z.map(|z| scalar.tree(z)),
+            Some(doc::Tree::Arr(vec![doc::Tree::Int(1)]))
+        );
+        assert!(hinted("order.n", &[]).route.is_some());
+        assert!(lines.route.is_none(), "an index segment: walked");
     }
 
     #[test]
