@@ -10,10 +10,8 @@ use super::error::{MapError, MapReason};
 use super::fields::{DevicePlan, FieldsPlan, ItemPlan, ItemsPlan, MoneyPlan};
 use super::source::{Ctx, Source};
 use super::useragent;
-use super::value::Val;
-use crate::mcm::event::{
-    ChannelType, DeviceOf, EventType, ItemOf, McmEventOf, MoneyOf, PersonalizationMode,
-};
+use super::value::{trim, Val};
+use crate::mcm::event::{ChannelType, DeviceOf, ItemOf, McmEventOf, MoneyOf, PersonalizationMode};
 use std::borrow::Cow;
 
 type R<T> = Result<T, MapError>;
@@ -67,16 +65,19 @@ fn required<'a>(s: &'a Option<Source>, ctx: &Ctx<'a>, field: &str) -> R<Val<'a>>
     })
 }
 
-/// Builds the event. `id` is left `None` when unmapped or absent; the caller derives one.
-pub fn build<'a>(p: &'a FieldsPlan, event_type: EventType, ctx: &Ctx<'a>) -> R<Event<'a>> {
+/// Builds the event into `e` (a fresh one, of the rule's type; its timestamp and channel are
+/// set here). `id` is left `None` when unmapped or absent; the caller derives one.
+///
+/// The event (several hundred bytes) and its items and device are filled where they lie rather
+/// than returned: moving them through `Result`s cost more copying than building them.
+pub fn build<'a>(p: &'a FieldsPlan, ctx: &Ctx<'a>, e: &mut Event<'a>) -> R<()> {
     let root = ctx.root;
-    let timestamp = required(&p.timestamp, ctx, "timestamp")?
+    e.timestamp = required(&p.timestamp, ctx, "timestamp")?
         .integer()
         .map_err(|e| e.at_field("timestamp").from_source(label(&p.timestamp)))?;
     let channel = required(&p.channel_type, ctx, "channel_type")?;
-    let channel_type = enum_value(&channel, ChannelType::parse, "channel_type")
+    e.channel_type = enum_value(&channel, ChannelType::parse, "channel_type")
         .map_err(|e| e.from_source(label(&p.channel_type)))?;
-    let mut e = McmEventOf::new(event_type, timestamp, channel_type);
     e.id = text(&p.id, ctx, root, "id")?;
     e.user_id = text(&p.user_id, ctx, root, "user_id")?;
     e.custom_id = text(&p.custom_id, ctx, root, "custom_id")?;
@@ -93,22 +94,16 @@ pub fn build<'a>(p: &'a FieldsPlan, event_type: EventType, ctx: &Ctx<'a>) -> R<E
         "personalization_mode",
         |v| enum_value(&v, PersonalizationMode::parse, "personalization_mode"),
     )?;
-    e.device = device(&p.device, ctx)?;
-    e.items = match &p.items {
-        None => Vec::new(),
-        Some(ItemsPlan::List(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, it)| item(it, ctx, root).map_err(|e| e.under(&format!("items[{i}]"))))
-            .collect::<R<Vec<_>>>()?,
+    device(&p.device, ctx, &mut e.device)?;
+    match &p.items {
+        None => {}
+        Some(ItemsPlan::List(list)) => items(list.iter().map(|it| (it, root)), ctx, &mut e.items)?,
         Some(ItemsPlan::Each { path, item: plan }) => {
             match path.resolve(ctx.doc, root).map(|n| (n, ctx.doc.items(n))) {
-                None => Vec::new(),
-                Some((_, Some(els))) => els
-                    .iter()
-                    .enumerate()
-                    .map(|(i, el)| item(plan, ctx, el).map_err(|e| e.under(&format!("items[{i}]"))))
-                    .collect::<R<Vec<_>>>()?,
+                None => {}
+                Some((_, Some(els))) => {
+                    items(els.iter().map(|el| (&**plan, el)), ctx, &mut e.items)?
+                }
                 Some((other, None)) => {
                     return Err(MapError::new(
                         MapReason::TypeMismatch,
@@ -119,11 +114,27 @@ pub fn build<'a>(p: &'a FieldsPlan, event_type: EventType, ctx: &Ctx<'a>) -> R<E
                 }
             }
         }
-    };
+    }
     e.revenue = money(&p.revenue, ctx, root).map_err(|e| e.under("revenue"))?;
     e.shipping_charge =
         money(&p.shipping_charge, ctx, root).map_err(|e| e.under("shipping_charge"))?;
-    Ok(e)
+    Ok(())
+}
+
+/// Appends one item per (plan, scope) to `out`, each built in place.
+fn items<'a>(
+    each: impl ExactSizeIterator<Item = (&'a ItemPlan, &'a Node<'a>)>,
+    ctx: &Ctx<'a>,
+    out: &mut Vec<ItemOf<Cow<'a, str>>>,
+) -> R<()> {
+    out.reserve_exact(each.len());
+    for (i, (plan, scope)) in each.enumerate() {
+        out.push(ItemOf::default());
+        if let Some(it) = out.last_mut() {
+            item(plan, ctx, scope, it).map_err(|e| e.under(&format!("items[{i}]")))?;
+        }
+    }
+    Ok(())
 }
 
 fn label(s: &Option<Source>) -> &str {
@@ -133,7 +144,7 @@ fn label(s: &Option<Source>) -> &str {
 /// Enum fields accept any case (`site` → `SITE`); anything else says what would be accepted.
 fn enum_value<T>(v: &Val<'_>, parse: fn(&str) -> Option<T>, field: &str) -> R<T> {
     let t = v.text().map_err(|e| e.at_field(field))?;
-    let trimmed = t.trim();
+    let trimmed = trim(&t);
     // Names are upper-case, so a value already written that way (`channel_type: SITE`, the usual
     // constant) parses as is, without allocating its upper-case copy.
     parse(trimmed)
@@ -165,40 +176,49 @@ fn money<'a>(
     }))
 }
 
-fn item<'a>(p: &'a ItemPlan, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> R<ItemOf<Cow<'a, str>>> {
-    Ok(ItemOf {
-        id: text(&p.id, ctx, scope, "id")?,
-        item_group_id: text(&p.item_group_id, ctx, scope, "item_group_id")?,
-        quantity: get(&p.quantity, ctx, scope, "quantity", |v| v.integer())?,
-        seller_id: text(&p.seller_id, ctx, scope, "seller_id")?,
-        price: money(&p.price, ctx, scope).map_err(|e| e.under("price"))?,
-        price_seller: money(&p.price_seller, ctx, scope).map_err(|e| e.under("price_seller"))?,
-    })
+/// Fills `it` (a default item) from `scope`.
+fn item<'a>(
+    p: &'a ItemPlan,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    it: &mut ItemOf<Cow<'a, str>>,
+) -> R<()> {
+    it.id = text(&p.id, ctx, scope, "id")?;
+    it.item_group_id = text(&p.item_group_id, ctx, scope, "item_group_id")?;
+    it.quantity = get(&p.quantity, ctx, scope, "quantity", |v| v.integer())?;
+    it.seller_id = text(&p.seller_id, ctx, scope, "seller_id")?;
+    it.price = money(&p.price, ctx, scope).map_err(|e| e.under("price"))?;
+    it.price_seller = money(&p.price_seller, ctx, scope).map_err(|e| e.under("price_seller"))?;
+    Ok(())
 }
 
-fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>) -> R<Option<DeviceOf<Cow<'a, str>>>> {
+/// Sets `out` to the device, or `None` when no device field has a value.
+fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>, out: &mut Option<DeviceOf<Cow<'a, str>>>) -> R<()> {
     let root = ctx.root;
     let f = |s, name: &str| text(s, ctx, root, name).map_err(|e| e.under("device"));
-    let mut d = DeviceOf {
-        os: f(&p.os, "os")?,
-        os_version: f(&p.os_version, "os_version")?,
-        persistent_id: f(&p.persistent_id, "persistent_id")?,
-        advertising_id: f(&p.advertising_id, "advertising_id")?,
-        unique_device_id: f(&p.unique_device_id, "unique_device_id")?,
-        model: f(&p.model, "model")?,
-        ua: f(&p.ua, "ua")?,
-        language: f(&p.language, "language")?,
-        ip: f(&p.ip, "ip")?,
-    };
+    let d = out.insert(DeviceOf::default());
+    d.os = f(&p.os, "os")?;
+    d.os_version = f(&p.os_version, "os_version")?;
+    d.persistent_id = f(&p.persistent_id, "persistent_id")?;
+    d.advertising_id = f(&p.advertising_id, "advertising_id")?;
+    d.unique_device_id = f(&p.unique_device_id, "unique_device_id")?;
+    d.model = f(&p.model, "model")?;
+    d.ua = f(&p.ua, "ua")?;
+    d.language = f(&p.language, "language")?;
+    d.ip = f(&p.ip, "ip")?;
     if let Some(ua) = f(&p.user_agent, "user_agent")? {
         let info = ctx.ua.get_or_init(|| useragent::parse(&ua));
         // Explicit mappings win over what the user agent suggests.
-        d.os = d.os.or(info.os.as_deref().map(Cow::Borrowed));
+        d.os = d.os.take().or(info.os.as_deref().map(Cow::Borrowed));
         d.os_version = d
             .os_version
+            .take()
             .or(info.os_version.as_deref().map(Cow::Borrowed));
-        d.model = d.model.or(info.model.as_deref().map(Cow::Borrowed));
-        d.ua = d.ua.or(Some(ua));
+        d.model = d.model.take().or(info.model.as_deref().map(Cow::Borrowed));
+        d.ua = d.ua.take().or(Some(ua));
     }
-    Ok((!d.is_empty()).then_some(d))
+    if d.is_empty() {
+        *out = None;
+    }
+    Ok(())
 }

@@ -32,7 +32,7 @@ mod tests_projection;
 
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use crate::config::FailurePolicy;
-use crate::mcm::event::{EventType, McmEvent};
+use crate::mcm::event::{ChannelType, EventType, McmEvent};
 use crate::mcm::validate::{validate, ValidateOptions, MAX_ID_LEN};
 use condition::Cond;
 use fields::FieldsPlan;
@@ -264,17 +264,16 @@ impl TopicMapping {
             };
             return (p, None);
         };
-        let mut event = match eval::build(&rule.fields, rule.event_type, &ctx) {
-            Ok(e) => e,
-            Err(e) => {
-                let p = Processed::Reject {
-                    class: RejectClass::Mapping,
-                    reason: e.reason.code().into(),
-                    detail: e.to_string(),
-                };
-                return (p, Some(&rule.name));
-            }
-        };
+        // Timestamp and channel are placeholders until `build` sets them.
+        let mut event = eval::Event::new(rule.event_type, 0, ChannelType::Site);
+        if let Err(e) = eval::build(&rule.fields, &ctx, &mut event) {
+            let p = Processed::Reject {
+                class: RejectClass::Mapping,
+                reason: e.reason.code().into(),
+                detail: e.to_string(),
+            };
+            return (p, Some(&rule.name));
+        }
         if event.id.is_none() {
             event.id = Some(Cow::Owned(derived_id(msg.topic, msg.partition, msg.offset)));
         }

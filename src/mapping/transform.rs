@@ -6,7 +6,7 @@
 //! An absent value skips the transforms (the field's `default:` applies after them).
 
 use super::error::{MapError, MapReason};
-use super::value::{float_to_i64, Scalar, Val};
+use super::value::{float_to_i64, trim, Scalar, Val};
 use crate::config::decode::{closest, index, join, kind, show, ConfigError};
 use crate::mcm::event::CURRENCIES;
 use serde_yaml_ng::Value as Yaml;
@@ -252,7 +252,7 @@ impl Transform {
             Transform::Iso8601 => Val::Int(parse_iso8601(&v.text()?)?),
             Transform::Currency => {
                 let text = v.text()?;
-                let code = text.trim();
+                let code = trim(&text);
                 // The list is upper-case ASCII, so a case-insensitive match is the upper-cased
                 // code's exact match — and the list's own `&'static str` needs no allocation.
                 match CURRENCIES.iter().find(|c| c.eq_ignore_ascii_case(code)) {
@@ -323,7 +323,7 @@ fn finite<'a>(f: f64) -> Result<Val<'a>, MapError> {
 /// RFC 3339 / ISO-8601 with an offset (`2024-05-01T12:00:00.250Z`, `…+02:00`); without an
 /// offset the time is taken as UTC (document producers that do this!).
 fn parse_iso8601(s: &str) -> Result<i64, MapError> {
-    let s = s.trim();
+    let s = trim(s);
     if let Some(ms) = utc_millis_fast(s.as_bytes()) {
         return Ok(ms);
     }

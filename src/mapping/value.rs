@@ -151,6 +151,19 @@ pub fn is_blank(s: &str) -> bool {
     }
 }
 
+/// `str::trim`, answered without decoding a `char` when the text starts and ends with a visible
+/// ASCII character (nearly all values: codes, timestamps, enum names).
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let visible =
+        |b: Option<&u8>| matches!(b, Some(&b) if b.is_ascii() && !matches!(b, 0x09..=0x0D | b' '));
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
+    }
+}
+
 /// Converts a float to `i64` only when it is whole and in range (no silent truncation).
 pub fn float_to_i64(f: f64) -> Result<i64, MapError> {
     if f.fract() != 0.0 {
@@ -232,8 +245,16 @@ mod tests {
             .map(char::from)
             .chain(['\u{85}', '\u{a0}', '\u{2028}'])
         {
-            for s in [c.to_string(), format!("{c}x"), format!("{c} ")] {
+            for s in [
+                c.to_string(),
+                format!("{c}x"),
+                format!("{c} "),
+                format!("x{c}"),
+                format!("x{c}x"),
+                format!("{c}é{c}"),
+            ] {
                 assert_eq!(is_blank(&s), s.trim().is_empty(), "{s:?}");
+                assert_eq!(trim(&s), s.trim(), "{s:?}");
             }
         }
     }
