@@ -172,13 +172,31 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn string(&mut self, slot: &mut Node<'a>) -> Option<()> {
         let start = self.i + 1; // after `"`
-        let end = next_escape(self.b, start)?;
+        let end = self.escape_at(start)?;
         if *self.b.get(end)? != b'"' {
             return self.escaped_string(start, end, slot);
         }
         self.i = end + 1;
         *slot = Node::Str(Cow::Borrowed(self.s.get(start..end)?));
         Some(())
+    }
+
+    /// The first byte at or after `from` that ends a string or needs a closer look (`"`, `\\`,
+    /// a control character): [`next_escape`], inlined for the reader's strings, which lie inside
+    /// the message so whole words are there to read (the message's last few bytes aside).
+    #[inline(always)]
+    fn escape_at(&self, from: usize) -> Option<usize> {
+        let mut at = from;
+        while let Some(chunk) = self.b.get(at..at + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let hit = escape_bits(u64::from_le_bytes(w));
+            if hit != 0 {
+                return Some(at + (hit.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        next_escape(self.b, at)
     }
 
     /// A string from `start` whose first escape (or raw control character) is at `end`.
@@ -383,7 +401,7 @@ impl<'a> Cursor<'a> {
     pub(super) fn skip_string(&mut self) -> Option<()> {
         let mut at = self.i + 1;
         loop {
-            let end = next_escape(self.b, at)?;
+            let end = self.escape_at(at)?;
             match *self.b.get(end)? {
                 b'"' => {
                     self.i = end + 1;

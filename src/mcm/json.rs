@@ -176,10 +176,25 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
 }
 
 /// A JSON string with serde_json's escapes: `\"`, `\\`, the short forms `\b \t \n \f \r`, and
-/// `\u00XX` (lower-case hex) for the other control characters; everything else verbatim.
+/// `\u00XX` (lower-case hex) for the other control characters; everything else verbatim. Values
+/// almost never need an escape, so the string is tested as a whole first and then copied at once.
+#[inline]
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    if has_escape(bytes) {
+        write_escaped(out, bytes);
+    } else {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    }
+}
+
+/// [`write_str`] for a string with at least one byte to escape.
+#[inline(never)]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
     let mut start = 0;
     while let Some(i) = next_escape(bytes, start) {
         out.extend_from_slice(&bytes[start..i]);
@@ -210,6 +225,46 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// True when some byte of `bytes` must be escaped: eight bytes at a time, the last (partial)
+/// eight as one word overlapping bytes already tested (a word is only ever asked "any?", so
+/// testing a byte twice changes nothing), and strings under eight bytes as two overlapping
+/// four-byte halves.
+#[inline]
+pub(crate) fn has_escape(bytes: &[u8]) -> bool {
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    let half = |c: &[u8]| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(c);
+        u64::from(u32::from_le_bytes(w))
+    };
+    let n = bytes.len();
+    match n {
+        0 => false,
+        1..=3 => bytes.iter().any(|&b| needs_escape(b)),
+        4..=7 => match (bytes.get(..4), bytes.get(n - 4..)) {
+            (Some(lo), Some(hi)) => escape_bits(half(lo) | (half(hi) << 32)) != 0,
+            _ => bytes.iter().any(|&b| needs_escape(b)),
+        },
+        _ => {
+            let mut chunks = bytes.chunks_exact(8);
+            let mut any = 0;
+            for c in &mut chunks {
+                any |= escape_bits(word(c));
+            }
+            if !chunks.remainder().is_empty() {
+                if let Some(last) = bytes.get(n - 8..) {
+                    any |= escape_bits(word(last));
+                }
+            }
+            any != 0
+        }
+    }
 }
 
 /// The index of the first byte at or after `from` that must be escaped. Eight bytes at a time
@@ -384,6 +439,27 @@ mod tests {
                 .get(from..)
                 .and_then(|r| r.iter().position(|&b| needs_escape(b)).map(|i| from + i));
             prop_assert_eq!(next_escape(&bytes, from), naive);
+        }
+
+        #[test]
+        fn escape_test_answers_as_a_bytewise_scan(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a')],
+                0..40,
+            ),
+            clean in proptest::collection::vec(b'a'..=b'z', 0..40),
+            at in 0usize..40,
+            bad in prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20],
+        ) {
+            prop_assert_eq!(has_escape(&bytes), bytes.iter().any(|&b| needs_escape(b)));
+            // One escape byte anywhere in an otherwise clean string, at every length.
+            let mut one = clean.clone();
+            prop_assert!(!has_escape(&one));
+            if !one.is_empty() {
+                let i = at % one.len();
+                one[i] = bad;
+                prop_assert!(has_escape(&one), "{:?}", one);
+            }
         }
 
         #[test]
