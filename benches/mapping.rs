@@ -174,10 +174,12 @@ fn profile(events: u64) {
         Processed::Deliver(_)
     ));
     let mut bytes = 0;
+    let start = std::time::Instant::now();
     for _ in 0..events {
         bytes += map_one(block, black_box(&msg), &opts);
     }
-    println!("{events} events, {bytes} body bytes");
+    let ns = start.elapsed().as_nanos() as f64 / events.max(1) as f64;
+    println!("{events} events, {bytes} body bytes, {ns:.0} ns/event");
 }
 
 /// One event through `process_wire`, in a function of its own so that callgrind can count just

@@ -68,6 +68,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips a run of spaces eight at a time: pretty-printed messages indent every member.
+    #[inline]
     pub(super) fn spaces(&mut self) {
         const SPACES: u64 = 0x2020_2020_2020_2020;
         while let Some(chunk) = self.b.get(self.i..self.i + 8) {
@@ -256,12 +257,29 @@ impl<'a> Cursor<'a> {
     /// rounded division — exactly what serde_json computes for them.
     pub(super) fn number(&mut self, slot: &mut Node<'a>) -> Option<()> {
         let neg = self.eat(b'-');
-        let int_start = self.i;
-        self.int_part()?;
-        let int_digits = self.i - int_start;
+        // One pass: the significand accumulates as the digits are read (wrapping past 19
+        // digits, but such numbers are declined below).
+        let mut sig: u64 = 0;
+        let mut digits = |r: &mut Self| {
+            let start = r.i;
+            while let Some(c @ b'0'..=b'9') = r.peek() {
+                sig = sig.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                r.i += 1;
+            }
+            r.i - start
+        };
+        // `0` or a digit run not starting with `0` (JSON has no leading zeros).
+        let int_digits = match self.peek()? {
+            b'0' => {
+                self.i += 1;
+                1
+            }
+            b'1'..=b'9' => digits(self),
+            _ => return None,
+        };
         let mut frac_digits = 0;
         if self.eat(b'.') {
-            frac_digits = self.digits();
+            frac_digits = digits(self);
             if frac_digits == 0 {
                 return None;
             }
@@ -272,12 +290,6 @@ impl<'a> Cursor<'a> {
         let limit = if frac_digits == 0 { 18 } else { 15 };
         if int_digits + frac_digits > limit {
             return None;
-        }
-        let mut sig: u64 = 0;
-        for &c in self.b.get(int_start..self.i)? {
-            if c != b'.' {
-                sig = sig * 10 + u64::from(c - b'0');
-            }
         }
         if frac_digits == 0 {
             // At most 18 digits: below 10^18 < i64::MAX.
@@ -398,10 +410,20 @@ impl<'a> Cursor<'a> {
 
     /// A string that is not read: checked as serde_json checks it (escapes well-formed, no raw
     /// control characters; `\u` escapes need four hex digits but are not otherwise judged).
+    #[inline(always)]
     pub(super) fn skip_string(&mut self) -> Option<()> {
-        let mut at = self.i + 1;
+        let end = self.escape_at(self.i + 1)?;
+        if *self.b.get(end)? == b'"' {
+            self.i = end + 1;
+            return Some(());
+        }
+        self.skip_escaped_string(end)
+    }
+
+    /// The rest of a skipped string whose first escape (or raw control character) is at `end`.
+    #[inline(never)]
+    fn skip_escaped_string(&mut self, mut end: usize) -> Option<()> {
         loop {
-            let end = self.escape_at(at)?;
             match *self.b.get(end)? {
                 b'"' => {
                     self.i = end + 1;
@@ -410,7 +432,7 @@ impl<'a> Cursor<'a> {
                 b'\\' => {}
                 _ => return None,
             }
-            at = match *self.b.get(end + 1)? {
+            let at = match *self.b.get(end + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => end + 2,
                 b'u' => {
                     self.hex4(end + 2)?;
@@ -418,6 +440,7 @@ impl<'a> Cursor<'a> {
                 }
                 _ => return None,
             };
+            end = self.escape_at(at)?;
         }
     }
 

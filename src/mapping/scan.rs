@@ -315,6 +315,31 @@ mod tests {
         }
 
         #[test]
+        fn numbers_read_as_serde_json_reads_them(
+            neg in any::<bool>(),
+            int in "0|[1-9][0-9]{0,20}",
+            frac in proptest::option::of("[0-9]{0,18}"),
+            exp in proptest::option::of("[eE][+-]?[0-9]{0,3}"),
+        ) {
+            let num = format!(
+                "{}{int}{}{}",
+                if neg { "-" } else { "" },
+                frac.map(|f| format!(".{f}")).unwrap_or_default(),
+                exp.unwrap_or_default()
+            );
+            for text in [format!(r#"{{"n":{num}}}"#), format!(r#"{{"n":[{num},{num}],"z":{num}}}"#)] {
+                agrees(&text)?;
+            }
+            // Ordinary ones are read here, not left to serde_json.
+            let ordinary = format!(r#"{{"n":{}}}"#, &num[..num.len().min(10)]);
+            if !ordinary.contains(['e', 'E']) && !ordinary.ends_with(".}") && ordinary != r#"{"n":-0}"# {
+                for need in needs() {
+                    prop_assert!(decode(&ordinary, &need).is_some(), "{}", ordinary);
+                }
+            }
+        }
+
+        #[test]
         fn never_disagrees_with_serde_json_on_mutated_messages(
             cut in 0usize..200, byte in any::<u8>()
         ) {
