@@ -18,6 +18,13 @@ const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
+/// An object key as read: where it lies in the message, and its head.
+pub(super) struct Key {
+    start: usize,
+    end: usize,
+    pub(super) head: KeyHead,
+}
+
 /// A position in a message.
 pub(super) struct Cursor<'a> {
     s: &'a str,
@@ -119,7 +126,7 @@ impl<'a> Cursor<'a> {
     /// find the closing quote (the escape test of `next_escape`) and, masked to the key's
     /// length, are its [`KeyHead`] — no second pass over the key to match it.
     #[inline(always)]
-    pub(super) fn key(&mut self) -> Option<(&'a str, KeyHead)> {
+    pub(super) fn key(&mut self) -> Option<Key> {
         if !self.eat(b'"') {
             return None;
         }
@@ -165,7 +172,18 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.i = end + 1;
-        Some((self.s.get(start..end)?, head))
+        Some(Key { start, end, head })
+    }
+
+    /// The bytes of a key read by [`Cursor::key`].
+    #[inline]
+    pub(super) fn key_bytes(&self, k: &Key) -> Option<&'a [u8]> {
+        self.b.get(k.start..k.end)
+    }
+
+    /// The text of a key read by [`Cursor::key`].
+    pub(super) fn key_text(&self, k: &Key) -> Option<&'a str> {
+        self.s.get(k.start..k.end)
     }
 
     /// A string that is read: borrowed from the message unless it has escapes (then decoded,

@@ -10,7 +10,7 @@ use super::error::{MapError, MapReason};
 use super::fields::{DevicePlan, FieldsPlan, ItemPlan, ItemsPlan, MoneyPlan};
 use super::source::{Ctx, Source};
 use super::useragent;
-use super::value::{trim, Val};
+use super::value::{is_blank, trim, Val};
 use crate::mcm::event::{ChannelType, DeviceOf, ItemOf, McmEventOf, MoneyOf, PersonalizationMode};
 use std::borrow::Cow;
 
@@ -43,13 +43,61 @@ fn get<'a, T>(
         .map_err(|e| e.at_field(field).from_source(s.label()))
 }
 
+/// What a bare-path source reads ([`Source::bare_path`]): `Some(None)` when absent, `Some(node)`
+/// otherwise; `None` for any other source. The field readers below take the usual nodes (text
+/// for text fields, numbers for number fields) straight from here, exactly as `get` would
+/// convert them, and leave everything else, errors included, to `get`.
+#[inline]
+fn bare<'a>(
+    s: &'a Option<Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+) -> Option<Option<&'a Node<'a>>> {
+    let p = s.as_ref()?.bare_path()?;
+    Some(p.resolve(ctx.doc, scope))
+}
+
+/// A text field.
 fn text<'a>(
     s: &'a Option<Source>,
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
     field: &str,
 ) -> R<Option<Cow<'a, str>>> {
-    get(s, ctx, scope, field, Val::into_text)
+    match bare(s, ctx, scope) {
+        Some(None) => Ok(None),
+        Some(Some(Node::Str(v))) => Ok((!is_blank(v)).then_some(Cow::Borrowed(v.as_ref()))),
+        _ => get(s, ctx, scope, field, Val::into_text),
+    }
+}
+
+/// A number field (a money amount).
+fn number<'a>(
+    s: &'a Option<Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    field: &str,
+) -> R<Option<f64>> {
+    match bare(s, ctx, scope) {
+        Some(None) => Ok(None),
+        Some(Some(Node::Int(i))) => Ok(Some(*i as f64)),
+        Some(Some(Node::Float(f))) if f.is_finite() => Ok(Some(*f)),
+        _ => get(s, ctx, scope, field, |v| v.number()),
+    }
+}
+
+/// A whole-number field (a quantity).
+fn integer<'a>(
+    s: &'a Option<Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    field: &str,
+) -> R<Option<i64>> {
+    match bare(s, ctx, scope) {
+        Some(None) => Ok(None),
+        Some(Some(Node::Int(i))) => Ok(Some(*i)),
+        _ => get(s, ctx, scope, field, |v| v.integer()),
+    }
 }
 
 /// A field the event cannot exist without: absence is a mapping error, not a silent default.
@@ -166,7 +214,7 @@ fn money<'a>(
     scope: &'a Node<'a>,
 ) -> R<Option<MoneyOf<Cow<'a, str>>>> {
     let Some(m) = m else { return Ok(None) };
-    let amount = get(&m.amount, ctx, scope, "amount", |v| v.number())?;
+    let amount = number(&m.amount, ctx, scope, "amount")?;
     let currency = text(&m.currency, ctx, scope, "currency")?;
     // No amount means no money object at all (e.g. a product view without a price); a currency
     // alone carries nothing. An amount without a currency is kept so the validator reports it.
@@ -185,7 +233,7 @@ fn item<'a>(
 ) -> R<()> {
     it.id = text(&p.id, ctx, scope, "id")?;
     it.item_group_id = text(&p.item_group_id, ctx, scope, "item_group_id")?;
-    it.quantity = get(&p.quantity, ctx, scope, "quantity", |v| v.integer())?;
+    it.quantity = integer(&p.quantity, ctx, scope, "quantity")?;
     it.seller_id = text(&p.seller_id, ctx, scope, "seller_id")?;
     it.price = money(&p.price, ctx, scope).map_err(|e| e.under("price"))?;
     it.price_seller = money(&p.price_seller, ctx, scope).map_err(|e| e.under("price_seller"))?;
@@ -221,4 +269,78 @@ fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>, out: &mut Option<DeviceOf<Cow<'a
         *out = None;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{doc, SourceMessage};
+    use std::cell::OnceCell;
+
+    /// The field readers' shortcut for bare paths gives exactly what the general conversion
+    /// gives, values and errors alike, for every kind of JSON value.
+    #[test]
+    fn bare_path_fields_read_as_the_general_conversion() {
+        let values = [
+            r#""text""#,
+            r#""  ""#,
+            r#""""#,
+            r#""esc\"aped""#,
+            r#""12""#,
+            r#""1.5""#,
+            "7",
+            "-3",
+            "0",
+            "2.5",
+            "1e300",
+            "3.0",
+            "true",
+            "null",
+            "[1]",
+            r#"{"a":1}"#,
+        ];
+        let msg = SourceMessage {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+            key: None,
+            headers: &[],
+            timestamp_ms: None,
+            payload: None,
+        };
+        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str("{path: v}").expect("yaml");
+        let mut errors = Vec::new();
+        let source = Source::compile(&yaml, "f", &mut errors);
+        assert!(errors.is_empty() && source.as_ref().is_some_and(|s| s.bare_path().is_some()));
+        for json in values
+            .iter()
+            .map(|v| format!(r#"{{"v":{v}}}"#))
+            .chain(["{}".into()])
+        {
+            let d = doc::decode(Some(json.as_bytes())).expect("valid");
+            let ua = OnceCell::new();
+            let ctx = Ctx {
+                doc: &d,
+                root: d.root(),
+                msg: &msg,
+                ua: &ua,
+            };
+            let root = ctx.root;
+            assert_eq!(
+                text(&source, &ctx, root, "f"),
+                get(&source, &ctx, root, "f", Val::into_text),
+                "{json}"
+            );
+            assert_eq!(
+                number(&source, &ctx, root, "f"),
+                get(&source, &ctx, root, "f", |v| v.number()),
+                "{json}"
+            );
+            assert_eq!(
+                integer(&source, &ctx, root, "f"),
+                get(&source, &ctx, root, "f", |v| v.integer()),
+                "{json}"
+            );
+        }
+    }
 }

@@ -80,14 +80,14 @@ impl KeyTable {
 
     /// The slot of the key whose head is `head` and text is `key`.
     #[inline]
-    pub(super) fn find(&self, head: &KeyHead, key: &str) -> Option<usize> {
+    pub(super) fn find(&self, head: &KeyHead, key: &[u8]) -> Option<usize> {
         let mask = self.index.len().checked_sub(1)?;
         let mut b = head.bucket(self.bits);
         loop {
             let slot = self.index.get(b)?.checked_sub(1)?;
             if self.heads.get(slot) == Some(head)
                 && (head.len <= KeyHead::BYTES
-                    || self.names.get(slot).map(String::as_str) == Some(key))
+                    || self.names.get(slot).map(String::as_bytes) == Some(key))
             {
                 return Some(slot);
             }
@@ -97,7 +97,7 @@ impl KeyTable {
 
     /// The slot of `key` (the same answer as [`KeyTable::find`] given its head).
     pub(super) fn position(&self, key: &str) -> Option<usize> {
-        self.find(&KeyHead::of(key.as_bytes()), key)
+        self.find(&KeyHead::of(key.as_bytes()), key.as_bytes())
     }
 
     pub(super) fn names(&self) -> impl Iterator<Item = &str> {

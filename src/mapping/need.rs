@@ -117,9 +117,9 @@ impl Need {
     }
 
     /// The needed member whose key the reader found: `head` is that key's [`KeyHead`], `key`
-    /// its text (the same answer as [`Need::child_at`]).
+    /// its bytes (the same answer as [`Need::child_at`]).
     #[inline]
-    pub(super) fn child_by_head(&self, head: &KeyHead, key: &str) -> Option<(usize, &Need)> {
+    pub(super) fn child_by_head(&self, head: &KeyHead, key: &[u8]) -> Option<(usize, &Need)> {
         let i = self.keys.find(head, key)?;
         Some((i, self.children.get(i)?))
     }

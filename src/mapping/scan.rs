@@ -11,9 +11,8 @@
 //! error message. So errors and edge cases keep serde_json's behaviour by construction; only
 //! well-formed, ordinary messages take this path (nearly all of them).
 
-use super::cursor::{Cursor, MAX_DEPTH};
+use super::cursor::{Cursor, Key, MAX_DEPTH};
 use super::doc::{Builder, Doc, Node, Place};
-use super::keys::KeyHead;
 use super::need::Need;
 use std::borrow::Cow;
 
@@ -72,8 +71,9 @@ impl<'a> Reader<'a> {
     /// The object starting at `{`, read whole (`need` keeps everything).
     fn members(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         let mark = self.out.mark();
-        self.object(depth, |r, key, _| {
-            r.out.push(Node::Str(Cow::Borrowed(key)));
+        self.object(depth, |r, key| {
+            let name = r.c.key_text(&key)?;
+            r.out.push(Node::Str(Cow::Borrowed(name)));
             let at = r.out.push_place();
             r.value(need, depth, at)
         })?;
@@ -84,21 +84,22 @@ impl<'a> Reader<'a> {
     /// `Node::Proj`); the other members are skipped.
     fn slots(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         let start = self.out.open_proj(need);
-        self.object(depth, |r, key, head| match need.child_by_head(head, key) {
-            Some((i, c)) => r.value(c, depth, Place::Node(start + i)),
-            None => r.c.skip(),
+        self.object(depth, |r, key| {
+            match need.child_by_head(&key.head, r.c.key_bytes(&key)?) {
+                Some((i, c)) => r.value(c, depth, Place::Node(start + i)),
+                None => r.c.skip(),
+            }
         })?;
         Some(Node::Proj { need, start })
     }
 
     /// Walks the object starting at `{`: its braces, colons and commas, calling `member` with
-    /// each key (and its head) when the reader stands on that member's value, which `member`
-    /// must consume.
+    /// each key when the reader stands on that member's value, which `member` must consume.
     #[inline(always)]
     fn object(
         &mut self,
         depth: u32,
-        mut member: impl FnMut(&mut Self, &'a str, &KeyHead) -> Option<()>,
+        mut member: impl FnMut(&mut Self, Key) -> Option<()>,
     ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
@@ -110,12 +111,12 @@ impl<'a> Reader<'a> {
         }
         loop {
             self.c.ws();
-            let (key, head) = self.c.key()?;
+            let key = self.c.key()?;
             self.c.ws();
             if !self.c.eat(b':') {
                 return None;
             }
-            member(self, key, &head)?;
+            member(self, key)?;
             self.c.ws();
             match self.c.next()? {
                 b',' => {}
@@ -152,6 +153,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::keys::KeyHead;
     use crate::mapping::need;
     use proptest::prelude::*;
 
@@ -182,9 +184,9 @@ mod tests {
             for tail in ["\":1}", "\":1}            "] {
                 let text = format!("\"{key}{tail}");
                 let mut c = Cursor::new(&text);
-                let (k, head) = c.key().expect("a plain key");
-                assert_eq!(k, key);
-                assert_eq!(head, KeyHead::of(key.as_bytes()), "{text}");
+                let k = c.key().expect("a plain key");
+                assert_eq!(c.key_text(&k), Some(key.as_str()));
+                assert_eq!(k.head, KeyHead::of(key.as_bytes()), "{text}");
                 assert_eq!(c.peek(), Some(b':'));
             }
         }

@@ -258,6 +258,16 @@ impl Source {
         }
     }
 
+    /// The path, when the source is nothing but a path (no transform, no default): most are,
+    /// and what they give is exactly the node the path reads (blank text counting as absent).
+    #[inline]
+    pub fn bare_path(&self) -> Option<&Path> {
+        match (&self.origin, self.transforms.as_slice(), &self.default) {
+            (Origin::Read(Subject::Path(p)), [], None) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Evaluates to a value, or `None` when the source is absent (and has no default).
     #[inline]
     pub fn eval<'a>(
@@ -267,9 +277,7 @@ impl Source {
     ) -> Result<Option<Val<'a>>, MapError> {
         // Most sources are a bare path: read it, no transforms, no default, no error possible
         // (inlined into the caller; the general case keeps its own frame).
-        if let (Origin::Read(Subject::Path(p)), [], None) =
-            (&self.origin, self.transforms.as_slice(), &self.default)
-        {
+        if let Some(p) = self.bare_path() {
             return Ok(p
                 .resolve(ctx.doc, scope)
                 .and_then(Val::from_node)
@@ -294,6 +302,8 @@ impl Source {
         scope: &'a Node<'a>,
     ) -> Result<Option<Val<'a>>, MapError> {
         let mut v = match &self.origin {
+            // A path (with transforms or a default): read inline, as in `Subject::read`.
+            Origin::Read(Subject::Path(p)) => p.resolve(ctx.doc, scope).and_then(Val::from_node),
             Origin::Read(s) => s.read(ctx, scope)?,
             Origin::Const(c) => Some(c.val()),
             Origin::Template(parts) => render(parts, ctx, scope)?,

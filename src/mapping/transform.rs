@@ -253,9 +253,7 @@ impl Transform {
             Transform::Currency => {
                 let text = v.text()?;
                 let code = trim(&text);
-                // The list is upper-case ASCII, so a case-insensitive match is the upper-cased
-                // code's exact match — and the list's own `&'static str` needs no allocation.
-                match CURRENCIES.iter().find(|c| c.eq_ignore_ascii_case(code)) {
+                match known_currency(code) {
                     Some(c) => Val::Str(Cow::Borrowed(c)),
                     None => {
                         let code = code.to_ascii_uppercase();
@@ -302,6 +300,15 @@ impl Lookup {
             )),
         }
     }
+}
+
+/// The MCM list's own code for `code`, compared case-insensitively. The list is three-letter
+/// upper-case ASCII, so that is the upper-cased code's exact match; and the list's own
+/// `&'static str` needs no allocation.
+fn known_currency(code: &str) -> Option<&'static str> {
+    let three: [u8; 3] = code.as_bytes().try_into().ok()?;
+    let upper = three.map(|b| b.to_ascii_uppercase());
+    CURRENCIES.iter().copied().find(|c| c.as_bytes() == upper)
 }
 
 fn map_text<'a>(v: Val<'a>, f: impl FnOnce(&str) -> String) -> Result<Val<'a>, MapError> {
@@ -561,6 +568,20 @@ mod tests {
                 chrono_millis(&s).or_else(|| parse_iso8601(&s).ok()),
                 "{}", s
             );
+        }
+    }
+
+    #[test]
+    fn currency_lookup_is_a_case_insensitive_match_on_the_list() {
+        let mut codes: Vec<String> = CURRENCIES.iter().map(|c| c.to_string()).collect();
+        codes.extend(CURRENCIES.iter().map(|c| c.to_lowercase()));
+        codes.extend(["UsD", "US", "USDD", "", "ÜSD", "U\u{0}D", "XXX", "usd "].map(String::from));
+        for code in &codes {
+            let want = CURRENCIES
+                .iter()
+                .copied()
+                .find(|c| c.eq_ignore_ascii_case(code));
+            assert_eq!(known_currency(code), want, "{code:?}");
         }
     }
 
