@@ -13,6 +13,7 @@
 //! ([`Doc::get`], [`Doc::at`], [`Doc::items`]) goes through it, and a node from another document
 //! reads as absent or as that document's values, never out of bounds.
 
+use super::build::Builder;
 use super::need::Need;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -68,6 +69,25 @@ impl Node<'_> {
 pub struct Doc<'a> {
     root: Node<'a>,
     nodes: Vec<Node<'a>>,
+}
+
+impl<'a> Doc<'a> {
+    /// A document of `nodes` (made by [`Builder`]).
+    pub(super) fn new(root: Node<'a>, nodes: Vec<Node<'a>>) -> Doc<'a> {
+        Doc { root, nodes }
+    }
+
+    #[cfg(test)]
+    pub(super) fn nodes(&self) -> &Vec<Node<'a>> {
+        &self.nodes
+    }
+}
+
+/// The node vector is kept for the next document this thread decodes.
+impl Drop for Doc<'_> {
+    fn drop(&mut self) {
+        super::build::recycle_nodes(std::mem::take(&mut self.nodes));
+    }
 }
 
 impl<'a> Doc<'a> {
@@ -201,108 +221,6 @@ pub enum Tree {
     Arr(Vec<Tree>),
     Obj(Vec<(String, Tree)>),
     Proj(Vec<(String, Tree)>),
-}
-
-/// Where a value being read goes: a projected object's slot among the nodes, or an array
-/// element or whole-object member on the builder's stack.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Place {
-    Node(usize),
-    Stack(usize),
-}
-
-/// Builds a [`Doc`]: values are appended to one node vector; a container's direct contents must
-/// be contiguous, so array elements and whole-object members are collected on a stack while
-/// their own contents are appended, and moved into place when the container closes. A
-/// projected object knows its slot count when it opens, so its slots are reserved there.
-pub(super) struct Builder<'a> {
-    nodes: Vec<Node<'a>>,
-    stack: Vec<Node<'a>>,
-}
-
-impl<'a> Builder<'a> {
-    pub(super) fn with_capacity(nodes: usize) -> Builder<'a> {
-        Builder {
-            nodes: Vec::with_capacity(nodes),
-            stack: Vec::new(),
-        }
-    }
-
-    /// Reserves the slots of a projected object (all absent) and returns where they start.
-    #[inline]
-    pub(super) fn open_proj(&mut self, need: &Need) -> usize {
-        let start = self.nodes.len();
-        // `resize_with`, not `resize`: cloning a `Node` per slot costs more than building it.
-        self.nodes.resize_with(start + need.len(), || Node::Null);
-        start
-    }
-
-    /// Fills slot `at` (reserved by [`Builder::open_proj`]).
-    #[inline]
-    pub(super) fn set(&mut self, at: usize, v: Node<'a>) {
-        if let Some(slot) = self.nodes.get_mut(at) {
-            *slot = v;
-        }
-    }
-
-    /// Adds an array element or a whole object's member value, `Null` until it is read, and
-    /// says where it is.
-    #[inline]
-    pub(super) fn push_place(&mut self) -> Place {
-        self.stack.push(Node::Null);
-        Place::Stack(self.stack.len() - 1)
-    }
-
-    /// The node at `at`, to write a value into.
-    #[inline]
-    pub(super) fn place(&mut self, at: Place) -> Option<&mut Node<'a>> {
-        match at {
-            Place::Node(i) => self.nodes.get_mut(i),
-            Place::Stack(i) => self.stack.get_mut(i),
-        }
-    }
-
-    /// Where the next container's contents start on the stack.
-    #[inline]
-    pub(super) fn mark(&self) -> usize {
-        self.stack.len()
-    }
-
-    /// Adds an array element, or a whole object's member name or value.
-    #[inline]
-    pub(super) fn push(&mut self, v: Node<'a>) {
-        self.stack.push(v);
-    }
-
-    /// Closes the array whose elements were pushed since `mark`.
-    #[inline]
-    pub(super) fn close_arr(&mut self, mark: usize) -> Node<'a> {
-        let (start, len) = self.unstack(mark);
-        Node::Arr { start, len }
-    }
-
-    /// Closes the whole object whose names and values were pushed (alternately) since `mark`.
-    pub(super) fn close_obj(&mut self, mark: usize) -> Node<'a> {
-        let (start, len) = self.unstack(mark);
-        Node::Obj {
-            start,
-            len: len / 2,
-        }
-    }
-
-    fn unstack(&mut self, mark: usize) -> (usize, usize) {
-        let start = self.nodes.len();
-        let from = mark.min(self.stack.len());
-        self.nodes.extend(self.stack.drain(from..));
-        (start, self.nodes.len() - start)
-    }
-
-    pub(super) fn finish(self, root: Node<'a>) -> Doc<'a> {
-        Doc {
-            root,
-            nodes: self.nodes,
-        }
-    }
 }
 
 /// Why a payload could not be decoded; `code()` is the stable DLQ reason.

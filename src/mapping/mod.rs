@@ -8,6 +8,7 @@
 //! [`Processed::Reject`] with a stable reason code and the source path. The rule language is
 //! documented for users in `docs/mapping.md`.
 
+mod build;
 pub mod cases;
 mod condition;
 mod cursor;

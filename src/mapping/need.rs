@@ -13,7 +13,8 @@
 //! iteratively, so the 128-level nesting limit applies only to read subtrees; and a number too
 //! large for `f64` in a skipped member is not an error.
 
-use super::doc::{Builder, DecodeError, Doc, Key, Node, Whole};
+use super::build::Builder;
+use super::doc::{DecodeError, Doc, Key, Node, Whole};
 use super::keys::{KeyHead, KeyTable};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;

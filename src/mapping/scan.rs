@@ -11,8 +11,9 @@
 //! error message. So errors and edge cases keep serde_json's behaviour by construction; only
 //! well-formed, ordinary messages take this path (nearly all of them).
 
+use super::build::{Builder, Place};
 use super::cursor::{Cursor, Key, MAX_DEPTH};
-use super::doc::{Builder, Doc, Node, Place};
+use super::doc::{Doc, Node};
 use super::need::Need;
 use std::borrow::Cow;
 
@@ -59,7 +60,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The object or array starting here.
-    #[inline(never)]
+    #[inline]
     fn container(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         match self.c.peek()? {
             b'{' if need.keeps_all() => self.members(need, depth + 1),
@@ -69,6 +70,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The object starting at `{`, read whole (`need` keeps everything).
+    #[inline(never)]
     fn members(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         let mark = self.out.mark();
         self.object(depth, |r, key| {
@@ -82,6 +84,7 @@ impl<'a> Reader<'a> {
 
     /// The object starting at `{`, projected: one slot per needed key in the need's order (see
     /// `Node::Proj`); the other members are skipped.
+    #[inline(never)]
     fn slots(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         let start = self.out.open_proj(need);
         self.object(depth, |r, key| {
@@ -127,6 +130,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The array starting at `[`, each element decoded with the array's own need.
+    #[inline(never)]
     fn items(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         if depth > MAX_DEPTH {
             return None;
