@@ -8,7 +8,8 @@
 use super::doc::Node;
 use super::error::{MapError, MapReason};
 use super::fields::{DevicePlan, FieldsPlan, ItemPlan, ItemsPlan, MoneyPlan};
-use super::source::{Ctx, Source};
+use super::source::{Ctx, Shape, Source};
+use super::transform::known_currency;
 use super::useragent;
 use super::value::{is_blank, trim, Val};
 use crate::mcm::event::{ChannelType, DeviceOf, ItemOf, McmEventOf, MoneyOf, PersonalizationMode};
@@ -44,9 +45,7 @@ fn get<'a, T>(
 }
 
 /// What a bare-path source reads ([`Source::bare_path`]): `Some(None)` when absent, `Some(node)`
-/// otherwise; `None` for any other source. The field readers below take the usual nodes (text
-/// for text fields, numbers for number fields) straight from here, exactly as `get` would
-/// convert them, and leave everything else, errors included, to `get`.
+/// otherwise; `None` for any other source.
 #[inline]
 fn bare<'a>(
     s: &'a Option<Source>,
@@ -57,17 +56,54 @@ fn bare<'a>(
     Some(p.resolve(ctx.doc, scope))
 }
 
+// The field readers below take the common source shapes ([`Shape`]) and the usual kinds of value
+// (text for text fields, numbers for number fields) straight from the message, exactly as the
+// general evaluation and conversion (`get`) would; everything else, errors included, they leave
+// to `get`. `fast_paths_read_as_the_general_evaluation` holds them to it.
+
 /// A text field.
+#[inline(never)]
 fn text<'a>(
     s: &'a Option<Source>,
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
     field: &str,
 ) -> R<Option<Cow<'a, str>>> {
-    match bare(s, ctx, scope) {
-        Some(None) => Ok(None),
-        Some(Some(Node::Str(v))) => Ok((!is_blank(v)).then_some(Cow::Borrowed(v.as_ref()))),
-        _ => get(s, ctx, scope, field, Val::into_text),
+    let Some(src) = s else { return Ok(None) };
+    match fast_text(src, ctx, scope) {
+        Some(v) => Ok(v),
+        None => get(s, ctx, scope, field, Val::into_text),
+    }
+}
+
+/// What a text field gets from `s` when the shortcut applies (`None`: it does not).
+fn fast_text<'a>(
+    s: &'a Source,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+) -> Option<Option<Cow<'a, str>>> {
+    // A path's value as text: absent, blank (absent too) or a string; `None` for other kinds.
+    let text = |n: Option<&'a Node<'a>>| match n {
+        None => Some(None),
+        Some(Node::Str(v)) => Some((!is_blank(v)).then_some(Cow::Borrowed(v.as_ref()))),
+        Some(_) => None,
+    };
+    match s.shape() {
+        Shape::Path(p) => text(p.resolve(ctx.doc, scope)),
+        Shape::First(list) => {
+            for member in list {
+                if let Some(v) = text(member.bare_path()?.resolve(ctx.doc, scope))? {
+                    return Some(Some(v));
+                }
+            }
+            Some(None)
+        }
+        Shape::Currency { path, default } => match path.resolve(ctx.doc, scope) {
+            None => Some(default.map(Cow::Borrowed)),
+            Some(Node::Str(v)) => Some(Some(Cow::Borrowed(known_currency(trim(v))?))),
+            Some(_) => None,
+        },
+        Shape::Other => None,
     }
 }
 
@@ -78,11 +114,34 @@ fn number<'a>(
     scope: &'a Node<'a>,
     field: &str,
 ) -> R<Option<f64>> {
-    match bare(s, ctx, scope) {
-        Some(None) => Ok(None),
-        Some(Some(Node::Int(i))) => Ok(Some(*i as f64)),
-        Some(Some(Node::Float(f))) if f.is_finite() => Ok(Some(*f)),
-        _ => get(s, ctx, scope, field, |v| v.number()),
+    let Some(src) = s else { return Ok(None) };
+    match fast_number(src, ctx, scope) {
+        Some(v) => Ok(v),
+        None => get(s, ctx, scope, field, |v| v.number()),
+    }
+}
+
+/// What a number field gets from `s` when the shortcut applies (`None`: it does not).
+fn fast_number<'a>(s: &'a Source, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> Option<Option<f64>> {
+    // A path's value as a number: absent, or a number; `None` for other kinds (blank text, which
+    // counts as absent, included: rare here, and `get` knows).
+    let number = |n: Option<&'a Node<'a>>| match n {
+        None => Some(None),
+        Some(Node::Int(i)) => Some(Some(*i as f64)),
+        Some(Node::Float(f)) if f.is_finite() => Some(Some(*f)),
+        Some(_) => None,
+    };
+    match s.shape() {
+        Shape::Path(p) => number(p.resolve(ctx.doc, scope)),
+        Shape::First(list) => {
+            for member in list {
+                if let Some(v) = number(member.bare_path()?.resolve(ctx.doc, scope))? {
+                    return Some(Some(v));
+                }
+            }
+            Some(None)
+        }
+        Shape::Currency { .. } | Shape::Other => None,
     }
 }
 
@@ -277,10 +336,10 @@ mod tests {
     use crate::mapping::{doc, SourceMessage};
     use std::cell::OnceCell;
 
-    /// The field readers' shortcut for bare paths gives exactly what the general conversion
-    /// gives, values and errors alike, for every kind of JSON value.
+    /// The field readers' shortcuts give exactly what the general evaluation and conversion
+    /// give, values and errors alike, for every shape they take and every kind of JSON value.
     #[test]
-    fn bare_path_fields_read_as_the_general_conversion() {
+    fn fast_paths_read_as_the_general_evaluation() {
         let values = [
             r#""text""#,
             r#""  ""#,
@@ -288,6 +347,9 @@ mod tests {
             r#""esc\"aped""#,
             r#""12""#,
             r#""1.5""#,
+            r#""usd""#,
+            r#"" EUR ""#,
+            r#""US""#,
             "7",
             "-3",
             "0",
@@ -299,6 +361,16 @@ mod tests {
             "[1]",
             r#"{"a":1}"#,
         ];
+        // Each source, and whether the shortcuts take it (on `{"v": "usd"}`).
+        let sources = [
+            ("{path: v}", true),
+            ("{first: [{path: v}, {path: w}]}", true),
+            ("{first: [{path: v}, {const: 4}]}", true),
+            ("{first: [{const: 4}, {path: v}]}", false),
+            ("{path: v, transform: currency}", true),
+            ("{path: v, transform: currency, default: EUR}", true),
+            ("{path: v, transform: currency, default: 5}", false),
+        ];
         let msg = SourceMessage {
             topic: "t",
             partition: 0,
@@ -308,39 +380,58 @@ mod tests {
             timestamp_ms: None,
             payload: None,
         };
-        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str("{path: v}").expect("yaml");
-        let mut errors = Vec::new();
-        let source = Source::compile(&yaml, "f", &mut errors);
-        assert!(errors.is_empty() && source.as_ref().is_some_and(|s| s.bare_path().is_some()));
-        for json in values
-            .iter()
-            .map(|v| format!(r#"{{"v":{v}}}"#))
-            .chain(["{}".into()])
-        {
-            let d = doc::decode(Some(json.as_bytes())).expect("valid");
+        for (yaml, fast) in sources {
+            let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).expect("yaml");
+            let mut errors = Vec::new();
+            let source = Source::compile(&yaml, "f", &mut errors);
+            assert!(errors.is_empty(), "{errors:?}");
+            let usd = doc::decode(Some(br#"{"v":"usd"}"#)).expect("valid");
             let ua = OnceCell::new();
             let ctx = Ctx {
-                doc: &d,
-                root: d.root(),
+                doc: &usd,
+                root: usd.root(),
                 msg: &msg,
                 ua: &ua,
             };
-            let root = ctx.root;
-            assert_eq!(
-                text(&source, &ctx, root, "f"),
-                get(&source, &ctx, root, "f", Val::into_text),
-                "{json}"
-            );
-            assert_eq!(
-                number(&source, &ctx, root, "f"),
-                get(&source, &ctx, root, "f", |v| v.number()),
-                "{json}"
-            );
-            assert_eq!(
-                integer(&source, &ctx, root, "f"),
-                get(&source, &ctx, root, "f", |v| v.integer()),
-                "{json}"
-            );
+            let s = source.as_ref().expect("compiled");
+            assert_eq!(fast_text(s, &ctx, ctx.root).is_some(), fast, "{yaml:?}");
+            let absent = ["{}".to_string()];
+            let pairs = values.iter().flat_map(|v| {
+                values
+                    .iter()
+                    .map(move |w| format!(r#"{{"v":{v},"w":{w}}}"#))
+                    .chain([format!(r#"{{"v":{v}}}"#), format!(r#"{{"w":{v}}}"#)])
+            });
+            for json in pairs.chain(absent) {
+                let d = doc::decode(Some(json.as_bytes())).expect("valid");
+                let ua = OnceCell::new();
+                let ctx = Ctx {
+                    doc: &d,
+                    root: d.root(),
+                    msg: &msg,
+                    ua: &ua,
+                };
+                let root = ctx.root;
+                let at = || format!("{yaml:?} on {json}");
+                assert_eq!(
+                    text(&source, &ctx, root, "f"),
+                    get(&source, &ctx, root, "f", Val::into_text),
+                    "{}",
+                    at()
+                );
+                assert_eq!(
+                    number(&source, &ctx, root, "f"),
+                    get(&source, &ctx, root, "f", |v| v.number()),
+                    "{}",
+                    at()
+                );
+                assert_eq!(
+                    integer(&source, &ctx, root, "f"),
+                    get(&source, &ctx, root, "f", |v| v.integer()),
+                    "{}",
+                    at()
+                );
+            }
         }
     }
 }

@@ -121,6 +121,22 @@ enum Origin {
     },
 }
 
+/// The shapes most sources in real rules have, which the field readers in `eval.rs` read
+/// without the general evaluation (when the value is of the usual kind; anything else, errors
+/// included, they leave to [`Source::eval`]).
+pub enum Shape<'s> {
+    /// `{path: …}`.
+    Path(&'s Path),
+    /// `first: [...]` without a transform or default (its members may have any shape).
+    First(&'s [Source]),
+    /// `{path: …, transform: currency}`, with no default or a text one.
+    Currency {
+        path: &'s Path,
+        default: Option<&'s str>,
+    },
+    Other,
+}
+
 /// A compiled field source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
@@ -265,6 +281,26 @@ impl Source {
         match (&self.origin, self.transforms.as_slice(), &self.default) {
             (Origin::Read(Subject::Path(p)), [], None) => Some(p),
             _ => None,
+        }
+    }
+
+    /// Which of the common shapes this source has (see [`Shape`]).
+    #[inline]
+    pub fn shape(&self) -> Shape<'_> {
+        match (&self.origin, self.transforms.as_slice(), &self.default) {
+            (Origin::Read(Subject::Path(p)), [], None) => Shape::Path(p),
+            (Origin::First(list), [], None) => Shape::First(list),
+            (Origin::Read(Subject::Path(p)), [Transform::Currency], None) => Shape::Currency {
+                path: p,
+                default: None,
+            },
+            (Origin::Read(Subject::Path(p)), [Transform::Currency], Some(Scalar::Str(d))) => {
+                Shape::Currency {
+                    path: p,
+                    default: Some(d),
+                }
+            }
+            _ => Shape::Other,
         }
     }
 

@@ -305,7 +305,7 @@ impl Lookup {
 /// The MCM list's own code for `code`, compared case-insensitively. The list is three-letter
 /// upper-case ASCII, so that is the upper-cased code's exact match; and the list's own
 /// `&'static str` needs no allocation.
-fn known_currency(code: &str) -> Option<&'static str> {
+pub(super) fn known_currency(code: &str) -> Option<&'static str> {
     let three: [u8; 3] = code.as_bytes().try_into().ok()?;
     let upper = three.map(|b| b.to_ascii_uppercase());
     CURRENCIES.iter().copied().find(|c| c.as_bytes() == upper)
