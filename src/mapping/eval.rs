@@ -9,6 +9,7 @@ use super::doc::Node;
 use super::error::{MapError, MapReason};
 use super::fields::{DevicePlan, FieldsPlan, ItemPlan, ItemsPlan, MoneyPlan};
 use super::source::{Ctx, Shape, Source};
+use super::text::Text;
 use super::transform::known_currency;
 use super::useragent;
 use super::value::{is_blank, trim, Val};
@@ -19,7 +20,7 @@ type R<T> = Result<T, MapError>;
 
 /// The event as the mapping builds it: text borrowed from the message (or the plan) wherever no
 /// transform made new text, so a field costs no allocation of its own.
-pub type Event<'a> = McmEventOf<Cow<'a, str>>;
+pub type Event<'a> = McmEventOf<Text<'a>>;
 
 fn eval<'a>(
     s: &'a Option<Source>,
@@ -68,24 +69,20 @@ fn text<'a>(
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
     field: &str,
-) -> R<Option<Cow<'a, str>>> {
+) -> R<Option<Text<'a>>> {
     let Some(src) = s else { return Ok(None) };
     match fast_text(src, ctx, scope) {
         Some(v) => Ok(v),
-        None => get(s, ctx, scope, field, Val::into_text),
+        None => get(s, ctx, scope, field, |v| v.into_text().map(Text::new)),
     }
 }
 
 /// What a text field gets from `s` when the shortcut applies (`None`: it does not).
-fn fast_text<'a>(
-    s: &'a Source,
-    ctx: &Ctx<'a>,
-    scope: &'a Node<'a>,
-) -> Option<Option<Cow<'a, str>>> {
+fn fast_text<'a>(s: &'a Source, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> Option<Option<Text<'a>>> {
     // A path's value as text: absent, blank (absent too) or a string; `None` for other kinds.
     let text = |n: Option<&'a Node<'a>>| match n {
         None => Some(None),
-        Some(Node::Str(v)) => Some((!is_blank(v)).then_some(Cow::Borrowed(v.as_ref()))),
+        Some(Node::Str(v)) => Some((!is_blank(v)).then(|| Text::from_message(v))),
         Some(_) => None,
     };
     match s.shape() {
@@ -99,8 +96,8 @@ fn fast_text<'a>(
             Some(None)
         }
         Shape::Currency { path, default } => match path.resolve(ctx.doc, scope) {
-            None => Some(default.map(Cow::Borrowed)),
-            Some(Node::Str(v)) => Some(Some(Cow::Borrowed(known_currency(trim(v))?))),
+            None => Some(default.map(|d| Text::new(Cow::Borrowed(d)))),
+            Some(Node::Str(v)) => Some(Some(Text::currency_code(known_currency(trim(v))?))),
             Some(_) => None,
         },
         Shape::Other => None,
@@ -232,7 +229,7 @@ pub fn build<'a>(p: &'a FieldsPlan, ctx: &Ctx<'a>, e: &mut Event<'a>) -> R<()> {
 fn items<'a>(
     each: impl ExactSizeIterator<Item = (&'a ItemPlan, &'a Node<'a>)>,
     ctx: &Ctx<'a>,
-    out: &mut Vec<ItemOf<Cow<'a, str>>>,
+    out: &mut Vec<ItemOf<Text<'a>>>,
 ) -> R<()> {
     out.reserve_exact(each.len());
     for (i, (plan, scope)) in each.enumerate() {
@@ -271,7 +268,7 @@ fn money<'a>(
     m: &'a Option<MoneyPlan>,
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
-) -> R<Option<MoneyOf<Cow<'a, str>>>> {
+) -> R<Option<MoneyOf<Text<'a>>>> {
     let Some(m) = m else { return Ok(None) };
     let amount = number(&m.amount, ctx, scope, "amount")?;
     let currency = text(&m.currency, ctx, scope, "currency")?;
@@ -288,7 +285,7 @@ fn item<'a>(
     p: &'a ItemPlan,
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
-    it: &mut ItemOf<Cow<'a, str>>,
+    it: &mut ItemOf<Text<'a>>,
 ) -> R<()> {
     it.id = text(&p.id, ctx, scope, "id")?;
     it.item_group_id = text(&p.item_group_id, ctx, scope, "item_group_id")?;
@@ -300,7 +297,7 @@ fn item<'a>(
 }
 
 /// Sets `out` to the device, or `None` when no device field has a value.
-fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>, out: &mut Option<DeviceOf<Cow<'a, str>>>) -> R<()> {
+fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>, out: &mut Option<DeviceOf<Text<'a>>>) -> R<()> {
     let root = ctx.root;
     let f = |s, name: &str| text(s, ctx, root, name).map_err(|e| e.under("device"));
     let d = out.insert(DeviceOf::default());
@@ -314,14 +311,12 @@ fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>, out: &mut Option<DeviceOf<Cow<'a
     d.language = f(&p.language, "language")?;
     d.ip = f(&p.ip, "ip")?;
     if let Some(ua) = f(&p.user_agent, "user_agent")? {
-        let info = ctx.ua.get_or_init(|| useragent::parse(&ua));
+        let info = ctx.ua.get_or_init(|| useragent::parse(ua.as_ref()));
         // Explicit mappings win over what the user agent suggests.
-        d.os = d.os.take().or(info.os.as_deref().map(Cow::Borrowed));
-        d.os_version = d
-            .os_version
-            .take()
-            .or(info.os_version.as_deref().map(Cow::Borrowed));
-        d.model = d.model.take().or(info.model.as_deref().map(Cow::Borrowed));
+        let from_ua = |s: &'a Option<String>| s.as_deref().map(|s| Text::new(Cow::Borrowed(s)));
+        d.os = d.os.take().or(from_ua(&info.os));
+        d.os_version = d.os_version.take().or(from_ua(&info.os_version));
+        d.model = d.model.take().or(from_ua(&info.model));
         d.ua = d.ua.take().or(Some(ua));
     }
     if d.is_empty() {
@@ -413,9 +408,18 @@ mod tests {
                 };
                 let root = ctx.root;
                 let at = || format!("{yaml:?} on {json}");
+                let fast = text(&source, &ctx, root, "f");
+                if let Ok(Some(t)) = &fast {
+                    use crate::mcm::json::WireText;
+                    let needs = t
+                        .as_ref()
+                        .bytes()
+                        .any(|b| b < 0x20 || b == b'"' || b == b'\\');
+                    assert!(!(t.is_plain() && needs), "{}", at());
+                }
                 assert_eq!(
-                    text(&source, &ctx, root, "f"),
-                    get(&source, &ctx, root, "f", Val::into_text),
+                    fast.map(|t| t.map(String::from)),
+                    get(&source, &ctx, root, "f", |v| v.into_string()),
                     "{}",
                     at()
                 );

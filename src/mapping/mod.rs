@@ -22,6 +22,7 @@ pub mod path;
 mod scan;
 mod source;
 mod template;
+mod text;
 mod transform;
 pub mod useragent;
 mod value;
@@ -276,7 +277,8 @@ impl TopicMapping {
             return (p, Some(&rule.name));
         }
         if event.id.is_none() {
-            event.id = Some(Cow::Owned(derived_id(msg.topic, msg.partition, msg.offset)));
+            let id = derived_id(msg.topic, msg.partition, msg.offset);
+            event.id = Some(text::Text::new(Cow::Owned(id)));
         }
         let p = match validate(&event, opts) {
             Ok(()) => Processed::Deliver(deliver(event)),

@@ -9,6 +9,20 @@
 
 use super::event::{DeviceOf, ItemOf, McmEventOf, MoneyOf};
 use serde_json::ser::{CompactFormatter, Formatter};
+use std::borrow::Cow;
+
+/// The text of a string field, as the writer needs it.
+pub trait WireText: AsRef<str> {
+    /// True only when no byte of the text needs escaping: it is then copied without scanning
+    /// (the mapping knows this of text borrowed from a decoded message).
+    fn is_plain(&self) -> bool {
+        false
+    }
+}
+
+impl WireText for String {}
+impl WireText for Cow<'_, str> {}
+impl WireText for &str {}
 
 /// A member name as written before its value: `k!("id")` is `"id":`, one copy per member.
 macro_rules! k {
@@ -18,7 +32,7 @@ macro_rules! k {
 }
 
 /// Appends the wire JSON of `e` to `out`.
-pub fn write_event<S: AsRef<str>>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
+pub fn write_event<S: WireText>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("id"), e.id.as_ref());
     o.str(k!("event_type"), e.event_type.as_str());
@@ -56,7 +70,7 @@ pub fn write_event<S: AsRef<str>>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
     o.close();
 }
 
-fn write_device<S: AsRef<str>>(out: &mut Vec<u8>, d: &DeviceOf<S>) {
+fn write_device<S: WireText>(out: &mut Vec<u8>, d: &DeviceOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("os"), d.os.as_ref());
     o.opt_str(k!("os_version"), d.os_version.as_ref());
@@ -70,7 +84,7 @@ fn write_device<S: AsRef<str>>(out: &mut Vec<u8>, d: &DeviceOf<S>) {
     o.close();
 }
 
-fn write_item<S: AsRef<str>>(out: &mut Vec<u8>, it: &ItemOf<S>) {
+fn write_item<S: WireText>(out: &mut Vec<u8>, it: &ItemOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("id"), it.id.as_ref());
     o.opt_str(k!("item_group_id"), it.item_group_id.as_ref());
@@ -83,7 +97,7 @@ fn write_item<S: AsRef<str>>(out: &mut Vec<u8>, it: &ItemOf<S>) {
     o.close();
 }
 
-fn write_money<S: AsRef<str>>(out: &mut Vec<u8>, m: &MoneyOf<S>) {
+fn write_money<S: WireText>(out: &mut Vec<u8>, m: &MoneyOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("currency"), m.currency.as_ref());
     if let Some(a) = m.amount {
@@ -125,9 +139,14 @@ impl<'o> Obj<'o> {
     }
 
     #[inline(always)]
-    fn opt_str<S: AsRef<str>>(&mut self, key: &str, v: Option<&S>) {
+    fn opt_str<S: WireText>(&mut self, key: &str, v: Option<&S>) {
         if let Some(v) = v {
-            self.str(key, v.as_ref());
+            self.key(key);
+            if v.is_plain() {
+                write_plain(self.out, v.as_ref());
+            } else {
+                write_str(self.out, v.as_ref());
+            }
         }
     }
 
@@ -140,7 +159,7 @@ impl<'o> Obj<'o> {
     }
 
     #[inline(always)]
-    fn money<S: AsRef<str>>(&mut self, key: &str, m: Option<&MoneyOf<S>>) {
+    fn money<S: WireText>(&mut self, key: &str, m: Option<&MoneyOf<S>>) {
         if let Some(m) = m {
             self.key(key);
             write_money(self.out, m);
@@ -189,6 +208,19 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(bytes);
         out.push(b'"');
     }
+}
+
+/// A string known to need no escape ([`WireText::is_plain`]): quoted and copied.
+#[inline]
+fn write_plain(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(
+        !has_escape(s.as_bytes()),
+        "text marked plain needs escaping: {s:?}"
+    );
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 /// [`write_str`] for a string with at least one byte to escape.
