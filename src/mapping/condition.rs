@@ -110,16 +110,25 @@ impl Cond {
         }
     }
 
+    #[inline]
     pub fn eval<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
+        match self {
+            // The usual leaf, `field: … equals: <text>`: only a string equal to the text matches
+            // (`same`), so the value is compared where it lies, without converting it. Inlined
+            // into the `all`/`any` loops, which rules are mostly made of.
+            Cond::Leaf(Subject::Path(p), Test::Equals(Scalar::Str(want))) => {
+                matches!(p.resolve(ctx.doc, ctx.root), Some(Node::Str(s)) if s == want)
+            }
+            other => other.eval_general(ctx),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_general<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
         match self {
             Cond::All(list) => list.iter().all(|c| c.eval(ctx)),
             Cond::Any(list) => list.iter().any(|c| c.eval(ctx)),
             Cond::Not(c) => !c.eval(ctx),
-            // The usual leaf, `field: … equals: <text>`: only a string equal to the text matches
-            // (`same`), so the value is compared where it lies, without converting it.
-            Cond::Leaf(Subject::Path(p), Test::Equals(Scalar::Str(want))) => {
-                matches!(p.resolve(ctx.doc, ctx.root), Some(Node::Str(s)) if s == want)
-            }
             Cond::Leaf(subject, test) => leaf(subject, test, ctx),
         }
     }
