@@ -24,14 +24,14 @@
 //! which is why results are cached per thread. `decode_only` is the full serde_json decode (not
 //! on the message path; kept for comparison).
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, Criterion};
 
 /// The allocator the `mcm-bridge` binary uses (src/main.rs): the mapping allocates a few small
 /// strings per event, so the benchmark measures it with the same allocator as production.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use mcm_bridge::config;
-use mcm_bridge::mapping::{self, Processed, SourceMessage};
+use mcm_bridge::mapping::{self, MappingPlan, Processed, SourceMessage, TopicMapping};
 use mcm_bridge::mcm::validate::ValidateOptions;
 use std::path::Path;
 
@@ -64,24 +64,33 @@ const ORDER_COMPLETED: &str = r#"{
   }
 }"#;
 
-fn bench(c: &mut Criterion) {
+/// The shipped Segment example's compiled rules.
+fn segment_plan() -> MappingPlan {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/segment.yaml");
     let cfg = config::load(&path).expect("example config loads");
     let mut errors = Vec::new();
     let plan = mapping::compile(&cfg.topics, &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
-    let block = plan.route("segment.events").expect("routed");
-    let opts = ValidateOptions::now();
-    let headers: [(&str, Option<&[u8]>); 0] = [];
-    let msg = SourceMessage {
+    plan
+}
+
+fn message(payload: &[u8]) -> SourceMessage<'_> {
+    SourceMessage {
         topic: "segment.events",
         partition: 3,
         offset: 123_456,
         key: Some(b"user-8f14e45f"),
-        headers: &headers,
+        headers: &[],
         timestamp_ms: Some(1_717_000_003_000),
-        payload: Some(ORDER_COMPLETED.as_bytes()),
-    };
+        payload: Some(payload),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let plan = segment_plan();
+    let block = plan.route("segment.events").expect("routed");
+    let opts = ValidateOptions::now();
+    let msg = message(ORDER_COMPLETED.as_bytes());
     match block.process(&msg, &opts) {
         Processed::Deliver(e) => assert_eq!(e.items.len(), 3),
         other => panic!("benchmark input must map: {other:?}"),
@@ -95,10 +104,7 @@ fn bench(c: &mut Criterion) {
     });
     // The same event without a user agent: isolates the cost of UA parsing.
     let no_ua = ORDER_COMPLETED.replace("\"userAgent\"", "\"userAgentX\"");
-    let msg_no_ua = SourceMessage {
-        payload: Some(no_ua.as_bytes()),
-        ..msg
-    };
+    let msg_no_ua = message(no_ua.as_bytes());
     c.bench_function("segment_order_completed_3_products_no_user_agent", |b| {
         b.iter(|| match block.process_wire(black_box(&msg_no_ua), &opts) {
             Processed::Deliver(w) => w.body,
@@ -137,4 +143,51 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `MAPPING_PROFILE_EVENTS=N target/release/deps/mapping-…` maps the benchmark event N times
+/// through `process_wire` and exits, without criterion: a fixed amount of work for
+/// `valgrind --tool=callgrind --toggle-collect='*map_one*'` (instructions per event are
+/// load-independent, unlike timings on the shared machine) or `perf record`.
+fn main() {
+    match std::env::var("MAPPING_PROFILE_EVENTS") {
+        Ok(n) => profile(
+            n.parse()
+                .expect("MAPPING_PROFILE_EVENTS is a number of events"),
+        ),
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
+
+fn profile(events: u64) {
+    let plan = segment_plan();
+    let block = plan.route("segment.events").expect("routed");
+    let opts = ValidateOptions::now();
+    let msg = message(ORDER_COMPLETED.as_bytes());
+    // Outside the counted function: the user-agent rules are built (~90 ms, on a thread of
+    // their own) and this thread's user-agent cache filled, as in a running bridge.
+    assert!(mapping::useragent::warm_up());
+    assert!(matches!(
+        block.process_wire(&msg, &opts),
+        Processed::Deliver(_)
+    ));
+    let mut bytes = 0;
+    let start = std::time::Instant::now();
+    for _ in 0..events {
+        bytes += map_one(block, black_box(&msg), &opts);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / events.max(1) as f64;
+    println!("{events} events, {bytes} body bytes, {ns:.0} ns/event");
+}
+
+/// One event through `process_wire`, in a function of its own so that callgrind can count just
+/// this (`--toggle-collect='*map_one*'`) whatever the compiler inlines.
+#[inline(never)]
+fn map_one(block: &TopicMapping, msg: &SourceMessage<'_>, opts: &ValidateOptions) -> usize {
+    match block.process_wire(msg, opts) {
+        Processed::Deliver(w) => w.body.len(),
+        _ => 0,
+    }
+}

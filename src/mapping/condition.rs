@@ -5,6 +5,7 @@
 //! `not` combine leaves. Conditions never fail: a missing field or a value of another type simply
 //! does not match (`exists: false` is how to test for absence).
 
+use super::doc::Node;
 use super::need::Need;
 use super::path::Path;
 use super::source::{Ctx, Subject};
@@ -109,23 +110,40 @@ impl Cond {
         }
     }
 
+    #[inline]
     pub fn eval<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
+        match self {
+            // The usual leaf, `field: … equals: <text>`: only a string equal to the text matches
+            // (`same`), so the value is compared where it lies, without converting it. Inlined
+            // into the `all`/`any` loops, which rules are mostly made of.
+            Cond::Leaf(Subject::Path(p), Test::Equals(Scalar::Str(want))) => {
+                matches!(p.resolve(ctx.doc, ctx.root), Some(Node::Str(s)) if s == want)
+            }
+            other => other.eval_general(ctx),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_general<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
         match self {
             Cond::All(list) => list.iter().all(|c| c.eval(ctx)),
             Cond::Any(list) => list.iter().any(|c| c.eval(ctx)),
             Cond::Not(c) => !c.eval(ctx),
-            Cond::Leaf(subject, test) => {
-                // A key or header that is not UTF-8 cannot equal or match text: treat as no match.
-                let v = subject.read(ctx, ctx.root).ok().flatten();
-                match (test, v) {
-                    (Test::Exists(want), v) => v.is_some_and(|v| !v.is_empty()) == *want,
-                    (_, None) => false,
-                    (Test::Equals(s), Some(v)) => same(&v, s),
-                    (Test::In(list), Some(v)) => list.iter().any(|s| same(&v, s)),
-                    (Test::Matches(re), Some(v)) => v.text().is_ok_and(|t| re.is_match(&t)),
-                }
-            }
+            Cond::Leaf(subject, test) => leaf(subject, test, ctx),
         }
+    }
+}
+
+/// A leaf, read and tested the general way.
+fn leaf<'a>(subject: &'a Subject, test: &Test, ctx: &Ctx<'a>) -> bool {
+    // A key or header that is not UTF-8 cannot equal or match text: treat as no match.
+    let v = subject.read(ctx, ctx.root).ok().flatten();
+    match (test, v) {
+        (Test::Exists(want), v) => v.is_some_and(|v| !v.is_empty()) == *want,
+        (_, None) => false,
+        (Test::Equals(s), Some(v)) => same(&v, s),
+        (Test::In(list), Some(v)) => list.iter().any(|s| same(&v, s)),
+        (Test::Matches(re), Some(v)) => v.text().is_ok_and(|t| re.is_match(&t)),
     }
 }
 
@@ -215,5 +233,60 @@ fn same(v: &Val<'_>, s: &Scalar) -> bool {
             v.number().ok() == s.val().number().ok()
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{doc, SourceMessage};
+    use std::cell::OnceCell;
+
+    #[test]
+    fn text_equality_fast_path_answers_as_the_general_leaf() {
+        let values = [
+            r#""track""#,
+            r#""Track""#,
+            r#""track ""#,
+            r#""tr\u0061ck""#,
+            r#""""#,
+            "1",
+            "1.5",
+            "true",
+            "null",
+            "[]",
+            r#"["track"]"#,
+            r#"{"type":"track"}"#,
+        ];
+        let msg = SourceMessage {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+            key: None,
+            headers: &[],
+            timestamp_ms: None,
+            payload: None,
+        };
+        for v in values
+            .iter()
+            .map(|v| format!(r#"{{"type":{v}}}"#))
+            .chain([r#"{}"#.into()])
+        {
+            let d = doc::decode(Some(v.as_bytes())).expect("valid");
+            let ua = OnceCell::new();
+            let ctx = Ctx {
+                doc: &d,
+                root: d.root(),
+                msg: &msg,
+                ua: &ua,
+            };
+            for want in ["track", "Track", "", "1"] {
+                let subject = Subject::Path(Path::parse("type").expect("path"));
+                let test = Test::Equals(Scalar::Str(want.into()));
+                let general = leaf(&subject, &test, &ctx);
+                let cond = Cond::Leaf(subject, test);
+                assert_eq!(cond.eval(&ctx), general, "{v} equals {want:?}");
+            }
+        }
     }
 }

@@ -8,19 +8,19 @@
 use super::doc::Node;
 use super::error::{MapError, MapReason};
 use super::fields::{DevicePlan, FieldsPlan, ItemPlan, ItemsPlan, MoneyPlan};
-use super::source::{Ctx, Source};
+use super::source::{Ctx, Shape, Source};
+use super::text::Text;
+use super::transform::known_currency;
 use super::useragent;
-use super::value::Val;
-use crate::mcm::event::{
-    ChannelType, DeviceOf, EventType, ItemOf, McmEventOf, MoneyOf, PersonalizationMode,
-};
+use super::value::{is_blank, trim, Val};
+use crate::mcm::event::{ChannelType, DeviceOf, ItemOf, McmEventOf, MoneyOf, PersonalizationMode};
 use std::borrow::Cow;
 
 type R<T> = Result<T, MapError>;
 
 /// The event as the mapping builds it: text borrowed from the message (or the plan) wherever no
 /// transform made new text, so a field costs no allocation of its own.
-pub type Event<'a> = McmEventOf<Cow<'a, str>>;
+pub type Event<'a> = McmEventOf<Text<'a>>;
 
 fn eval<'a>(
     s: &'a Option<Source>,
@@ -45,13 +45,115 @@ fn get<'a, T>(
         .map_err(|e| e.at_field(field).from_source(s.label()))
 }
 
+/// What a bare-path source reads ([`Source::bare_path`]): `Some(None)` when absent, `Some(node)`
+/// otherwise; `None` for any other source.
+#[inline]
+fn bare<'a>(
+    s: &'a Option<Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+) -> Option<Option<&'a Node<'a>>> {
+    let p = s.as_ref()?.bare_path()?;
+    Some(p.resolve(ctx.doc, scope))
+}
+
+// The field readers below take the common source shapes ([`Shape`]) and the usual kinds of value
+// (text for text fields, numbers for number fields) straight from the message, exactly as the
+// general evaluation and conversion (`get`) would; everything else, errors included, they leave
+// to `get`. `fast_paths_read_as_the_general_evaluation` holds them to it.
+
+/// A text field.
+#[inline(never)]
 fn text<'a>(
     s: &'a Option<Source>,
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
     field: &str,
-) -> R<Option<Cow<'a, str>>> {
-    get(s, ctx, scope, field, Val::into_text)
+) -> R<Option<Text<'a>>> {
+    let Some(src) = s else { return Ok(None) };
+    match fast_text(src, ctx, scope) {
+        Some(v) => Ok(v),
+        None => get(s, ctx, scope, field, |v| v.into_text().map(Text::new)),
+    }
+}
+
+/// What a text field gets from `s` when the shortcut applies (`None`: it does not).
+fn fast_text<'a>(s: &'a Source, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> Option<Option<Text<'a>>> {
+    // A path's value as text: absent, blank (absent too) or a string; `None` for other kinds.
+    let text = |n: Option<&'a Node<'a>>| match n {
+        None => Some(None),
+        Some(Node::Str(v)) => Some((!is_blank(v)).then(|| Text::from_message(v))),
+        Some(_) => None,
+    };
+    match s.shape() {
+        Shape::Path(p) => text(p.resolve(ctx.doc, scope)),
+        Shape::First(list) => {
+            for member in list {
+                if let Some(v) = text(member.bare_path()?.resolve(ctx.doc, scope))? {
+                    return Some(Some(v));
+                }
+            }
+            Some(None)
+        }
+        Shape::Currency { path, default } => match path.resolve(ctx.doc, scope) {
+            None => Some(default.map(|d| Text::new(Cow::Borrowed(d)))),
+            Some(Node::Str(v)) => Some(Some(Text::currency_code(known_currency(trim(v))?))),
+            Some(_) => None,
+        },
+        Shape::Other => None,
+    }
+}
+
+/// A number field (a money amount).
+fn number<'a>(
+    s: &'a Option<Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    field: &str,
+) -> R<Option<f64>> {
+    let Some(src) = s else { return Ok(None) };
+    match fast_number(src, ctx, scope) {
+        Some(v) => Ok(v),
+        None => get(s, ctx, scope, field, |v| v.number()),
+    }
+}
+
+/// What a number field gets from `s` when the shortcut applies (`None`: it does not).
+fn fast_number<'a>(s: &'a Source, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> Option<Option<f64>> {
+    // A path's value as a number: absent, or a number; `None` for other kinds (blank text, which
+    // counts as absent, included: rare here, and `get` knows).
+    let number = |n: Option<&'a Node<'a>>| match n {
+        None => Some(None),
+        Some(Node::Int(i)) => Some(Some(*i as f64)),
+        Some(Node::Float(f)) if f.is_finite() => Some(Some(*f)),
+        Some(_) => None,
+    };
+    match s.shape() {
+        Shape::Path(p) => number(p.resolve(ctx.doc, scope)),
+        Shape::First(list) => {
+            for member in list {
+                if let Some(v) = number(member.bare_path()?.resolve(ctx.doc, scope))? {
+                    return Some(Some(v));
+                }
+            }
+            Some(None)
+        }
+        Shape::Currency { .. } | Shape::Other => None,
+    }
+}
+
+/// A whole-number field (a quantity).
+fn integer<'a>(
+    s: &'a Option<Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    field: &str,
+) -> R<Option<i64>> {
+    match bare(s, ctx, scope) {
+        Some(None) => Ok(None),
+        Some(Some(Node::Int(i))) => Ok(Some(*i)),
+        _ => get(s, ctx, scope, field, |v| v.integer()),
+    }
 }
 
 /// A field the event cannot exist without: absence is a mapping error, not a silent default.
@@ -67,16 +169,19 @@ fn required<'a>(s: &'a Option<Source>, ctx: &Ctx<'a>, field: &str) -> R<Val<'a>>
     })
 }
 
-/// Builds the event. `id` is left `None` when unmapped or absent; the caller derives one.
-pub fn build<'a>(p: &'a FieldsPlan, event_type: EventType, ctx: &Ctx<'a>) -> R<Event<'a>> {
+/// Builds the event into `e` (a fresh one, of the rule's type; its timestamp and channel are
+/// set here). `id` is left `None` when unmapped or absent; the caller derives one.
+///
+/// The event (several hundred bytes) and its items and device are filled where they lie rather
+/// than returned: moving them through `Result`s cost more copying than building them.
+pub fn build<'a>(p: &'a FieldsPlan, ctx: &Ctx<'a>, e: &mut Event<'a>) -> R<()> {
     let root = ctx.root;
-    let timestamp = required(&p.timestamp, ctx, "timestamp")?
+    e.timestamp = required(&p.timestamp, ctx, "timestamp")?
         .integer()
         .map_err(|e| e.at_field("timestamp").from_source(label(&p.timestamp)))?;
     let channel = required(&p.channel_type, ctx, "channel_type")?;
-    let channel_type = enum_value(&channel, ChannelType::parse, "channel_type")
+    e.channel_type = enum_value(&channel, ChannelType::parse, "channel_type")
         .map_err(|e| e.from_source(label(&p.channel_type)))?;
-    let mut e = McmEventOf::new(event_type, timestamp, channel_type);
     e.id = text(&p.id, ctx, root, "id")?;
     e.user_id = text(&p.user_id, ctx, root, "user_id")?;
     e.custom_id = text(&p.custom_id, ctx, root, "custom_id")?;
@@ -93,35 +198,47 @@ pub fn build<'a>(p: &'a FieldsPlan, event_type: EventType, ctx: &Ctx<'a>) -> R<E
         "personalization_mode",
         |v| enum_value(&v, PersonalizationMode::parse, "personalization_mode"),
     )?;
-    e.device = device(&p.device, ctx)?;
-    e.items = match &p.items {
-        None => Vec::new(),
-        Some(ItemsPlan::List(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, it)| item(it, ctx, root).map_err(|e| e.under(&format!("items[{i}]"))))
-            .collect::<R<Vec<_>>>()?,
-        Some(ItemsPlan::Each { path, item: plan }) => match path.resolve(root, root) {
-            None => Vec::new(),
-            Some(Node::Arr(els)) => els
-                .iter()
-                .enumerate()
-                .map(|(i, el)| item(plan, ctx, el).map_err(|e| e.under(&format!("items[{i}]"))))
-                .collect::<R<Vec<_>>>()?,
-            Some(other) => {
-                return Err(MapError::new(
-                    MapReason::TypeMismatch,
-                    format!("`each:` expects an array, found {}", other.kind()),
-                )
-                .at_field("items")
-                .from_source(&format!("`{path}`")))
+    device(&p.device, ctx, &mut e.device)?;
+    match &p.items {
+        None => {}
+        Some(ItemsPlan::List(list)) => items(list.iter().map(|it| (it, root)), ctx, &mut e.items)?,
+        Some(ItemsPlan::Each { path, item: plan }) => {
+            match path.resolve(ctx.doc, root).map(|n| (n, ctx.doc.items(n))) {
+                None => {}
+                Some((_, Some(els))) => {
+                    items(els.iter().map(|el| (&**plan, el)), ctx, &mut e.items)?
+                }
+                Some((other, None)) => {
+                    return Err(MapError::new(
+                        MapReason::TypeMismatch,
+                        format!("`each:` expects an array, found {}", other.kind()),
+                    )
+                    .at_field("items")
+                    .from_source(&format!("`{path}`")))
+                }
             }
-        },
-    };
+        }
+    }
     e.revenue = money(&p.revenue, ctx, root).map_err(|e| e.under("revenue"))?;
     e.shipping_charge =
         money(&p.shipping_charge, ctx, root).map_err(|e| e.under("shipping_charge"))?;
-    Ok(e)
+    Ok(())
+}
+
+/// Appends one item per (plan, scope) to `out`, each built in place.
+fn items<'a>(
+    each: impl ExactSizeIterator<Item = (&'a ItemPlan, &'a Node<'a>)>,
+    ctx: &Ctx<'a>,
+    out: &mut Vec<ItemOf<Text<'a>>>,
+) -> R<()> {
+    out.reserve_exact(each.len());
+    for (i, (plan, scope)) in each.enumerate() {
+        out.push(ItemOf::default());
+        if let Some(it) = out.last_mut() {
+            item(plan, ctx, scope, it).map_err(|e| e.under(&format!("items[{i}]")))?;
+        }
+    }
+    Ok(())
 }
 
 fn label(s: &Option<Source>) -> &str {
@@ -131,7 +248,7 @@ fn label(s: &Option<Source>) -> &str {
 /// Enum fields accept any case (`site` → `SITE`); anything else says what would be accepted.
 fn enum_value<T>(v: &Val<'_>, parse: fn(&str) -> Option<T>, field: &str) -> R<T> {
     let t = v.text().map_err(|e| e.at_field(field))?;
-    let trimmed = t.trim();
+    let trimmed = trim(&t);
     // Names are upper-case, so a value already written that way (`channel_type: SITE`, the usual
     // constant) parses as is, without allocating its upper-case copy.
     parse(trimmed)
@@ -151,9 +268,9 @@ fn money<'a>(
     m: &'a Option<MoneyPlan>,
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
-) -> R<Option<MoneyOf<Cow<'a, str>>>> {
+) -> R<Option<MoneyOf<Text<'a>>>> {
     let Some(m) = m else { return Ok(None) };
-    let amount = get(&m.amount, ctx, scope, "amount", |v| v.number())?;
+    let amount = number(&m.amount, ctx, scope, "amount")?;
     let currency = text(&m.currency, ctx, scope, "currency")?;
     // No amount means no money object at all (e.g. a product view without a price); a currency
     // alone carries nothing. An amount without a currency is kept so the validator reports it.
@@ -163,40 +280,162 @@ fn money<'a>(
     }))
 }
 
-fn item<'a>(p: &'a ItemPlan, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> R<ItemOf<Cow<'a, str>>> {
-    Ok(ItemOf {
-        id: text(&p.id, ctx, scope, "id")?,
-        item_group_id: text(&p.item_group_id, ctx, scope, "item_group_id")?,
-        quantity: get(&p.quantity, ctx, scope, "quantity", |v| v.integer())?,
-        seller_id: text(&p.seller_id, ctx, scope, "seller_id")?,
-        price: money(&p.price, ctx, scope).map_err(|e| e.under("price"))?,
-        price_seller: money(&p.price_seller, ctx, scope).map_err(|e| e.under("price_seller"))?,
-    })
+/// Fills `it` (a default item) from `scope`.
+fn item<'a>(
+    p: &'a ItemPlan,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    it: &mut ItemOf<Text<'a>>,
+) -> R<()> {
+    it.id = text(&p.id, ctx, scope, "id")?;
+    it.item_group_id = text(&p.item_group_id, ctx, scope, "item_group_id")?;
+    it.quantity = integer(&p.quantity, ctx, scope, "quantity")?;
+    it.seller_id = text(&p.seller_id, ctx, scope, "seller_id")?;
+    it.price = money(&p.price, ctx, scope).map_err(|e| e.under("price"))?;
+    it.price_seller = money(&p.price_seller, ctx, scope).map_err(|e| e.under("price_seller"))?;
+    Ok(())
 }
 
-fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>) -> R<Option<DeviceOf<Cow<'a, str>>>> {
+/// Sets `out` to the device, or `None` when no device field has a value.
+fn device<'a>(p: &'a DevicePlan, ctx: &Ctx<'a>, out: &mut Option<DeviceOf<Text<'a>>>) -> R<()> {
     let root = ctx.root;
     let f = |s, name: &str| text(s, ctx, root, name).map_err(|e| e.under("device"));
-    let mut d = DeviceOf {
-        os: f(&p.os, "os")?,
-        os_version: f(&p.os_version, "os_version")?,
-        persistent_id: f(&p.persistent_id, "persistent_id")?,
-        advertising_id: f(&p.advertising_id, "advertising_id")?,
-        unique_device_id: f(&p.unique_device_id, "unique_device_id")?,
-        model: f(&p.model, "model")?,
-        ua: f(&p.ua, "ua")?,
-        language: f(&p.language, "language")?,
-        ip: f(&p.ip, "ip")?,
-    };
+    let d = out.insert(DeviceOf::default());
+    d.os = f(&p.os, "os")?;
+    d.os_version = f(&p.os_version, "os_version")?;
+    d.persistent_id = f(&p.persistent_id, "persistent_id")?;
+    d.advertising_id = f(&p.advertising_id, "advertising_id")?;
+    d.unique_device_id = f(&p.unique_device_id, "unique_device_id")?;
+    d.model = f(&p.model, "model")?;
+    d.ua = f(&p.ua, "ua")?;
+    d.language = f(&p.language, "language")?;
+    d.ip = f(&p.ip, "ip")?;
     if let Some(ua) = f(&p.user_agent, "user_agent")? {
-        let info = ctx.ua.get_or_init(|| useragent::parse(&ua));
+        let info = ctx.ua.get_or_init(|| useragent::parse(ua.as_ref()));
         // Explicit mappings win over what the user agent suggests.
-        d.os = d.os.or(info.os.as_deref().map(Cow::Borrowed));
-        d.os_version = d
-            .os_version
-            .or(info.os_version.as_deref().map(Cow::Borrowed));
-        d.model = d.model.or(info.model.as_deref().map(Cow::Borrowed));
-        d.ua = d.ua.or(Some(ua));
+        let from_ua = |s: &'a Option<String>| s.as_deref().map(|s| Text::new(Cow::Borrowed(s)));
+        d.os = d.os.take().or(from_ua(&info.os));
+        d.os_version = d.os_version.take().or(from_ua(&info.os_version));
+        d.model = d.model.take().or(from_ua(&info.model));
+        d.ua = d.ua.take().or(Some(ua));
     }
-    Ok((!d.is_empty()).then_some(d))
+    if d.is_empty() {
+        *out = None;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{doc, SourceMessage};
+    use std::cell::OnceCell;
+
+    /// The field readers' shortcuts give exactly what the general evaluation and conversion
+    /// give, values and errors alike, for every shape they take and every kind of JSON value.
+    #[test]
+    fn fast_paths_read_as_the_general_evaluation() {
+        let values = [
+            r#""text""#,
+            r#""  ""#,
+            r#""""#,
+            r#""esc\"aped""#,
+            r#""12""#,
+            r#""1.5""#,
+            r#""usd""#,
+            r#"" EUR ""#,
+            r#""US""#,
+            "7",
+            "-3",
+            "0",
+            "2.5",
+            "1e300",
+            "3.0",
+            "true",
+            "null",
+            "[1]",
+            r#"{"a":1}"#,
+        ];
+        // Each source, and whether the shortcuts take it (on `{"v": "usd"}`).
+        let sources = [
+            ("{path: v}", true),
+            ("{first: [{path: v}, {path: w}]}", true),
+            ("{first: [{path: v}, {const: 4}]}", true),
+            ("{first: [{const: 4}, {path: v}]}", false),
+            ("{path: v, transform: currency}", true),
+            ("{path: v, transform: currency, default: EUR}", true),
+            ("{path: v, transform: currency, default: 5}", false),
+        ];
+        let msg = SourceMessage {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+            key: None,
+            headers: &[],
+            timestamp_ms: None,
+            payload: None,
+        };
+        for (yaml, fast) in sources {
+            let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).expect("yaml");
+            let mut errors = Vec::new();
+            let source = Source::compile(&yaml, "f", &mut errors);
+            assert!(errors.is_empty(), "{errors:?}");
+            let usd = doc::decode(Some(br#"{"v":"usd"}"#)).expect("valid");
+            let ua = OnceCell::new();
+            let ctx = Ctx {
+                doc: &usd,
+                root: usd.root(),
+                msg: &msg,
+                ua: &ua,
+            };
+            let s = source.as_ref().expect("compiled");
+            assert_eq!(fast_text(s, &ctx, ctx.root).is_some(), fast, "{yaml:?}");
+            let absent = ["{}".to_string()];
+            let pairs = values.iter().flat_map(|v| {
+                values
+                    .iter()
+                    .map(move |w| format!(r#"{{"v":{v},"w":{w}}}"#))
+                    .chain([format!(r#"{{"v":{v}}}"#), format!(r#"{{"w":{v}}}"#)])
+            });
+            for json in pairs.chain(absent) {
+                let d = doc::decode(Some(json.as_bytes())).expect("valid");
+                let ua = OnceCell::new();
+                let ctx = Ctx {
+                    doc: &d,
+                    root: d.root(),
+                    msg: &msg,
+                    ua: &ua,
+                };
+                let root = ctx.root;
+                let at = || format!("{yaml:?} on {json}");
+                let fast = text(&source, &ctx, root, "f");
+                if let Ok(Some(t)) = &fast {
+                    use crate::mcm::json::WireText;
+                    let needs = t
+                        .as_ref()
+                        .bytes()
+                        .any(|b| b < 0x20 || b == b'"' || b == b'\\');
+                    assert!(!(t.is_plain() && needs), "{}", at());
+                }
+                assert_eq!(
+                    fast.map(|t| t.map(String::from)),
+                    get(&source, &ctx, root, "f", |v| v.into_string()),
+                    "{}",
+                    at()
+                );
+                assert_eq!(
+                    number(&source, &ctx, root, "f"),
+                    get(&source, &ctx, root, "f", |v| v.number()),
+                    "{}",
+                    at()
+                );
+                assert_eq!(
+                    integer(&source, &ctx, root, "f"),
+                    get(&source, &ctx, root, "f", |v| v.integer()),
+                    "{}",
+                    at()
+                );
+            }
+        }
+    }
 }

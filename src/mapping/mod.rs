@@ -8,17 +8,21 @@
 //! [`Processed::Reject`] with a stable reason code and the source path. The rule language is
 //! documented for users in `docs/mapping.md`.
 
+mod build;
 pub mod cases;
 mod condition;
+mod cursor;
 pub mod doc;
 pub mod error;
 mod eval;
 mod fields;
+mod keys;
 pub mod need;
 pub mod path;
 mod scan;
 mod source;
 mod template;
+mod text;
 mod transform;
 pub mod useragent;
 mod value;
@@ -30,7 +34,7 @@ mod tests_projection;
 
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use crate::config::FailurePolicy;
-use crate::mcm::event::{EventType, McmEvent};
+use crate::mcm::event::{ChannelType, EventType, McmEvent};
 use crate::mcm::validate::{validate, ValidateOptions, MAX_ID_LEN};
 use condition::Cond;
 use fields::FieldsPlan;
@@ -215,7 +219,7 @@ impl TopicMapping {
         deliver: impl FnOnce(eval::Event<'_>) -> E,
     ) -> (Processed<E>, Option<&'s str>) {
         match need::decode(msg.payload, &self.need) {
-            Ok(root) => self.process_node(&root, msg, opts, deliver),
+            Ok(doc) => self.process_doc(&doc, msg, opts, deliver),
             Err(e) => {
                 let p = Processed::Reject {
                     class: RejectClass::Decode,
@@ -228,15 +232,20 @@ impl TopicMapping {
     }
 
     /// Maps and validates an already decoded message.
-    fn process_node<'s, E>(
+    fn process_doc<'s, E>(
         &'s self,
-        root: &doc::Node<'_>,
+        doc: &doc::Doc<'_>,
         msg: &SourceMessage<'_>,
         opts: &ValidateOptions,
         deliver: impl FnOnce(eval::Event<'_>) -> E,
     ) -> (Processed<E>, Option<&'s str>) {
         let ua = std::cell::OnceCell::new();
-        let ctx = Ctx { root, msg, ua: &ua };
+        let ctx = Ctx {
+            doc,
+            root: doc.root(),
+            msg,
+            ua: &ua,
+        };
         let Some(rule) = self
             .rules
             .iter()
@@ -257,19 +266,19 @@ impl TopicMapping {
             };
             return (p, None);
         };
-        let mut event = match eval::build(&rule.fields, rule.event_type, &ctx) {
-            Ok(e) => e,
-            Err(e) => {
-                let p = Processed::Reject {
-                    class: RejectClass::Mapping,
-                    reason: e.reason.code().into(),
-                    detail: e.to_string(),
-                };
-                return (p, Some(&rule.name));
-            }
-        };
+        // Timestamp and channel are placeholders until `build` sets them.
+        let mut event = eval::Event::new(rule.event_type, 0, ChannelType::Site);
+        if let Err(e) = eval::build(&rule.fields, &ctx, &mut event) {
+            let p = Processed::Reject {
+                class: RejectClass::Mapping,
+                reason: e.reason.code().into(),
+                detail: e.to_string(),
+            };
+            return (p, Some(&rule.name));
+        }
         if event.id.is_none() {
-            event.id = Some(Cow::Owned(derived_id(msg.topic, msg.partition, msg.offset)));
+            let id = derived_id(msg.topic, msg.partition, msg.offset);
+            event.id = Some(text::Text::new(Cow::Owned(id)));
         }
         let p = match validate(&event, opts) {
             Ok(()) => Processed::Deliver(deliver(event)),
@@ -434,6 +443,7 @@ fn compile_block(
         rule.fields.need(&mut need);
     }
     // Now that the need is complete, every path learns the slots it reads (see `Node::Proj`).
+    need.number();
     let mut hint = |p: &mut path::Path, scope: &[String]| p.hint(&need, scope);
     for rule in &mut rules {
         if let Some(c) = &mut rule.when {

@@ -13,18 +13,26 @@
 //! iteratively, so the 128-level nesting limit applies only to read subtrees; and a number too
 //! large for `f64` in a skipped member is not an error.
 
-use super::doc::{DecodeError, Key, Node, NodeVisitor};
+use super::build::Builder;
+use super::doc::{DecodeError, Doc, Key, Node, Whole};
+use super::keys::{KeyHead, KeyTable};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Which members of an object (recursively) the rules read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Need {
     /// Keep this whole subtree.
     all: bool,
-    /// Needed members; few per level, so a linear scan beats hashing.
-    keys: Vec<(String, Need)>,
+    /// The needed members' keys, by slot.
+    keys: KeyTable,
+    /// What each needed member needs in turn, by slot.
+    children: Vec<Need>,
+    /// This node's number in its tree, from [`Need::number`]; 0 until then. A path's slot hint
+    /// names the need it was computed against, so it is only used on objects decoded with that
+    /// very node (see [`super::doc::Doc::slot`]).
+    id: u32,
 }
 
 impl Need {
@@ -32,22 +40,62 @@ impl Need {
     pub fn everything() -> Need {
         Need {
             all: true,
-            keys: Vec::new(),
+            keys: KeyTable::default(),
+            children: Vec::new(),
+            id: 0,
         }
+    }
+
+    /// Numbers every node of the tree (once it is complete): slot hints need the numbers.
+    /// Numbers come from one process-wide counter, so no two nodes of any two trees share one
+    /// and a hint can never be taken for another need's.
+    pub fn number(&mut self) {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        fn walk(n: &mut Need) {
+            // 0 means "not numbered": after 2^32 nodes (never, in practice) hints just stop.
+            n.id = NEXT.fetch_add(1, Ordering::Relaxed);
+            for c in &mut n.children {
+                walk(c);
+            }
+        }
+        walk(self);
+    }
+
+    /// This node's number (0: not numbered, so no slot hints).
+    #[inline]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// How many slots a projected object decoded with this need has.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// True when no member is needed (every member of an object is skipped).
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The needed keys, in slot order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.names()
     }
 
     /// The node for the member path `keys` (created on demand).
     pub fn at(&mut self, keys: &[&str]) -> &mut Need {
         let mut cur = self;
         for k in keys {
-            let pos = match cur.keys.iter().position(|(n, _)| n == k) {
+            let pos = match cur.keys.position(k) {
                 Some(p) => p,
                 None => {
-                    cur.keys.push(((*k).to_string(), Need::default()));
-                    cur.keys.len() - 1
+                    cur.keys.push(k);
+                    cur.children.push(Need::default());
+                    cur.children.len() - 1
                 }
             };
-            cur = &mut cur.keys[pos].1;
+            cur = &mut cur.children[pos];
         }
         cur
     }
@@ -65,13 +113,16 @@ impl Need {
     /// The needed member `key`: its slot (position in a projected object) and its own need.
     #[inline]
     pub(super) fn child_at(&self, key: &str) -> Option<(usize, &Need)> {
-        // Length and first byte before the full comparison: most members of a message are not
-        // needed, and this rules them out without a `memcmp` call each (a tenth of decode time).
-        let k = key.as_bytes();
-        self.keys
-            .iter()
-            .position(|(n, _)| n.len() == k.len() && n.as_bytes().first() == k.first() && n == key)
-            .and_then(|i| self.keys.get(i).map(|(_, c)| (i, c)))
+        let i = self.keys.position(key)?;
+        Some((i, self.children.get(i)?))
+    }
+
+    /// The needed member whose key the reader found: `head` is that key's [`KeyHead`], `key`
+    /// its bytes (the same answer as [`Need::child_at`]).
+    #[inline]
+    pub(super) fn child_by_head(&self, head: &KeyHead, key: &[u8]) -> Option<(usize, &Need)> {
+        let i = self.keys.find(head, key)?;
+        Some((i, self.children.get(i)?))
     }
 
     /// True when the whole subtree is kept.
@@ -81,56 +132,49 @@ impl Need {
 }
 
 /// Decodes `payload` keeping only what `need` asks for (same errors as [`super::doc::decode`]).
-pub fn decode<'a>(payload: Option<&'a [u8]>, need: &Need) -> Result<Node<'a>, DecodeError> {
+pub fn decode<'a>(payload: Option<&'a [u8]>, need: &'a Need) -> Result<Doc<'a>, DecodeError> {
     let bytes = payload.ok_or(DecodeError::Tombstone)?;
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
     // The hand-written reader takes ordinary messages (several times faster); anything it is not
     // sure of, errors included, is decoded by serde_json as before.
     match super::scan::decode(text, need) {
-        Some(node) => Ok(node),
+        Some(doc) => Ok(doc),
         None => decode_with_serde(text, need),
     }
 }
 
 /// The serde_json projected decode: the reference behaviour, and the path for everything the
 /// fast reader declines.
-pub(super) fn decode_with_serde<'a>(text: &'a str, need: &Need) -> Result<Node<'a>, DecodeError> {
+pub(super) fn decode_with_serde<'a>(text: &'a str, need: &'a Need) -> Result<Doc<'a>, DecodeError> {
+    let mut b = Builder::with_capacity(need.len());
     let mut de = serde_json::Deserializer::from_str(text);
-    let node = Seed(need)
+    let root = Seed(need, &mut b)
         .deserialize(&mut de)
         .and_then(|n| de.end().map(|()| n))
         .map_err(DecodeError::from_json)?;
-    match node {
-        Node::Obj(_) | Node::Proj(_) => Ok(node),
+    match root {
+        Node::Obj { .. } | Node::Proj { .. } => Ok(b.finish(root)),
         other => Err(DecodeError::NotAnObject(other.kind())),
     }
 }
 
-/// The members of a projected object before any is read: every needed key absent.
-pub(super) fn empty_slots<'a>(need: &Need) -> Vec<(Cow<'a, str>, Node<'a>)> {
-    // `resize_with`, not `vec![x; n]`: cloning a `Node` per slot costs more than building it.
-    let mut slots = Vec::with_capacity(need.keys.len());
-    slots.resize_with(need.keys.len(), || (Cow::Borrowed(""), Node::Null));
-    slots
-}
+struct Seed<'n, 'b>(&'n Need, &'b mut Builder<'n>);
 
-struct Seed<'n>(&'n Need);
-
-impl<'de, 'n> DeserializeSeed<'de> for Seed<'n> {
+impl<'de, 'b> DeserializeSeed<'de> for Seed<'de, 'b> {
     type Value = Node<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
         if self.0.all {
-            d.deserialize_any(NodeVisitor)
+            Whole(self.1).deserialize(d)
         } else {
-            d.deserialize_any(Projected(self.0))
+            d.deserialize_any(Projected(self.0, self.1))
         }
     }
 }
 
-/// Like [`NodeVisitor`] for scalars; objects keep only needed members.
-struct Projected<'n>(&'n Need);
+/// Like [`Whole`] for scalars; objects keep only needed members.
+struct Projected<'n, 'b>(&'n Need, &'b mut Builder<'n>);
 
-impl<'de, 'n> Visitor<'de> for Projected<'n> {
+impl<'de, 'b> Visitor<'de> for Projected<'de, 'b> {
     type Value = Node<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,54 +184,54 @@ impl<'de, 'n> Visitor<'de> for Projected<'n> {
         Ok(Node::Null)
     }
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Node<'de>, E> {
-        NodeVisitor.visit_bool(v)
+        Whole(self.1).visit_bool(v)
     }
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Node<'de>, E> {
-        NodeVisitor.visit_i64(v)
+        Whole(self.1).visit_i64(v)
     }
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Node<'de>, E> {
-        NodeVisitor.visit_u64(v)
+        Whole(self.1).visit_u64(v)
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Node<'de>, E> {
-        NodeVisitor.visit_f64(v)
+        Whole(self.1).visit_f64(v)
     }
     fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Node<'de>, E> {
-        NodeVisitor.visit_borrowed_str(v)
+        Whole(self.1).visit_borrowed_str(v)
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Node<'de>, E> {
-        NodeVisitor.visit_str(v)
+        Whole(self.1).visit_str(v)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(Seed(self.0))? {
-            items.push(v);
+        let Projected(need, b) = self;
+        let mark = b.mark();
+        while let Some(v) = seq.next_element_seed(Seed(need, &mut *b))? {
+            b.push(v);
         }
-        Ok(Node::Arr(items))
+        Ok(b.close_arr(mark))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         // One slot per needed key, in the need's order (see `Node::Proj`).
-        let mut slots = empty_slots(self.0);
+        let Projected(need, b) = self;
+        let start = b.open_proj(need);
         while let Some(k) = map.next_key::<Key<'de>>()? {
-            match self.0.child_at(&k.0) {
+            match need.child_at(&k.0) {
                 Some((i, child)) => {
-                    let v = map.next_value_seed(Seed(child))?;
-                    if let Some(slot) = slots.get_mut(i) {
-                        *slot = (k.0, v);
-                    }
+                    let v = map.next_value_seed(Seed(child, &mut *b))?;
+                    b.set(start + i, v);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Node::Proj(slots))
+        Ok(Node::Proj { need, start })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::doc;
+    use crate::mapping::doc::{self, Tree};
 
     #[test]
     fn keeps_needed_members_whole_and_skips_the_rest() {
@@ -197,38 +241,32 @@ mod tests {
         let text = br#"{"a":{"b":{"deep":[1,{"x":2}]},"c":3},"list":[{"id":1,"n":"x"},{"n":"y"},5],"z":{"big":1e999999}}"#;
         let got = decode(Some(text), &need).expect("valid");
         let whole = doc::decode(Some(br#"{"b":{"deep":[1,{"x":2}]}}"#)).expect("valid");
-        let b = whole.get("b").expect("b").clone();
-        let absent = (Cow::Borrowed(""), Node::Null);
-        let want = Node::Proj(vec![
+        let b = whole.tree(whole.get(whole.root(), "b").expect("b"));
+        let want = Tree::Proj(vec![
+            ("a".into(), Tree::Proj(vec![("b".into(), b)])),
             (
-                Cow::Borrowed("a"),
-                Node::Proj(vec![(Cow::Borrowed("b"), b)]),
-            ),
-            (
-                Cow::Borrowed("list"),
-                Node::Arr(vec![
-                    Node::Proj(vec![(Cow::Borrowed("id"), Node::Int(1))]),
-                    Node::Proj(vec![absent.clone()]),
-                    Node::Int(5),
+                "list".into(),
+                Tree::Arr(vec![
+                    Tree::Proj(vec![("id".into(), Tree::Int(1))]),
+                    Tree::Proj(vec![("id".into(), Tree::Null)]),
+                    Tree::Int(5),
                 ]),
             ),
         ]);
-        assert_eq!(got, want);
+        assert_eq!(got.tree(got.root()), want);
         // Slots follow the need, not the message; a repeated key's last value wins.
         let text = br#"{"list":[{"id":2,"id":3}],"a":{"b":1},"a":{"c":2}}"#;
         let got = decode(Some(text), &need).expect("valid");
-        let want = Node::Proj(vec![
-            (Cow::Borrowed("a"), Node::Proj(vec![absent])),
+        let want = Tree::Proj(vec![
+            ("a".into(), Tree::Proj(vec![("b".into(), Tree::Null)])),
             (
-                Cow::Borrowed("list"),
-                Node::Arr(vec![Node::Proj(vec![(Cow::Borrowed("id"), Node::Int(3))])]),
+                "list".into(),
+                Tree::Arr(vec![Tree::Proj(vec![("id".into(), Tree::Int(3))])]),
             ),
         ]);
-        assert_eq!(got, want);
-        assert_eq!(
-            decode_with_serde(std::str::from_utf8(text).expect("utf-8"), &need),
-            Ok(want)
-        );
+        assert_eq!(got.tree(got.root()), want);
+        let serde = decode_with_serde(std::str::from_utf8(text).expect("utf-8"), &need);
+        assert_eq!(serde.map(|d| d.tree(d.root())), Ok(want));
     }
 
     #[test]
@@ -251,7 +289,9 @@ mod tests {
             Need::everything(),
             Need {
                 all: true,
-                keys: vec![]
+                keys: KeyTable::default(),
+                children: vec![],
+                id: 0
             }
         );
     }

@@ -9,17 +9,25 @@
 //! Resolution walks the pre-split segments only: no string parsing per message. A path that
 //! meets a missing key, an index out of range or a scalar resolves to `None`, never an error.
 
-use super::doc::Node;
+use super::doc::{Doc, Node};
 use super::need::Need;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Seg {
     /// An object key, and its slot in the projected object it reads (see [`Path::hint`]).
-    Key(String, Option<u32>),
+    Key(String, Option<Slot>),
     Index(i64),
     /// A JSON-pointer token: an object key, or an array index when it is a number.
     Token(String, Option<usize>),
+}
+
+/// Where a key's member sits in a projected object: the number of the need the object is
+/// decoded with, and the slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slot {
+    need: u32,
+    index: u32,
 }
 
 /// A compiled path; `Display` shows it as written.
@@ -28,6 +36,9 @@ pub struct Path {
     root: bool,
     segs: Vec<Seg>,
     text: String,
+    /// Every segment's slot, when every segment is a key with a slot hint (the usual path):
+    /// [`Path::resolve`] then walks these without looking at the segments.
+    route: Option<Vec<Slot>>,
 }
 
 impl fmt::Display for Path {
@@ -58,6 +69,7 @@ impl Path {
                 root,
                 segs: vec![],
                 text: s.to_string(),
+                route: None,
             });
         }
         let Some(rest) = body.strip_prefix('/') else {
@@ -92,6 +104,7 @@ impl Path {
             root,
             segs,
             text: s.to_string(),
+            route: None,
         })
     }
 
@@ -108,6 +121,7 @@ impl Path {
                     root,
                     segs: vec![],
                     text: s.into(),
+                    route: None,
                 })
             } else {
                 err("empty")
@@ -170,6 +184,7 @@ impl Path {
             root,
             segs,
             text: s.to_string(),
+            route: None,
         })
     }
 
@@ -202,7 +217,8 @@ impl Path {
     /// Records, for each key segment, the member's slot in the projected object it will read
     /// when messages are decoded with `need` (the block's, complete) and the path is read from
     /// an element at `scope` (the key path of the enclosing `each:`, as [`Path::need_keys`]
-    /// gives it). Segments that read a kept-whole subtree, or follow a pointer token, get none.
+    /// gives it). Segments that read a kept-whole subtree, or follow a pointer token, get none;
+    /// so do all when `need` is not numbered ([`Need::number`]).
     pub fn hint(&mut self, need: &Need, scope: &[String]) {
         let mut cur = if self.root {
             Some(need)
@@ -215,9 +231,13 @@ impl Path {
             match seg {
                 Seg::Key(k, hint) => {
                     *hint = None;
-                    cur = match cur.filter(|n| !n.keeps_all()).and_then(|n| n.child_at(k)) {
-                        Some((i, c)) => {
-                            *hint = u32::try_from(i).ok();
+                    let parent = cur.filter(|n| !n.keeps_all());
+                    cur = match parent.and_then(|n| Some((n.id(), n.child_at(k)?))) {
+                        Some((id, (i, c))) => {
+                            *hint = u32::try_from(i)
+                                .ok()
+                                .filter(|_| id != 0)
+                                .map(|index| Slot { need: id, index });
                             Some(c)
                         }
                         None => None,
@@ -227,29 +247,55 @@ impl Path {
                 Seg::Token(..) => cur = None,
             }
         }
+        self.route = self
+            .segs
+            .iter()
+            .map(|s| match s {
+                Seg::Key(_, hint) => *hint,
+                _ => None,
+            })
+            .collect::<Option<Vec<Slot>>>()
+            .filter(|r| !r.is_empty());
     }
 
-    /// Follows the path from `scope` (or `root` when anchored with `$`). JSON `null` counts as
-    /// absent, so `default:` and `first:` treat both the same.
-    pub fn resolve<'n, 'a>(&self, scope: &'n Node<'a>, root: &'n Node<'a>) -> Option<&'n Node<'a>> {
-        let mut cur = if self.root { root } else { scope };
+    /// Follows the path from `scope` (or the root when anchored with `$`) in `doc`. JSON `null`
+    /// counts as absent, so `default:` and `first:` treat both the same.
+    #[inline]
+    pub fn resolve<'n, 'a>(&self, doc: &'n Doc<'a>, scope: &'n Node<'a>) -> Option<&'n Node<'a>> {
+        let Some(route) = &self.route else {
+            return self.walk(doc, scope);
+        };
+        // Slot by slot while the objects are the projected ones the hints name; anything else
+        // (another layout, an array, a scalar) takes the general walk, which then answers.
+        let mut cur = if self.root { doc.root() } else { scope };
+        for h in route {
+            cur = match doc.slot(cur, h.need, h.index) {
+                Some(v) => v,
+                None => return self.walk(doc, scope),
+            };
+        }
+        (!matches!(cur, Node::Null)).then_some(cur)
+    }
+
+    /// [`Path::resolve`] segment by segment.
+    #[inline(never)]
+    fn walk<'n, 'a>(&self, doc: &'n Doc<'a>, scope: &'n Node<'a>) -> Option<&'n Node<'a>> {
+        let mut cur = if self.root { doc.root() } else { scope };
         for seg in &self.segs {
             cur = match seg {
                 // A projected object holds the member at its slot (an absent one as `null`). The
-                // hint comes from the same `Need` the message was decoded with — the block's —
-                // so the slot is this key's; any other object is searched by name. A present
-                // member's name is checked anyway (one short comparison): were a hint ever paired
-                // with another layout, the lookup falls back to the name instead of reading the
-                // wrong field.
-                Seg::Key(k, Some(i)) => match cur_slot(cur, *i) {
-                    Some((key, v)) if key.is_empty() || key == k => v,
-                    _ => cur.get(k)?,
+                // hint names the need it was computed against, the block's; the slot is only
+                // read from an object decoded with that same need node, and any other object is
+                // searched by name.
+                Seg::Key(k, Some(h)) => match doc.slot(cur, h.need, h.index) {
+                    Some(v) => v,
+                    None => doc.get(cur, k)?,
                 },
-                Seg::Key(k, None) => cur.get(k)?,
-                Seg::Index(i) => cur.at(*i)?,
+                Seg::Key(k, None) => doc.get(cur, k)?,
+                Seg::Index(i) => doc.at(cur, *i)?,
                 Seg::Token(k, idx) => match (cur, idx) {
-                    (Node::Arr(_), Some(i)) => cur.at(i64::try_from(*i).ok()?)?,
-                    _ => cur.get(k)?,
+                    (Node::Arr { .. }, Some(i)) => doc.at(cur, i64::try_from(*i).ok()?)?,
+                    _ => doc.get(cur, k)?,
                 },
             };
         }
@@ -257,27 +303,18 @@ impl Path {
     }
 }
 
-/// Member `i` of a projected object.
-#[inline]
-fn cur_slot<'n, 'a>(n: &'n Node<'a>, i: u32) -> Option<&'n (std::borrow::Cow<'a, str>, Node<'a>)> {
-    match n {
-        Node::Proj(members) => members.get(usize::try_from(i).ok()?),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::doc::decode;
+    use crate::mapping::doc::{self, decode};
 
     const MSG: &[u8] =
         br#"{"order":{"lines":[{"sku":"A"},{"sku":"B"}],"n":null},"a/b":{"~x":1},"k.d":2,"01":3}"#;
 
     fn get(path: &str) -> Option<String> {
-        let n = decode(Some(MSG)).expect("json");
+        let d = decode(Some(MSG)).expect("json");
         let p = Path::parse(path).expect("path");
-        p.resolve(&n, &n).map(|v| format!("{v:?}"))
+        p.resolve(&d, d.root()).map(|v| format!("{v:?}"))
     }
 
     #[test]
@@ -306,6 +343,8 @@ mod tests {
         need.keep(&["order", "n"]);
         need.keep(&["order", "lines", "sku"]);
         need.keep(&["whole"]);
+        let unnumbered = need.clone();
+        need.number();
         let hinted = |text: &str, scope: &[String]| {
             let mut p = Path::parse(text).expect("path");
             p.hint(&need, scope);
@@ -315,7 +354,7 @@ mod tests {
             p.segs
                 .iter()
                 .map(|s| match s {
-                    Seg::Key(_, h) => *h,
+                    Seg::Key(_, h) => h.map(|h| h.index),
                     _ => None,
                 })
                 .collect()
@@ -327,18 +366,44 @@ mod tests {
         assert_eq!(slots(&hinted("$.z", &["order".into()])), [Some(0)]);
         assert_eq!(slots(&hinted("whole.x", &[])), [Some(2), None]);
 
+        let mut bare = Path::parse("order.lines[1].sku").expect("path");
+        bare.hint(&unnumbered, &[]);
+        assert_eq!(
+            slots(&bare),
+            [None, None, None, None],
+            "no numbers, no hints"
+        );
+
+        // The same keys in another order: the hints name the other need, so names are used.
+        let mut other = Need::default();
+        other.keep(&["order", "lines", "sku"]);
+        other.keep(&["order", "n"]);
+        other.keep(&["z"]);
+        other.number();
         let projected = need::decode(Some(MSG), &need).expect("json");
+        let reordered = need::decode(Some(MSG), &other).expect("json");
         let full = decode(Some(MSG)).expect("json");
-        for doc in [&projected, &full] {
-            let line = lines.resolve(doc, doc).expect("sku");
+        for doc in [&projected, &reordered, &full] {
+            let line = lines.resolve(doc, doc.root()).expect("sku");
             assert_eq!(line, &Node::Str("B".into()));
+            assert_eq!(bare.resolve(doc, doc.root()), Some(line));
             assert_eq!(
-                hinted("order.n", &[]).resolve(doc, doc),
+                hinted("order.n", &[]).resolve(doc, doc.root()),
                 None,
                 "null is absent"
             );
-            assert_eq!(hinted("z", &[]).resolve(doc, doc), None, "absent");
+            assert_eq!(hinted("z", &[]).resolve(doc, doc.root()), None, "absent");
         }
+        // A route that meets something other than the projected object it expects.
+        let scalar = need::decode(Some(br#"{"order":"x","z":[1]}"#), &need).expect("json");
+        assert_eq!(hinted("order.n", &[]).resolve(&scalar, scalar.root()), None);
+        let z = hinted("z", &[]).resolve(&scalar, scalar.root());
+        assert_eq!(
+            z.map(|z| scalar.tree(z)),
+            Some(doc::Tree::Arr(vec![doc::Tree::Int(1)]))
+        );
+        assert!(hinted("order.n", &[]).route.is_some());
+        assert!(lines.route.is_none(), "an index segment: walked");
     }
 
     #[test]

@@ -1,181 +1,127 @@
 //! The fast path of [`super::need::decode`]: a hand-written reader for the common shape of a
 //! message, building [`Node`]s only for what the [`Need`] asks for and skipping the rest without
-//! serde's per-member visitor calls.
+//! serde's per-member visitor calls. This file walks the structure (objects, arrays, which
+//! members are read); `cursor.rs` reads the tokens.
 //!
-//! It guarantees one thing: when it returns `Some(node)`, the serde_json projected decode would
-//! return exactly `Ok(node)`. Anything it is not certain about — every syntax error, nesting
+//! It guarantees one thing: when it returns `Some(doc)`, the serde_json projected decode would
+//! return exactly `Ok(doc)`. Anything it is not certain about — every syntax error, nesting
 //! deeper than [`MAX_DEPTH`], an exponent or more than 15 significant digits in a number that is
 //! read, `-0`, an escaped key, a surrogate `\u` escape in a string that is read — makes it
 //! return `None`, and the caller decodes with serde_json, which then gives its own result or
 //! error message. So errors and edge cases keep serde_json's behaviour by construction; only
 //! well-formed, ordinary messages take this path (nearly all of them).
 
-use super::doc::Node;
+use super::build::{Builder, Place};
+use super::cursor::{Cursor, Key, MAX_DEPTH};
+use super::doc::{Doc, Node};
 use super::need::Need;
-use crate::mcm::json::next_escape;
 use std::borrow::Cow;
 
-/// Deeper messages go to serde_json (its limit for read subtrees is 128; skipped ones have none).
-const MAX_DEPTH: u32 = 64;
-
-/// Powers of ten that are exact in `f64`, for numbers with up to 15 significant digits.
-const POW10: [f64; 16] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
-
 /// Decodes `text` keeping what `need` asks for; `None` means "let serde_json decide".
-pub fn decode<'a>(text: &'a str, need: &Need) -> Option<Node<'a>> {
+pub fn decode<'a>(text: &'a str, need: &'a Need) -> Option<Doc<'a>> {
     let mut r = Reader {
-        s: text,
-        b: text.as_bytes(),
-        i: 0,
+        c: Cursor::new(text),
+        out: Builder::with_capacity(NODES),
     };
-    r.ws();
-    if r.peek()? != b'{' {
+    r.c.ws();
+    if r.c.peek()? != b'{' {
         return None;
     }
-    let mut node = Node::Null;
-    r.value(need, 0, &mut node)?;
-    r.ws();
-    (r.i == r.b.len()).then_some(node)
+    let root = r.container(need, 0)?;
+    r.c.ws();
+    r.c.at_end().then(|| r.out.finish(root))
 }
 
+/// Room for this many nodes from the start: a typical commerce event's projection fits, so its
+/// node vector is allocated once.
+const NODES: usize = 64;
+
 struct Reader<'a> {
-    s: &'a str,
-    b: &'a [u8],
-    i: usize,
+    c: Cursor<'a>,
+    out: Builder<'a>,
 }
 
 impl<'a> Reader<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-
-    fn eat(&mut self, c: u8) -> bool {
-        let hit = self.peek() == Some(c);
-        if hit {
-            self.i += 1;
+    /// A value that is read, written into the builder's node `at` (`Node::Null` until then).
+    /// Scalars are read straight into it, inlined into the member and element loops; only
+    /// containers take a call (and recurse), and are stored when they close. Writing in place
+    /// matters: returning a `Node` through memory and copying it costs more than reading it.
+    #[inline(always)]
+    fn value(&mut self, need: &'a Need, depth: u32, at: Place) -> Option<()> {
+        self.c.ws();
+        match self.c.peek()? {
+            b'{' | b'[' => {
+                let v = self.container(need, depth)?;
+                *self.out.place(at)? = v;
+                Some(())
+            }
+            _ => self.c.scalar(self.out.place(at)?),
         }
-        hit
     }
 
-    /// JSON whitespace, as serde_json accepts it.
+    /// The object or array starting here.
     #[inline]
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
-            self.i += 1;
-            self.spaces();
+    fn container(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
+        match self.c.peek()? {
+            b'{' if need.keeps_all() => self.members(need, depth + 1),
+            b'{' => self.slots(need, depth + 1),
+            _ => self.items(need, depth + 1),
         }
     }
 
-    /// Skips a run of spaces eight at a time: pretty-printed messages indent every member.
-    fn spaces(&mut self) {
-        const SPACES: u64 = 0x2020_2020_2020_2020;
-        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let other = u64::from_le_bytes(word) ^ SPACES;
-            if other != 0 {
-                // The lowest non-zero byte (little-endian: the first) is the first non-space.
-                self.i += (other.trailing_zeros() / 8) as usize;
-                return;
-            }
-            self.i += 8;
-        }
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        let end = self.i + word.len();
-        (self.b.get(self.i..end)? == word).then(|| self.i = end)
-    }
-
-    /// A value that is read, built as a node into `slot` (objects projected by `need`).
-    ///
-    /// Values are written in place (into the parent's member or element vector) rather than
-    /// returned: returning a `Node` through memory and copying it into the vector cost more than
-    /// reading it, in store-forwarding stalls (perf showed them as most of the reader's time).
-    fn value(&mut self, need: &Need, depth: u32, slot: &mut Node<'a>) -> Option<()> {
-        self.ws();
-        match self.peek()? {
-            b'{' if need.keeps_all() => *slot = Node::Obj(self.members(need, depth + 1)?),
-            b'{' => *slot = Node::Proj(self.slots(need, depth + 1)?),
-            b'[' => *slot = Node::Arr(self.items(need, depth + 1)?),
-            b'"' => self.string(slot)?,
-            b'-' | b'0'..=b'9' => self.number(slot)?,
-            b't' => {
-                self.literal(b"true")?;
-                *slot = Node::Bool(true);
-            }
-            b'f' => {
-                self.literal(b"false")?;
-                *slot = Node::Bool(false);
-            }
-            b'n' => {
-                self.literal(b"null")?;
-                *slot = Node::Null;
-            }
-            _ => return None,
-        }
-        Some(())
-    }
-
-    /// The members of the object starting at `{`, read whole (`need` keeps everything).
-    fn members(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
-        let mut members = Vec::new();
+    /// The object starting at `{`, read whole (`need` keeps everything).
+    #[inline(never)]
+    fn members(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
+        let mark = self.out.mark();
         self.object(depth, |r, key| {
-            members.push((Cow::Borrowed(key), Node::Null));
-            let (_, v) = members.last_mut()?;
-            r.value(need, depth, v)
+            let name = r.c.key_text(&key)?;
+            r.out.push(Node::Str(Cow::Borrowed(name)));
+            let at = r.out.push_place();
+            r.value(need, depth, at)
         })?;
-        Some(members)
+        Some(self.out.close_obj(mark))
     }
 
-    /// The needed members of the object starting at `{`, one slot per needed key in the need's
-    /// order (see `Node::Proj`); the rest are skipped.
-    fn slots(&mut self, need: &Need, depth: u32) -> Option<Vec<(Cow<'a, str>, Node<'a>)>> {
-        let mut slots = super::need::empty_slots(need);
-        self.object(depth, |r, key| match need.child_at(key) {
-            Some((i, c)) => {
-                let (k, v) = slots.get_mut(i)?;
-                *k = Cow::Borrowed(key);
-                r.value(c, depth, v)
+    /// The object starting at `{`, projected: one slot per needed key in the need's order (see
+    /// `Node::Proj`); the other members are skipped.
+    #[inline(never)]
+    fn slots(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
+        let start = self.out.open_proj(need);
+        self.object(depth, |r, key| {
+            match need.child_by_head(&key.head, r.c.key_bytes(&key)?) {
+                Some((i, c)) => r.value(c, depth, Place::Node(start + i)),
+                None => r.c.skip(),
             }
-            None => r.skip_value(),
         })?;
-        Some(slots)
+        Some(Node::Proj { need, start })
     }
 
     /// Walks the object starting at `{`: its braces, colons and commas, calling `member` with
-    /// each key when the reader stands on that member's value (which `member` must consume).
+    /// each key when the reader stands on that member's value, which `member` must consume.
+    #[inline(always)]
     fn object(
         &mut self,
         depth: u32,
-        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+        mut member: impl FnMut(&mut Self, Key) -> Option<()>,
     ) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.i += 1; // `{`
-        self.ws();
-        if self.eat(b'}') {
+        self.c.next(); // `{`
+        self.c.ws();
+        if self.c.eat(b'}') {
             return Some(());
         }
         loop {
-            self.ws();
-            let key = self.key()?;
-            self.ws();
-            if !self.eat(b':') {
+            self.c.ws();
+            let key = self.c.key()?;
+            self.c.ws();
+            if !self.c.eat(b':') {
                 return None;
             }
             member(self, key)?;
-            self.ws();
-            match self.next()? {
+            self.c.ws();
+            match self.c.next()? {
                 b',' => {}
                 b'}' => return Some(()),
                 _ => return None,
@@ -183,287 +129,39 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The elements of the array starting at `[`, each decoded with the array's own need.
-    fn items(&mut self, need: &Need, depth: u32) -> Option<Vec<Node<'a>>> {
+    /// The array starting at `[`, each element decoded with the array's own need.
+    #[inline(never)]
+    fn items(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.i += 1; // `[`
-        let mut items = Vec::new();
-        self.ws();
-        if self.eat(b']') {
-            return Some(items);
-        }
-        loop {
-            items.push(Node::Null);
-            self.value(need, depth, items.last_mut()?)?;
-            self.ws();
-            match self.next()? {
-                b',' => {}
-                b']' => return Some(items),
-                _ => return None,
-            }
-        }
-    }
-
-    /// An object key without escapes (escaped keys are rare: serde_json handles them).
-    fn key(&mut self) -> Option<&'a str> {
-        if !self.eat(b'"') {
-            return None;
-        }
-        let start = self.i;
-        let end = next_escape(self.b, start)?;
-        if *self.b.get(end)? != b'"' {
-            return None;
-        }
-        self.i = end + 1;
-        self.s.get(start..end)
-    }
-
-    /// A string that is read: borrowed from the message unless it has escapes.
-    fn string(&mut self, slot: &mut Node<'a>) -> Option<()> {
-        self.i += 1; // `"`
-        let start = self.i;
-        let mut end = next_escape(self.b, start)?;
-        match *self.b.get(end)? {
-            b'"' => {
-                self.i = end + 1;
-                *slot = Node::Str(Cow::Borrowed(self.s.get(start..end)?));
-                return Some(());
-            }
-            b'\\' => {}
-            _ => return None, // a raw control character: serde_json's error
-        }
-        let mut out = String::with_capacity(end - start + 16);
-        let mut run = start;
-        loop {
-            out.push_str(self.s.get(run..end)?);
-            match *self.b.get(end)? {
-                b'"' => {
-                    self.i = end + 1;
-                    *slot = Node::Str(Cow::Owned(out));
-                    return Some(());
-                }
-                b'\\' => {}
-                _ => return None,
-            }
-            let (c, len) = self.escape(end + 1)?;
-            out.push(c);
-            run = end + 1 + len;
-            end = next_escape(self.b, run)?;
-        }
-    }
-
-    /// The escape whose letter is at `at`: the character and how many bytes it took. Surrogate
-    /// `\u` escapes (pairs, and serde_json's errors for lone ones) are left to serde_json.
-    fn escape(&self, at: usize) -> Option<(char, usize)> {
-        Some(match *self.b.get(at)? {
-            b'"' => ('"', 1),
-            b'\\' => ('\\', 1),
-            b'/' => ('/', 1),
-            b'b' => ('\u{8}', 1),
-            b'f' => ('\u{c}', 1),
-            b'n' => ('\n', 1),
-            b'r' => ('\r', 1),
-            b't' => ('\t', 1),
-            b'u' => (char::from_u32(self.hex4(at + 1)?)?, 5),
-            _ => return None,
-        })
-    }
-
-    fn hex4(&self, at: usize) -> Option<u32> {
-        let digits = self.s.get(at..at + 4)?;
-        if !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return None;
-        }
-        u32::from_str_radix(digits, 16).ok()
-    }
-
-    /// A number that is read. Only the forms whose value is certain to equal serde_json's:
-    /// integers of up to 18 digits (not `-0`, which serde_json makes a float), and decimals
-    /// without an exponent of up to 15 significant digits, where `digits / 10^k` is one correctly
-    /// rounded division — exactly what serde_json computes for them.
-    fn number(&mut self, slot: &mut Node<'a>) -> Option<()> {
-        let neg = self.eat(b'-');
-        let int_start = self.i;
-        self.int_part()?;
-        let int_digits = self.i - int_start;
-        let mut frac_digits = 0;
-        if self.eat(b'.') {
-            frac_digits = self.digits();
-            if frac_digits == 0 {
-                return None;
-            }
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            return None;
-        }
-        let limit = if frac_digits == 0 { 18 } else { 15 };
-        if int_digits + frac_digits > limit {
-            return None;
-        }
-        let mut sig: u64 = 0;
-        for &c in self.b.get(int_start..self.i)? {
-            if c != b'.' {
-                sig = sig * 10 + u64::from(c - b'0');
-            }
-        }
-        if frac_digits == 0 {
-            // At most 18 digits: below 10^18 < i64::MAX.
-            let v = i64::try_from(sig).ok()?;
-            *slot = match (neg, v) {
-                (true, 0) => return None,
-                (true, v) => Node::Int(-v),
-                (false, v) => Node::Int(v),
-            };
-            return Some(());
-        }
-        // At most 15 digits: `sig` and the power of ten are exact in f64.
-        let f = sig as f64 / POW10.get(frac_digits)?;
-        *slot = Node::Float(if neg { -f } else { f });
-        Some(())
-    }
-
-    /// `0` or a digit run not starting with `0` (JSON has no leading zeros).
-    fn int_part(&mut self) -> Option<()> {
-        match self.peek()? {
-            b'0' => {
-                self.i += 1;
-                Some(())
-            }
-            b'1'..=b'9' => {
-                self.digits();
-                Some(())
-            }
-            _ => None,
-        }
-    }
-
-    fn digits(&mut self) -> usize {
-        let start = self.i;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.i += 1;
-        }
-        self.i - start
-    }
-
-    /// Syntax-checks and skips one value without building it. Iterative, like serde_json's own
-    /// skipping, with the open containers as a bit stack (1 = object).
-    fn skip_value(&mut self) -> Option<()> {
-        let mut stack: u64 = 0;
-        let mut depth: u32 = 0;
-        'value: loop {
-            self.ws();
-            match self.peek()? {
-                c @ (b'{' | b'[') => {
-                    self.i += 1;
-                    self.ws();
-                    let is_obj = c == b'{';
-                    if !self.eat(if is_obj { b'}' } else { b']' }) {
-                        if depth == MAX_DEPTH {
-                            return None;
-                        }
-                        depth += 1;
-                        stack = (stack << 1) | u64::from(is_obj);
-                        if is_obj {
-                            self.skip_key()?;
-                        }
-                        continue 'value;
-                    }
-                }
-                b'"' => self.skip_string()?,
-                b'-' | b'0'..=b'9' => self.skip_number()?,
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
-                _ => return None,
-            }
-            // A value is complete: close containers until one continues.
+        self.c.next(); // `[`
+        let mark = self.out.mark();
+        self.c.ws();
+        if !self.c.eat(b']') {
             loop {
-                if depth == 0 {
-                    return Some(());
-                }
-                self.ws();
-                let in_obj = stack & 1 == 1;
-                match self.next()? {
-                    b',' => {
-                        if in_obj {
-                            self.ws();
-                            self.skip_key()?;
-                        }
-                        continue 'value;
-                    }
-                    b'}' if in_obj => {}
-                    b']' if !in_obj => {}
+                let at = self.out.push_place();
+                self.value(need, depth, at)?;
+                self.c.ws();
+                match self.c.next()? {
+                    b',' => {}
+                    b']' => break,
                     _ => return None,
                 }
-                stack >>= 1;
-                depth -= 1;
             }
         }
-    }
-
-    /// `"key"` then `:`.
-    fn skip_key(&mut self) -> Option<()> {
-        if self.peek()? != b'"' {
-            return None;
-        }
-        self.skip_string()?;
-        self.ws();
-        self.eat(b':').then_some(())
-    }
-
-    /// A string that is not read: checked as serde_json checks it (escapes well-formed, no raw
-    /// control characters; `\u` escapes need four hex digits but are not otherwise judged).
-    fn skip_string(&mut self) -> Option<()> {
-        let mut at = self.i + 1;
-        loop {
-            let end = next_escape(self.b, at)?;
-            match *self.b.get(end)? {
-                b'"' => {
-                    self.i = end + 1;
-                    return Some(());
-                }
-                b'\\' => {}
-                _ => return None,
-            }
-            at = match *self.b.get(end + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => end + 2,
-                b'u' => {
-                    self.hex4(end + 2)?;
-                    end + 6
-                }
-                _ => return None,
-            };
-        }
-    }
-
-    /// A number that is not read: only its syntax matters (any size, exponents allowed).
-    fn skip_number(&mut self) -> Option<()> {
-        self.eat(b'-');
-        self.int_part()?;
-        if self.eat(b'.') && self.digits() == 0 {
-            return None;
-        }
-        if self.eat(b'e') || self.eat(b'E') {
-            if !self.eat(b'+') {
-                self.eat(b'-');
-            }
-            if self.digits() == 0 {
-                return None;
-            }
-        }
-        Some(())
+        Some(self.out.close_arr(mark))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::keys::KeyHead;
     use crate::mapping::need;
     use proptest::prelude::*;
 
-    fn serde_projected<'a>(text: &'a str, need: &Need) -> Option<Node<'a>> {
+    fn serde_projected<'a>(text: &'a str, need: &'a Need) -> Option<Doc<'a>> {
         need::decode_with_serde(text, need).ok()
     }
 
@@ -474,7 +172,30 @@ mod tests {
         projected.keep(&["s"]);
         projected.keep(&["n"]);
         projected.at(&["o"]);
+        // Keys around a key head's 8- and 16-byte words, two sharing a head.
+        projected.keep(&["products"]);
+        projected.keep(&["product_id"]);
+        projected.keep(&["abcdefghijklmnop"]);
+        projected.keep(&["abcdefghijklmnopq"]);
+        projected.keep(&["abcdefghijklmnopr"]);
         vec![Need::everything(), projected, Need::default()]
+    }
+
+    #[test]
+    fn key_heads_match_byte_by_byte_heads_at_every_length_and_position() {
+        for len in 0..24 {
+            let key: String = ('a'..='z').cycle().take(len).collect();
+            for tail in ["\":1}", "\":1}            "] {
+                let text = format!("\"{key}{tail}");
+                let mut c = Cursor::new(&text);
+                let k = c.key().expect("a plain key");
+                assert_eq!(c.key_text(&k), Some(key.as_str()));
+                assert_eq!(k.head, KeyHead::of(key.as_bytes()), "{text}");
+                assert_eq!(c.peek(), Some(b':'));
+            }
+        }
+        let mut c = Cursor::new("\"k\\u0065y\":1}");
+        assert!(c.key().is_none(), "escaped keys are left to serde_json");
     }
 
     /// Every case where the fast path answers, it answers as serde_json does.
@@ -565,6 +286,11 @@ mod tests {
             "\"n\"",
             "\"o\"",
             "\"list\"",
+            "\"products\"",
+            "\"product_id\"",
+            "\"abcdefghijklmnopq\"",
+            "\"abcdefghijklmnopr\"",
+            "\"abcdefghijklmnopqrstuvwxyz\"",
             "\"id\"",
             "\"x\\\"y\"",
             "\"\\u00e9\"",
@@ -595,10 +321,35 @@ mod tests {
         }
 
         #[test]
+        fn numbers_read_as_serde_json_reads_them(
+            neg in any::<bool>(),
+            int in "0|[1-9][0-9]{0,20}",
+            frac in proptest::option::of("[0-9]{0,18}"),
+            exp in proptest::option::of("[eE][+-]?[0-9]{0,3}"),
+        ) {
+            let num = format!(
+                "{}{int}{}{}",
+                if neg { "-" } else { "" },
+                frac.map(|f| format!(".{f}")).unwrap_or_default(),
+                exp.unwrap_or_default()
+            );
+            for text in [format!(r#"{{"n":{num}}}"#), format!(r#"{{"n":[{num},{num}],"z":{num}}}"#)] {
+                agrees(&text)?;
+            }
+            // Ordinary ones are read here, not left to serde_json.
+            let ordinary = format!(r#"{{"n":{}}}"#, &num[..num.len().min(10)]);
+            if !ordinary.contains(['e', 'E']) && !ordinary.ends_with(".}") && ordinary != r#"{"n":-0}"# {
+                for need in needs() {
+                    prop_assert!(decode(&ordinary, &need).is_some(), "{}", ordinary);
+                }
+            }
+        }
+
+        #[test]
         fn never_disagrees_with_serde_json_on_mutated_messages(
             cut in 0usize..200, byte in any::<u8>()
         ) {
-            let base = r#"{"a":{"b":[1,2.5,"x"]},"list":[{"id":"q","n":-3}],"s":"t\"u","o":{"p":null},"n":true}"#;
+            let base = r#"{"a":{"b":[1,2.5,"x"]},"list":[{"id":"q","n":-3}],"s":"t\"u","o":{"p":null},"n":true,"products":[1],"abcdefghijklmnopr":2,"abcdefghijklmnopq":"x","product_id":"p"}"#;
             let mut bytes = base.as_bytes().to_vec();
             let at = cut % bytes.len();
             bytes[at] = byte;

@@ -6,7 +6,7 @@
 //! `transform:` and `default:`. Everything is parsed here once; evaluation only walks
 //! pre-split paths and borrows from the message.
 
-use super::doc::Node;
+use super::doc::{Doc, Node};
 use super::error::{MapError, MapReason};
 use super::need::Need;
 use super::path::Path;
@@ -23,6 +23,8 @@ use std::rc::Rc;
 
 /// What evaluation needs besides the plan: the decoded message and its Kafka metadata.
 pub struct Ctx<'a> {
+    pub doc: &'a Doc<'a>,
+    /// `doc`'s root: the scope of everything outside an `each:`.
     pub root: &'a Node<'a>,
     pub msg: &'a SourceMessage<'a>,
     /// The parsed `device.user_agent`, held for as long as the event that borrows its text.
@@ -69,7 +71,7 @@ impl Subject {
         scope: &'a Node<'a>,
     ) -> Result<Option<Val<'a>>, MapError> {
         Ok(match self {
-            Subject::Path(p) => p.resolve(scope, ctx.root).and_then(Val::from_node),
+            Subject::Path(p) => p.resolve(ctx.doc, scope).and_then(Val::from_node),
             Subject::Kafka(KafkaField::Key) => ctx.msg.key.map(utf8).transpose()?,
             Subject::Kafka(KafkaField::Topic) => Some(Val::Str(Cow::Borrowed(ctx.msg.topic))),
             Subject::Kafka(KafkaField::Partition) => Some(Val::Int(i64::from(ctx.msg.partition))),
@@ -117,6 +119,22 @@ enum Origin {
         of: Box<Source>,
         times: Option<Box<Source>>,
     },
+}
+
+/// The shapes most sources in real rules have, which the field readers in `eval.rs` read
+/// without the general evaluation (when the value is of the usual kind; anything else, errors
+/// included, they leave to [`Source::eval`]).
+pub enum Shape<'s> {
+    /// `{path: …}`.
+    Path(&'s Path),
+    /// `first: [...]` without a transform or default (its members may have any shape).
+    First(&'s [Source]),
+    /// `{path: …, transform: currency}`, with no default or a text one.
+    Currency {
+        path: &'s Path,
+        default: Option<&'s str>,
+    },
+    Other,
 }
 
 /// A compiled field source.
@@ -256,6 +274,36 @@ impl Source {
         }
     }
 
+    /// The path, when the source is nothing but a path (no transform, no default): most are,
+    /// and what they give is exactly the node the path reads (blank text counting as absent).
+    #[inline]
+    pub fn bare_path(&self) -> Option<&Path> {
+        match (&self.origin, self.transforms.as_slice(), &self.default) {
+            (Origin::Read(Subject::Path(p)), [], None) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Which of the common shapes this source has (see [`Shape`]).
+    #[inline]
+    pub fn shape(&self) -> Shape<'_> {
+        match (&self.origin, self.transforms.as_slice(), &self.default) {
+            (Origin::Read(Subject::Path(p)), [], None) => Shape::Path(p),
+            (Origin::First(list), [], None) => Shape::First(list),
+            (Origin::Read(Subject::Path(p)), [Transform::Currency], None) => Shape::Currency {
+                path: p,
+                default: None,
+            },
+            (Origin::Read(Subject::Path(p)), [Transform::Currency], Some(Scalar::Str(d))) => {
+                Shape::Currency {
+                    path: p,
+                    default: Some(d),
+                }
+            }
+            _ => Shape::Other,
+        }
+    }
+
     /// Evaluates to a value, or `None` when the source is absent (and has no default).
     #[inline]
     pub fn eval<'a>(
@@ -265,11 +313,9 @@ impl Source {
     ) -> Result<Option<Val<'a>>, MapError> {
         // Most sources are a bare path: read it, no transforms, no default, no error possible
         // (inlined into the caller; the general case keeps its own frame).
-        if let (Origin::Read(Subject::Path(p)), [], None) =
-            (&self.origin, self.transforms.as_slice(), &self.default)
-        {
+        if let Some(p) = self.bare_path() {
             return Ok(p
-                .resolve(scope, ctx.root)
+                .resolve(ctx.doc, scope)
                 .and_then(Val::from_node)
                 .filter(|v| !v.is_empty()));
         }
@@ -292,6 +338,8 @@ impl Source {
         scope: &'a Node<'a>,
     ) -> Result<Option<Val<'a>>, MapError> {
         let mut v = match &self.origin {
+            // A path (with transforms or a default): read inline, as in `Subject::read`.
+            Origin::Read(Subject::Path(p)) => p.resolve(ctx.doc, scope).and_then(Val::from_node),
             Origin::Read(s) => s.read(ctx, scope)?,
             Origin::Const(c) => Some(c.val()),
             Origin::Template(parts) => render(parts, ctx, scope)?,
@@ -536,10 +584,12 @@ fn sum<'a>(
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
 ) -> Result<Option<Val<'a>>, MapError> {
-    let items = match each.resolve(scope, ctx.root) {
+    let items = match each.resolve(ctx.doc, scope) {
         None => return Ok(None),
-        Some(Node::Arr(items)) => items,
-        Some(other) => return Err(mismatch("an array", other.kind())),
+        Some(node) => match ctx.doc.items(node) {
+            Some(items) => items,
+            None => return Err(mismatch("an array", node.kind())),
+        },
     };
     let mut total = 0.0;
     for (i, el) in items.iter().enumerate() {

@@ -57,7 +57,7 @@ pub fn render<'a>(
         match p {
             Part::Lit(l) => out.push_str(l),
             Part::Var(path) => {
-                let Some(v) = path.resolve(scope, ctx.root).and_then(Val::from_node) else {
+                let Some(v) = path.resolve(ctx.doc, scope).and_then(Val::from_node) else {
                     return Ok(None);
                 };
                 out.push_str(&v.text().map_err(|e| e.from_source(&format!("`{path}`")))?);

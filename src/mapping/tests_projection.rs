@@ -11,7 +11,7 @@ use std::path::Path;
 impl TopicMapping {
     fn process_full_decode(&self, msg: &SourceMessage<'_>, opts: &ValidateOptions) -> Processed {
         match doc::decode(msg.payload) {
-            Ok(root) => self.process_node(&root, msg, opts, |e| e.into_owned()).0,
+            Ok(doc) => self.process_doc(&doc, msg, opts, |e| e.into_owned()).0,
             Err(e) => Processed::Reject {
                 class: RejectClass::Decode,
                 reason: e.code().into(),
@@ -211,4 +211,69 @@ fn wire_path_serialises_exactly_the_owned_event_of_every_example_case() {
         }
     }
     assert!(delivered > 10, "the examples deliver events ({delivered})");
+}
+
+/// Text borrowed from the message is written without an escape scan; text that had escapes in
+/// the message (decoded, so possibly holding quotes, backslashes or control characters) must
+/// still be escaped: the wire body equals serde_json's for every such value.
+#[test]
+fn escaped_message_text_is_escaped_on_the_wire_and_plain_text_is_copied() {
+    let opts = ValidateOptions::at(1_800_000_000_000);
+    let plans = example_plans();
+    let segment = plans
+        .iter()
+        .find_map(|p| p.route("segment.events"))
+        .expect("segment block");
+    let values = [
+        "plain-id",
+        "quo\"te",
+        "back\\slash",
+        "tab\there",
+        "nl\nx",
+        "ctl\u{1}\u{1f}",
+        "é€😀",
+        "sl/ash",
+        "\u{7f}del",
+    ];
+    let mut delivered = 0;
+    for v in values {
+        let msg = serde_json::json!({
+            "type": "track",
+            "event": "Order Completed",
+            "messageId": v,
+            "timestamp": "2024-05-29T16:26:43.000Z",
+            "userId": v,
+            "anonymousId": format!("{v}-anon"),
+            "context": {"ip": v, "locale": v, "userAgent": v, "page": {"path": v, "referrer": v}},
+            "properties": {
+                "revenue": 3, "currency": "usd",
+                "products": [{"product_id": v, "price": 1, "quantity": 3}, {"sku": v, "price": 2}]
+            }
+        });
+        let bytes = serde_json::to_vec(&msg).expect("serialisable");
+        let m = SourceMessage {
+            topic: "segment.events",
+            partition: 0,
+            offset: 1,
+            key: None,
+            headers: &[],
+            timestamp_ms: None,
+            payload: Some(&bytes),
+        };
+        let owned = segment.process(&m, &opts);
+        if let Processed::Deliver(e) = &owned {
+            delivered += 1;
+            let serde = serde_json::to_vec(e).expect("serialisable");
+            match segment.process_wire(&m, &opts) {
+                Processed::Deliver(w) => assert_eq!(
+                    String::from_utf8_lossy(&w.body),
+                    String::from_utf8_lossy(&serde),
+                    "{v:?}"
+                ),
+                other => panic!("{v:?}: {other:?}"),
+            }
+        }
+        assert_eq!(segment.process_wire(&m, &opts), wire_of(owned), "{v:?}");
+    }
+    assert_eq!(delivered, values.len(), "every value maps");
 }

@@ -6,7 +6,7 @@
 //! An absent value skips the transforms (the field's `default:` applies after them).
 
 use super::error::{MapError, MapReason};
-use super::value::{float_to_i64, Scalar, Val};
+use super::value::{float_to_i64, trim, Scalar, Val};
 use crate::config::decode::{closest, index, join, kind, show, ConfigError};
 use crate::mcm::event::CURRENCIES;
 use serde_yaml_ng::Value as Yaml;
@@ -252,10 +252,8 @@ impl Transform {
             Transform::Iso8601 => Val::Int(parse_iso8601(&v.text()?)?),
             Transform::Currency => {
                 let text = v.text()?;
-                let code = text.trim();
-                // The list is upper-case ASCII, so a case-insensitive match is the upper-cased
-                // code's exact match — and the list's own `&'static str` needs no allocation.
-                match CURRENCIES.iter().find(|c| c.eq_ignore_ascii_case(code)) {
+                let code = trim(&text);
+                match known_currency(code) {
                     Some(c) => Val::Str(Cow::Borrowed(c)),
                     None => {
                         let code = code.to_ascii_uppercase();
@@ -304,6 +302,15 @@ impl Lookup {
     }
 }
 
+/// The MCM list's own code for `code`, compared case-insensitively. The list is three-letter
+/// upper-case ASCII, so that is the upper-cased code's exact match; and the list's own
+/// `&'static str` needs no allocation.
+pub(super) fn known_currency(code: &str) -> Option<&'static str> {
+    let three: [u8; 3] = code.as_bytes().try_into().ok()?;
+    let upper = three.map(|b| b.to_ascii_uppercase());
+    CURRENCIES.iter().copied().find(|c| c.as_bytes() == upper)
+}
+
 fn map_text<'a>(v: Val<'a>, f: impl FnOnce(&str) -> String) -> Result<Val<'a>, MapError> {
     let out = f(&v.text()?);
     Ok(Val::Str(Cow::Owned(out)))
@@ -323,7 +330,7 @@ fn finite<'a>(f: f64) -> Result<Val<'a>, MapError> {
 /// RFC 3339 / ISO-8601 with an offset (`2024-05-01T12:00:00.250Z`, `…+02:00`); without an
 /// offset the time is taken as UTC (document producers that do this!).
 fn parse_iso8601(s: &str) -> Result<i64, MapError> {
-    let s = s.trim();
+    let s = trim(s);
     if let Some(ms) = utc_millis_fast(s.as_bytes()) {
         return Ok(ms);
     }
@@ -561,6 +568,20 @@ mod tests {
                 chrono_millis(&s).or_else(|| parse_iso8601(&s).ok()),
                 "{}", s
             );
+        }
+    }
+
+    #[test]
+    fn currency_lookup_is_a_case_insensitive_match_on_the_list() {
+        let mut codes: Vec<String> = CURRENCIES.iter().map(|c| c.to_string()).collect();
+        codes.extend(CURRENCIES.iter().map(|c| c.to_lowercase()));
+        codes.extend(["UsD", "US", "USDD", "", "ÜSD", "U\u{0}D", "XXX", "usd "].map(String::from));
+        for code in &codes {
+            let want = CURRENCIES
+                .iter()
+                .copied()
+                .find(|c| c.eq_ignore_ascii_case(code));
+            assert_eq!(known_currency(code), want, "{code:?}");
         }
     }
 

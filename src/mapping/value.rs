@@ -63,7 +63,7 @@ impl<'a> Val<'a> {
             Node::Int(i) => Val::Int(*i),
             Node::Float(f) => Val::Float(*f),
             Node::Str(s) => Val::Str(Cow::Borrowed(s.as_ref())),
-            Node::Arr(_) | Node::Obj(_) | Node::Proj(_) => Val::Node(n),
+            Node::Arr { .. } | Node::Obj { .. } | Node::Proj { .. } => Val::Node(n),
         })
     }
 
@@ -151,6 +151,19 @@ pub fn is_blank(s: &str) -> bool {
     }
 }
 
+/// `str::trim`, answered without decoding a `char` when the text starts and ends with a visible
+/// ASCII character (nearly all values: codes, timestamps, enum names).
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let visible =
+        |b: Option<&u8>| matches!(b, Some(&b) if b.is_ascii() && !matches!(b, 0x09..=0x0D | b' '));
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
+    }
+}
+
 /// Converts a float to `i64` only when it is whole and in range (no silent truncation).
 pub fn float_to_i64(f: f64) -> Result<i64, MapError> {
     if f.fract() != 0.0 {
@@ -216,7 +229,7 @@ mod tests {
         );
         assert_eq!(Val::Float(1999.0).into_string().as_deref(), Ok("1999"));
         assert_eq!(Val::Float(19.99).into_string().as_deref(), Ok("19.99"));
-        let obj = Node::Obj(vec![]);
+        let obj = Node::Obj { start: 0, len: 0 };
         assert_eq!(
             Val::Node(&obj).into_string().map_err(|e| e.reason),
             Err(MapReason::TypeMismatch)
@@ -232,8 +245,16 @@ mod tests {
             .map(char::from)
             .chain(['\u{85}', '\u{a0}', '\u{2028}'])
         {
-            for s in [c.to_string(), format!("{c}x"), format!("{c} ")] {
+            for s in [
+                c.to_string(),
+                format!("{c}x"),
+                format!("{c} "),
+                format!("x{c}"),
+                format!("x{c}x"),
+                format!("{c}é{c}"),
+            ] {
                 assert_eq!(is_blank(&s), s.trim().is_empty(), "{s:?}");
+                assert_eq!(trim(&s), s.trim(), "{s:?}");
             }
         }
     }

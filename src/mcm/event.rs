@@ -314,7 +314,7 @@ impl<S> McmEventOf<S> {
     }
 }
 
-impl<S: AsRef<str>> McmEventOf<S> {
+impl<S: super::json::WireText> McmEventOf<S> {
     /// Serialises to the wire JSON: exactly what `serde_json` writes for [`McmEvent`] (non-finite
     /// floats as `null`, which validation rejects beforehand), by the hand-written writer in
     /// `src/mcm/json.rs` because this runs for every message.

@@ -9,6 +9,20 @@
 
 use super::event::{DeviceOf, ItemOf, McmEventOf, MoneyOf};
 use serde_json::ser::{CompactFormatter, Formatter};
+use std::borrow::Cow;
+
+/// The text of a string field, as the writer needs it.
+pub trait WireText: AsRef<str> {
+    /// True only when no byte of the text needs escaping: it is then copied without scanning
+    /// (the mapping knows this of text borrowed from a decoded message).
+    fn is_plain(&self) -> bool {
+        false
+    }
+}
+
+impl WireText for String {}
+impl WireText for Cow<'_, str> {}
+impl WireText for &str {}
 
 /// A member name as written before its value: `k!("id")` is `"id":`, one copy per member.
 macro_rules! k {
@@ -18,7 +32,7 @@ macro_rules! k {
 }
 
 /// Appends the wire JSON of `e` to `out`.
-pub fn write_event<S: AsRef<str>>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
+pub fn write_event<S: WireText>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("id"), e.id.as_ref());
     o.str(k!("event_type"), e.event_type.as_str());
@@ -56,7 +70,7 @@ pub fn write_event<S: AsRef<str>>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
     o.close();
 }
 
-fn write_device<S: AsRef<str>>(out: &mut Vec<u8>, d: &DeviceOf<S>) {
+fn write_device<S: WireText>(out: &mut Vec<u8>, d: &DeviceOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("os"), d.os.as_ref());
     o.opt_str(k!("os_version"), d.os_version.as_ref());
@@ -70,7 +84,7 @@ fn write_device<S: AsRef<str>>(out: &mut Vec<u8>, d: &DeviceOf<S>) {
     o.close();
 }
 
-fn write_item<S: AsRef<str>>(out: &mut Vec<u8>, it: &ItemOf<S>) {
+fn write_item<S: WireText>(out: &mut Vec<u8>, it: &ItemOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("id"), it.id.as_ref());
     o.opt_str(k!("item_group_id"), it.item_group_id.as_ref());
@@ -83,7 +97,7 @@ fn write_item<S: AsRef<str>>(out: &mut Vec<u8>, it: &ItemOf<S>) {
     o.close();
 }
 
-fn write_money<S: AsRef<str>>(out: &mut Vec<u8>, m: &MoneyOf<S>) {
+fn write_money<S: WireText>(out: &mut Vec<u8>, m: &MoneyOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("currency"), m.currency.as_ref());
     if let Some(a) = m.amount {
@@ -125,9 +139,14 @@ impl<'o> Obj<'o> {
     }
 
     #[inline(always)]
-    fn opt_str<S: AsRef<str>>(&mut self, key: &str, v: Option<&S>) {
+    fn opt_str<S: WireText>(&mut self, key: &str, v: Option<&S>) {
         if let Some(v) = v {
-            self.str(key, v.as_ref());
+            self.key(key);
+            if v.is_plain() {
+                write_plain(self.out, v.as_ref());
+            } else {
+                write_str(self.out, v.as_ref());
+            }
         }
     }
 
@@ -140,7 +159,7 @@ impl<'o> Obj<'o> {
     }
 
     #[inline(always)]
-    fn money<S: AsRef<str>>(&mut self, key: &str, m: Option<&MoneyOf<S>>) {
+    fn money<S: WireText>(&mut self, key: &str, m: Option<&MoneyOf<S>>) {
         if let Some(m) = m {
             self.key(key);
             write_money(self.out, m);
@@ -176,10 +195,38 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
 }
 
 /// A JSON string with serde_json's escapes: `\"`, `\\`, the short forms `\b \t \n \f \r`, and
-/// `\u00XX` (lower-case hex) for the other control characters; everything else verbatim.
+/// `\u00XX` (lower-case hex) for the other control characters; everything else verbatim. Values
+/// almost never need an escape, so the string is tested as a whole first and then copied at once.
+#[inline]
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    if has_escape(bytes) {
+        write_escaped(out, bytes);
+    } else {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    }
+}
+
+/// A string known to need no escape ([`WireText::is_plain`]): quoted and copied.
+#[inline]
+fn write_plain(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(
+        !has_escape(s.as_bytes()),
+        "text marked plain needs escaping: {s:?}"
+    );
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// [`write_str`] for a string with at least one byte to escape.
+#[inline(never)]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
     let mut start = 0;
     while let Some(i) = next_escape(bytes, start) {
         out.extend_from_slice(&bytes[start..i]);
@@ -212,32 +259,59 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// True when some byte of `bytes` must be escaped: eight bytes at a time, the last (partial)
+/// eight as one word overlapping bytes already tested (a word is only ever asked "any?", so
+/// testing a byte twice changes nothing), and strings under eight bytes as two overlapping
+/// four-byte halves.
+#[inline]
+pub(crate) fn has_escape(bytes: &[u8]) -> bool {
+    let word = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    let half = |c: &[u8]| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(c);
+        u64::from(u32::from_le_bytes(w))
+    };
+    let n = bytes.len();
+    match n {
+        0 => false,
+        1..=3 => bytes.iter().any(|&b| needs_escape(b)),
+        4..=7 => match (bytes.get(..4), bytes.get(n - 4..)) {
+            (Some(lo), Some(hi)) => escape_bits(half(lo) | (half(hi) << 32)) != 0,
+            _ => bytes.iter().any(|&b| needs_escape(b)),
+        },
+        _ => {
+            let mut chunks = bytes.chunks_exact(8);
+            let mut any = 0;
+            for c in &mut chunks {
+                any |= escape_bits(word(c));
+            }
+            if !chunks.remainder().is_empty() {
+                if let Some(last) = bytes.get(n - 8..) {
+                    any |= escape_bits(word(last));
+                }
+            }
+            any != 0
+        }
+    }
+}
+
 /// The index of the first byte at or after `from` that must be escaped. Eight bytes at a time
 /// (SWAR): real values (ids, URLs, user agents) almost never contain one, so the common case is
 /// a handful of word tests per string instead of a branch per byte. The mapping's JSON reader
 /// uses it too: inside a JSON string, exactly these bytes end it or need a closer look.
 #[inline]
 pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let rest = bytes.get(from..)?;
     let mut chunks = rest.chunks_exact(8);
     let mut at = from;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // Per byte: the high bit ends up set where the byte is < 0x20, or equals `"` or `\`
-        // (the classic "has byte less than n" / "has zero byte" tricks). A subtraction only
-        // borrows out of a byte that is itself a hit, so a false positive can only sit above a
-        // true one: the lowest flagged byte is exactly the first byte to escape (checked against
-        // a bytewise scan by `swar_scan_finds_exactly_the_first_escape`).
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        let hit =
-            (w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
-                & !w
-                & HIGH;
+        let hit = escape_bits(u64::from_le_bytes(word));
         if hit != 0 {
             // Little-endian: the lowest bit belongs to the first byte. At most 7, so the
             // conversion is exact.
@@ -250,6 +324,23 @@ pub(crate) fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         .iter()
         .position(|&b| needs_escape(b))
         .map(|i| at + i)
+}
+
+/// Eight bytes (little-endian) → the high bit of each byte that must be escaped, and possibly
+/// of some bytes after the first such byte, never before it: the lowest set bit marks exactly
+/// the first byte to escape (0 when there is none). The classic "has byte less than n" / "has
+/// zero byte" tricks: a subtraction only borrows out of a byte that is itself a hit, so a false
+/// positive can only sit above a true one (checked against a bytewise scan by
+/// `swar_scan_finds_exactly_the_first_escape`).
+#[inline]
+pub(crate) fn escape_bits(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    (w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
+        & !w
+        & HIGH
 }
 
 /// Inside a JSON string these bytes end it or start an escape; in output they must be escaped.
@@ -380,6 +471,27 @@ mod tests {
                 .get(from..)
                 .and_then(|r| r.iter().position(|&b| needs_escape(b)).map(|i| from + i));
             prop_assert_eq!(next_escape(&bytes, from), naive);
+        }
+
+        #[test]
+        fn escape_test_answers_as_a_bytewise_scan(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(b'a')],
+                0..40,
+            ),
+            clean in proptest::collection::vec(b'a'..=b'z', 0..40),
+            at in 0usize..40,
+            bad in prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20],
+        ) {
+            prop_assert_eq!(has_escape(&bytes), bytes.iter().any(|&b| needs_escape(b)));
+            // One escape byte anywhere in an otherwise clean string, at every length.
+            let mut one = clean.clone();
+            prop_assert!(!has_escape(&one));
+            if !one.is_empty() {
+                let i = at % one.len();
+                one[i] = bad;
+                prop_assert!(has_escape(&one), "{:?}", one);
+            }
         }
 
         #[test]
