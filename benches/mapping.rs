@@ -4,25 +4,29 @@
 //!
 //! Run: `cargo bench --bench mapping` (add `-- --measurement-time 3` for a quick figure).
 //!
-//! Measured on the shared 2-core dev machine (25 Nov 2026, load average 0.9–1.1 while
-//! measuring): ~2.92 µs per event through `process_wire` (the pipeline's path), ~2.75 µs without
-//! a user agent; the owned-event path (`process` + `to_json_bytes`, used by `map`/`test`) ~3.3
-//! µs. Before the borrowed-event work the same benchmark gave ~3.87 µs (load 1.7–2.1); in
-//! alternating runs of a profiling loop at load 3.2–4, 3.85 → 2.92 µs. callgrind: 52.5k → 41.4k
-//! instructions per event. Parts: decode (projected, the reader in src/mapping/scan.rs) ~1.21
-//! µs, serialisation ~0.28 µs, validation ~0.03 µs. perf splits an event as decode ≈ 41 %,
-//! building the event (field evaluation: path reads by slot, transforms, the cached user agent,
-//! ISO-8601) ≈ 32 %, rule choice ≈ 4 %, serialisation ≈ 14 %, validation ≈ 1.5 %, freeing the
-//! tree ≈ 4 %, the rest ≈ 3 %. Still short of the 2 µs target, and what remains is spread
-//! thinly: no function but the reader's own loop holds more than ~10 % of the instructions.
-//! Tried and dropped (measured worse): whitespace skipped by 8-byte words (this input's branches
-//! predict well), inline or word-signature key comparison instead of `memcmp` on candidates.
-//! About 2.2k of the 41k instructions are allocation (~11 per event: 7 projected objects, an
-//! array, items, the body, the lower-cased language); the `mimalloc` crate always calls
-//! `mi_malloc_aligned` (mimalloc v3's generic path), and an allocator calling `mi_malloc` for
-//! small alignments saved only ~0.7k of them in a trial. A cold user-agent parse adds ~4.3 µs,
-//! which is why results are cached per thread. `decode_only` is the full serde_json decode (not
-//! on the message path; kept for comparison).
+//! Figures (shared 2-core dev machine; timings there move with the host, so compare only runs
+//! made side by side, and use callgrind's instruction counts across days):
+//! - 25 Nov 2026, load 0.9–1.1: ~2.92 µs per event through `process_wire` (the pipeline's path),
+//!   ~2.75 µs without a user agent, ~3.3 µs for the owned-event path (`process` +
+//!   `to_json_bytes`, used by `map`/`test`); ~3.87 µs before the borrowed-event work. callgrind
+//!   52.5k → 41.4k instructions per event.
+//! - 3 Dec 2026, after the flat node vector, the projected reader matching keys by word heads
+//!   and events built in place: callgrind **28.1k** instructions per event (−32 %). Criterion,
+//!   alternating runs of both builds at load ~1: 3.78 / 3.88 µs against 6.27 / 5.58 µs for the
+//!   25 Nov code (0.63×; the host was slower that day than on 25 Nov); the profiling loop below
+//!   2.74–2.94 µs. callgrind splits an event as decode (src/mapping/scan.rs) ≈ 52 %, building
+//!   the event ≈ 25 %, the rest serialisation, validation and rule choice. Still short of the
+//!   2 µs target on this host.
+//! - Tried and dropped earlier (measured worse): whitespace skipped by 8-byte words (this input's
+//!   branches predict well), inline or word-signature key comparison instead of `memcmp`.
+//! - On 25 Nov about 2.2k of the 41k instructions were allocation (~11 per event: 7 projected
+//!   objects, an array, items, the body, the lower-cased language; the flat node vector now
+//!   decodes a message into two allocations whatever its objects). The `mimalloc` crate always
+//!   calls `mi_malloc_aligned` (mimalloc v3's generic path), and an allocator calling `mi_malloc`
+//!   for small alignments saved only ~0.7k of them in a trial.
+//!
+//! A cold user-agent parse adds ~4.3 µs, which is why results are cached per thread.
+//! `decode_only` is the full serde_json decode (not on the message path; kept for comparison).
 
 use criterion::{black_box, criterion_group, Criterion};
 
