@@ -258,15 +258,7 @@ mod tests {
             r#"["track"]"#,
             r#"{"type":"track"}"#,
         ];
-        let msg = SourceMessage {
-            topic: "t",
-            partition: 0,
-            offset: 0,
-            key: None,
-            headers: &[],
-            timestamp_ms: None,
-            payload: None,
-        };
+        let msg = SourceMessage::BARE;
         for v in values
             .iter()
             .map(|v| format!(r#"{{"type":{v}}}"#))
@@ -274,12 +266,7 @@ mod tests {
         {
             let d = doc::decode(Some(v.as_bytes())).expect("valid");
             let ua = OnceCell::new();
-            let ctx = Ctx {
-                doc: &d,
-                root: d.root(),
-                msg: &msg,
-                ua: &ua,
-            };
+            let ctx = Ctx::at_root(&d, &msg, &ua);
             for want in ["track", "Track", "", "1"] {
                 let subject = Subject::Path(Path::parse("type").expect("path"));
                 let test = Test::Equals(Scalar::Str(want.into()));

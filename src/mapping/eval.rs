@@ -86,21 +86,12 @@ fn fast_text<'a>(s: &'a Source, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> Option<Op
         Some(_) => None,
     };
     match s.shape() {
-        Shape::Path(p) => text(p.resolve(ctx.doc, scope)),
-        Shape::First(list) => {
-            for member in list {
-                if let Some(v) = text(member.bare_path()?.resolve(ctx.doc, scope))? {
-                    return Some(Some(v));
-                }
-            }
-            Some(None)
-        }
         Shape::Currency { path, default } => match path.resolve(ctx.doc, scope) {
             None => Some(default.map(|d| Text::new(Cow::Borrowed(d)))),
             Some(Node::Str(v)) => Some(Some(Text::currency_code(known_currency(trim(v))?))),
             Some(_) => None,
         },
-        Shape::Other => None,
+        _ => fast_read(s, ctx, scope, text),
     }
 }
 
@@ -128,11 +119,24 @@ fn fast_number<'a>(s: &'a Source, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> Option<
         Some(Node::Float(f)) if f.is_finite() => Some(Some(*f)),
         Some(_) => None,
     };
+    fast_read(s, ctx, scope, number)
+}
+
+/// The shortcut for a bare path, or a `first:` of bare paths: `read` turns a path's value into
+/// the field's (`Some(None)`: absent, go on to the next path; `None`: the shortcut does not
+/// apply). Other shapes do not take it.
+#[inline(always)]
+fn fast_read<'a, T>(
+    s: &'a Source,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    read: impl Fn(Option<&'a Node<'a>>) -> Option<Option<T>>,
+) -> Option<Option<T>> {
     match s.shape() {
-        Shape::Path(p) => number(p.resolve(ctx.doc, scope)),
+        Shape::Path(p) => read(p.resolve(ctx.doc, scope)),
         Shape::First(list) => {
             for member in list {
-                if let Some(v) = number(member.bare_path()?.resolve(ctx.doc, scope))? {
+                if let Some(v) = read(member.bare_path()?.resolve(ctx.doc, scope))? {
                     return Some(Some(v));
                 }
             }
@@ -366,15 +370,7 @@ mod tests {
             ("{path: v, transform: currency, default: EUR}", true),
             ("{path: v, transform: currency, default: 5}", false),
         ];
-        let msg = SourceMessage {
-            topic: "t",
-            partition: 0,
-            offset: 0,
-            key: None,
-            headers: &[],
-            timestamp_ms: None,
-            payload: None,
-        };
+        let msg = SourceMessage::BARE;
         for (yaml, fast) in sources {
             let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).expect("yaml");
             let mut errors = Vec::new();
@@ -382,12 +378,7 @@ mod tests {
             assert!(errors.is_empty(), "{errors:?}");
             let usd = doc::decode(Some(br#"{"v":"usd"}"#)).expect("valid");
             let ua = OnceCell::new();
-            let ctx = Ctx {
-                doc: &usd,
-                root: usd.root(),
-                msg: &msg,
-                ua: &ua,
-            };
+            let ctx = Ctx::at_root(&usd, &msg, &ua);
             let s = source.as_ref().expect("compiled");
             assert_eq!(fast_text(s, &ctx, ctx.root).is_some(), fast, "{yaml:?}");
             let absent = ["{}".to_string()];
@@ -400,12 +391,7 @@ mod tests {
             for json in pairs.chain(absent) {
                 let d = doc::decode(Some(json.as_bytes())).expect("valid");
                 let ua = OnceCell::new();
-                let ctx = Ctx {
-                    doc: &d,
-                    root: d.root(),
-                    msg: &msg,
-                    ua: &ua,
-                };
+                let ctx = Ctx::at_root(&d, &msg, &ua);
                 let root = ctx.root;
                 let at = || format!("{yaml:?} on {json}");
                 let fast = text(&source, &ctx, root, "f");

@@ -59,6 +59,20 @@ pub struct SourceMessage<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
+#[cfg(test)]
+impl SourceMessage<'static> {
+    /// A record with no key, headers, timestamp or value: for tests of the message's JSON alone.
+    pub(crate) const BARE: SourceMessage<'static> = SourceMessage {
+        topic: "t",
+        partition: 0,
+        offset: 0,
+        key: None,
+        headers: &[],
+        timestamp_ms: None,
+        payload: None,
+    };
+}
+
 /// Which stage rejected a message (a DLQ header and a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectClass {
@@ -240,12 +254,7 @@ impl TopicMapping {
         deliver: impl FnOnce(eval::Event<'_>) -> E,
     ) -> (Processed<E>, Option<&'s str>) {
         let ua = std::cell::OnceCell::new();
-        let ctx = Ctx {
-            doc,
-            root: doc.root(),
-            msg,
-            ua: &ua,
-        };
+        let ctx = Ctx::at_root(doc, msg, &ua);
         let Some(rule) = self
             .rules
             .iter()

@@ -31,6 +31,22 @@ pub struct Ctx<'a> {
     pub ua: &'a OnceCell<Rc<UaInfo>>,
 }
 
+impl<'a> Ctx<'a> {
+    /// The context for a whole message: every path starts at the document's root.
+    pub fn at_root(
+        doc: &'a Doc<'a>,
+        msg: &'a SourceMessage<'a>,
+        ua: &'a OnceCell<Rc<UaInfo>>,
+    ) -> Self {
+        Ctx {
+            doc,
+            root: doc.root(),
+            msg,
+            ua,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KafkaField {
     Key,
