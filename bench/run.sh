@@ -262,21 +262,33 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 BRIDGE_PID=
 start_bridge() { # topic group
   local cfg=$WORK/bridge-$1.yaml
+  OBSERVE_ADDR=127.0.0.1:$(free_port)
   sed -e "s|@BOOTSTRAP@|$BOOTSTRAP|" -e "s|@GROUP@|$2|" -e "s|@BASE_URL@|$SANDBOX_URL|" \
-    -e "s|@MAX_IN_FLIGHT@|$MAX_IN_FLIGHT|" -e "s|@OBSERVE@|127.0.0.1:$(free_port)|" \
+    -e "s|@MAX_IN_FLIGHT@|$MAX_IN_FLIGHT|" -e "s|@OBSERVE@|$OBSERVE_ADDR|" \
     -e "s|@LOG_LEVEL@|$LOG_LEVEL|" -e "s|@TOPIC@|$1|" "$REPO/bench/bridge.yaml.tmpl" >"$cfg"
   "$BIN/mcm-bridge" run --config "$cfg" >>"$WORK/bridge-$1.log" 2>&1 &
   BRIDGE_PID=$!
   PIDS+=("$BRIDGE_PID")
 }
 
-# Runs the bridge over a loaded topic; sets RATE, SECS, CPU_US (CPU µs per event).
+# Runs the bridge over a loaded topic; sets RATE, SECS, CPU_US (CPU µs per event), and, to
+# explain the rate, SINK_CPU_US and BROKER_CPU_US (CPU µs per event the sandbox and the broker
+# used meanwhile: all three share the machine's cores) and MEAN_REQUEST_MS (the bridge's mean
+# HTTP request time, from its own histogram: what Little's law sees in row 4).
 bench_bridge() { # topic count
-  local t0 cpu
+  local t0 cpu sink0 broker0
   t0=$(now)
+  sink0=$(cpu_secs "$SANDBOX_PID")
+  broker0=$(cpu_secs "$BROKER_PID")
   start_bridge "$1" "bench-$RUN_ID-$1"
   wait_for_events "$2" "$BRIDGE_PID" "bridge on $1"
   cpu=$(cpu_secs "$BRIDGE_PID")
+  MEAN_REQUEST_MS=$(curl -fsS --max-time 5 "http://$OBSERVE_ADDR/metrics" | awk '
+    /^mcm_bridge_http_request_duration_seconds_sum / { s = $2 }
+    /^mcm_bridge_http_request_duration_seconds_count / { c = $2 }
+    END { if (c > 0) printf "%.1f", s / c * 1000; else print "-" }') || MEAN_REQUEST_MS=-
+  SINK_CPU_US=$(calc "($(cpu_secs "$SANDBOX_PID") - $sink0) * 1000000 / $2")
+  BROKER_CPU_US=$(calc "($(cpu_secs "$BROKER_PID") - $broker0) * 1000000 / $2")
   stop_pid "$BRIDGE_PID"
   SECS=$(calc "$DONE_AT - $t0")
   RATE=$(calc "$2 / $SECS")
@@ -324,7 +336,8 @@ start_sandbox
 bench_bridge "$T_MULTI" "$EVENTS_MULTI"
 stop_sandbox
 MULTI_RATE=$RATE MULTI_SECS=$SECS MULTI_CPU_US=$CPU_US MULTI_WARM=$WARM
-log "  $(fmt_int "$MULTI_RATE") events/s in ${MULTI_SECS}s ($(fmt_int "$WARM")/s after the first event), CPU $(printf '%.1f' "$MULTI_CPU_US") µs/event"
+MULTI_SINK_CPU_US=$SINK_CPU_US MULTI_BROKER_CPU_US=$BROKER_CPU_US
+log "  $(fmt_int "$MULTI_RATE") events/s in ${MULTI_SECS}s ($(fmt_int "$WARM")/s after the first event), CPU $(printf '%.1f' "$MULTI_CPU_US") µs/event (sandbox $(printf '%.1f' "$SINK_CPU_US"), broker $(printf '%.1f' "$BROKER_CPU_US"))"
 
 # ---- 4. bridge, 1 partition, slow sink ---------------------------------------------------------
 if [[ "$LATENCY" =~ ^([0-9.]+)ms$ ]]; then
@@ -340,7 +353,9 @@ start_sandbox --latency "$LATENCY"
 bench_bridge "$T_SINGLE" "$EVENTS_SINGLE"
 stop_sandbox
 SINGLE_RATE=$RATE SINGLE_SECS=$SECS SINGLE_WARM=$WARM SINGLE_FIRST_SECS=$FIRST_SECS
-log "  $(fmt_int "$SINGLE_RATE") events/s in ${SINGLE_SECS}s ($(fmt_int "$WARM")/s after the first event; Little's-law bound $(fmt_int "$LITTLE")/s)"
+SINGLE_CPU_US=$CPU_US SINGLE_SINK_CPU_US=$SINK_CPU_US SINGLE_BROKER_CPU_US=$BROKER_CPU_US
+SINGLE_MEAN_REQUEST_MS=$MEAN_REQUEST_MS
+log "  $(fmt_int "$SINGLE_RATE") events/s in ${SINGLE_SECS}s ($(fmt_int "$WARM")/s after the first event; Little's-law bound $(fmt_int "$LITTLE")/s; mean request $MEAN_REQUEST_MS ms)"
 
 # ---- 6. peers ----------------------------------------------------------------------------------
 NODE_RATE='' NODE_CPU_US='' NODE_WARM='' PY_RATE='' PY_CPU_US='' PY_WARM=''
@@ -446,13 +461,14 @@ peer_row() { # label rate cpu warm
     "$WRK_THREADS" "$WRK_CONNECTIONS" "$WRK_DURATION" "$(fmt_int "$SINK_RATE")"
   printf '| 2c | Ceiling: consume-only, 1 partition, %s messages (what row 4 can at most read) | %s (%s/s after the first message) | | |\n' \
     "$EVENTS_SINGLE" "$(rate "$CONSUME1_RATE")" "$(fmt_int "$CONSUME1_WARM")"
-  printf '| 3 | Bridge end to end, %s partitions, %s events, healthy sink | %s (%.1f s; %s/s after the first event); CPU %.1f µs/event | lower ceiling (%s, %s/s) | **%s** |\n' \
-    "$PARTITIONS" "$EVENTS_MULTI" "$(rate "$MULTI_RATE")" "$MULTI_SECS" "$(fmt_int "$MULTI_WARM")" "$MULTI_CPU_US" "$LOWER_NAME" \
+  printf '| 3 | Bridge end to end, %s partitions, %s events, healthy sink | %s (%.1f s; %s/s after the first event); CPU %.1f µs/event (meanwhile sandbox %.1f, broker %.1f µs/event) | lower ceiling (%s, %s/s) | **%s** |\n' \
+    "$PARTITIONS" "$EVENTS_MULTI" "$(rate "$MULTI_RATE")" "$MULTI_SECS" "$(fmt_int "$MULTI_WARM")" "$MULTI_CPU_US" "$MULTI_SINK_CPU_US" "$MULTI_BROKER_CPU_US" "$LOWER_NAME" \
     "$(fmt_int "$LOWER_CEILING")" "$(ratio "$MULTI_RATE" "$LOWER_CEILING")"
   # Little's law bounds the steady rate, so the ratio uses the rate after the first event; the
   # overall rate and the time to the first event are shown next to it (bench/README.md, row 4).
-  printf '| 4 | Bridge, 1 partition, %s events, sink latency %s, max_in_flight %s | %s/s after the first event (first event after %.1f s; overall %s, %.1f s) | Little'"'"'s law %s/%s = %s/s (target ≥ 0.90); 1-partition ceiling (2c) %s/s after the first message: %s | **%s** (overall %s) |\n' \
-    "$EVENTS_SINGLE" "$LATENCY" "$MAX_IN_FLIGHT" "$(fmt_int "$SINGLE_WARM")" "$SINGLE_FIRST_SECS" "$(rate "$SINGLE_RATE")" "$SINGLE_SECS" "$MAX_IN_FLIGHT" \
+  printf '| 4 | Bridge, 1 partition, %s events, sink latency %s, max_in_flight %s | %s/s after the first event (first event after %.1f s; overall %s, %.1f s); mean request %s ms; CPU %.1f µs/event (meanwhile sandbox %.1f, broker %.1f µs/event) | Little'"'"'s law %s/%s = %s/s (target ≥ 0.90); 1-partition ceiling (2c) %s/s after the first message: %s | **%s** (overall %s) |\n' \
+    "$EVENTS_SINGLE" "$LATENCY" "$MAX_IN_FLIGHT" "$(fmt_int "$SINGLE_WARM")" "$SINGLE_FIRST_SECS" "$(rate "$SINGLE_RATE")" "$SINGLE_SECS" \
+    "$SINGLE_MEAN_REQUEST_MS" "$SINGLE_CPU_US" "$SINGLE_SINK_CPU_US" "$SINGLE_BROKER_CPU_US" "$MAX_IN_FLIGHT" \
     "$LATENCY" "$(fmt_int "$LITTLE")" "$(fmt_int "$CONSUME1_WARM")" "$(ratio "$SINGLE_WARM" "$CONSUME1_WARM")" "$(ratio "$SINGLE_WARM" "$LITTLE")" "$(ratio "$SINGLE_RATE" "$LITTLE")"
   printf '| 5a | Bridge RSS, %s s at %s events/s (accepted %s/s) | min %s / max %s / last %s MiB | target ≤ 64 MiB, flat | |\n' \
     "$RSS_SECS" "$STEADY_RATE" "$(fmt_int "$STEADY_ACCEPT_RATE")" "$RSS_S_MIN" "$RSS_S_MAX" "$RSS_S_LAST"

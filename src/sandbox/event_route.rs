@@ -34,7 +34,7 @@ pub async fn post_event(
     // across an await.
     let delay = faults::delay(&f, &mut rand::rng());
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        s.delays.sleep(delay).await;
     }
     let outage = faults::outage_active(&f, s.outage_started_at(), s.now());
     let verdict = faults::verdict(&f, &mut rand::rng(), outage);

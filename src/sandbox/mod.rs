@@ -21,6 +21,7 @@ pub mod body;
 mod cli;
 pub mod config;
 mod dedup;
+mod delay;
 pub mod envelope;
 mod event_route;
 pub mod faults;

@@ -10,6 +10,7 @@
 
 use super::config::{Faults, FaultsError, SandboxConfig};
 use super::dedup::IdSet;
+use super::delay::DelayTimer;
 use super::faults;
 use super::recorder::Recorder;
 use super::stats::Counters;
@@ -102,6 +103,8 @@ pub struct Shared {
     pub counters: Counters,
     pub ids: IdSet,
     pub recorder: Option<Recorder>,
+    /// Holds answers for the `latency` fault (precise to well under a millisecond).
+    pub delays: DelayTimer,
 }
 
 impl Shared {
@@ -121,6 +124,7 @@ impl Shared {
             counters: Counters::default(),
             ids: IdSet::default(),
             recorder,
+            delays: DelayTimer::default(),
         };
         shared.set_faults(&cfg.faults)?;
         Ok(shared)
