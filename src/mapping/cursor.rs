@@ -70,7 +70,11 @@ impl<'a> Cursor<'a> {
     pub(super) fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.i += 1;
-            self.spaces();
+            // Most gaps are one byte (`": "`, `", "`) or a newline and an indent: only a
+            // second space starts the word-at-a-time skip.
+            if self.peek() == Some(b' ') {
+                self.spaces();
+            }
         }
     }
 
@@ -131,14 +135,20 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let start = self.i;
-        let (end, head) = match self.b.get(start..start + KeyHead::BYTES) {
+        // "Sixteen bytes left?" as the only test (no overflow check on `start + 16`).
+        let chunk = self
+            .b
+            .get(start..)
+            .and_then(<[u8]>::first_chunk::<{ KeyHead::BYTES }>);
+        let (end, head) = match chunk {
             Some(chunk) => {
-                let word = |at: usize| {
+                let (lo, hi) = chunk.split_at(8);
+                let word = |half: &[u8]| {
                     let mut w = [0u8; 8];
-                    w.copy_from_slice(&chunk[at..at + 8]);
+                    w.copy_from_slice(half);
                     u64::from_le_bytes(w)
                 };
-                let (w0, w1) = (word(0), word(8));
+                let (w0, w1) = (word(lo), word(hi));
                 // The bytes below a word's first escape byte (its lowest flagged high bit).
                 let below = |hit: u64| (hit & hit.wrapping_neg()).wrapping_sub(1) >> 7;
                 let (h0, h1) = (escape_bits(w0), escape_bits(w1));
