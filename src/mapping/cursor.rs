@@ -216,7 +216,21 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn escape_at(&self, from: usize) -> Option<usize> {
         let mut at = from;
-        while let Some(chunk) = self.b.get(at..at + 8) {
+        // Sixteen bytes per bounds check while they last (values are mostly longer than
+        // eight bytes), then eight, then the last few bytes one by one.
+        while let Some(chunk) = self.b.get(at..at + 16) {
+            let (lo, hi) = chunk.split_at(8);
+            for (half, offset) in [(lo, 0), (hi, 8)] {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(half);
+                let hit = escape_bits(u64::from_le_bytes(w));
+                if hit != 0 {
+                    return Some(at + offset + (hit.trailing_zeros() / 8) as usize);
+                }
+            }
+            at += 16;
+        }
+        if let Some(chunk) = self.b.get(at..at + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
             let hit = escape_bits(u64::from_le_bytes(w));

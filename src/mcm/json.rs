@@ -153,6 +153,11 @@ impl<'o> Obj<'o> {
     #[inline(always)]
     fn i64(&mut self, key: &str, v: i64) {
         self.key(key);
+        // One digit (the usual quantity) is one byte; the checked conversion is that test.
+        if let Ok(digit @ 0..=9) = u8::try_from(v) {
+            self.out.push(b'0' + digit);
+            return;
+        }
         CompactFormatter
             .write_i64(self.out, v)
             .expect("writing to a Vec<u8> cannot fail");
