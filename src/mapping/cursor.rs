@@ -206,7 +206,11 @@ impl<'a> Cursor<'a> {
             return self.escaped_string(start, end, slot);
         }
         self.i = end + 1;
-        *slot = Node::Str(Cow::Borrowed(self.s.get(start..end)?));
+        // Two `split_at_checked`s rather than `get(start..end)`: the same boundary checks,
+        // inlined instead of a call.
+        let (head, _) = self.s.split_at_checked(end)?;
+        let (_, text) = head.split_at_checked(start)?;
+        *slot = Node::Str(Cow::Borrowed(text));
         Some(())
     }
 
@@ -297,31 +301,24 @@ impl<'a> Cursor<'a> {
     /// integers of up to 18 digits (not `-0`, which serde_json makes a float), and decimals
     /// without an exponent of up to 15 significant digits, where `digits / 10^k` is one correctly
     /// rounded division — exactly what serde_json computes for them.
+    #[inline(always)]
     pub(super) fn number(&mut self, slot: &mut Node<'a>) -> Option<()> {
         let neg = self.eat(b'-');
         // One pass: the significand accumulates as the digits are read (wrapping past 19
         // digits, but such numbers are declined below).
         let mut sig: u64 = 0;
-        let mut digits = |r: &mut Self| {
-            let start = r.i;
-            while let Some(c @ b'0'..=b'9') = r.peek() {
-                sig = sig.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                r.i += 1;
-            }
-            r.i - start
-        };
         // `0` or a digit run not starting with `0` (JSON has no leading zeros).
         let int_digits = match self.peek()? {
             b'0' => {
                 self.i += 1;
                 1
             }
-            b'1'..=b'9' => digits(self),
+            b'1'..=b'9' => self.digits_into(&mut sig),
             _ => return None,
         };
         let mut frac_digits = 0;
         if self.eat(b'.') {
-            frac_digits = digits(self);
+            frac_digits = self.digits_into(&mut sig);
             if frac_digits == 0 {
                 return None;
             }
@@ -347,6 +344,17 @@ impl<'a> Cursor<'a> {
         let f = sig as f64 / POW10.get(frac_digits)?;
         *slot = Node::Float(if neg { -f } else { f });
         Some(())
+    }
+
+    /// A run of digits, accumulated into `sig` (wrapping; see [`Cursor::number`]): how many.
+    #[inline(always)]
+    fn digits_into(&mut self, sig: &mut u64) -> usize {
+        let start = self.i;
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            *sig = sig.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            self.i += 1;
+        }
+        self.i - start
     }
 
     /// `0` or a digit run not starting with `0` (JSON has no leading zeros).
