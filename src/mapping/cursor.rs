@@ -95,6 +95,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// What follows a member or an element: `,` (`Some(true)`: another one comes) or `close`
+    /// (`Some(false)`), after any whitespace; anything else is `None`. The separator usually
+    /// follows the value directly, so it is looked at before the whitespace skip is.
+    #[inline(always)]
+    pub(super) fn separator(&mut self, close: u8) -> Option<bool> {
+        let mut c = self.peek()?;
+        if matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
+            self.ws();
+            c = self.peek()?;
+        }
+        self.i += 1;
+        match c {
+            b',' => Some(true),
+            _ if c == close => Some(false),
+            _ => None,
+        }
+    }
+
     pub(super) fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.i + word.len();
         (self.b.get(self.i..end)? == word).then(|| self.i = end)

@@ -124,11 +124,8 @@ impl<'a> Reader<'a> {
                 }
             }
             member(self, key)?;
-            self.c.ws();
-            match self.c.next()? {
-                b',' => {}
-                b'}' => return Some(()),
-                _ => return None,
+            if !self.c.separator(b'}')? {
+                return Some(());
             }
         }
     }
@@ -146,11 +143,8 @@ impl<'a> Reader<'a> {
             loop {
                 let at = self.out.push_place();
                 self.value(need, depth, at)?;
-                self.c.ws();
-                match self.c.next()? {
-                    b',' => {}
-                    b']' => break,
-                    _ => return None,
+                if !self.c.separator(b']')? {
+                    break;
                 }
             }
         }
