@@ -70,7 +70,11 @@ impl<'a> Cursor<'a> {
     pub(super) fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.i += 1;
-            self.spaces();
+            // Most gaps are one byte (`": "`, `", "`) or a newline and an indent: only a
+            // second space starts the word-at-a-time skip.
+            if self.peek() == Some(b' ') {
+                self.spaces();
+            }
         }
     }
 
@@ -88,6 +92,24 @@ impl<'a> Cursor<'a> {
                 return;
             }
             self.i += 8;
+        }
+    }
+
+    /// What follows a member or an element: `,` (`Some(true)`: another one comes) or `close`
+    /// (`Some(false)`), after any whitespace; anything else is `None`. The separator usually
+    /// follows the value directly, so it is looked at before the whitespace skip is.
+    #[inline(always)]
+    pub(super) fn separator(&mut self, close: u8) -> Option<bool> {
+        let mut c = self.peek()?;
+        if matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
+            self.ws();
+            c = self.peek()?;
+        }
+        self.i += 1;
+        match c {
+            b',' => Some(true),
+            _ if c == close => Some(false),
+            _ => None,
         }
     }
 
@@ -131,14 +153,20 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let start = self.i;
-        let (end, head) = match self.b.get(start..start + KeyHead::BYTES) {
+        // "Sixteen bytes left?" as the only test (no overflow check on `start + 16`).
+        let chunk = self
+            .b
+            .get(start..)
+            .and_then(<[u8]>::first_chunk::<{ KeyHead::BYTES }>);
+        let (end, head) = match chunk {
             Some(chunk) => {
-                let word = |at: usize| {
+                let (lo, hi) = chunk.split_at(8);
+                let word = |half: &[u8]| {
                     let mut w = [0u8; 8];
-                    w.copy_from_slice(&chunk[at..at + 8]);
+                    w.copy_from_slice(half);
                     u64::from_le_bytes(w)
                 };
-                let (w0, w1) = (word(0), word(8));
+                let (w0, w1) = (word(lo), word(hi));
                 // The bytes below a word's first escape byte (its lowest flagged high bit).
                 let below = |hit: u64| (hit & hit.wrapping_neg()).wrapping_sub(1) >> 7;
                 let (h0, h1) = (escape_bits(w0), escape_bits(w1));
@@ -196,7 +224,11 @@ impl<'a> Cursor<'a> {
             return self.escaped_string(start, end, slot);
         }
         self.i = end + 1;
-        *slot = Node::Str(Cow::Borrowed(self.s.get(start..end)?));
+        // Two `split_at_checked`s rather than `get(start..end)`: the same boundary checks,
+        // inlined instead of a call.
+        let (head, _) = self.s.split_at_checked(end)?;
+        let (_, text) = head.split_at_checked(start)?;
+        *slot = Node::Str(Cow::Borrowed(text));
         Some(())
     }
 
@@ -206,7 +238,21 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn escape_at(&self, from: usize) -> Option<usize> {
         let mut at = from;
-        while let Some(chunk) = self.b.get(at..at + 8) {
+        // Sixteen bytes per bounds check while they last (values are mostly longer than
+        // eight bytes), then eight, then the last few bytes one by one.
+        while let Some(chunk) = self.b.get(at..at + 16) {
+            let (lo, hi) = chunk.split_at(8);
+            for (half, offset) in [(lo, 0), (hi, 8)] {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(half);
+                let hit = escape_bits(u64::from_le_bytes(w));
+                if hit != 0 {
+                    return Some(at + offset + (hit.trailing_zeros() / 8) as usize);
+                }
+            }
+            at += 16;
+        }
+        if let Some(chunk) = self.b.get(at..at + 8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
             let hit = escape_bits(u64::from_le_bytes(w));
@@ -273,31 +319,24 @@ impl<'a> Cursor<'a> {
     /// integers of up to 18 digits (not `-0`, which serde_json makes a float), and decimals
     /// without an exponent of up to 15 significant digits, where `digits / 10^k` is one correctly
     /// rounded division — exactly what serde_json computes for them.
+    #[inline(always)]
     pub(super) fn number(&mut self, slot: &mut Node<'a>) -> Option<()> {
         let neg = self.eat(b'-');
         // One pass: the significand accumulates as the digits are read (wrapping past 19
         // digits, but such numbers are declined below).
         let mut sig: u64 = 0;
-        let mut digits = |r: &mut Self| {
-            let start = r.i;
-            while let Some(c @ b'0'..=b'9') = r.peek() {
-                sig = sig.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-                r.i += 1;
-            }
-            r.i - start
-        };
         // `0` or a digit run not starting with `0` (JSON has no leading zeros).
         let int_digits = match self.peek()? {
             b'0' => {
                 self.i += 1;
                 1
             }
-            b'1'..=b'9' => digits(self),
+            b'1'..=b'9' => self.digits_into(&mut sig),
             _ => return None,
         };
         let mut frac_digits = 0;
         if self.eat(b'.') {
-            frac_digits = digits(self);
+            frac_digits = self.digits_into(&mut sig);
             if frac_digits == 0 {
                 return None;
             }
@@ -323,6 +362,17 @@ impl<'a> Cursor<'a> {
         let f = sig as f64 / POW10.get(frac_digits)?;
         *slot = Node::Float(if neg { -f } else { f });
         Some(())
+    }
+
+    /// A run of digits, accumulated into `sig` (wrapping; see [`Cursor::number`]): how many.
+    #[inline(always)]
+    fn digits_into(&mut self, sig: &mut u64) -> usize {
+        let start = self.i;
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            *sig = sig.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            self.i += 1;
+        }
+        self.i - start
     }
 
     /// `0` or a digit run not starting with `0` (JSON has no leading zeros).

@@ -12,7 +12,7 @@ use super::source::{Ctx, Shape, Source};
 use super::text::Text;
 use super::transform::known_currency;
 use super::useragent;
-use super::value::{is_blank, trim, Val};
+use super::value::{is_blank, trim, Scalar, Val};
 use crate::mcm::event::{ChannelType, DeviceOf, ItemOf, McmEventOf, MoneyOf, PersonalizationMode};
 use std::borrow::Cow;
 
@@ -62,15 +62,30 @@ fn bare<'a>(
 // general evaluation and conversion (`get`) would; everything else, errors included, they leave
 // to `get`. `fast_paths_read_as_the_general_evaluation` holds them to it.
 
-/// A text field.
-#[inline(never)]
+/// A text field. Most fields of a plan have no source: that is answered inline, the rest out
+/// of line.
+#[inline(always)]
 fn text<'a>(
     s: &'a Option<Source>,
     ctx: &Ctx<'a>,
     scope: &'a Node<'a>,
     field: &str,
 ) -> R<Option<Text<'a>>> {
-    let Some(src) = s else { return Ok(None) };
+    match s {
+        None => Ok(None),
+        Some(src) => source_text(src, s, ctx, scope, field),
+    }
+}
+
+/// [`text`] of a field with a source (`s` is `Some(src)`).
+#[inline(never)]
+fn source_text<'a>(
+    src: &'a Source,
+    s: &'a Option<Source>,
+    ctx: &Ctx<'a>,
+    scope: &'a Node<'a>,
+    field: &str,
+) -> R<Option<Text<'a>>> {
     match fast_text(src, ctx, scope) {
         Some(v) => Ok(v),
         None => get(s, ctx, scope, field, |v| v.into_text().map(Text::new)),
@@ -183,9 +198,20 @@ pub fn build<'a>(p: &'a FieldsPlan, ctx: &Ctx<'a>, e: &mut Event<'a>) -> R<()> {
     e.timestamp = required(&p.timestamp, ctx, "timestamp")?
         .integer()
         .map_err(|e| e.at_field("timestamp").from_source(label(&p.timestamp)))?;
-    let channel = required(&p.channel_type, ctx, "channel_type")?;
-    e.channel_type = enum_value(&channel, ChannelType::parse, "channel_type")
-        .map_err(|e| e.from_source(label(&p.channel_type)))?;
+    // The usual channel is a constant written as the API spells it (`channel_type: SITE`):
+    // that is the type's name, whatever the message. Anything else is read and judged.
+    let constant = match p.channel_type.as_ref().and_then(Source::as_constant) {
+        Some(Scalar::Str(s)) => ChannelType::parse(s),
+        _ => None,
+    };
+    e.channel_type = match constant {
+        Some(c) => c,
+        None => {
+            let channel = required(&p.channel_type, ctx, "channel_type")?;
+            enum_value(&channel, ChannelType::parse, "channel_type")
+                .map_err(|e| e.from_source(label(&p.channel_type)))?
+        }
+    };
     e.id = text(&p.id, ctx, root, "id")?;
     e.user_id = text(&p.user_id, ctx, root, "user_id")?;
     e.custom_id = text(&p.custom_id, ctx, root, "custom_id")?;

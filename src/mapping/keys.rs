@@ -81,13 +81,24 @@ impl KeyTable {
     /// The slot of the key whose head is `head` and text is `key`.
     #[inline]
     pub(super) fn find(&self, head: &KeyHead, key: &[u8]) -> Option<usize> {
+        self.find_by(head, || Some(key))
+    }
+
+    /// [`KeyTable::find`] with the key's text asked for only when its head does not settle the
+    /// answer (keys longer than a head); `None` from `key` is "not found".
+    #[inline]
+    pub(super) fn find_by<'k>(
+        &self,
+        head: &KeyHead,
+        key: impl Fn() -> Option<&'k [u8]>,
+    ) -> Option<usize> {
         let mask = self.index.len().checked_sub(1)?;
         let mut b = head.bucket(self.bits);
         loop {
             let slot = self.index.get(b)?.checked_sub(1)?;
             if self.heads.get(slot) == Some(head)
                 && (head.len <= KeyHead::BYTES
-                    || self.names.get(slot).map(String::as_bytes) == Some(key))
+                    || key().is_some_and(|k| self.names.get(slot).map(String::as_bytes) == Some(k)))
             {
                 return Some(slot);
             }

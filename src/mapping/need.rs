@@ -118,10 +118,14 @@ impl Need {
     }
 
     /// The needed member whose key the reader found: `head` is that key's [`KeyHead`], `key`
-    /// its bytes (the same answer as [`Need::child_at`]).
+    /// gives its bytes when asked (the same answer as [`Need::child_at`]).
     #[inline]
-    pub(super) fn child_by_head(&self, head: &KeyHead, key: &[u8]) -> Option<(usize, &Need)> {
-        let i = self.keys.find(head, key)?;
+    pub(super) fn child_by_head<'k>(
+        &self,
+        head: &KeyHead,
+        key: impl Fn() -> Option<&'k [u8]>,
+    ) -> Option<(usize, &Need)> {
+        let i = self.keys.find_by(head, key)?;
         Some((i, self.children.get(i)?))
     }
 

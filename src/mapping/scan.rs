@@ -88,7 +88,8 @@ impl<'a> Reader<'a> {
     fn slots(&mut self, need: &'a Need, depth: u32) -> Option<Node<'a>> {
         let start = self.out.open_proj(need);
         self.object(depth, |r, key| {
-            match need.child_by_head(&key.head, r.c.key_bytes(&key)?) {
+            // The key's bytes are only looked at for keys longer than a head (see `keys.rs`).
+            match need.child_by_head(&key.head, || r.c.key_bytes(&key)) {
                 Some((i, c)) => r.value(c, depth, Place::Node(start + i)),
                 None => r.c.skip(),
             }
@@ -115,16 +116,16 @@ impl<'a> Reader<'a> {
         loop {
             self.c.ws();
             let key = self.c.key()?;
-            self.c.ws();
+            // The colon nearly always follows the key directly.
             if !self.c.eat(b':') {
-                return None;
+                self.c.ws();
+                if !self.c.eat(b':') {
+                    return None;
+                }
             }
             member(self, key)?;
-            self.c.ws();
-            match self.c.next()? {
-                b',' => {}
-                b'}' => return Some(()),
-                _ => return None,
+            if !self.c.separator(b'}')? {
+                return Some(());
             }
         }
     }
@@ -142,11 +143,8 @@ impl<'a> Reader<'a> {
             loop {
                 let at = self.out.push_place();
                 self.value(need, depth, at)?;
-                self.c.ws();
-                match self.c.next()? {
-                    b',' => {}
-                    b']' => break,
-                    _ => return None,
+                if !self.c.separator(b']')? {
+                    break;
                 }
             }
         }

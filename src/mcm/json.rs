@@ -35,9 +35,10 @@ macro_rules! k {
 pub fn write_event<S: WireText>(out: &mut Vec<u8>, e: &McmEventOf<S>) {
     let mut o = Obj::open(out);
     o.opt_str(k!("id"), e.id.as_ref());
-    o.str(k!("event_type"), e.event_type.as_str());
+    // Enum names are upper-case ASCII words: nothing to escape.
+    o.plain(k!("event_type"), e.event_type.as_str());
     o.i64(k!("timestamp"), e.timestamp);
-    o.str(k!("channel_type"), e.channel_type.as_str());
+    o.plain(k!("channel_type"), e.channel_type.as_str());
     o.opt_str(k!("user_id"), e.user_id.as_ref());
     if let Some(d) = &e.device {
         o.key(k!("device"));
@@ -132,10 +133,11 @@ impl<'o> Obj<'o> {
         self.out.extend_from_slice(key.as_bytes());
     }
 
+    /// A member whose text needs no escaping (see [`write_plain`]).
     #[inline(always)]
-    fn str(&mut self, key: &str, v: &str) {
+    fn plain(&mut self, key: &str, v: &str) {
         self.key(key);
-        write_str(self.out, v);
+        write_plain(self.out, v);
     }
 
     #[inline(always)]
@@ -153,6 +155,11 @@ impl<'o> Obj<'o> {
     #[inline(always)]
     fn i64(&mut self, key: &str, v: i64) {
         self.key(key);
+        // One digit (the usual quantity) is one byte; the checked conversion is that test.
+        if let Ok(digit @ 0..=9) = u8::try_from(v) {
+            self.out.push(b'0' + digit);
+            return;
+        }
         CompactFormatter
             .write_i64(self.out, v)
             .expect("writing to a Vec<u8> cannot fail");
