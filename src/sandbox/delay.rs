@@ -82,6 +82,16 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Closes the queue and wakes the thread so it ends. Pending answers are released by dropping
+    /// their senders, and each of them finishes its wait on tokio's timer.
+    fn close(&self) {
+        let mut queue = self.lock();
+        queue.closed = true;
+        queue.heap.clear();
+        drop(queue);
+        self.changed.notify_one();
+    }
+
     /// The timer thread: release what is due, then sleep until the next deadline or a change.
     fn run(&self) {
         let mut due = Vec::new();
@@ -194,12 +204,7 @@ impl std::fmt::Debug for DelayTimer {
 
 impl Drop for DelayTimer {
     fn drop(&mut self) {
-        // Pending answers are released by dropping their senders (each falls back to tokio).
-        let mut queue = self.inner.lock();
-        queue.closed = true;
-        queue.heap.clear();
-        drop(queue);
-        self.inner.changed.notify_one();
+        self.inner.close();
     }
 }
 
@@ -246,13 +251,8 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(5)).await;
-        // The spawned task holds the other reference; closing the queue directly models the drop.
-        {
-            let mut queue = timer.inner.lock();
-            queue.closed = true;
-            queue.heap.clear();
-        }
-        timer.inner.changed.notify_one();
+        // The spawned task holds the other reference, so close the queue as the drop does.
+        timer.inner.close();
         let took = waiting.await.expect("task");
         assert!(
             took >= Duration::from_millis(30),
