@@ -18,6 +18,13 @@ cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+if [[ ${SKIP_APACHE_KAFKA:-0} != 1 ]]; then
+    # Once per machine (cached): the real-broker tests start Apache Kafka from these jars. Fetched
+    # here so that a missing Java or Maven fails with one clear message, not in every test.
+    step "Apache Kafka jars from Maven Central (scripts/kafka.sh fetch)"
+    "$ROOT/scripts/kafka.sh" fetch
+fi
+
 step "cargo test (unit, property and whole-service tests)"
 # Whole-service tests each run a broker, a sandbox and a bridge: two at a time on a 2-core machine
 # keeps their timing realistic.

@@ -25,14 +25,14 @@ fn spawn_bridge(config: &std::path::Path, log: &std::path::Path) -> std::process
         .expect("bridge process starts")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_mid_stream_loses_nothing_and_duplicates_stay_within_the_window() {
+each_broker!(sigkill_mid_stream_loses_nothing_and_duplicates_stay_within_the_window);
+async fn sigkill_mid_stream_loses_nothing_and_duplicates_stay_within_the_window(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     let mut faults = sb.faults();
     faults.latency = Duration::from_millis(5);
     sb.set_faults(&faults).expect("faults");
-    let b = broker("events", 4);
+    let b = backend.broker("events", 4);
     let produced: Vec<String> = (0..20_000).map(|i| format!("d-{i}")).collect();
     let recs: Vec<Record> = produced
         .iter()
@@ -43,7 +43,7 @@ async fn sigkill_mid_stream_loses_nothing_and_duplicates_stay_within_the_window(
 
     let config = dir.path().join("bridge.yaml");
     let text = config_text(
-        b.bootstrap_servers(),
+        &b,
         &sb.base_url(),
         "g-d",
         "",

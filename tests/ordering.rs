@@ -17,8 +17,8 @@ fn payload(id: &str, user: &str) -> Vec<u8> {
     .expect("json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn failing_key_does_not_block_other_keys_and_keys_stay_in_order() {
+each_broker!(failing_key_does_not_block_other_keys_and_keys_stay_in_order);
+async fn failing_key_does_not_block_other_keys_and_keys_stay_in_order(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(body_string_contains("\"user_id\":\"stuck\""))
@@ -31,8 +31,8 @@ async fn failing_key_does_not_block_other_keys_and_keys_stay_in_order() {
         .with_priority(2)
         .mount(&server)
         .await;
-    let b = broker("events", 1);
-    b.create_topic("g-g.dlq", 1).expect("dlq topic");
+    let b = backend.broker("events", 1);
+    b.create_topic("g-g.dlq", 1);
     let mut recs: Vec<Record> = Vec::new();
     let mut good = 0;
     for i in 0..600 {
@@ -52,14 +52,8 @@ async fn failing_key_does_not_block_other_keys_and_keys_stay_in_order() {
     }
     produce(b.bootstrap_servers(), "events", &recs);
     // 5 attempts (~150 ms of backoff) per stuck event; its 60 events run one after another.
-    let text = config_text(
-        b.bootstrap_servers(),
-        &server.uri(),
-        "g-g",
-        "  ordering: per_key",
-        "",
-    )
-    .replace("max_attempts: 50", "max_attempts: 5");
+    let text = config_text(&b, &server.uri(), "g-g", "  ordering: per_key", "")
+        .replace("max_attempts: 50", "max_attempts: 5");
     let bridge = Bridge::start(&text);
 
     wait_until(Duration::from_secs(60), "all good keys delivered", || {

@@ -56,11 +56,11 @@ fn assert_committed_to_end(bootstrap: &str, group: &str, topic: &str, partitions
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn healthy_sink_delivers_every_event_once_and_commits_to_the_end() {
+each_broker!(healthy_sink_delivers_every_event_once_and_commits_to_the_end);
+async fn healthy_sink_delivers_every_event_once_and_commits_to_the_end(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
-    let b = broker("events", 4);
+    let b = backend.broker("events", 4);
     let produced = ids(10_000, "a-");
     produce(
         b.bootstrap_servers(),
@@ -68,13 +68,7 @@ async fn healthy_sink_delivers_every_event_once_and_commits_to_the_end() {
         &records(&produced, 4, "home"),
     );
 
-    let bridge = Bridge::start(&config_text(
-        b.bootstrap_servers(),
-        &sb.base_url(),
-        "g-a",
-        "",
-        "",
-    ));
+    let bridge = Bridge::start(&config_text(&b, &sb.base_url(), "g-a", "", ""));
     wait_until(Duration::from_secs(120), "10k deliveries", || {
         bridge.finished() >= 10_000
     })
@@ -87,6 +81,7 @@ async fn healthy_sink_delivers_every_event_once_and_commits_to_the_end() {
         0,
         "a healthy run never pauses partitions"
     );
+    b.assert_group_type("g-a");
     bridge.stop().await;
 
     let got = sb.accepted_ids().await.expect("record");
@@ -105,15 +100,15 @@ async fn healthy_sink_delivers_every_event_once_and_commits_to_the_end() {
     sb.shutdown().await.expect("sandbox stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn failing_and_throttling_sink_loses_nothing() {
+each_broker!(failing_and_throttling_sink_loses_nothing);
+async fn failing_and_throttling_sink_loses_nothing(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     let mut faults = sb.faults();
     faults.fail_rate = 0.2;
     faults.throttle_rate = 0.1;
     sb.set_faults(&faults).expect("faults");
-    let b = broker("events", 4);
+    let b = backend.broker("events", 4);
     let produced = ids(3_000, "b-");
     produce(
         b.bootstrap_servers(),
@@ -121,13 +116,7 @@ async fn failing_and_throttling_sink_loses_nothing() {
         &records(&produced, 4, "page"),
     );
 
-    let bridge = Bridge::start(&config_text(
-        b.bootstrap_servers(),
-        &sb.base_url(),
-        "g-b",
-        "",
-        "",
-    ));
+    let bridge = Bridge::start(&config_text(&b, &sb.base_url(), "g-b", "", ""));
     wait_until(Duration::from_secs(120), "3k deliveries", || {
         bridge.finished() >= 3_000
     })
@@ -159,12 +148,12 @@ async fn failing_and_throttling_sink_loses_nothing() {
     sb.shutdown().await.expect("sandbox stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls() {
+each_broker!(bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls);
+async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
-    let b = broker("events", 2);
-    b.create_topic("g-c.dlq", 1).expect("dlq topic");
+    let b = backend.broker("events", 2);
+    b.create_topic("g-c.dlq", 1);
     let good = ids(400, "c-");
     let mut recs = records(&good, 2, "home");
     let future_ts = chrono_now_ms() + 10 * 60_000; // passes the bridge (1h tolerance), 400 at MCM
@@ -205,13 +194,7 @@ async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls() {
     produce(b.bootstrap_servers(), "events", &recs);
     let total = recs.len() as u64;
 
-    let bridge = Bridge::start(&config_text(
-        b.bootstrap_servers(),
-        &sb.base_url(),
-        "g-c",
-        "",
-        "",
-    ));
+    let bridge = Bridge::start(&config_text(&b, &sb.base_url(), "g-c", "", ""));
     wait_until(Duration::from_secs(60), "every message finished", || {
         bridge.finished() >= total
     })
@@ -259,24 +242,18 @@ async fn bad_messages_go_to_the_dlq_with_reasons_and_nothing_stalls() {
     sb.shutdown().await.expect("sandbox stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn member_leaving_and_rejoining_loses_nothing() {
+each_broker!(member_leaving_and_rejoining_loses_nothing);
+async fn member_leaving_and_rejoining_loses_nothing(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     let mut faults = sb.faults();
     // Slow enough (8 in flight × 20 ms ≈ 400 events/s) that work remains when members come and go.
     faults.latency = Duration::from_millis(20);
     sb.set_faults(&faults).expect("faults");
-    let b = broker("events", 4);
+    let b = backend.broker("events", 4);
     let produced = ids(6_000, "e-");
     let recs = records(&produced, 4, "home");
-    let text = config_text(
-        b.bootstrap_servers(),
-        &sb.base_url(),
-        "g-e",
-        "",
-        "  max_in_flight: 8",
-    );
+    let text = config_text(&b, &sb.base_url(), "g-e", "", "  max_in_flight: 8");
     produce(b.bootstrap_servers(), "events", &recs[..2_000]);
     let a = Bridge::start(&text);
     wait_until(Duration::from_secs(60), "A started delivering", || {
@@ -305,8 +282,10 @@ async fn member_leaving_and_rejoining_loses_nothing() {
     sb.shutdown().await.expect("sandbox stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_loses_nothing() {
+each_broker!(stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_loses_nothing);
+async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_loses_nothing(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     let mut faults = sb.faults();
@@ -314,12 +293,12 @@ async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_lose
     // than the gate may hold it, so consumption must be paused in librdkafka.
     faults.latency = Duration::from_secs(3);
     sb.set_faults(&faults).expect("faults");
-    let b = broker("events", 4);
+    let b = backend.broker("events", 4);
     let produced = ids(1_200, "s-");
     let recs = records(&produced, 4, "home");
     produce(b.bootstrap_servers(), "events", &recs[..600]);
     let text = config_text(
-        b.bootstrap_servers(),
+        &b,
         &sb.base_url(),
         "g-s",
         "",
@@ -580,12 +559,12 @@ async fn open_circuit_recovers_after_the_session_was_lost_during_an_outage() {
     sb.shutdown().await.expect("sandbox stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
+each_broker!(wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed);
+async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     sb.set_api_key("a-different-key");
-    let b = broker("events", 2);
+    let b = backend.broker("events", 2);
     let produced = ids(500, "f-");
     produce(
         b.bootstrap_servers(),
@@ -593,13 +572,7 @@ async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
         &records(&produced, 2, "home"),
     );
 
-    let bridge = Bridge::start(&config_text(
-        b.bootstrap_servers(),
-        &sb.base_url(),
-        "g-f",
-        "",
-        "",
-    ));
+    let bridge = Bridge::start(&config_text(&b, &sb.base_url(), "g-f", "", ""));
     wait_until(Duration::from_secs(30), "the halt", || {
         bridge.metrics.halted.get() == 1
     })
@@ -639,25 +612,19 @@ async fn wrong_api_key_halts_without_dead_lettering_and_resumes_when_fixed() {
     sb.shutdown().await.expect("sandbox stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lag_metrics_match_broker_watermarks_and_committed_offsets() {
+each_broker!(lag_metrics_match_broker_watermarks_and_committed_offsets);
+async fn lag_metrics_match_broker_watermarks_and_committed_offsets(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     sb.set_api_key("not-yet"); // halts delivery: lag builds up and stays put
-    let b = broker("events", 2);
+    let b = backend.broker("events", 2);
     let produced = ids(300, "l-");
     produce(
         b.bootstrap_servers(),
         "events",
         &records(&produced, 2, "home"),
     );
-    let bridge = Bridge::start(&config_text(
-        b.bootstrap_servers(),
-        &sb.base_url(),
-        "g-l",
-        "",
-        "",
-    ));
+    let bridge = Bridge::start(&config_text(&b, &sb.base_url(), "g-l", "", ""));
     let gauge = |g: &prometheus::IntGaugeVec, p: i32| {
         g.with_label_values(&["events", &p.to_string()]).get()
     };

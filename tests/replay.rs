@@ -17,12 +17,12 @@ fn payload(id: &str, kind: &str) -> Vec<u8> {
     .expect("json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replay_delivers_fixed_messages_and_keeps_failures_in_the_dlq() {
+each_broker!(replay_delivers_fixed_messages_and_keeps_failures_in_the_dlq);
+async fn replay_delivers_fixed_messages_and_keeps_failures_in_the_dlq(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
-    let b = broker("events", 1);
-    b.create_topic("g-r.dlq", 1).expect("dlq");
+    let b = backend.broker("events", 1);
+    b.create_topic("g-r.dlq", 1);
     let mut recs: Vec<Record> = Vec::new();
     for i in 0..5 {
         recs.push((0, None, Some(payload(&format!("ok-{i}"), "home"))));
@@ -38,7 +38,7 @@ async fn replay_delivers_fixed_messages_and_keeps_failures_in_the_dlq() {
         recs.push((0, None, Some(b"{broken".to_vec())));
     }
     produce(b.bootstrap_servers(), "events", &recs);
-    let text = config_text(b.bootstrap_servers(), &sb.base_url(), "g-r", "", "");
+    let text = config_text(&b, &sb.base_url(), "g-r", "", "");
     let bridge = Bridge::start(&text);
     wait_until(Duration::from_secs(60), "first pass", || {
         bridge.finished() >= 18

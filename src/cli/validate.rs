@@ -38,7 +38,9 @@ pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
     let _ = writeln!(
         s,
         "kafka:    {} group {} ({})",
-        k.bootstrap_servers, k.group_id, k.assignment_strategy
+        k.bootstrap_servers,
+        k.group_id,
+        k.group_protocol.describe()
     );
     let _ = writeln!(
         s,

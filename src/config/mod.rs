@@ -9,10 +9,13 @@
 
 pub mod decode;
 pub mod env_overlay;
+pub mod group_protocol;
 pub mod interpolate;
 pub mod secret;
 
 use decode::{ConfigError, ConfigErrors, MapReader};
+pub use group_protocol::GroupProtocol;
+use group_protocol::GroupProtocolKeys;
 use interpolate::Env;
 pub use secret::ApiKey;
 use serde_yaml_ng::Value;
@@ -52,10 +55,9 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// `group.instance.id` for static membership (a pod name survives restarts without a rebalance).
     pub group_instance_id: Option<String>,
-    /// `partition.assignment.strategy`; cooperative-sticky keeps unaffected partitions flowing
-    /// during rebalances and lets the revoke-time commit succeed (reference/rust-kafka.md §1.5).
-    pub assignment_strategy: String,
-    pub session_timeout: Duration,
+    /// The consumer group protocol with the settings that belong to it (`group_protocol`,
+    /// `assignment_strategy`, `session_timeout`, `remote_assignor`).
+    pub group_protocol: GroupProtocol,
     /// Where a group without committed offsets starts. `earliest` by default: a new deployment must
     /// not skip the backlog that is already on the topic.
     pub auto_offset_reset: String,
@@ -384,12 +386,12 @@ fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
         .opt_string("client_id")
         .unwrap_or_else(|| "mcm-bridge".into());
     let group_instance_id = r.opt_string("group_instance_id");
-    let assignment_strategy = r
-        .opt_string("assignment_strategy")
-        .unwrap_or_else(|| "cooperative-sticky".into());
-    let session_timeout = r
-        .duration("session_timeout")
-        .unwrap_or(Duration::from_secs(45));
+    let protocol_keys = GroupProtocolKeys {
+        group_protocol: r.opt_string("group_protocol"),
+        assignment_strategy: r.opt_string("assignment_strategy"),
+        session_timeout: r.duration("session_timeout"),
+        remote_assignor: r.opt_string("remote_assignor"),
+    };
     let auto_offset_reset = r
         .opt_string("auto_offset_reset")
         .unwrap_or_else(|| "earliest".into());
@@ -417,6 +419,13 @@ fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
                 for (k, val) in m {
                     let key = decode::show(k).trim_matches('"').to_string();
                     let path = format!("kafka.properties.{key}");
+                    if key == "group.protocol" {
+                        r.error_at(
+                            path,
+                            "set kafka.group_protocol instead (classic or consumer)",
+                        );
+                        continue;
+                    }
                     if MANAGED_KAFKA_PROPERTIES.contains(&key.as_str()) {
                         r.error_at(
                             path,
@@ -450,14 +459,23 @@ fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
             }
         }
     }
+    let group_protocol =
+        match GroupProtocol::from_keys(protocol_keys, properties.keys().map(String::as_str)) {
+            Ok(p) => Some(p),
+            Err(problems) => {
+                for e in problems {
+                    r.error(&e.key, e.message);
+                }
+                None
+            }
+        };
     r.finish();
     Some(KafkaConfig {
         bootstrap_servers: bootstrap_servers?,
         group_id: group_id?,
         client_id,
         group_instance_id,
-        assignment_strategy,
-        session_timeout,
+        group_protocol: group_protocol?,
         auto_offset_reset,
         commit_interval,
         queued_max_messages_kbytes,
@@ -767,13 +785,22 @@ fn read_delivery(
     if let Some(k) = kafka {
         // Vector refuses the same combination: a drain longer than the session timeout gets the
         // member expelled mid-drain, so its commits fail and everything is re-delivered.
-        if drain_timeout >= k.session_timeout {
+        // Under the consumer protocol the session timeout is the broker's; its default is the
+        // bound we can check (a broker set lower is the operator's to match).
+        let session = k.group_protocol.session_timeout();
+        if drain_timeout >= session {
+            let whose = match k.group_protocol {
+                GroupProtocol::Classic { .. } => "kafka.session_timeout",
+                GroupProtocol::Consumer { .. } => {
+                    "the broker's default group.consumer.session.timeout.ms"
+                }
+            };
             r.error(
                 "drain_timeout",
                 format!(
-                    "{} must be below kafka.session_timeout ({})",
+                    "{} must be below {whose} ({})",
                     humantime::format_duration(drain_timeout),
-                    humantime::format_duration(k.session_timeout)
+                    humantime::format_duration(session)
                 ),
             );
         }
@@ -867,7 +894,13 @@ topics: []
         assert_eq!(c.delivery.dlq_topic, "bridge.dlq");
         assert_eq!(c.delivery.ordering, Ordering::Unordered);
         assert_eq!(c.delivery.on_permanent_failure, FailurePolicy::Dlq);
-        assert_eq!(c.kafka.assignment_strategy, "cooperative-sticky");
+        assert_eq!(
+            c.kafka.group_protocol,
+            GroupProtocol::Classic {
+                assignment_strategy: "cooperative-sticky".into(),
+                session_timeout: Duration::from_secs(45)
+            }
+        );
         assert_eq!(c.observe.listen.port(), 9464);
     }
 

@@ -293,15 +293,13 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", &k.auto_offset_reset)
-        .set("partition.assignment.strategy", &k.assignment_strategy)
-        .set(
-            "session.timeout.ms",
-            k.session_timeout.as_millis().to_string(),
-        )
         .set(
             "queued.max.messages.kbytes",
             k.queued_max_messages_kbytes.to_string(),
         );
+    for (key, value) in k.group_protocol.librdkafka_properties() {
+        c.set(key, value);
+    }
     if let Some(id) = &k.group_instance_id {
         c.set("group.instance.id", id);
     }

@@ -2,6 +2,9 @@
 //! cluster, in this process), the MCM sandbox over real HTTP, and the bridge's own `pipeline::run`.
 #![allow(dead_code)]
 
+pub mod apache_kafka;
+pub use apache_kafka::ApacheKafka;
+
 use mcm_bridge::config::Config;
 use mcm_bridge::kafka::mock::MockBroker;
 use mcm_bridge::mapping::MappingPlan;
@@ -42,23 +45,90 @@ topics:
           page_id: {path: page}
 "#;
 
-/// A bridge configuration pointing at `bootstrap` and the sandbox.
-pub fn config_text(
-    bootstrap: &str,
-    sandbox_url: &str,
-    group: &str,
-    delivery_extra: &str,
-    mcm_extra: &str,
-) -> String {
-    format!(
-        r#"
-kafka:
+/// The consumer group protocol a test's bridge speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The classic protocol, cooperative-sticky (the default), client-side 6 s session.
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`); the 6 s session is the broker's (scripts/kafka.py).
+    Consumer,
+}
+
+/// Where a test's bridge connects: brokers and the group protocol. `&str` is a bootstrap list
+/// with the classic protocol.
+pub trait KafkaTarget {
+    fn bootstrap(&self) -> &str;
+    fn protocol(&self) -> Protocol {
+        Protocol::Classic
+    }
+}
+
+impl KafkaTarget for &str {
+    fn bootstrap(&self) -> &str {
+        self
+    }
+}
+
+impl KafkaTarget for String {
+    fn bootstrap(&self) -> &str {
+        self
+    }
+}
+
+impl KafkaTarget for TestBroker {
+    fn bootstrap(&self) -> &str {
+        self.bootstrap_servers()
+    }
+    fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+}
+
+impl<T: KafkaTarget> KafkaTarget for &T {
+    fn bootstrap(&self) -> &str {
+        (*self).bootstrap()
+    }
+    fn protocol(&self) -> Protocol {
+        (*self).protocol()
+    }
+}
+
+/// The `kafka:` settings of a test bridge for `target`.
+pub fn kafka_yaml(target: &impl KafkaTarget, group: &str) -> String {
+    let bootstrap = target.bootstrap();
+    match target.protocol() {
+        Protocol::Classic => format!(
+            r#"kafka:
   bootstrap_servers: "{bootstrap}"
   group_id: {group}
   session_timeout: 6s
   commit_interval: 200ms
   properties:
-    heartbeat.interval.ms: 500
+    heartbeat.interval.ms: 500"#
+        ),
+        Protocol::Consumer => format!(
+            r#"kafka:
+  bootstrap_servers: "{bootstrap}"
+  group_id: {group}
+  group_protocol: consumer
+  commit_interval: 200ms"#
+        ),
+    }
+}
+
+/// A bridge configuration pointing at `target` (a bootstrap list or a [`TestBroker`]) and the
+/// sandbox.
+pub fn config_text(
+    target: impl KafkaTarget,
+    sandbox_url: &str,
+    group: &str,
+    delivery_extra: &str,
+    mcm_extra: &str,
+) -> String {
+    let kafka = kafka_yaml(&target, group);
+    format!(
+        r#"
+{kafka}
 mcm:
   base_url: {sandbox_url}
   allow_insecure_http: true
@@ -182,6 +252,140 @@ pub fn broker(topic: &str, partitions: i32) -> MockBroker {
     let b = MockBroker::start(1).expect("mock broker");
     b.create_topic(topic, partitions).expect("topic");
     b
+}
+
+/// Which broker a whole-service test runs against (see [`each_broker!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// librdkafka's mock cluster, in this process.
+    Mock,
+    /// Apache Kafka from its jars, one node, with the bridge on the given group protocol.
+    Apache(Protocol),
+}
+
+impl Backend {
+    /// `None` (and a line on stderr) when `SKIP_APACHE_KAFKA=1` skips real-broker tests.
+    pub fn apache(protocol: Protocol) -> Option<Backend> {
+        if apache_kafka::skipped() {
+            eprintln!("SKIP_APACHE_KAFKA=1: skipping this Apache Kafka variant");
+            return None;
+        }
+        Some(Backend::Apache(protocol))
+    }
+
+    /// Starts the broker and creates `topic` with `partitions` partitions.
+    pub fn broker(self, topic: &str, partitions: i32) -> TestBroker {
+        let b = self.start();
+        b.create_topic(topic, partitions);
+        b
+    }
+
+    /// Starts the broker with no topic.
+    pub fn start(self) -> TestBroker {
+        match self {
+            Backend::Mock => TestBroker {
+                kind: BrokerKind::Mock(MockBroker::start(1).expect("mock broker")),
+                protocol: Protocol::Classic,
+            },
+            Backend::Apache(protocol) => TestBroker {
+                kind: BrokerKind::Apache(ApacheKafka::start_single()),
+                protocol,
+            },
+        }
+    }
+}
+
+/// A running broker of either kind, and the group protocol the test's bridges use on it.
+pub struct TestBroker {
+    kind: BrokerKind,
+    pub protocol: Protocol,
+}
+
+enum BrokerKind {
+    Mock(MockBroker),
+    Apache(ApacheKafka),
+}
+
+impl TestBroker {
+    pub fn bootstrap_servers(&self) -> &str {
+        match &self.kind {
+            BrokerKind::Mock(m) => m.bootstrap_servers(),
+            BrokerKind::Apache(k) => k.bootstrap_servers(),
+        }
+    }
+
+    /// Creates a topic (Apache Kafka does not auto-create: a DLQ topic must exist too).
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        match &self.kind {
+            BrokerKind::Mock(m) => m.create_topic(topic, partitions).expect("topic"),
+            BrokerKind::Apache(k) => k.create_topic_with(topic, partitions, &[]),
+        }
+    }
+
+    pub fn mock(&self) -> Option<&MockBroker> {
+        match &self.kind {
+            BrokerKind::Mock(m) => Some(m),
+            BrokerKind::Apache(_) => None,
+        }
+    }
+
+    /// On Apache Kafka, asserts that `group` is a group of this test's protocol, as the broker
+    /// lists it (`kafka-consumer-groups --list --type`): proof that `group_protocol: consumer`
+    /// really runs KIP-848 rather than falling back to the classic protocol.
+    pub fn assert_group_type(&self, group: &str) {
+        let Some(k) = self.apache() else { return };
+        let out = k.tool(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &["--bootstrap-server", "{bootstrap}", "--list", "--type"],
+        );
+        let want = match self.protocol {
+            Protocol::Classic => "classic",
+            Protocol::Consumer => "consumer",
+        };
+        let found = out.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&group) && cols.get(1).is_some_and(|t| t.eq_ignore_ascii_case(want))
+        });
+        assert!(found, "group {group} is not a {want} group on the broker:\n{out}");
+    }
+
+    pub fn apache(&self) -> Option<&ApacheKafka> {
+        match &self.kind {
+            BrokerKind::Apache(k) => Some(k),
+            BrokerKind::Mock(_) => None,
+        }
+    }
+}
+
+/// Runs the async test body `$name(backend: Backend)` three times, as `$name::mock`,
+/// `$name::kafka_classic` and `$name::kafka_consumer`: on librdkafka's mock cluster, and on
+/// Apache Kafka with each consumer group protocol.
+#[macro_export]
+macro_rules! each_broker {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mock() {
+                super::$name(Backend::Mock).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn kafka_classic() {
+                if let Some(b) = Backend::apache(Protocol::Classic) {
+                    super::$name(b).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn kafka_consumer() {
+                if let Some(b) = Backend::apache(Protocol::Consumer) {
+                    super::$name(b).await
+                }
+            }
+        }
+    };
 }
 
 /// A JSON test event with a unique id.
@@ -395,13 +599,13 @@ pub fn counts(ids: &[String]) -> HashMap<String, usize> {
 /// [`config_text`] with another `topics:` section (a YAML text starting with `topics:`) in place of
 /// [`TEST_TOPICS`], for tests that bring their own mapping.
 pub fn config_text_with_topics(
-    bootstrap: &str,
+    target: impl KafkaTarget,
     sandbox_url: &str,
     group: &str,
     delivery_extra: &str,
     mcm_extra: &str,
     topics: &str,
 ) -> String {
-    config_text(bootstrap, sandbox_url, group, delivery_extra, mcm_extra)
+    config_text(target, sandbox_url, group, delivery_extra, mcm_extra)
         .replace(TEST_TOPICS, &format!("\n{}\n", topics.trim()))
 }
