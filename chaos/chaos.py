@@ -32,83 +32,17 @@ DLQ_TOPIC = "chaos.dlq"
 PLATFORM = "CHAOS_TEST"
 API_KEY = "chaos-key-5d1e"
 FAULT_KINDS = ["kill", "scale", "burst_5xx", "burst_429", "latency", "sink_outage", "broker_outage"]
+# Apache Kafka mode: `broker_outage` becomes real broker faults, plus network faults between the
+# bridges and the brokers (a namespace partition and the fault proxy's latency/resets/stalls).
+KAFKA_FAULT_KINDS = ["kill", "scale", "burst_5xx", "burst_429", "latency", "sink_outage",
+                     "leader_kill", "coordinator_kill", "broker_restart", "partition",
+                     "net_latency", "net_reset", "net_stall"]
+ALL_KINDS = FAULT_KINDS + KAFKA_FAULT_KINDS[6:]
 
-T0 = time.monotonic()
+from procs import (CHILDREN, HarnessError, cleanup, drain_stdout, log, now, on_signal,
+                   read_first_line, spawn)
 
-
-def now():
-    return time.monotonic() - T0
-
-
-def log(msg):
-    print(f"[{now():7.1f}s] {msg}", flush=True)
-
-
-class HarnessError(Exception):
-    pass
-
-
-# --------------------------------------------------------------------------------------------
-# Child processes: every one is registered, and every one is killed on the way out.
-# --------------------------------------------------------------------------------------------
-
-CHILDREN = []
-
-
-def spawn(args, log_path, stdin=subprocess.DEVNULL, stdout=None, env=None, cwd=None):
-    # pylint: disable=consider-using-with
-    err = open(log_path, "ab")
-    p = subprocess.Popen(
-        args,
-        stdin=stdin,
-        stdout=stdout if stdout is not None else err,
-        stderr=err,
-        env=env,
-        cwd=cwd,
-        close_fds=True,
-    )
-    CHILDREN.append(p)
-    return p
-
-
-def cleanup():
-    for p in CHILDREN:
-        if p.poll() is None:
-            try:
-                p.kill()
-            except OSError:
-                pass
-    for p in CHILDREN:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def on_signal(signum, _frame):
-    raise HarnessError(f"interrupted by signal {signum}")
-
-
-def read_first_line(p, timeout, what):
-    """Reads stdout's first line of `p` within `timeout` (a reader thread keeps it bounded)."""
-    box = []
-    t = threading.Thread(target=lambda: box.append(p.stdout.readline()), daemon=True)
-    t.start()
-    t.join(timeout)
-    if not box or not box[0]:
-        raise HarnessError(f"{what} printed nothing within {timeout}s (exit {p.poll()})")
-    return box[0].decode().strip()
-
-
-def drain_stdout(p):
-    """Keeps reading a child's stdout so that it never blocks on a full pipe."""
-
-    def run():
-        for _ in iter(p.stdout.readline, b""):
-            pass
-
-    threading.Thread(target=run, daemon=True).start()
-
+# The Apache Kafka mode's pieces (imported lazily by main: they need root and Java).
 
 # --------------------------------------------------------------------------------------------
 # Broker, sandbox, bridges
@@ -145,9 +79,9 @@ class Broker:
                 self.p.wait(timeout=10)
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -208,10 +142,10 @@ class TansuBroker:
 
 
 class Sandbox:
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, host="127.0.0.1"):
         self.record = os.path.join(workdir, "accepted.jsonl")
         env = dict(os.environ, MCM_API_KEY=API_KEY)
-        self.p = spawn([binary, "sandbox", "--listen", "127.0.0.1:0", "--platform-id", PLATFORM,
+        self.p = spawn([binary, "sandbox", "--listen", f"{host}:0", "--platform-id", PLATFORM,
                         "--record", self.record], os.path.join(workdir, "sandbox.log"),
                        stdout=subprocess.PIPE, env=env)
         line = read_first_line(self.p, 30, "sandbox")
@@ -249,11 +183,9 @@ BRIDGE_CONFIG = """\
 kafka:
   bootstrap_servers: "{bootstrap}"
   group_id: {group}
-  session_timeout: 6s
-  commit_interval: 200ms
+{group_settings}  commit_interval: 200ms
   properties:
-    heartbeat.interval.ms: 500
-mcm:
+{properties}mcm:
   base_url: {sandbox}
   allow_insecure_http: true
   platform_id: {platform}
@@ -277,6 +209,30 @@ observe:
 topics:
 {topics}"""
 
+# The classic protocol: the member keeps its own session (6 s, heartbeat every 500 ms). KIP-848
+# (`consumer`): the broker owns session and heartbeat (scripts/kafka.py sets the same 6 s / 500 ms
+# on the broker), so the bridge's config must not name them.
+GROUP_SETTINGS = {
+    "classic": "  session_timeout: 6s\n",
+    "consumer": "  group_protocol: consumer\n",
+}
+CLASSIC_PROPERTIES = "    heartbeat.interval.ms: 500\n"
+# Apache Kafka mode: a request on a half-open connection (the `net_stall` fault) is given up after
+# 10 s instead of librdkafka's 60 s default, and the connection with it.
+KAFKA_MODE_PROPERTIES = "    socket.timeout.ms: 10000\n"
+
+
+def bridge_config(args, bootstrap, sandbox_url):
+    props = CLASSIC_PROPERTIES if args.group_protocol == "classic" else ""
+    if args.broker == "kafka":
+        props += KAFKA_MODE_PROPERTIES
+    return BRIDGE_CONFIG.format(
+        bootstrap=bootstrap, group=GROUP, sandbox=sandbox_url, platform=PLATFORM,
+        api_key=API_KEY, dlq=DLQ_TOPIC, group_settings=GROUP_SETTINGS[args.group_protocol],
+        properties=props or "    {}\n",
+        topics="".join(TOPIC_BLOCK.format(name=n) for n, _ in TOPICS))
+
+
 TOPIC_BLOCK = """\
   - topic: {name}
     on_no_match: dlq
@@ -295,8 +251,9 @@ class Bridges:
     """The bridge processes of the group. Every exit is checked: after SIGTERM it must be 0;
     any exit we did not cause is an error."""
 
-    def __init__(self, binary, workdir, config):
+    def __init__(self, binary, workdir, config, wrap=None):
         self.binary, self.workdir, self.config = binary, workdir, config
+        self.wrap = wrap or (lambda args: args)  # e.g. run inside the bridges' namespace
         self.live = {}  # name -> Popen
         self.n = 0
         self.bad_exits = []  # (name, how, code)
@@ -307,7 +264,7 @@ class Bridges:
             self.n += 1
             name = f"bridge-{self.n}"
             env = dict(os.environ, RUST_LOG=os.environ.get("CHAOS_RUST_LOG", "info,librdkafka=warn"))
-            self.live[name] = spawn([self.binary, "run", "--config", self.config],
+            self.live[name] = spawn(self.wrap([self.binary, "run", "--config", self.config]),
                                     os.path.join(self.workdir, name + ".log"), env=env)
         log(f"started {name} (pid {self.live[name].pid}); members {sorted(self.live)}")
         return name
@@ -445,6 +402,18 @@ def make_schedule(rng, n_faults, profile, allowed=FAULT_KINDS):
             f["restart_after_s"] = round(rng.uniform(0.0, 2.0), 1)
         elif k == "scale":
             f["hold_s"] = round(rng.uniform(*profile["scale_hold"]), 1)
+        elif k in ("leader_kill", "coordinator_kill"):
+            f["down_s"] = round(rng.uniform(*profile["broker_down"]), 1)
+        elif k == "partition":
+            f["for_s"] = round(rng.uniform(*profile["partition"]), 1)
+        elif k == "net_latency":
+            f["latency_ms"] = 200
+            f["for_s"] = round(rng.uniform(*profile["net"]), 1)
+        elif k == "net_reset":
+            f["rate"] = 0.2
+            f["for_s"] = round(rng.uniform(*profile["net"]), 1)
+        elif k == "net_stall":
+            f["for_s"] = round(rng.uniform(*profile["net"]), 1)
         sched.append(f)
     return sched
 
@@ -456,7 +425,13 @@ def schedule_seconds(schedule):
         total += f["gap_before_s"] + f.get("for_s", 0) + f.get("hold_s", 0)
         total += f.get("restart_after_s", 0) + (6 if f["kind"] == "scale" else 0)
         total += 8 if f["kind"] in ("kill", "broker_outage") else 1  # waiting for recovery
+        # A JVM start on a busy 2-core machine, then the replicas catching up.
+        total += f.get("down_s", 0) + (8 if f["kind"] in BROKER_KINDS else 0)
+        total += 4 if f["kind"] in ("partition", "net_stall") else 0  # session/socket timeouts
     return total
+
+
+BROKER_KINDS = ("leader_kill", "coordinator_kill", "broker_restart")
 
 
 def run_fault(f, ctx, rng):
@@ -502,7 +477,62 @@ def run_fault(f, ctx, rng):
         broker.command("down")
         time.sleep(f["for_s"])
         broker.command("up")
+    elif k in BROKER_KINDS:
+        t_inject, notes = broker_fault(f, ctx, rng)
+    elif k == "partition":
+        ctx["netns"].partition()
+        time.sleep(f["for_s"])
+        ctx["netns"].heal()
+    elif k in ("net_latency", "net_reset", "net_stall"):
+        proxy = ctx["proxy"]
+        knobs = {"net_latency": {"latency_ms": f.get("latency_ms", 200)},
+                 "net_reset": {"reset_rate": f.get("rate", 0.2), "window_s": f["for_s"]},
+                 "net_stall": {"stall": True}}[k]
+        pre = proxy.set(stats=True)
+        t_inject = now()
+        proxy.set(**knobs)
+        time.sleep(f["for_s"])
+        after = proxy.set(clear=True)
+        notes["proxy"] = {"live_at_inject": pre["live"],
+                          "resets": after["resets"] - pre["resets"],
+                          "stalled": after["stalled"] - pre["stalled"],
+                          "opened_during": after["accepted"] - pre["accepted"]}
     return t_inject, now(), notes
+
+
+def broker_fault(f, ctx, rng):
+    """SIGKILL a data partition's leader or the group coordinator and start it again after
+    `down_s`, or restart a broker cleanly (SIGTERM: controlled shutdown). Healed when the node
+    has started again; the next fault waits until every replica is back in sync."""
+    kafka, k = ctx["broker"], f["kind"]
+    notes = {}
+    if k == "leader_kill":
+        topic, parts = rng.choice(TOPICS)
+        tp = f"{topic}/{rng.randrange(parts)}"
+        node = kafka.leaders([topic])[tp]["leader"]
+        notes.update(partition=tp, node=node)
+    elif k == "coordinator_kill":
+        node, p = kafka.coordinator(GROUP)
+        notes.update(coordinator_partition=f"__consumer_offsets/{p}", node=node)
+    else:
+        node = rng.choice(kafka.nodes)
+        notes["node"] = node
+    t_inject = now()
+    if k == "broker_restart":
+        kafka.stop_node(node)
+        notes["stopped_s"] = round(now() - t_inject, 1)
+        log(f"broker {node} stopped cleanly in {notes['stopped_s']}s; starting it again")
+    else:
+        kafka.kill_node(node)
+        log(f"SIGKILLed broker {node} ({k}); starting it again in {f['down_s']}s")
+        time.sleep(f["down_s"])
+    t = now()
+    kafka.start_node(node)
+    notes["start_s"] = round(now() - t, 1)
+    log(f"broker {node} started again in {notes['start_s']}s")
+    if k == "coordinator_kill":
+        notes["new_coordinator"] = kafka.coordinator(GROUP)[0]
+    return t_inject, notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,10 +629,18 @@ def account(workdir, args, sandbox_record, dlq_lines, produce_summary):
 
 PROFILES = {
     "small": {"events": 50_000, "faults": 7, "gap": (2.0, 5.0), "burst": (3.0, 5.0),
-              "sink_outage": 10, "broker_outage": 5, "scale_hold": (6.0, 10.0)},
+              "sink_outage": 10, "broker_outage": 5, "scale_hold": (6.0, 10.0),
+              "broker_down": (3.0, 5.0), "partition": (8.0, 10.0), "net": (4.0, 6.0)},
     "large": {"events": 1_000_000, "faults": 24, "gap": (4.0, 12.0),
               "burst": (3.0, 8.0), "sink_outage": 30, "broker_outage": 10,
-              "scale_hold": (8.0, 20.0)},
+              "scale_hold": (8.0, 20.0),
+              "broker_down": (3.0, 8.0), "partition": (8.0, 20.0), "net": (5.0, 15.0)},
+}
+# Apache Kafka mode: every one of its 13 kinds at least once in the small profile (fewer events:
+# three JVMs share the two cores), twice in the large one.
+KAFKA_PROFILE_OVERRIDES = {
+    "small": {"events": 30_000, "faults": 13},
+    "large": {"faults": 26},
 }
 
 
@@ -622,15 +660,24 @@ def parse_args():
     ap.add_argument("--seed", type=int, help="schedule seed (default: random, logged)")
     ap.add_argument("--sink-outage", type=float, help="sink outage seconds (profile default)")
     ap.add_argument("--broker-outage", type=float, help="broker outage seconds (profile default)")
-    ap.add_argument("--broker", choices=["mock", "tansu"], default="mock",
+    ap.add_argument("--broker", choices=["mock", "tansu", "kafka"], default="mock",
                     help="mock: mcm-bridge dev-broker (outage = down/up); tansu: tansu 0.6.0 on "
                          "sqlite (outage = SIGKILL + restart on the same file; bridges are "
-                         "only stopped cleanly, so `kill` becomes a SIGTERM restart)")
+                         "only stopped cleanly, so `kill` becomes a SIGTERM restart); kafka: "
+                         "Apache Kafka, 3 nodes (scripts/kafka.py), bridges in a network "
+                         "namespace behind a fault proxy: broker and network faults (root)")
+    ap.add_argument("--group-protocol", choices=["classic", "consumer"], default="classic",
+                    help="the bridges' kafka.group_protocol (consumer = KIP-848: needs "
+                         "--broker kafka)")
     ap.add_argument("--tansu-bin", default="tansu")
     ap.add_argument("--kinds",
                     help="comma-separated fault kinds to draw from (default: all; on tansu all but "
                          "scale: tansu 0.6.0's group coordinator loses track of the group when "
                          "three members join and leave, see docs/chaos.md)")
+    ap.add_argument("--max-duplicates-pct", type=float,
+                    help="fail when duplicate deliveries exceed this share (default: 0.5 for the "
+                         "large profile, no bound for small, whose faults are dense for its "
+                         "events)")
     ap.add_argument("--bin", default="target/release/mcm-bridge")
     ap.add_argument("--kafka-tool", default="target/release/examples/chaos_kafka")
     ap.add_argument("--workdir", help="where logs, record and report go (default: a temp dir)")
@@ -640,7 +687,11 @@ def parse_args():
     ap.add_argument("--max-seconds", type=float, default=0,
                     help="hard limit for the whole run (default: from the profile)")
     a = ap.parse_args()
-    prof = PROFILES[a.profile]
+    prof = dict(PROFILES[a.profile])
+    if a.broker == "kafka":
+        prof.update(KAFKA_PROFILE_OVERRIDES[a.profile])
+    elif a.group_protocol != "classic":
+        ap.error("--group-protocol consumer needs --broker kafka (KIP-848, Kafka 4.0+)")
     a.events = a.events or prof["events"]
     a.faults = a.faults if a.faults is not None else prof["faults"]
     prof = dict(prof)
@@ -651,18 +702,44 @@ def parse_args():
     a.prof = prof
     if a.kinds:
         a.kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
-        unknown = [k for k in a.kinds if k not in FAULT_KINDS]
+        allowed = KAFKA_FAULT_KINDS if a.broker == "kafka" else FAULT_KINDS
+        unknown = [k for k in a.kinds if k not in allowed]
         if unknown or not a.kinds:
-            ap.error(f"--kinds: unknown {unknown}; choose from {','.join(FAULT_KINDS)}")
+            ap.error(f"--kinds: unknown {unknown} for --broker {a.broker}; choose from "
+                     f"{','.join(allowed)}")
+    elif a.broker == "kafka":
+        a.kinds = list(KAFKA_FAULT_KINDS)
     elif a.broker == "tansu":
         a.kinds = [k for k in FAULT_KINDS if k != "scale"]
     else:
         a.kinds = list(FAULT_KINDS)
+    if a.max_duplicates_pct is None and a.profile == "large":
+        a.max_duplicates_pct = 0.5
     if a.seed is None:
         a.seed = random.SystemRandom().randrange(1, 2**31)
     if not a.max_seconds:
         a.max_seconds = 420 if a.profile == "small" else 3 * 3600
+        if a.broker == "kafka" and a.profile == "small":
+            a.max_seconds = 900
     return a
+
+
+def start_kafka_mode(args, workdir):
+    """Apache Kafka mode: the bridges' namespace, the fault proxy on its kafka link, 3 brokers
+    advertising the proxy's addresses to the bridges, the topics, and the sandbox on the sink
+    link. Returns (cluster, netns, proxy, sandbox)."""
+    # pylint: disable=import-outside-toplevel
+    from apache_kafka import ApacheKafka
+    from network import BridgeNetns, FaultProxy
+
+    netns = BridgeNetns()
+    proxy_ports = [free_port(netns.kafka_root) for _ in range(3)]
+    external = [f"{netns.kafka_root}:{p}" for p in proxy_ports]
+    cluster = ApacheKafka(workdir, args.kafka_tool, external)
+    proxy = FaultProxy(workdir, list(zip(external, cluster.external_bind)))
+    cluster.create_topics(TOPICS, DLQ_TOPIC, 2)
+    sandbox = Sandbox(args.bin, workdir, host=netns.sink_root)
+    return cluster, netns, proxy, sandbox
 
 
 def watchdog(limit):
@@ -696,22 +773,27 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
         log(f"schedule #{i + 1}: {json.dumps(f)}")
     watchdog(args.max_seconds)
 
-    if args.broker == "tansu":
-        broker = TansuBroker(args.tansu_bin, workdir)
+    netns = proxy = None
+    if args.broker == "kafka":
+        broker, netns, proxy, sandbox = start_kafka_mode(args, workdir)
+        bridge_bootstrap = broker.bridge_bootstrap
     else:
-        broker = Broker(args.bin, workdir)
-    sandbox = Sandbox(args.bin, workdir)
-    log(f"broker {broker.bootstrap}; sandbox {sandbox.url}")
+        if args.broker == "tansu":
+            broker = TansuBroker(args.tansu_bin, workdir)
+        else:
+            broker = Broker(args.bin, workdir)
+        bridge_bootstrap = broker.bootstrap
+        sandbox = Sandbox(args.bin, workdir)
+    log(f"broker {broker.bootstrap}; sandbox {sandbox.url}; group protocol "
+        f"{args.group_protocol}")
     topics_spec = ",".join(f"{n}:{p}" for n, p in TOPICS)
     config = os.path.join(workdir, "bridge.yaml")
     with open(config, "w", encoding="utf-8") as fh:
-        fh.write(BRIDGE_CONFIG.format(
-            bootstrap=broker.bootstrap, group=GROUP, sandbox=sandbox.url, platform=PLATFORM,
-            api_key=API_KEY, dlq=DLQ_TOPIC,
-            topics="".join(TOPIC_BLOCK.format(name=n) for n, _ in TOPICS)))
-    bridges = Bridges(args.bin, workdir, config)
+        fh.write(bridge_config(args, bridge_bootstrap, sandbox.url))
+    bridges = Bridges(args.bin, workdir, config, wrap=netns.wrap if netns else None)
     ctx = {"sandbox": sandbox, "broker": broker, "bridges": bridges, "kafka": args.kafka_tool,
-           "topics_spec": topics_spec, "clean_stops_only": args.broker == "tansu"}
+           "topics_spec": topics_spec, "clean_stops_only": args.broker == "tansu",
+           "netns": netns, "proxy": proxy}
     monitor = Monitor(sandbox, bridges)
     bridges.start()
 
@@ -747,6 +829,10 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
         resumed = monitor.resumed_after(t_heal)
         if resumed is not None:
             log(f"fault #{i + 1} delivery resumed {resumed - t_heal:.2f}s after the heal")
+        if f["kind"] in BROKER_KINDS:
+            # The next broker fault must not take the last in-sync replica of a partition.
+            waited = broker.wait_in_sync(120, [n for n, _ in TOPICS] + [DLQ_TOPIC])
+            results[-1]["in_sync_after_s"] = round(waited, 1) if waited is not None else None
     log("fault schedule done; waiting for the producer")
     try:
         out, _ = producer.communicate(timeout=max(600, args.events / args.rate * 3))
@@ -791,6 +877,8 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
     acc = account(workdir, args, sandbox.record, dlq_out.splitlines(), produce_summary)
     sandbox.stop()
     broker.stop()
+    if hasattr(broker, "discard_data"):
+        broker.discard_data()
 
     recoveries = [r["recovery_s"] for r in results if r["recovery_s"] is not None]
     never = [r["n"] for r in results if r["recovery_s"] is None]
@@ -798,6 +886,7 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
         "seed": args.seed,
         "profile": args.profile,
         "broker": args.broker,
+        "group_protocol": args.group_protocol,
         "events": args.events,
         "duration_s": round(now(), 1),
         "accounting": acc,
@@ -816,9 +905,13 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
     print_report(report)
     # A fault without recovery is reported, not failed: after the producer finished there may be
     # nothing left to deliver. A wedged group fails the drain (lag 0) check above instead.
+    dup_ok = args.max_duplicates_pct is None or acc["duplicate_pct"] <= args.max_duplicates_pct
+    if not dup_ok:
+        print(f"duplicates {acc['duplicate_pct']}% above --max-duplicates-pct "
+              f"{args.max_duplicates_pct}")
     ok = (acc["lost"] == 0 and acc["unexpected_dlq"] == 0 and not acc["invalid_delivered"]
           and not acc["dlq_without_reason"] and not bridges.bad_exits
-          and acc["record_bad_lines"] == 0)
+          and acc["record_bad_lines"] == 0 and dup_ok)
     print("RESULT: " + ("PASS" if ok else "FAIL"), flush=True)
     return 0 if ok else 1
 
@@ -827,6 +920,7 @@ def print_report(r):
     a = r["accounting"]
     print("\n==================== chaos report ====================")
     print(f"seed {r['seed']}  profile {r['profile']}  broker {r['broker']}  "
+          f"group protocol {r['group_protocol']}  "
           f"duration {r['duration_s']}s  "
           f"workdir {r['workdir']}")
     print(f"produced {a['produced']} (valid {a['valid']}, invalid {a['invalid']}, "
@@ -844,7 +938,9 @@ def print_report(r):
           "stall = longest gap without acceptance from injection to recovery):")
     for f in r["faults"]:
         extra = {k: f[k] for k in ("rate", "for_s", "latency", "hold_s", "restart_after_s",
-                                   "victim", "stopped") if k in f}
+                                   "victim", "stopped", "down_s", "node", "partition",
+                                   "new_coordinator", "start_s", "in_sync_after_s", "proxy")
+                 if k in f}
         print(f"  #{f['n']:<2} {f['kind']:<13} inject {f['t_inject']:7.1f}  heal {f['t_heal']:7.1f}"
               f"  recovery {f['recovery_s']}s  stall {f['longest_stall_s']}s  {extra}")
     print(f"longest recovery {r['longest_recovery_s']}s")

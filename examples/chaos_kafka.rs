@@ -6,6 +6,9 @@
 //!                     --invalid-every K --out DIR
 //! chaos_kafka read-dlq --bootstrap B --topic chaos.dlq
 //! chaos_kafka lag --bootstrap B --group G --topics chaos.a:4,chaos.b:4
+//! chaos_kafka create-topic --bootstrap B --topic T --partitions P --replication R \
+//!                          [--configs k=v,k=v]
+//! chaos_kafka leaders --bootstrap B --topics chaos.a,chaos.b,__consumer_offsets
 //! ```
 //!
 //! `produce` writes `DIR/invalid.jsonl` (the deliberately invalid ids and their kind) and
@@ -19,6 +22,8 @@
 //! It is a plain blocking program (no tokio), so `std::thread::sleep` is fine here.
 #![allow(clippy::disallowed_methods)]
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -36,7 +41,9 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: chaos_kafka produce --bootstrap B --topics T:P,… --count N [--rate R] \
          [--invalid-every K] [--prefix P] [--group G --max-backlog M] --out DIR\n       chaos_kafka read-dlq --bootstrap B \
-         --topic T\n       chaos_kafka lag --bootstrap B --group G --topics T:P,…"
+         --topic T\n       chaos_kafka lag --bootstrap B --group G --topics T:P,…\n       \
+         chaos_kafka create-topic --bootstrap B --topic T --partitions P --replication R \
+         [--configs k=v,…]\n       chaos_kafka leaders --bootstrap B --topics T,…"
     );
     ExitCode::from(2)
 }
@@ -80,6 +87,8 @@ fn main() -> ExitCode {
         "produce" => produce(&f),
         "read-dlq" => read_dlq(&f),
         "lag" => lag(&f),
+        "create-topic" => create_topic(&f),
+        "leaders" => leaders(&f),
         _ => return usage(),
     };
     match result {
@@ -426,5 +435,75 @@ fn lag(f: &BTreeMap<String, String>) -> Result<(), String> {
         "{}",
         serde_json::json!({"lag": end - committed, "end": end, "committed": committed})
     );
+    Ok(())
+}
+
+fn create_topic(f: &BTreeMap<String, String>) -> Result<(), String> {
+    let bootstrap = need(f, "bootstrap")?;
+    let topic = need(f, "topic")?;
+    let partitions: i32 = num(f, "partitions", 1)?;
+    let replication: i32 = num(f, "replication", 1)?;
+    let configs: Vec<(&str, &str)> = f
+        .get("configs")
+        .map(|c| {
+            c.split(',')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    kv.split_once('=')
+                        .ok_or(format!("--configs: {kv:?} is not k=v"))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| format!("admin: {e}"))?;
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    for (k, v) in &configs {
+        new = new.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let rt = futures::executor::block_on(admin.create_topics([&new], &opts))
+        .map_err(|e| format!("create {topic}: {e}"))?;
+    for r in rt {
+        r.map_err(|(t, e)| format!("create {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn leaders(f: &BTreeMap<String, String>) -> Result<(), String> {
+    let bootstrap = need(f, "bootstrap")?;
+    let names: Vec<&str> = need(f, "topics")?
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| format!("client: {e}"))?;
+    let mut out = serde_json::Map::new();
+    for name in names {
+        let md = c
+            .fetch_metadata(Some(name), Duration::from_secs(10))
+            .map_err(|e| format!("metadata for {name}: {e}"))?;
+        for t in md.topics() {
+            if let Some(e) = t.error() {
+                return Err(format!("metadata for {name}: {e:?}"));
+            }
+            for p in t.partitions() {
+                out.insert(
+                    format!("{}/{}", t.name(), p.id()),
+                    serde_json::json!({
+                        "leader": p.leader(),
+                        "replicas": p.replicas(),
+                        "isr": p.isr(),
+                    }),
+                );
+            }
+        }
+    }
+    println!("{}", serde_json::Value::Object(out));
     Ok(())
 }

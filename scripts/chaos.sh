@@ -5,6 +5,9 @@
 #   scripts/chaos.sh                       # small (CI): 50k events, 7 faults, < 5 min
 #   scripts/chaos.sh --profile large       # 1M events, 24 faults
 #   scripts/chaos.sh --seed 42 --events 200000 --faults 12 --workdir /tmp/chaos-42
+#   scripts/chaos.sh --broker kafka [--group-protocol consumer] [--profile large]
+#                                          # Apache Kafka, 3 brokers, broker + network faults
+#                                          # (root: network namespace; Java 17+ and Maven)
 #
 # All arguments go to chaos/chaos.py (--help lists them). Exit 0 = every produced id delivered
 # or dead-lettered as expected and every bridge exited 0 after SIGTERM; 1 = accounting failure;

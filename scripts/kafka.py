@@ -4,6 +4,7 @@
     scripts/kafka.sh fetch                               # jars into the cache (once; reused)
     scripts/kafka.sh start  --dir D [--brokers 1|3] [--sasl-ssl] [--scram-user U:P]...
                             [--set key=value]... [--watch-pid PID] [--heap 512m]
+                            [--external HOST:PORT,...]
     scripts/kafka.sh stop    --dir D [--node N]          # SIGTERM, then SIGKILL after 30 s
     scripts/kafka.sh kill    --dir D [--node N]          # SIGKILL (data stays: restart recovers)
     scripts/kafka.sh restart --dir D [--node N] [--hard] # stop (or kill) and start again
@@ -23,6 +24,12 @@ every started node has logged "Kafka Server started" and prints one JSON line:
 the standard authorizer: clients on that listener need ACLs, while the PLAINTEXT listener stays
 open to the test harness (its principal, ANONYMOUS, is a super user). `--scram-user NAME:PASSWORD`
 creates SCRAM credentials at format time.
+
+`--external HOST:PORT,...` (one per node, in node order) adds an EXTERNAL listener (PLAINTEXT) on a
+free loopback port of each node, advertised as the given address: clients bootstrapped there are
+told to reach every broker at those addresses, e.g. a fault proxy's, which forwards to the
+loopback port (`external_bind` in the JSON). Inter-broker, controller and tool traffic stays on
+the PLAINTEXT listener.
 
 `--watch-pid PID` ties the cluster's life to another process (a test binary): when PID is gone,
 every node is SIGKILLed, so an aborted test run leaves no JVM behind.
@@ -228,6 +235,10 @@ def server_properties(d, cluster, n):
                  f"CONTROLLER://127.0.0.1:{node['controller']}"]
     advertised = [f"PLAINTEXT://127.0.0.1:{node['plain']}"]
     protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+    if node.get("external"):
+        listeners.append(f"EXTERNAL://127.0.0.1:{node['external']}")
+        advertised.append(f"EXTERNAL://{node['external_advertised']}")
+        protocols.append("EXTERNAL:PLAINTEXT")
     if node.get("sasl_ssl"):
         listeners.append(f"SASL_SSL://127.0.0.1:{node['sasl_ssl']}")
         advertised.append(f"SASL_SSL://127.0.0.1:{node['sasl_ssl']}")
@@ -296,13 +307,18 @@ def server_properties(d, cluster, n):
     return path
 
 
-def create_cluster(d, brokers, sasl_ssl, scram_users, overrides, heap):
+def create_cluster(d, brokers, sasl_ssl, scram_users, overrides, heap, external=None):
     os.makedirs(d, exist_ok=True)
+    if external and len(external) != brokers:
+        raise KafkaError(f"--external: {len(external)} addresses for {brokers} nodes")
     nodes = []
     for i in range(1, brokers + 1):
         node = {"id": i, "plain": free_port(), "controller": free_port()}
         if sasl_ssl:
             node["sasl_ssl"] = free_port()
+        if external:
+            node["external"] = free_port()
+            node["external_advertised"] = external[i - 1]
         nodes.append(node)
     cluster = {"version": kafka_version(), "cluster_id": None, "nodes": nodes,
                "overrides": overrides, "heap": heap, "scram_users": scram_users}
@@ -448,6 +464,9 @@ def describe(d, cluster):
                    "controller": f"127.0.0.1:{x['controller']}", "pid": pid_of(d, x["id"])}
                   for x in cluster["nodes"]],
     }
+    if any(x.get("external") for x in cluster["nodes"]):
+        out["external_bootstrap"] = ",".join(x["external_advertised"] for x in cluster["nodes"])
+        out["external_bind"] = [f"127.0.0.1:{x['external']}" for x in cluster["nodes"]]
     if cluster.get("tls"):
         out["sasl_ssl_bootstrap"] = bootstrap_of(cluster, "sasl_ssl")
         out["ca_file"] = cluster["tls"]["ca"]
@@ -465,7 +484,9 @@ def cmd_start(a):
             if not sep:
                 raise KafkaError(f"--set {kv!r}: expected key=value")
             overrides[k] = v
-        cluster = create_cluster(d, a.brokers, a.sasl_ssl, a.scram_user or [], overrides, a.heap)
+        external = [x for x in (a.external or "").split(",") if x]
+        cluster = create_cluster(d, a.brokers, a.sasl_ssl, a.scram_user or [], overrides, a.heap,
+                                 external)
     ids = nodes_of(cluster, a.node)
     started = [s for s in (start_node(d, cluster, n) for n in ids) if s]
     if a.watch_pid:
@@ -530,6 +551,9 @@ def main():
     s.add_argument("--set", action="append", metavar="KEY=VALUE")
     s.add_argument("--watch-pid", type=int)
     s.add_argument("--heap", default="512m")
+    s.add_argument("--external", metavar="HOST:PORT,...",
+                   help="an EXTERNAL listener per node, advertised at these addresses (in node "
+                        "order), e.g. a fault proxy's")
     for name in ("stop", "kill", "status"):
         x = sub.add_parser(name)
         x.add_argument("--dir", required=True)
