@@ -3,6 +3,18 @@ listener advertised at the fault proxy's address for that node (what the bridges
 producer, the lag and DLQ tools and the brokers among themselves use the PLAINTEXT listeners on
 127.0.0.1 directly.
 
+Group and broker timing (on top of the script's test defaults), chosen so that the order of the
+timeouts is the one production has, on a loaded 2-core machine:
+
+- KIP-848 session 10 s, heartbeat every 2 s. librdkafka 2.12.1 gives a ConsumerGroupHeartbeat
+  request exactly one heartbeat interval to answer (rdkafka_request.c, a FIXME): with the
+  script's 500 ms, a broker slower than that on a busy machine makes the member miss the answer
+  that bumped its epoch, and the next heartbeat is FENCED_MEMBER_EPOCH: the whole assignment is
+  lost and redelivered, with no fault at all (the first 1M run here did this every few seconds).
+- KRaft fences a dead broker after 6 s (broker.session.timeout.ms, 9 s by default) with
+  heartbeats every second, so that a killed group coordinator is replaced before the members'
+  10 s session runs out — as a production 45 s session outlives the 9 s failover.
+
 Topics: the data topics with replication factor 3, the DLQ topic with replication factor 3 and
 `min.insync.replicas=2` (the bridge's DLQ producer uses acks=all). Broker faults use the
 script's own commands on the cluster directory: `kill --node N` (SIGKILL: the node recovers its
@@ -42,6 +54,16 @@ def kafka_abs(n):
     return 0 if n == -(1 << 31) else abs(n)
 
 
+CLUSTER_SETTINGS = {
+    "group.consumer.session.timeout.ms": "10000",
+    "group.consumer.heartbeat.interval.ms": "2000",
+    "broker.session.timeout.ms": "6000",
+    "broker.heartbeat.interval.ms": "1000",
+}
+# The members' session under both protocols (the classic one is the bridge's `session_timeout`).
+SESSION_TIMEOUT_S = 10
+
+
 class ApacheKafka:
     def __init__(self, workdir, kafka_tool, external, heap="512m"):
         self.dir = os.path.join(workdir, "kafka")
@@ -49,9 +71,10 @@ class ApacheKafka:
         self.restarts = 0
         on_cleanup(self.kill_all)
         t = time.monotonic()
+        sets = [x for k, v in CLUSTER_SETTINGS.items() for x in ("--set", f"{k}={v}")]
         out = self._script(["start", "--dir", self.dir, "--brokers", "3", "--heap", heap,
-                            "--external", ",".join(external), "--watch-pid", str(os.getpid())],
-                           timeout=300)
+                            "--external", ",".join(external), "--watch-pid", str(os.getpid()),
+                            *sets], timeout=300)
         info = json.loads(out.strip().splitlines()[-1])
         self.bootstrap = info["bootstrap"]
         self.bridge_bootstrap = info["external_bootstrap"]
