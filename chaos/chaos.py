@@ -7,6 +7,11 @@ produces N events with unique ids at a steady rate while a seeded fault schedule
 every bridge with SIGTERM and accounts for every produced id: delivered at least once (sandbox
 record) or dead-lettered with `mcm.error.reason` (only the deliberately invalid ids may be).
 
+`--broker kafka` runs Apache Kafka instead (3 brokers from scripts/kafka.py, replication factor 3):
+the bridges in a network namespace behind a fault proxy, with broker SIGKILLs and restarts, a
+network partition, latency, connection resets and half-open stalls (`--group-protocol classic` or
+`consumer`, KIP-848).
+
 Python 3 standard library only. The Kafka client side is `examples/chaos_kafka.rs`.
 See docs/chaos.md. Exit status: 0 green, 1 accounting/exit-code failure, 2 harness error.
 """
@@ -37,12 +42,11 @@ FAULT_KINDS = ["kill", "scale", "burst_5xx", "burst_429", "latency", "sink_outag
 KAFKA_FAULT_KINDS = ["kill", "scale", "burst_5xx", "burst_429", "latency", "sink_outage",
                      "leader_kill", "coordinator_kill", "broker_restart", "partition",
                      "net_latency", "net_reset", "net_stall"]
-ALL_KINDS = FAULT_KINDS + KAFKA_FAULT_KINDS[6:]
 
-from procs import (CHILDREN, HarnessError, cleanup, drain_stdout, log, now, on_signal,
-                   read_first_line, spawn)
-
-# The Apache Kafka mode's pieces (imported lazily by main: they need root and Java).
+# Processes and cleanup live in procs.py; the Apache Kafka mode's pieces (apache_kafka.py,
+# network.py) are imported by start_kafka_mode only: they need root and Java.
+from procs import (HarnessError, cleanup, drain_stdout, log, now, on_signal, read_first_line,
+                   spawn)
 
 # --------------------------------------------------------------------------------------------
 # Broker, sandbox, bridges
