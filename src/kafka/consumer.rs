@@ -72,7 +72,10 @@ pub enum RevokeAnswer {
 #[derive(Debug)]
 pub enum PollEvent {
     Message(OwnedMessage),
-    Assigned(Vec<Tp>),
+    /// Newly assigned partitions with the group's committed offset of each (`None`: nothing
+    /// committed, or the broker did not answer in time), where consumption should resume: a
+    /// first message above it means offsets were skipped (see [`super::retention`]).
+    Assigned(Vec<(Tp, Option<i64>)>),
     /// `lost`: the assignment was lost (session timeout); nothing may be committed for it.
     Revoked {
         partitions: Vec<Tp>,
@@ -136,7 +139,8 @@ impl ConsumerContext for BridgeContext {
                 if let Ok(mut a) = self.assigned.lock() {
                     a.extend(tps.iter().cloned());
                 }
-                let _ = self.events.blocking_send(PollEvent::Assigned(tps));
+                let positions = committed_positions(consumer, tpl, &tps);
+                let _ = self.events.blocking_send(PollEvent::Assigned(positions));
             }
             Rebalance::Revoke(tpl) => {
                 let tps = tps_of(tpl);
@@ -146,10 +150,16 @@ impl ConsumerContext for BridgeContext {
                 if let Ok(mut a) = self.assigned.lock() {
                     for tp in &tps {
                         a.remove(tp);
-                        let _ = self
-                            .metrics
-                            .consumer_lag_messages
-                            .remove_label_values(&[&*tp.topic, tp.partition.to_string().as_str()]);
+                        let partition = tp.partition.to_string();
+                        let labels = [&*tp.topic, partition.as_str()];
+                        let m = &self.metrics;
+                        for gauge in [
+                            &m.consumer_lag_messages,
+                            &m.retention_headroom_messages,
+                            &m.retention_headroom_seconds,
+                        ] {
+                            let _ = gauge.remove_label_values(&labels);
+                        }
                     }
                 }
                 let lost = consumer.assignment_lost();
@@ -216,6 +226,41 @@ impl ConsumerContext for BridgeContext {
             }
         }
     }
+}
+
+/// How long an assignment waits for the group's committed offsets of its new partitions.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The group's committed offset of each newly assigned partition: where consumption resumes,
+/// so that a first message above it is known to have skipped offsets. One OffsetFetch per
+/// rebalance, on the poll thread inside the assign callback (librdkafka serves it on its own
+/// thread, and fetching starts only after the callback anyway). On a timeout or error the
+/// offsets are unknown (`None`): the skip check then starts at the first message, and the
+/// retention headroom gauge still shows a committed offset below the log start.
+fn committed_positions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    tps: &[Tp],
+) -> Vec<(Tp, Option<i64>)> {
+    let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the committed offsets of the new partitions; offsets skipped at their start will not be detected");
+            return tps.iter().map(|tp| (tp.clone(), None)).collect();
+        }
+    };
+    tps.iter()
+        .map(|tp| {
+            let offset = committed
+                .find_partition(&tp.topic, tp.partition)
+                .filter(|e| e.error().is_ok())
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                });
+            (tp.clone(), offset)
+        })
+        .collect()
 }
 
 /// How often a final (revoke or shutdown) commit is tried before its offsets are given up.
@@ -355,6 +400,7 @@ impl PollThread {
         events: mpsc::Sender<PollEvent>,
         revoke_wait: Duration,
         metrics: Arc<crate::observe::metrics::Metrics>,
+        gaps: Arc<super::retention::Gaps>,
     ) -> KafkaResult<PollThread> {
         let closing = Arc::new(AtomicBool::new(false));
         let assigned = Arc::new(Assigned::default());
@@ -372,7 +418,7 @@ impl PollThread {
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
         // Started first: if the poll thread cannot start, dropping the sampler stops it again.
-        let lag = LagSampler::start(k, assigned, metrics_for_lag)?;
+        let lag = LagSampler::start(k, assigned, metrics_for_lag, gaps)?;
         let gate = IntakeGate::default();
         let handle = {
             let consumer = consumer.clone();

@@ -6,7 +6,9 @@
 //! `SKIP_APACHE_KAFKA=1` skips the real-broker tests (a laptop without Java); without it, a
 //! missing Java or Maven fails the test loudly, so CI can never skip them by accident.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use std::path::{Path, PathBuf};
@@ -200,6 +202,37 @@ impl ApacheKafka {
         })
         .join()
         .expect("topic creation thread");
+    }
+
+    /// Sets a topic's configuration to `configs` (AlterConfigs: settings not named return to
+    /// their defaults).
+    pub fn alter_topic(&self, name: &str, configs: &[(&str, &str)]) {
+        let bootstrap = self.bootstrap.clone();
+        let name = name.to_string();
+        let configs: Vec<(String, String)> = configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        std::thread::spawn(move || {
+            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()
+                .expect("admin client");
+            let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&name));
+            for (k, v) in &configs {
+                alter = alter.set(k, v);
+            }
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+            let res = futures::executor::block_on(admin.alter_configs([&alter], &opts))
+                .expect("alter_configs request");
+            for r in res {
+                if let Err((spec, e)) = r {
+                    panic!("altering {spec:?}: {e}");
+                }
+            }
+        })
+        .join()
+        .expect("alter thread");
     }
 
     /// Deletes a topic.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apache_kafka;
+pub mod alerting;
 pub use apache_kafka::ApacheKafka;
 
 use mcm_bridge::config::Config;
@@ -183,14 +184,45 @@ pub struct Bridge {
 /// The bridge's logs, through libtest's capture: printed only for a failing test, next to its
 /// panic, which is what a flaky failure in CI needs to be understood. `TEST_LOG` overrides the
 /// filter (e.g. `TEST_LOG=debug`).
-fn init_test_logs() {
+pub fn init_test_logs() {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "mcm_bridge=info,warn".into());
     // A second test in the same binary finds the subscriber already set: fine.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_test_writer()
+        .with_writer(tracing_subscriber::fmt::TestWriter::new().and(|| CapturedLogs))
         .with_ansi(false)
         .try_init();
+}
+
+/// Every log line of this test binary's in-process bridges (all tests of the binary together:
+/// match on something unique to the test, such as its topic or group).
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct CapturedLogs;
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut l) = LOGS.lock() {
+            l.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The captured log lines that contain every one of `parts`.
+pub fn log_lines_with(parts: &[&str]) -> Vec<String> {
+    let Ok(l) = LOGS.lock() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&l)
+        .lines()
+        .filter(|line| parts.iter().all(|p| line.contains(p)))
+        .map(str::to_string)
+        .collect()
 }
 
 impl Bridge {
@@ -222,6 +254,22 @@ impl Bridge {
             .await
             .expect("bridge stops within 30 s")
             .expect("bridge task")
+    }
+
+    /// Serves this bridge's `/metrics`, `/healthz` and `/readyz` on a free loopback port until
+    /// the bridge stops; returns `host:port`.
+    pub async fn serve_metrics(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(mcm_bridge::observe::server::serve(
+            listener,
+            self.metrics.clone(),
+            self.health.clone(),
+            self.shutdown.clone().cancelled_owned(),
+        ));
+        addr.to_string()
     }
 
     pub fn delivered(&self) -> u64 {
@@ -344,9 +392,13 @@ impl TestBroker {
         };
         let found = out.lines().any(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
-            cols.first() == Some(&group) && cols.get(1).is_some_and(|t| t.eq_ignore_ascii_case(want))
+            cols.first() == Some(&group)
+                && cols.get(1).is_some_and(|t| t.eq_ignore_ascii_case(want))
         });
-        assert!(found, "group {group} is not a {want} group on the broker:\n{out}");
+        assert!(
+            found,
+            "group {group} is not a {want} group on the broker:\n{out}"
+        );
     }
 
     pub fn apache(&self) -> Option<&ApacheKafka> {
