@@ -4,7 +4,7 @@
 # (mcm-bridge sandbox, plain HTTP and HTTPS), all on loopback.
 # Appends a Markdown table to BENCHMARKS.md. See bench/README.md for what each number means.
 #
-#   bench/run.sh                                   # full size (quiet machine, ~30 min)
+#   bench/run.sh                                   # full size (quiet machine, ~15 min)
 #   LABEL=smoke EVENTS_MULTI=5000 EVENTS_SINGLE=5000 EVENTS_PEER=2000 RSS_MINUTES=0.25 \
 #     OUTAGE_MINUTES=0.25 WRK_DURATION=3s RESULTS=/tmp/bench-smoke.md bench/run.sh   # smoke
 #
