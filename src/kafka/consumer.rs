@@ -82,6 +82,10 @@ pub enum PollEvent {
         lost: bool,
         reply: RevokeReply,
     },
+    /// The consumer's position of each assigned partition, read while idle: every message below
+    /// it that librdkafka handed over was sent before this event, so offsets below it that the
+    /// coordinator never saw are transaction markers or aborted records it may commit past.
+    Positions(Vec<(Tp, i64)>),
     /// A failed commit (async commits report here); the coordinator re-commits.
     CommitFailed(Vec<Tp>),
     /// A consumer error worth surfacing (broker down, authentication …).
@@ -341,7 +345,8 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         .set(
             "queued.max.messages.kbytes",
             k.queued_max_messages_kbytes.to_string(),
-        );
+        )
+        .set(METADATA_REFRESH, METADATA_REFRESH_MS);
     for (key, value) in k.group_protocol.librdkafka_properties() {
         c.set(key, value);
     }
@@ -464,12 +469,41 @@ impl PollThread {
     }
 }
 
+/// librdkafka's metadata refresh interval, and the bridge's default for it.
+///
+/// Under the classic protocol the group notices a topic created after start that matches a
+/// `pattern:` block, or a subscribed topic that was deleted, only when librdkafka refreshes its
+/// metadata: every 5 minutes by default, so a new topic waited up to 5 minutes and a deleted
+/// topic's partitions stayed assigned (with a frozen lag series) as long (measured on Apache
+/// Kafka 4.2: no revoke within 90 s). One small Metadata request every 10 s is cheap and makes
+/// both take seconds. A user's own `kafka.properties` value wins.
+const METADATA_REFRESH: &str = "topic.metadata.refresh.interval.ms";
+const METADATA_REFRESH_MS: &str = "10000";
+
+/// How often, at most, an idle poll thread reports the consumer's positions.
+const POSITIONS_EVERY: Duration = Duration::from_millis(500);
+
+/// The consumer's positions (next offset to hand over) of the assigned partitions.
+fn positions(consumer: &BaseConsumer<BridgeContext>) -> Vec<(Tp, i64)> {
+    let Ok(tpl) = consumer.position() else {
+        return Vec::new();
+    };
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if o >= 0 => Some((Tp::new(e.topic(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn poll_loop(
     consumer: Arc<BaseConsumer<BridgeContext>>,
     events: mpsc::Sender<PollEvent>,
     stop: Arc<AtomicBool>,
     gate: IntakeGate,
 ) {
+    let mut last_positions = Instant::now();
     while !stop.load(AtomicOrdering::SeqCst) {
         if gate.is_closed() {
             // The dedicated poll thread, never a tokio worker.
@@ -478,6 +512,15 @@ fn poll_loop(
             continue;
         }
         match consumer.poll(Duration::from_millis(100)) {
+            // Idle: librdkafka has handed over everything fetched, transaction markers included
+            // (they move the position without a message). Sent in order behind the messages.
+            None if last_positions.elapsed() >= POSITIONS_EVERY => {
+                last_positions = Instant::now();
+                let at = positions(&consumer);
+                if !at.is_empty() {
+                    let _ = events.try_send(PollEvent::Positions(at));
+                }
+            }
             None => {}
             Some(Ok(msg))
                 if events

@@ -16,7 +16,24 @@ use std::collections::BTreeMap;
 pub fn shared_properties(
     properties: &BTreeMap<String, String>,
 ) -> impl Iterator<Item = (&String, &String)> {
-    properties.iter().filter(|(k, _)| {
-        !k.starts_with("group.") && !k.starts_with("fetch.") && !k.starts_with("queued.")
-    })
+    properties
+        .iter()
+        .filter(|(k, _)| !CONSUMER_ONLY.iter().any(|prefix| k.starts_with(prefix)))
 }
+
+/// librdkafka properties (or prefixes) that only a consumer understands; a producer or admin
+/// client warns about each at start-up ("is a consumer property and will be ignored").
+const CONSUMER_ONLY: [&str; 12] = [
+    "group.",
+    "fetch.",
+    "queued.",
+    "heartbeat.interval.ms",
+    "session.timeout.ms",
+    "partition.assignment.strategy",
+    "auto.offset.reset",
+    "enable.auto.",
+    "auto.commit.interval.ms",
+    "max.poll.interval.ms",
+    "isolation.level",
+    "enable.partition.eof",
+];

@@ -248,6 +248,7 @@ impl Coordinator {
                 lost,
                 reply,
             } => self.on_revoked(partitions, lost, reply),
+            PollEvent::Positions(at) => self.on_positions(at),
             PollEvent::CommitFailed(tps) => {
                 self.deps
                     .metrics
@@ -262,6 +263,23 @@ impl Coordinator {
             }
             PollEvent::Error(e) => {
                 self.deps.health.set_broker_error(Some(e));
+            }
+        }
+    }
+
+    /// Positions reported by an idle poll thread: everything handed over below them has been
+    /// taken already (same channel, in order), so the rest below them is markers or aborted
+    /// records the watermark may pass. Not during a revoke or shutdown, whose final watermarks
+    /// are already decided.
+    fn on_positions(&mut self, at: Vec<(Tp, i64)>) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        for (tp, position) in at {
+            if let Some(p) = self.partitions.get_mut(&tp) {
+                if !p.revoking {
+                    p.tracker.advance_to(position);
+                }
             }
         }
     }

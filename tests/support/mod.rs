@@ -2,9 +2,9 @@
 //! cluster, in this process), the MCM sandbox over real HTTP, and the bridge's own `pipeline::run`.
 #![allow(dead_code)]
 
-pub mod apache_kafka;
 pub mod alerting;
-pub use apache_kafka::ApacheKafka;
+pub mod apache_kafka;
+pub use apache_kafka::{ApacheKafka, KafkaOptions};
 
 use mcm_bridge::config::Config;
 use mcm_bridge::kafka::mock::MockBroker;
@@ -328,6 +328,14 @@ impl Backend {
         b
     }
 
+    /// Apache Kafka started with `opts` (e.g. 3 nodes), with the bridge on `protocol`.
+    pub fn apache_with(protocol: Protocol, opts: &KafkaOptions) -> TestBroker {
+        TestBroker {
+            kind: BrokerKind::Apache(ApacheKafka::start(opts)),
+            protocol,
+        }
+    }
+
     /// Starts the broker with no topic.
     pub fn start(self) -> TestBroker {
         match self {
@@ -399,6 +407,31 @@ impl TestBroker {
             found,
             "group {group} is not a {want} group on the broker:\n{out}"
         );
+    }
+
+    /// On Apache Kafka, the node id of `group`'s coordinator, as the broker describes it.
+    pub fn group_coordinator(&self, group: &str) -> Option<u32> {
+        let k = self.apache()?;
+        let out = k.tool(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &[
+                "--bootstrap-server",
+                "{bootstrap}",
+                "--describe",
+                "--group",
+                group,
+                "--state",
+            ],
+        );
+        // GROUP  COORDINATOR (ID)  ASSIGNMENT-STRATEGY  STATE  #MEMBERS
+        // g      127.0.0.1:41234 (2)  ...
+        out.lines()
+            .filter(|l| l.split_whitespace().next() == Some(group))
+            .find_map(|l| {
+                let open = l.find('(')?;
+                let close = l[open..].find(')')? + open;
+                l[open + 1..close].trim().parse().ok()
+            })
     }
 
     pub fn apache(&self) -> Option<&ApacheKafka> {
