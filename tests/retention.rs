@@ -9,7 +9,6 @@ mod support;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::time::Duration;
 use support::*;
 
@@ -19,28 +18,11 @@ fn ids(n: usize, prefix: &str) -> Vec<String> {
 
 /// Produces one `home` event per id to partition 0 with the record timestamp `timestamp_ms`.
 fn produce_at(bootstrap: &str, topic: &str, ids: &[String], timestamp_ms: i64) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    for id in ids {
-        let payload = event(id, "home");
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
-            .partition(0)
-            .payload(payload.as_slice())
-            .timestamp(timestamp_ms);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    p.poll(Duration::from_millis(10));
-                    rec = r;
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(30)).expect("flush");
+    let records: Vec<Record> = ids
+        .iter()
+        .map(|id| (0, None, Some(event(id, "home"))))
+        .collect();
+    support::produce_at(bootstrap, topic, &records, Some(timestamp_ms));
 }
 
 /// The partition's log start offset (what retention has not deleted yet).
@@ -56,75 +38,93 @@ fn log_start(bootstrap: &str, topic: &str) -> i64 {
 
 const DAY_MS: &str = "86400000";
 
+/// `mcm_bridge_messages_expired_total` of events[0].
+fn expired_of(m: &mcm_bridge::observe::metrics::Metrics) -> u64 {
+    m.messages_expired.with_label_values(&["events", "0"]).get()
+}
+
+/// `mcm_bridge_retention_headroom_messages` of events[0].
+fn headroom_of(m: &mcm_bridge::observe::metrics::Metrics) -> i64 {
+    m.retention_headroom_messages
+        .with_label_values(&["events", "0"])
+        .get()
+}
+
+/// The topic `events`, one partition, kept a day; segment.ms 100 makes every produce a while
+/// after the previous one start a new segment, so retention can delete the old ones (it never
+/// deletes offsets of the active segment).
+fn create_events_topic(kafka: &ApacheKafka) {
+    kafka.create_topic_with(
+        "events",
+        1,
+        &[("retention.ms", DAY_MS), ("segment.ms", "100")],
+    );
+}
+
+/// Delivers `a` (produced now) with a bridge on `text` and waits until `group` committed it.
+async fn deliver_and_commit(bridge: &Bridge, bootstrap: &str, group: &str, a: &[String]) {
+    produce_at(bootstrap, "events", a, chrono_now_ms());
+    let n = a.len() as u64;
+    bridge
+        .wait(Duration::from_secs(60), "the first batch finished", || {
+            bridge.finished() >= n
+        })
+        .await;
+    wait_until(Duration::from_secs(30), "the first batch committed", || {
+        tokio::task::block_in_place(|| committed(bootstrap, group, "events", 1)) == [Some(n as i64)]
+    })
+    .await;
+}
+
+/// Shrinks retention to 2 s, then produces `c` with timestamps 10 minutes ahead (they outlive
+/// the 2 s, and their append rolls the segment holding everything before them, so it can go),
+/// waits until the log starts at `c`'s first offset, and restores a day's retention.
+async fn expire_everything_before(kafka: &ApacheKafka, bootstrap: &str, c: &[String], start: i64) {
+    kafka.alter_topic("events", &[("retention.ms", "2000"), ("segment.ms", "100")]);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    produce_at(bootstrap, "events", c, chrono_now_ms() + 600_000);
+    wait_until(
+        Duration::from_secs(60),
+        "retention to delete the old segments",
+        || tokio::task::block_in_place(|| log_start(bootstrap, "events")) == start,
+    )
+    .await;
+    kafka.alter_topic("events", &[("retention.ms", DAY_MS), ("segment.ms", "100")]);
+}
+
 async fn offsets_deleted_while_the_group_was_away_are_counted_logged_and_shown(protocol: Protocol) {
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     let b = Backend::Apache(protocol).start();
     let kafka = b.apache().expect("Apache Kafka");
     let bootstrap = b.bootstrap_servers().to_string();
-    // segment.ms 100: every produce a while after the previous one starts a new segment, so
-    // retention can delete the old ones (it never deletes offsets from the active segment).
-    kafka.create_topic_with(
-        "events",
-        1,
-        &[("retention.ms", DAY_MS), ("segment.ms", "100")],
-    );
+    create_events_topic(kafka);
     let group = match protocol {
         Protocol::Classic => "g-exp-classic",
         Protocol::Consumer => "g-exp-consumer",
     };
     let text = config_text(&b, &sb.base_url(), group, "", "");
-    let now = chrono_now_ms;
 
     // A: delivered and committed (offsets 0..100).
     let a = ids(100, "a-");
-    produce_at(&bootstrap, "events", &a, now());
     let bridge = Bridge::start(&text);
-    bridge
-        .wait(Duration::from_secs(60), "A finished", || {
-            bridge.finished() >= 100
-        })
-        .await;
-    wait_until(Duration::from_secs(30), "A committed", || {
-        tokio::task::block_in_place(|| committed(&bootstrap, group, "events", 1)) == [Some(100)]
-    })
-    .await;
+    deliver_and_commit(&bridge, &bootstrap, group, &a).await;
     bridge.stop().await;
 
-    // B (100..300) arrives while the group is away, and retention shrinks to 2 s.
+    // B (100..300) arrives while the group is away; retention deletes A and B, C (300..350)
+    // stays.
     let lost = ids(200, "b-");
-    produce_at(&bootstrap, "events", &lost, now());
-    kafka.alter_topic("events", &[("retention.ms", "2000"), ("segment.ms", "100")]);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    // C (300..350) carries timestamps 10 minutes ahead: it outlives the 2 s retention, and its
-    // append rolls the segment that holds B, so B can go.
+    produce_at(&bootstrap, "events", &lost, chrono_now_ms());
     let c = ids(50, "c-");
-    produce_at(&bootstrap, "events", &c, now() + 600_000);
-    wait_until(
-        Duration::from_secs(60),
-        "retention to delete A and B",
-        || tokio::task::block_in_place(|| log_start(&bootstrap, "events")) == 300,
-    )
-    .await;
-    kafka.alter_topic("events", &[("retention.ms", DAY_MS), ("segment.ms", "100")]);
+    expire_everything_before(kafka, &bootstrap, &c, 300).await;
 
     // The group comes back (MCM rejecting its key, so C waits): it resumes at the log start
     // (300) and finds 100..300 gone.
     sb.set_api_key("rotated-meanwhile");
     let bridge = Bridge::start(&text);
     let metrics = bridge.metrics.clone();
-    let expired = || {
-        metrics
-            .messages_expired
-            .with_label_values(&["events", "0"])
-            .get()
-    };
-    let headroom = || {
-        metrics
-            .retention_headroom_messages
-            .with_label_values(&["events", "0"])
-            .get()
-    };
+    let expired = || expired_of(&metrics);
+    let headroom = || headroom_of(&metrics);
     bridge
         .wait(
             Duration::from_secs(60),
@@ -226,11 +226,7 @@ async fn halted_bridge_shows_negative_headroom_then_counts_what_retention_took()
     let b = Backend::Apache(Protocol::Classic).start();
     let kafka = b.apache().expect("Apache Kafka");
     let bootstrap = b.bootstrap_servers().to_string();
-    kafka.create_topic_with(
-        "events",
-        1,
-        &[("retention.ms", DAY_MS), ("segment.ms", "100")],
-    );
+    create_events_topic(kafka);
     // One request at a time: the halt holds only a few messages in memory, the rest stays in
     // Kafka, where retention can take it.
     let text = config_text(
@@ -240,47 +236,23 @@ async fn halted_bridge_shows_negative_headroom_then_counts_what_retention_took()
         "",
         "  max_in_flight: 1\n  min_in_flight: 1\n  adaptive_concurrency: false",
     );
-    let now = chrono_now_ms;
     let a = ids(100, "a-");
-    produce_at(&bootstrap, "events", &a, now());
     let bridge = Bridge::start(&text);
     let metrics = bridge.metrics.clone();
-    bridge
-        .wait(Duration::from_secs(60), "A finished", || {
-            bridge.finished() >= 100
-        })
-        .await;
-    wait_until(Duration::from_secs(30), "A committed", || {
-        tokio::task::block_in_place(|| committed(&bootstrap, "g-halt", "events", 1)) == [Some(100)]
-    })
-    .await;
+    deliver_and_commit(&bridge, &bootstrap, "g-halt", &a).await;
     // The key is rotated at MCM: the bridge halts on B's first message.
     sb.set_api_key("rotated-meanwhile");
     // More than the halt can hold in memory (its budget plus the poll channel, a few hundred).
     let b_ids = ids(2_000, "b-");
-    produce_at(&bootstrap, "events", &b_ids, now());
+    produce_at(&bootstrap, "events", &b_ids, chrono_now_ms());
     bridge
         .wait(Duration::from_secs(30), "the halt", || {
             metrics.halted.get() == 1
         })
         .await;
-    kafka.alter_topic("events", &[("retention.ms", "2000"), ("segment.ms", "100")]);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let c = ids(50, "c-");
-    produce_at(&bootstrap, "events", &c, now() + 600_000);
-    wait_until(
-        Duration::from_secs(60),
-        "retention to delete A and B",
-        || tokio::task::block_in_place(|| log_start(&bootstrap, "events")) == 2_100,
-    )
-    .await;
-    kafka.alter_topic("events", &[("retention.ms", DAY_MS), ("segment.ms", "100")]);
-    let headroom = || {
-        metrics
-            .retention_headroom_messages
-            .with_label_values(&["events", "0"])
-            .get()
-    };
+    expire_everything_before(kafka, &bootstrap, &c, 2_100).await;
+    let headroom = || headroom_of(&metrics);
     bridge
         .wait(
             Duration::from_secs(30),
@@ -289,10 +261,7 @@ async fn halted_bridge_shows_negative_headroom_then_counts_what_retention_took()
         )
         .await;
     assert_eq!(
-        metrics
-            .messages_expired
-            .with_label_values(&["events", "0"])
-            .get(),
+        expired_of(&metrics),
         0,
         "nothing skipped yet: the halted bridge has not read past its position"
     );
@@ -321,10 +290,7 @@ async fn halted_bridge_shows_negative_headroom_then_counts_what_retention_took()
     let got = accepted_set(&sb).await;
     assert_eq!(missing(&a, &got) + missing(&c, &got), 0);
     let never_delivered = missing(&b_ids, &got) as u64;
-    let expired = metrics
-        .messages_expired
-        .with_label_values(&["events", "0"])
-        .get();
+    let expired = expired_of(&metrics);
     assert!(
         never_delivered > 0,
         "retention took part of B (the halt held only a few messages)"

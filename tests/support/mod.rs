@@ -491,6 +491,12 @@ pub type Record = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Produces records and waits until all are acknowledged.
 pub fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
+    produce_at(bootstrap, topic, records, None);
+}
+
+/// [`produce`] with every record's timestamp set to `timestamp_ms` (the producer's clock when
+/// `None`).
+pub fn produce_at(bootstrap: &str, topic: &str, records: &[Record], timestamp_ms: Option<i64>) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
@@ -504,6 +510,9 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
         }
         if let Some(v) = payload {
             rec = rec.payload(v);
+        }
+        if let Some(ts) = timestamp_ms {
+            rec = rec.timestamp(ts);
         }
         let mut rec = rec;
         loop {
