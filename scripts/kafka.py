@@ -40,6 +40,7 @@ standard library only.
 """
 
 import argparse
+import base64
 import fcntl
 import json
 import os
@@ -307,6 +308,15 @@ def server_properties(d, cluster, n):
     return path
 
 
+def random_cluster_id():
+    """A random base64 UUID as `kafka-storage random-uuid` prints it. Like Kafka's Uuid, never
+    one that starts with '-': the storage tool's argument parser would take it for an option."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def create_cluster(d, brokers, sasl_ssl, scram_users, overrides, heap, external=None):
     os.makedirs(d, exist_ok=True)
     if external and len(external) != brokers:
@@ -324,9 +334,7 @@ def create_cluster(d, brokers, sasl_ssl, scram_users, overrides, heap, external=
                "overrides": overrides, "heap": heap, "scram_users": scram_users}
     if sasl_ssl:
         cluster["tls"] = tls_material(d)
-    # A random base64 UUID, as `kafka-storage random-uuid` prints.
-    import base64  # pylint: disable=import-outside-toplevel
-    cluster["cluster_id"] = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster["cluster_id"] = random_cluster_id()
     for i in range(1, brokers + 1):
         os.makedirs(os.path.join(node_dir(d, i), "data"), exist_ok=True)
         props = server_properties(d, cluster, i)

@@ -72,13 +72,20 @@ pub enum RevokeAnswer {
 #[derive(Debug)]
 pub enum PollEvent {
     Message(OwnedMessage),
-    Assigned(Vec<Tp>),
+    /// Newly assigned partitions with the group's committed offset of each (`None`: nothing
+    /// committed, or the broker did not answer in time), where consumption should resume: a
+    /// first message above it means offsets were skipped (see [`super::retention`]).
+    Assigned(Vec<(Tp, Option<i64>)>),
     /// `lost`: the assignment was lost (session timeout); nothing may be committed for it.
     Revoked {
         partitions: Vec<Tp>,
         lost: bool,
         reply: RevokeReply,
     },
+    /// The consumer's position of each assigned partition, read while idle: every message below
+    /// it that librdkafka handed over was sent before this event, so offsets below it that the
+    /// coordinator never saw are transaction markers or aborted records it may commit past.
+    Positions(Vec<(Tp, i64)>),
     /// A failed commit (async commits report here); the coordinator re-commits.
     CommitFailed(Vec<Tp>),
     /// A consumer error worth surfacing (broker down, authentication …).
@@ -136,7 +143,8 @@ impl ConsumerContext for BridgeContext {
                 if let Ok(mut a) = self.assigned.lock() {
                     a.extend(tps.iter().cloned());
                 }
-                let _ = self.events.blocking_send(PollEvent::Assigned(tps));
+                let positions = committed_positions(consumer, tpl, &tps);
+                let _ = self.events.blocking_send(PollEvent::Assigned(positions));
             }
             Rebalance::Revoke(tpl) => {
                 let tps = tps_of(tpl);
@@ -146,10 +154,16 @@ impl ConsumerContext for BridgeContext {
                 if let Ok(mut a) = self.assigned.lock() {
                     for tp in &tps {
                         a.remove(tp);
-                        let _ = self
-                            .metrics
-                            .consumer_lag_messages
-                            .remove_label_values(&[&*tp.topic, tp.partition.to_string().as_str()]);
+                        let partition = tp.partition.to_string();
+                        let labels = [&*tp.topic, partition.as_str()];
+                        let m = &self.metrics;
+                        for gauge in [
+                            &m.consumer_lag_messages,
+                            &m.retention_headroom_messages,
+                            &m.retention_headroom_seconds,
+                        ] {
+                            let _ = gauge.remove_label_values(&labels);
+                        }
                     }
                 }
                 let lost = consumer.assignment_lost();
@@ -216,6 +230,41 @@ impl ConsumerContext for BridgeContext {
             }
         }
     }
+}
+
+/// How long an assignment waits for the group's committed offsets of its new partitions.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The group's committed offset of each newly assigned partition: where consumption resumes,
+/// so that a first message above it is known to have skipped offsets. One OffsetFetch per
+/// rebalance, on the poll thread inside the assign callback (librdkafka serves it on its own
+/// thread, and fetching starts only after the callback anyway). On a timeout or error the
+/// offsets are unknown (`None`): the skip check then starts at the first message, and the
+/// retention headroom gauge still shows a committed offset below the log start.
+fn committed_positions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    tps: &[Tp],
+) -> Vec<(Tp, Option<i64>)> {
+    let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the committed offsets of the new partitions; offsets skipped at their start will not be detected");
+            return tps.iter().map(|tp| (tp.clone(), None)).collect();
+        }
+    };
+    tps.iter()
+        .map(|tp| {
+            let offset = committed
+                .find_partition(&tp.topic, tp.partition)
+                .filter(|e| e.error().is_ok())
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                });
+            (tp.clone(), offset)
+        })
+        .collect()
 }
 
 /// How often a final (revoke or shutdown) commit is tried before its offsets are given up.
@@ -296,7 +345,8 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
         .set(
             "queued.max.messages.kbytes",
             k.queued_max_messages_kbytes.to_string(),
-        );
+        )
+        .set(METADATA_REFRESH, METADATA_REFRESH_MS);
     for (key, value) in k.group_protocol.librdkafka_properties() {
         c.set(key, value);
     }
@@ -355,6 +405,7 @@ impl PollThread {
         events: mpsc::Sender<PollEvent>,
         revoke_wait: Duration,
         metrics: Arc<crate::observe::metrics::Metrics>,
+        gaps: Arc<super::retention::Gaps>,
     ) -> KafkaResult<PollThread> {
         let closing = Arc::new(AtomicBool::new(false));
         let assigned = Arc::new(Assigned::default());
@@ -372,7 +423,7 @@ impl PollThread {
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
         // Started first: if the poll thread cannot start, dropping the sampler stops it again.
-        let lag = LagSampler::start(k, assigned, metrics_for_lag)?;
+        let lag = LagSampler::start(k, assigned, metrics_for_lag, gaps)?;
         let gate = IntakeGate::default();
         let handle = {
             let consumer = consumer.clone();
@@ -418,12 +469,41 @@ impl PollThread {
     }
 }
 
+/// librdkafka's metadata refresh interval, and the bridge's default for it.
+///
+/// Under the classic protocol the group notices a topic created after start that matches a
+/// `pattern:` block, or a subscribed topic that was deleted, only when librdkafka refreshes its
+/// metadata: every 5 minutes by default, so a new topic waited up to 5 minutes and a deleted
+/// topic's partitions stayed assigned (with a frozen lag series) as long (measured on Apache
+/// Kafka 4.2: no revoke within 90 s). One small Metadata request every 10 s is cheap and makes
+/// both take seconds. A user's own `kafka.properties` value wins.
+const METADATA_REFRESH: &str = "topic.metadata.refresh.interval.ms";
+const METADATA_REFRESH_MS: &str = "10000";
+
+/// How often, at most, an idle poll thread reports the consumer's positions.
+const POSITIONS_EVERY: Duration = Duration::from_millis(500);
+
+/// The consumer's positions (next offset to hand over) of the assigned partitions.
+fn positions(consumer: &BaseConsumer<BridgeContext>) -> Vec<(Tp, i64)> {
+    let Ok(tpl) = consumer.position() else {
+        return Vec::new();
+    };
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if o >= 0 => Some((Tp::new(e.topic(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn poll_loop(
     consumer: Arc<BaseConsumer<BridgeContext>>,
     events: mpsc::Sender<PollEvent>,
     stop: Arc<AtomicBool>,
     gate: IntakeGate,
 ) {
+    let mut last_positions = Instant::now();
     while !stop.load(AtomicOrdering::SeqCst) {
         if gate.is_closed() {
             // The dedicated poll thread, never a tokio worker.
@@ -432,6 +512,15 @@ fn poll_loop(
             continue;
         }
         match consumer.poll(Duration::from_millis(100)) {
+            // Idle: librdkafka has handed over everything fetched, transaction markers included
+            // (they move the position without a message). Sent in order behind the messages.
+            None if last_positions.elapsed() >= POSITIONS_EVERY => {
+                last_positions = Instant::now();
+                let at = positions(&consumer);
+                if !at.is_empty() {
+                    let _ = events.try_send(PollEvent::Positions(at));
+                }
+            }
             None => {}
             Some(Ok(msg))
                 if events

@@ -93,11 +93,8 @@ impl DlqProducer {
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "5");
-        for (k, v) in properties {
-            // Consumer-only settings would make the producer refuse to start; TLS/SASL apply to both.
-            if !k.starts_with("group.") && !k.starts_with("fetch.") && !k.starts_with("queued.") {
-                c.set(k, v);
-            }
+        for (k, v) in super::shared_properties(properties) {
+            c.set(k, v);
         }
         Ok(DlqProducer {
             producer: c.create()?,

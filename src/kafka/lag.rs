@@ -23,6 +23,8 @@
 //! time per connection). With a separate client a slow broker only delays the gauge.
 
 use super::consumer::{consumer_config, Tp};
+use super::retention::{expired, headroom_messages, headroom_seconds, Gap, Gaps};
+use super::topic_retention::TopicRetention;
 use crate::config::KafkaConfig;
 use crate::observe::metrics::Metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -102,34 +104,51 @@ fn list_of(tps: &[Tp], offset: Offset) -> KafkaResult<TopicPartitionList> {
     Ok(tpl)
 }
 
-/// One sample: the lag of every partition in `tps` the broker answered for.
-fn sample(client: &BaseConsumer, tps: &[Tp]) -> KafkaResult<Vec<(Tp, i64)>> {
-    // ListOffsets with timestamp -1 (`Offset::End`) answers the end offset, -2 the start.
-    let ends =
-        offsets_by_tp(&client.offsets_for_times(list_of(tps, Offset::End)?, REQUEST_TIMEOUT)?);
-    let committed =
-        offsets_by_tp(&client.committed_offsets(list_of(tps, Offset::Invalid)?, REQUEST_TIMEOUT)?);
-    let uncommitted: Vec<Tp> = tps
-        .iter()
-        .filter(|tp| !committed.contains_key(*tp))
-        .cloned()
-        .collect();
-    let starts = if uncommitted.is_empty() {
-        HashMap::new()
-    } else {
-        offsets_by_tp(
-            &client
-                .offsets_for_times(list_of(&uncommitted, Offset::Beginning)?, REQUEST_TIMEOUT)?,
-        )
-    };
-    Ok(tps
-        .iter()
-        .filter_map(|tp| {
-            let end = *ends.get(tp)?;
-            let lag = lag_of(end, committed.get(tp).copied(), starts.get(tp).copied())?;
-            Some((tp.clone(), lag))
-        })
-        .collect())
+/// What one sample learned from the broker.
+#[derive(Debug, Default)]
+struct Sample {
+    /// The lag of every assigned partition the broker answered for.
+    lags: Vec<(Tp, i64)>,
+    /// Log start offsets of the assigned partitions and of those with gaps to check.
+    starts: HashMap<Tp, i64>,
+    /// The group's committed offsets of the assigned partitions that have one.
+    committed: HashMap<Tp, i64>,
+}
+
+/// One sample of the assigned partitions `tps`, plus the log start of `also_start` (partitions
+/// with skipped offsets to check, which may have been revoked since).
+fn sample(client: &BaseConsumer, tps: &[Tp], also_start: &[Tp]) -> KafkaResult<Sample> {
+    let mut out = Sample::default();
+    if !tps.is_empty() {
+        // ListOffsets with timestamp -1 (`Offset::End`) answers the end offset, -2 the start.
+        let ends =
+            offsets_by_tp(&client.offsets_for_times(list_of(tps, Offset::End)?, REQUEST_TIMEOUT)?);
+        out.committed = offsets_by_tp(
+            &client.committed_offsets(list_of(tps, Offset::Invalid)?, REQUEST_TIMEOUT)?,
+        );
+        let mut want_start: Vec<Tp> = tps.to_vec();
+        want_start.extend(also_start.iter().filter(|tp| !tps.contains(tp)).cloned());
+        out.starts = offsets_by_tp(
+            &client.offsets_for_times(list_of(&want_start, Offset::Beginning)?, REQUEST_TIMEOUT)?,
+        );
+        out.lags = tps
+            .iter()
+            .filter_map(|tp| {
+                let end = *ends.get(tp)?;
+                let lag = lag_of(
+                    end,
+                    out.committed.get(tp).copied(),
+                    out.starts.get(tp).copied(),
+                )?;
+                Some((tp.clone(), lag))
+            })
+            .collect();
+    } else if !also_start.is_empty() {
+        out.starts = offsets_by_tp(
+            &client.offsets_for_times(list_of(also_start, Offset::Beginning)?, REQUEST_TIMEOUT)?,
+        );
+    }
+    Ok(out)
 }
 
 /// The sampling thread and its client.
@@ -139,22 +158,34 @@ pub struct LagSampler {
 }
 
 impl LagSampler {
+    /// Starts sampling the partitions in `assigned`, and checking the skipped offsets the
+    /// coordinator records in `gaps` against the log start (see [`super::retention`]).
     pub fn start(
         k: &KafkaConfig,
         assigned: Arc<Assigned>,
         metrics: Arc<Metrics>,
+        gaps: Arc<Gaps>,
     ) -> KafkaResult<LagSampler> {
         let mut config = consumer_config(k);
         config.set("client.id", format!("{}-lag", k.client_id));
         // Never a group member: a static member id belongs to the consuming client alone.
         config.remove("group.instance.id");
         let client: BaseConsumer = config.create()?;
+        let retention = TopicRetention::new(k)?;
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let stop = stop.clone();
+            let mut watch = Watch {
+                group: k.group_id.clone(),
+                client,
+                assigned,
+                metrics,
+                gaps,
+                retention,
+            };
             std::thread::Builder::new()
                 .name("kafka-lag".into())
-                .spawn(move || run(&client, &assigned, &metrics, &stop))
+                .spawn(move || watch.run(&stop))
                 .map_err(|e| KafkaError::ClientCreation(format!("cannot start lag thread: {e}")))?
         };
         Ok(LagSampler {
@@ -177,36 +208,125 @@ impl Drop for LagSampler {
     }
 }
 
-fn run(client: &BaseConsumer, assigned: &Assigned, metrics: &Metrics, stop: &AtomicBool) {
-    let mut failing = false;
-    let mut next = Instant::now() + SAMPLE_INTERVAL;
-    while !stop.load(Ordering::SeqCst) {
-        let now = Instant::now();
-        if now < next {
-            // The dedicated sampling thread, never a tokio worker.
-            #[allow(clippy::disallowed_methods)]
-            std::thread::sleep(STOP_CHECK.min(next - now));
-            continue;
-        }
-        next = now + SAMPLE_INTERVAL;
-        let tps = assigned.snapshot();
-        if tps.is_empty() {
-            continue;
-        }
-        match sample(client, &tps) {
-            Ok(lags) => {
-                if failing {
-                    tracing::info!("consumer lag sampling works again");
-                    failing = false;
-                }
-                assigned.publish(metrics, &lags);
+/// The sampling thread's state: its client, and where it reads and writes.
+struct Watch {
+    /// The consumer group, named in the loss log line (several bridges may log to one place).
+    group: String,
+    client: BaseConsumer,
+    assigned: Arc<Assigned>,
+    metrics: Arc<Metrics>,
+    gaps: Arc<Gaps>,
+    retention: TopicRetention,
+}
+
+impl Watch {
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut failing = false;
+        let mut next = Instant::now() + SAMPLE_INTERVAL;
+        while !stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            if now < next {
+                // The dedicated sampling thread, never a tokio worker.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(STOP_CHECK.min(next - now));
+                continue;
             }
-            Err(e) => {
-                // The gauges keep their last values; broker trouble shows in its own metrics.
-                if !failing {
-                    tracing::warn!(error = %e, "cannot sample consumer lag from the broker; keeping the last values");
-                    failing = true;
+            next = now + SAMPLE_INTERVAL;
+            let tps = self.assigned.snapshot();
+            let (pending, unchecked) = self.gaps.take();
+            if unchecked > 0 {
+                self.metrics.offset_gaps_unchecked.inc_by(unchecked);
+                tracing::warn!(unchecked, "too many skipped offset ranges to check against the log start; a loss among them would go uncounted");
+            }
+            if tps.is_empty() && pending.is_empty() {
+                continue;
+            }
+            let mut gap_tps: Vec<Tp> = pending.iter().map(|g| g.tp.clone()).collect();
+            gap_tps.sort_unstable();
+            gap_tps.dedup();
+            match sample(&self.client, &tps, &gap_tps) {
+                Ok(s) => {
+                    if failing {
+                        tracing::info!("consumer lag sampling works again");
+                        failing = false;
+                    }
+                    self.assigned.publish(&self.metrics, &s.lags);
+                    self.check_gaps(pending, &s.starts);
+                    self.retention.refresh(tps.iter().map(|tp| &*tp.topic));
+                    self.publish_headroom(&s);
                 }
+                Err(e) => {
+                    // Checked at the next sample: the log start only grows, so a loss stays one.
+                    for g in pending {
+                        self.gaps.record(g);
+                    }
+                    // The gauges keep their last values; broker trouble shows in its own metrics.
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot sample consumer lag from the broker; keeping the last values");
+                        failing = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts and logs every gap that begins below its partition's log start: those offsets were
+    /// deleted before the bridge processed them.
+    fn check_gaps(&self, pending: Vec<Gap>, starts: &HashMap<Tp, i64>) {
+        for gap in pending {
+            let Some(&log_start) = starts.get(&gap.tp) else {
+                // The broker did not answer for it (deleted topic, no leader): nothing to compare.
+                self.metrics.offset_gaps_unchecked.inc();
+                continue;
+            };
+            let Some(e) = expired(&gap, log_start) else {
+                continue;
+            };
+            let lost = e.gap.len();
+            self.metrics
+                .messages_expired
+                .with_label_values(&[&*gap.tp.topic, gap.tp.partition.to_string().as_str()])
+                .inc_by(u64::try_from(lost).unwrap_or(0));
+            tracing::error!(
+                group = %self.group,
+                partition = %gap.tp,
+                from = e.gap.from,
+                to = e.gap.to,
+                log_start = e.log_start,
+                lost,
+                "offsets were deleted by the broker before the bridge processed them (retention shorter than the outage or halt?): these events were neither delivered nor dead-lettered"
+            );
+        }
+    }
+
+    /// Retention headroom of the assigned partitions, in messages and (for topics with
+    /// time-based retention) in seconds.
+    fn publish_headroom(&self, s: &Sample) {
+        let Ok(assigned) = self.assigned.lock() else {
+            return;
+        };
+        let m = &self.metrics;
+        for tp in assigned.iter() {
+            let partition = tp.partition.to_string();
+            let labels = [&*tp.topic, partition.as_str()];
+            if let (Some(&c), Some(&start)) = (s.committed.get(tp), s.starts.get(tp)) {
+                m.retention_headroom_messages
+                    .with_label_values(&labels)
+                    .set(headroom_messages(c, start));
+            }
+            let Some(retention_ms) = self.retention.get(&tp.topic) else {
+                continue;
+            };
+            if retention_ms >= 0 {
+                m.topic_retention_seconds
+                    .with_label_values(&[&*tp.topic])
+                    .set(retention_ms / 1000);
+            }
+            let age = m.consumer_lag_seconds.with_label_values(&labels).get();
+            if let Some(h) = headroom_seconds(retention_ms, age) {
+                m.retention_headroom_seconds
+                    .with_label_values(&labels)
+                    .set(h);
             }
         }
     }

@@ -6,3 +6,34 @@ pub mod dlq;
 pub mod lag;
 pub mod mock;
 pub mod replay;
+pub mod retention;
+pub mod topic_retention;
+
+use std::collections::BTreeMap;
+
+/// The user's `kafka.properties` that also apply to a producer or admin client (TLS, SASL,
+/// timeouts…): consumer-only settings would make librdkafka refuse to create such a client.
+pub fn shared_properties(
+    properties: &BTreeMap<String, String>,
+) -> impl Iterator<Item = (&String, &String)> {
+    properties
+        .iter()
+        .filter(|(k, _)| !CONSUMER_ONLY.iter().any(|prefix| k.starts_with(prefix)))
+}
+
+/// librdkafka properties (or prefixes) that only a consumer understands; a producer or admin
+/// client warns about each at start-up ("is a consumer property and will be ignored").
+const CONSUMER_ONLY: [&str; 12] = [
+    "group.",
+    "fetch.",
+    "queued.",
+    "heartbeat.interval.ms",
+    "session.timeout.ms",
+    "partition.assignment.strategy",
+    "auto.offset.reset",
+    "enable.auto.",
+    "auto.commit.interval.ms",
+    "max.poll.interval.ms",
+    "isolation.level",
+    "enable.partition.eof",
+];

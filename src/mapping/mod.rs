@@ -371,13 +371,13 @@ fn compile_block(
     let route = match (topic, pattern) {
         (Some(t), None) => Some((t.clone(), Route::Exact(vec![t]))),
         (None, Some(p)) => {
-            // librdkafka treats a subscription starting with `^` as a regex; anchoring here too
-            // keeps `route` and the subscription in agreement.
-            let anchored = if p.starts_with('^') {
-                p.clone()
-            } else {
-                format!("^{p}")
-            };
+            // librdkafka treats a subscription starting with `^` as a regex. The classic
+            // protocol matches it client-side as a search (so `^shop\.` takes `shop.orders`);
+            // the consumer protocol (KIP-848) hands it to the broker, which requires the *whole*
+            // topic name to match (RE2/J). `^(p).*` means the same under both, and is what
+            // `route` matches with here too, so routing and subscription always agree. (A
+            // capturing group: librdkafka's own regex engine refuses `(?:`.)
+            let anchored = format!("^({}).*", p.strip_prefix('^').unwrap_or(&p));
             match Regex::new(&anchored) {
                 Ok(re) => Some((p, Route::Pattern(re))),
                 Err(e) => {

@@ -416,7 +416,8 @@ fn routing_exact_before_patterns_and_subscriptions() {
         p.route("xshop.a").is_none(),
         "patterns are anchored like librdkafka's"
     );
-    assert_eq!(p.subscriptions(), ["shop.orders", r"^shop\..*"]);
+    // Whole-name form: the broker matches it in full under the consumer protocol (KIP-848).
+    assert_eq!(p.subscriptions(), ["shop.orders", r"^(shop\..*).*"]);
 }
 
 #[test]

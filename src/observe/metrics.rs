@@ -59,6 +59,11 @@ pub struct Metrics {
     pub stale_acks: IntCounter,
     pub partition_pauses: IntCounter,
     pub partition_rewinds: IntCounterVec,
+    pub messages_expired: IntCounterVec,
+    pub offset_gaps_unchecked: IntCounter,
+    pub retention_headroom_messages: IntGaugeVec,
+    pub retention_headroom_seconds: IntGaugeVec,
+    pub topic_retention_seconds: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub dlq_write_failures: IntCounter,
 }
@@ -203,6 +208,39 @@ impl Metrics {
                 "partition_rewinds_total",
                 "Offsets went backwards within an assignment (the broker lost or replaced the log); tracking restarted.",
                 &["topic", "partition"],
+            ),
+            messages_expired: counter_vec(
+                &r,
+                "messages_expired_total",
+                "Offsets skipped because the broker had deleted them (retention, delete-records) before the bridge processed them: events neither delivered nor dead-lettered. An upper bound (markers and compacted records in the range count too).",
+                &["topic", "partition"],
+            ),
+            offset_gaps_unchecked: {
+                let c = IntCounter::new(
+                    name("offset_gaps_unchecked_total"),
+                    "Skipped offset ranges that could not be checked against the log start (more than 100,000 waiting); a loss among them would go uncounted.",
+                )
+                .expect("static metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
+            retention_headroom_messages: gauge_vec(
+                &r,
+                "retention_headroom_messages",
+                "The group's committed offset minus the log start offset: messages retention may still delete before it reaches offsets this group has not finished. Negative: committed offsets are already gone.",
+                &["topic", "partition"],
+            ),
+            retention_headroom_seconds: gauge_vec(
+                &r,
+                "retention_headroom_seconds",
+                "The topic's retention.ms minus the age of the oldest unfinished message: time left before it may be deleted (only for topics with time-based retention).",
+                &["topic", "partition"],
+            ),
+            topic_retention_seconds: gauge_vec(
+                &r,
+                "topic_retention_seconds",
+                "The topic's retention.ms in seconds, as the broker reports it (absent for -1, unlimited).",
+                &["topic"],
             ),
             build_info: gauge_vec(&r, "build_info", "Build information.", &["version"]),
             dlq_write_failures: {

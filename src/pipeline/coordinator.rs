@@ -20,6 +20,7 @@ use crate::kafka::consumer::{
     RevokeReply, Tp, FINAL_COMMIT_ATTEMPTS,
 };
 use crate::kafka::dlq::{DlqProducer, DlqReason};
+use crate::kafka::retention::{Continuity, Gap, Gaps};
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
 use crate::observe::health::Health;
@@ -36,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 struct PartitionState {
     generation: u64,
     tracker: OffsetTracker,
+    /// The offset the next message should have; a message above it skipped offsets.
+    continuity: Continuity,
     lanes: Lanes<Work>,
     budget: Budget,
     /// Spawned delivery / DLQ tasks not yet acknowledged.
@@ -91,6 +94,8 @@ pub struct Deps {
     pub dlq: DlqProducer,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// Where skipped offsets go to be checked against the log start (loss past retention).
+    pub gaps: Arc<Gaps>,
 }
 
 pub struct Coordinator {
@@ -243,6 +248,7 @@ impl Coordinator {
                 lost,
                 reply,
             } => self.on_revoked(partitions, lost, reply),
+            PollEvent::Positions(at) => self.on_positions(at),
             PollEvent::CommitFailed(tps) => {
                 self.deps
                     .metrics
@@ -261,14 +267,32 @@ impl Coordinator {
         }
     }
 
-    fn on_assigned(&mut self, tps: Vec<Tp>) {
+    /// Positions reported by an idle poll thread: everything handed over below them has been
+    /// taken already (same channel, in order), so the rest below them is markers or aborted
+    /// records the watermark may pass. Not during a revoke or shutdown, whose final watermarks
+    /// are already decided.
+    fn on_positions(&mut self, at: Vec<(Tp, i64)>) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        for (tp, position) in at {
+            if let Some(p) = self.partitions.get_mut(&tp) {
+                if !p.revoking {
+                    p.tracker.advance_to(position);
+                }
+            }
+        }
+    }
+
+    fn on_assigned(&mut self, tps: Vec<(Tp, Option<i64>)>) {
         self.deps
             .metrics
             .rebalances
             .with_label_values(&["assign"])
             .inc();
-        for tp in tps {
-            let fresh = self.fresh_partition(&tp);
+        for (tp, committed) in tps {
+            let mut fresh = self.fresh_partition(&tp);
+            fresh.continuity = Continuity::starting_at(committed);
             self.partitions.insert(tp.clone(), fresh);
             // librdkafka keeps a partition's pause flag across revoke and re-assignment
             // (librdkafka #5113): a partition paused when it was revoked or lost (circuit open,
@@ -296,6 +320,7 @@ impl Coordinator {
         PartitionState {
             generation,
             tracker: OffsetTracker::new(),
+            continuity: Continuity::default(),
             lanes: Lanes::new(),
             budget: Budget::new(
                 d.max_in_flight_per_partition
@@ -403,6 +428,7 @@ impl Coordinator {
                 return;
             }
         };
+        let skipped = p.continuity.observe(msg.offset());
         let mut work = Work::new(msg, tp.clone(), p.generation);
         p.consumed_metric.inc();
         if p.budget.add(work.bytes) == Flow::Pause {
@@ -410,6 +436,15 @@ impl Coordinator {
         }
         if self.global.add(work.bytes) == Flow::Pause {
             self.refresh_global_full();
+        }
+        if let Some((from, to)) = skipped {
+            // Harmless (markers, compaction) unless the log start has passed it: the lag
+            // sampler decides, off this task.
+            self.deps.gaps.record(Gap {
+                tp: tp.clone(),
+                from,
+                to,
+            });
         }
         Totals::inc(&self.deps.metrics.totals.consumed);
         self.update_in_flight_gauges();

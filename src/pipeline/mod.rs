@@ -16,6 +16,7 @@ pub mod work;
 use crate::config::Config;
 use crate::kafka::consumer::PollThread;
 use crate::kafka::dlq::DlqProducer;
+use crate::kafka::retention::Gaps;
 use crate::mapping::MappingPlan;
 use crate::mcm::client::{ClientError, McmClient};
 use crate::observe::health::Health;
@@ -69,6 +70,8 @@ pub async fn run(
     )
     .map_err(PipelineError::DlqProducer)?;
     let (tx, rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL);
+    // Offsets the coordinator saw skipped, checked against the log start by the lag sampler.
+    let gaps = Arc::new(Gaps::default());
     let revoke_wait = config.delivery.drain_timeout + Duration::from_secs(5);
     let poll = PollThread::start(
         &config.kafka,
@@ -76,6 +79,7 @@ pub async fn run(
         tx,
         revoke_wait,
         metrics.clone(),
+        gaps.clone(),
     )
     .map_err(PipelineError::Consumer)?;
     tracing::info!(
@@ -91,6 +95,7 @@ pub async fn run(
         dlq,
         metrics,
         health,
+        gaps,
     };
     let coordinator = Coordinator::new(deps, poll.consumer.clone(), poll.gate.clone());
     // On a runtime worker, not on the caller's thread (`block_on` in `main`): tasks spawned from

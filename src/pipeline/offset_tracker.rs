@@ -57,6 +57,23 @@ impl OffsetTracker {
         Ok(())
     }
 
+    /// Records that the consumer's position is `position`: offsets below it that were never
+    /// handed to the bridge (transaction markers, aborted transactions under `read_committed`)
+    /// need no processing, so once nothing is pending the watermark may pass them. Without this,
+    /// a topic whose last record is a commit marker keeps its committed offset one short of the
+    /// end, and the lag gauge shows 1 for ever. The caller guarantees that every message below
+    /// `position` that *was* handed over in this assignment has been inserted already; then a
+    /// tracker that saw nothing yet may adopt the position too (the assignment began on a
+    /// marker). A position at or below what was seen changes nothing.
+    pub fn advance_to(&mut self, position: i64) {
+        if position < 0 {
+            return;
+        }
+        if self.next_after_seen.is_none_or(|next| position > next) {
+            self.next_after_seen = Some(position);
+        }
+    }
+
     /// Marks an offset finished. Returns false if it was not pending (a duplicate or stale ack),
     /// which callers count but otherwise ignore.
     pub fn complete(&mut self, offset: i64) -> bool {
@@ -113,6 +130,35 @@ impl OffsetTracker {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_position_past_unreturned_markers_moves_the_watermark_once_nothing_is_pending() {
+        let mut t = OffsetTracker::new();
+        for o in 0..10 {
+            t.insert(o, 1).expect("in order");
+        }
+        // Offset 10 is a transaction commit marker: the consumer's position is 11.
+        t.advance_to(11);
+        assert_eq!(t.watermark(), Some(0), "pending messages still hold it");
+        for o in 0..10 {
+            t.complete(o);
+        }
+        assert_eq!(t.watermark(), Some(11), "past the marker: lag 0, not 1");
+        t.insert(11, 1)
+            .expect("the next message is above the position");
+        t.advance_to(5);
+        assert_eq!(t.watermark(), Some(11), "an older position changes nothing");
+    }
+
+    #[test]
+    fn an_assignment_that_starts_on_a_marker_commits_past_it() {
+        let mut t = OffsetTracker::new();
+        t.advance_to(-1001); // librdkafka's "no position yet"
+        assert_eq!(t.watermark(), None);
+        t.advance_to(33);
+        assert_eq!(t.watermark(), Some(33));
+        assert_eq!(t.commit_candidate(), Some(33));
+    }
 
     #[test]
     fn failed_message_holds_watermark_until_dead_lettered() {

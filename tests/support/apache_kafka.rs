@@ -6,7 +6,9 @@
 //! `SKIP_APACHE_KAFKA=1` skips the real-broker tests (a laptop without Java); without it, a
 //! missing Java or Maven fails the test loudly, so CI can never skip them by accident.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use std::path::{Path, PathBuf};
@@ -169,60 +171,80 @@ impl ApacheKafka {
         run_script(&all)
     }
 
-    /// Creates a topic (replication factor: every node, up to 3) with topic-level `configs`.
-    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    /// Runs `op` with an admin client of this cluster on a thread of its own: the admin future
+    /// is driven by librdkafka, and blocking on it from a test's tokio worker would stall it.
+    fn with_admin<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&AdminClient<DefaultClientContext>, &AdminOptions) -> T + Send + 'static,
+    ) -> T {
         let bootstrap = self.bootstrap.clone();
-        let name = name.to_string();
-        let configs: Vec<(String, String)> = configs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let replication = self.bootstrap.split(',').count().min(3) as i32;
-        // A thread of its own: the admin future is driven by librdkafka, and blocking on it
-        // from a test's tokio worker would stall that worker.
         std::thread::spawn(move || {
             let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
                 .create()
                 .expect("admin client");
+            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+            op(&admin, &opts)
+        })
+        .join()
+        .expect("admin thread")
+    }
+
+    /// Creates a topic (replication factor: every node, up to 3) with topic-level `configs`.
+    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let (name, configs) = (name.to_string(), owned(configs));
+        let replication = self.bootstrap.split(',').count().min(3) as i32;
+        self.with_admin(move |admin, opts| {
             let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication));
             for (k, v) in &configs {
                 topic = topic.set(k, v);
             }
-            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-            let res = futures::executor::block_on(admin.create_topics([&topic], &opts))
-                .expect("create_topics request");
-            for r in res {
+            let res = futures::executor::block_on(admin.create_topics([&topic], opts));
+            for r in res.expect("create_topics request") {
                 if let Err((t, e)) = r {
                     panic!("creating topic {t}: {e}");
                 }
             }
-        })
-        .join()
-        .expect("topic creation thread");
+        });
+    }
+
+    /// Sets a topic's configuration to `configs` (AlterConfigs: settings not named return to
+    /// their defaults).
+    pub fn alter_topic(&self, name: &str, configs: &[(&str, &str)]) {
+        let (name, configs) = (name.to_string(), owned(configs));
+        self.with_admin(move |admin, opts| {
+            let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&name));
+            for (k, v) in &configs {
+                alter = alter.set(k, v);
+            }
+            let res = futures::executor::block_on(admin.alter_configs([&alter], opts));
+            for r in res.expect("alter_configs request") {
+                if let Err((spec, e)) = r {
+                    panic!("altering {spec:?}: {e}");
+                }
+            }
+        });
     }
 
     /// Deletes a topic.
     pub fn delete_topic(&self, name: &str) {
-        let bootstrap = self.bootstrap.clone();
         let name = name.to_string();
-        std::thread::spawn(move || {
-            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .create()
-                .expect("admin client");
-            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-            let res = futures::executor::block_on(admin.delete_topics(&[&name], &opts))
-                .expect("delete_topics request");
-            for r in res {
+        self.with_admin(move |admin, opts| {
+            let res = futures::executor::block_on(admin.delete_topics(&[&name], opts));
+            for r in res.expect("delete_topics request") {
                 if let Err((t, e)) = r {
                     panic!("deleting topic {t}: {e}");
                 }
             }
-        })
-        .join()
-        .expect("topic deletion thread");
+        });
     }
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Drop for ApacheKafka {

@@ -2,8 +2,9 @@
 //! cluster, in this process), the MCM sandbox over real HTTP, and the bridge's own `pipeline::run`.
 #![allow(dead_code)]
 
+pub mod alerting;
 pub mod apache_kafka;
-pub use apache_kafka::ApacheKafka;
+pub use apache_kafka::{ApacheKafka, KafkaOptions};
 
 use mcm_bridge::config::Config;
 use mcm_bridge::kafka::mock::MockBroker;
@@ -183,14 +184,45 @@ pub struct Bridge {
 /// The bridge's logs, through libtest's capture: printed only for a failing test, next to its
 /// panic, which is what a flaky failure in CI needs to be understood. `TEST_LOG` overrides the
 /// filter (e.g. `TEST_LOG=debug`).
-fn init_test_logs() {
+pub fn init_test_logs() {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "mcm_bridge=info,warn".into());
     // A second test in the same binary finds the subscriber already set: fine.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_test_writer()
+        .with_writer(tracing_subscriber::fmt::TestWriter::new().and(|| CapturedLogs))
         .with_ansi(false)
         .try_init();
+}
+
+/// Every log line of this test binary's in-process bridges (all tests of the binary together:
+/// match on something unique to the test, such as its topic or group).
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct CapturedLogs;
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut l) = LOGS.lock() {
+            l.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The captured log lines that contain every one of `parts`.
+pub fn log_lines_with(parts: &[&str]) -> Vec<String> {
+    let Ok(l) = LOGS.lock() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&l)
+        .lines()
+        .filter(|line| parts.iter().all(|p| line.contains(p)))
+        .map(str::to_string)
+        .collect()
 }
 
 impl Bridge {
@@ -222,6 +254,22 @@ impl Bridge {
             .await
             .expect("bridge stops within 30 s")
             .expect("bridge task")
+    }
+
+    /// Serves this bridge's `/metrics`, `/healthz` and `/readyz` on a free loopback port until
+    /// the bridge stops; returns `host:port`.
+    pub async fn serve_metrics(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(mcm_bridge::observe::server::serve(
+            listener,
+            self.metrics.clone(),
+            self.health.clone(),
+            self.shutdown.clone().cancelled_owned(),
+        ));
+        addr.to_string()
     }
 
     pub fn delivered(&self) -> u64 {
@@ -278,6 +326,14 @@ impl Backend {
         let b = self.start();
         b.create_topic(topic, partitions);
         b
+    }
+
+    /// Apache Kafka started with `opts` (e.g. 3 nodes), with the bridge on `protocol`.
+    pub fn apache_with(protocol: Protocol, opts: &KafkaOptions) -> TestBroker {
+        TestBroker {
+            kind: BrokerKind::Apache(ApacheKafka::start(opts)),
+            protocol,
+        }
     }
 
     /// Starts the broker with no topic.
@@ -344,9 +400,38 @@ impl TestBroker {
         };
         let found = out.lines().any(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
-            cols.first() == Some(&group) && cols.get(1).is_some_and(|t| t.eq_ignore_ascii_case(want))
+            cols.first() == Some(&group)
+                && cols.get(1).is_some_and(|t| t.eq_ignore_ascii_case(want))
         });
-        assert!(found, "group {group} is not a {want} group on the broker:\n{out}");
+        assert!(
+            found,
+            "group {group} is not a {want} group on the broker:\n{out}"
+        );
+    }
+
+    /// On Apache Kafka, the node id of `group`'s coordinator, as the broker describes it.
+    pub fn group_coordinator(&self, group: &str) -> Option<u32> {
+        let k = self.apache()?;
+        let out = k.tool(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &[
+                "--bootstrap-server",
+                "{bootstrap}",
+                "--describe",
+                "--group",
+                group,
+                "--state",
+            ],
+        );
+        // GROUP  COORDINATOR (ID)  ASSIGNMENT-STRATEGY  STATE  #MEMBERS
+        // g      127.0.0.1:41234 (2)  ...
+        out.lines()
+            .filter(|l| l.split_whitespace().next() == Some(group))
+            .find_map(|l| {
+                let open = l.find('(')?;
+                let close = l[open..].find(')')? + open;
+                l[open + 1..close].trim().parse().ok()
+            })
     }
 
     pub fn apache(&self) -> Option<&ApacheKafka> {
@@ -406,6 +491,12 @@ pub type Record = (i32, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Produces records and waits until all are acknowledged.
 pub fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
+    produce_at(bootstrap, topic, records, None);
+}
+
+/// [`produce`] with every record's timestamp set to `timestamp_ms` (the producer's clock when
+/// `None`).
+pub fn produce_at(bootstrap: &str, topic: &str, records: &[Record], timestamp_ms: Option<i64>) {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
@@ -419,6 +510,9 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
         }
         if let Some(v) = payload {
             rec = rec.payload(v);
+        }
+        if let Some(ts) = timestamp_ms {
+            rec = rec.timestamp(ts);
         }
         let mut rec = rec;
         loop {
