@@ -374,7 +374,9 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
         b.bootstrap_servers(),
         &sb.base_url(),
         "g-f",
-        "  max_in_flight_per_partition: 1",
+        // The replay bound would stop delivery while commits are refused: this test is about
+        // what a revoke commits, so it lifts the bound.
+        "  max_in_flight_per_partition: 1\n  max_uncommitted_per_partition: 100000",
         "  max_in_flight: 4\n  adaptive_concurrency: false",
     )
     .replace("commit_interval: 200ms", "commit_interval: 1h");
@@ -723,6 +725,91 @@ async fn rate_limit_caps_requests_per_second() {
         "quota exceeded: {:?}",
         start.elapsed()
     );
+    bridge.stop().await;
+    sb.shutdown().await.expect("sandbox stops");
+}
+
+/// The group refuses every commit (as it does while a KIP-848 member is fenced, or during a long
+/// rebalance). Before, refused async commits counted as stored and delivery went on: a new owner
+/// would have replayed everything since. Now a refused commit is seen, the partition stops taking
+/// messages once it holds `max_uncommitted_per_partition` finished-but-uncommitted messages (and
+/// intake stops altogether when no commit is confirmed for 5 commit intervals), and delivery
+/// resumes — to the end, with nothing lost — once commits succeed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_commits_bound_what_a_new_owner_would_replay_and_delivery_resumes() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = broker("events", 1);
+    let first = ids(20, "v-");
+    let later = ids(600, "w-");
+    let bound = 40;
+    let text = config_text(
+        b.bootstrap_servers(),
+        &sb.base_url(),
+        "g-bound",
+        &format!("  max_in_flight_per_partition: 8\n  max_uncommitted_per_partition: {bound}"),
+        "  max_in_flight: 8\n  adaptive_concurrency: false",
+    );
+    let bridge = Bridge::start(&text);
+    produce(b.bootstrap_servers(), "events", &records(&first, 1, "home"));
+    wait_all_accepted(&sb, &first, Duration::from_secs(60), |got| {
+        format!("missing {}", missing(&first, got))
+    })
+    .await;
+    wait_until(Duration::from_secs(30), "the first 20 committed", || {
+        tokio::task::block_in_place(|| committed(b.bootstrap_servers(), "g-bound", "events", 1))
+            == [Some(20)]
+    })
+    .await;
+
+    b.inject_errors(
+        RDKafkaApiKey::OffsetCommit,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        1_000_000,
+    )
+    .expect("inject");
+    produce(b.bootstrap_servers(), "events", &records(&later, 1, "home"));
+    bridge
+        .wait(
+            Duration::from_secs(30),
+            "intake to stop at the bound",
+            || {
+                bridge.metrics.commits.with_label_values(&["error"]).get() >= 3
+                    && bridge.metrics.partition_pauses.get() > 0
+            },
+        )
+        .await;
+    // Whatever is in flight when the partition pauses still completes; give it time to land.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let delivered_uncommitted = accepted_set(&sb).await.len() - first.len();
+    assert_eq!(
+        tokio::task::block_in_place(|| committed(b.bootstrap_servers(), "g-bound", "events", 1)),
+        [Some(20)],
+        "every commit refused"
+    );
+    // The bound, plus what was taken when it was crossed: the partition's in-flight window (8)
+    // and the messages already taken behind it (twice that).
+    assert!(
+        delivered_uncommitted <= bound + 3 * 8,
+        "{delivered_uncommitted} delivered while nothing could be committed (bound {bound})"
+    );
+    assert!(
+        bridge.metrics.uncommitted_messages.get() > 0,
+        "the gauge shows what a new owner would replay"
+    );
+
+    b.clear_errors(RDKafkaApiKey::OffsetCommit).expect("clear");
+    wait_all_accepted(&sb, &later, Duration::from_secs(60), |got| {
+        format!("not resumed: {} missing", missing(&later, got))
+    })
+    .await;
+    wait_until(Duration::from_secs(30), "committed to the end", || {
+        tokio::task::block_in_place(|| committed(b.bootstrap_servers(), "g-bound", "events", 1))
+            == [Some(620)]
+    })
+    .await;
+    assert_eq!(bridge.metrics.commits_stalled.get(), 0);
     bridge.stop().await;
     sb.shutdown().await.expect("sandbox stops");
 }

@@ -224,6 +224,9 @@ pub struct DeliveryConfig {
     pub max_in_flight_bytes_per_partition: u64,
     /// How long a revoke or shutdown waits for in-flight deliveries; below the session timeout.
     pub drain_timeout: Duration,
+    /// Finished but uncommitted messages a partition may hold before it stops taking more: the
+    /// most its next owner replays when commits keep failing (see `pipeline::commit_ledger`).
+    pub max_uncommitted_per_partition: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -782,6 +785,19 @@ fn read_delivery(
     let drain_timeout = r
         .duration("drain_timeout")
         .unwrap_or(Duration::from_secs(15));
+    // 4 × the partition's request window: commits (every commit_interval, or every max_in_flight
+    // finished messages) keep a healthy partition far below it, so only failing commits reach it.
+    let max_uncommitted_per_partition = r
+        .opt::<usize>("max_uncommitted_per_partition")
+        .unwrap_or(max_in_flight_per_partition.saturating_mul(4));
+    if max_uncommitted_per_partition < max_in_flight_per_partition {
+        r.error(
+            "max_uncommitted_per_partition",
+            format!(
+                "must be at least max_in_flight_per_partition ({max_in_flight_per_partition}): a smaller bound pauses healthy partitions between commits"
+            ),
+        );
+    }
     if let Some(k) = kafka {
         // Vector refuses the same combination: a drain longer than the session timeout gets the
         // member expelled mid-drain, so its commits fail and everything is re-delivered.
@@ -815,6 +831,7 @@ fn read_delivery(
         max_in_flight_bytes,
         max_in_flight_bytes_per_partition,
         drain_timeout,
+        max_uncommitted_per_partition,
     })
 }
 

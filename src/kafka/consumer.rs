@@ -2,7 +2,8 @@
 //!
 //! **Commit strategy: manual commits** (`enable.auto.commit=false`, and offsets are never
 //! "stored"). The coordinator commits the per-partition contiguous watermark every
-//! `commit_interval` (async) and synchronously on revoke and shutdown. We chose this over
+//! `commit_interval` (synchronously on a blocking thread, one commit at a time, so that every
+//! result is known: see `pipeline::commit_ledger`) and on revoke and shutdown. We chose this over
 //! auto-commit of stored offsets because every committed value then comes from exactly one place —
 //! the offset tracker — at moments we choose: no librdkafka timer commits behind our back during a
 //! revoke, there is no `store_offset` (+1) vs `store_offsets` (as given) trap, and commit latency and
@@ -86,8 +87,6 @@ pub enum PollEvent {
     /// it that librdkafka handed over was sent before this event, so offsets below it that the
     /// coordinator never saw are transaction markers or aborted records it may commit past.
     Positions(Vec<(Tp, i64)>),
-    /// A failed commit (async commits report here); the coordinator re-commits.
-    CommitFailed(Vec<Tp>),
     /// A consumer error worth surfacing (broker down, authentication …).
     Error(String),
 }
@@ -213,21 +212,6 @@ impl ConsumerContext for BridgeContext {
                 }
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            // NoOffset means there was nothing new to commit: not a failure.
-            if !matches!(
-                e,
-                KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)
-            ) {
-                tracing::warn!(error = %e, "offset commit failed; will retry");
-                let _ = self
-                    .events
-                    .try_send(PollEvent::CommitFailed(tps_of(offsets)));
-            }
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub partition_pauses: IntCounter,
     pub partition_rewinds: IntCounterVec,
     pub messages_expired: IntCounterVec,
+    pub uncommitted_messages: IntGauge,
+    pub commits_stalled: IntGauge,
     pub offset_gaps_unchecked: IntCounter,
     pub retention_headroom_messages: IntGaugeVec,
     pub retention_headroom_seconds: IntGaugeVec,
@@ -214,6 +216,16 @@ impl Metrics {
                 "messages_expired_total",
                 "Offsets skipped because the broker had deleted them (retention, delete-records) before the bridge processed them: events neither delivered nor dead-lettered. An upper bound (markers and compacted records in the range count too).",
                 &["topic", "partition"],
+            ),
+            uncommitted_messages: gauge(
+                &r,
+                "uncommitted_messages",
+                "Messages finished (delivered, dead-lettered, filtered) but not yet covered by a confirmed commit, over all partitions: what the next owners would replay now.",
+            ),
+            commits_stalled: gauge(
+                &r,
+                "commits_stalled",
+                "1 while intake is stopped because no commit has been confirmed for 5 commit intervals (at least 1 s) with finished work waiting; partitions over delivery.max_uncommitted_per_partition stop too.",
             ),
             offset_gaps_unchecked: {
                 let c = IntCounter::new(

@@ -9,6 +9,7 @@
 //! are never tracked, so a non-owner can never commit.
 
 use super::budget::{Budget, Flow};
+use super::commit_ledger::{CommitEntry, CommitLedger};
 use super::deliver::Deliverer;
 use super::lanes::{lane_of, Lanes};
 use super::offset_tracker::{OffsetTracker, TrackError};
@@ -53,6 +54,17 @@ struct PartitionState {
     consumed_metric: prometheus::IntCounter,
     progress_metric: prometheus::IntGauge,
 }
+
+/// The result of a periodic commit, from its blocking thread.
+struct CommitDone {
+    /// The ledger's number for this commit.
+    seq: u64,
+    result: Result<(), String>,
+    elapsed: Duration,
+}
+
+/// How often a commit that keeps being refused is logged.
+const COMMIT_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 struct DrainJob {
     partitions: Vec<Tp>,
@@ -131,6 +143,14 @@ pub struct Coordinator {
     circuit_open: bool,
     shutdown_deadline: Option<Instant>,
     next_commit: Instant,
+    /// The periodic commit in flight and when commits last worked (bounded replays).
+    commits: CommitLedger,
+    commit_tx: mpsc::Sender<CommitDone>,
+    commit_rx: mpsc::Receiver<CommitDone>,
+    /// No commit confirmed for too long while work waits: every partition stops taking messages.
+    commits_stalled: bool,
+    /// When the last failed-commit warning was logged (one line per 10 s, not one per tick).
+    last_commit_warning: Option<Instant>,
     next_lag_sample: Instant,
     /// Messages finished since the last commit: a commit also happens every `max_in_flight` of
     /// them, so a crash re-delivers at most about one in-flight window, not a commit interval's
@@ -175,6 +195,8 @@ impl Coordinator {
             d.max_in_flight_bytes,
         );
         let next_commit = Instant::now() + deps.config.kafka.commit_interval;
+        let commits = CommitLedger::new(Instant::now(), deps.config.kafka.commit_interval);
+        let (commit_tx, commit_rx) = mpsc::channel(1);
         Coordinator {
             deps,
             consumer,
@@ -199,6 +221,11 @@ impl Coordinator {
             circuit_open: false,
             shutdown_deadline: None,
             next_commit,
+            commits,
+            commit_tx,
+            commit_rx,
+            commits_stalled: false,
+            last_commit_warning: None,
             next_lag_sample: Instant::now(),
             finished_since_commit: 0,
         }
@@ -217,6 +244,7 @@ impl Coordinator {
             tokio::select! {
                 biased;
                 Some(ack) = self.ack_rx.recv() => self.on_ack(ack),
+                Some(done) = self.commit_rx.recv() => self.on_commit_done(done),
                 _ = sleep_until_or_never(next_retry), if next_retry.is_some() => self.unpark_due(),
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_event(ev),
@@ -249,18 +277,6 @@ impl Coordinator {
                 reply,
             } => self.on_revoked(partitions, lost, reply),
             PollEvent::Positions(at) => self.on_positions(at),
-            PollEvent::CommitFailed(tps) => {
-                self.deps
-                    .metrics
-                    .commits
-                    .with_label_values(&["error"])
-                    .inc();
-                for tp in tps {
-                    if let Some(p) = self.partitions.get_mut(&tp) {
-                        p.tracker.forget_committed();
-                    }
-                }
-            }
             PollEvent::Error(e) => {
                 self.deps.health.set_broker_error(Some(e));
             }
@@ -537,14 +553,20 @@ impl Coordinator {
     /// Starts deliveries from the ready queue, oldest first, while `mcm.max_in_flight` and the
     /// partition's `max_in_flight_per_partition` allow.
     fn dispatch_ready(&mut self) {
+        if self.commits_stalled {
+            return; // bounded replays: nothing starts until a commit is confirmed
+        }
         let max = self.deps.deliverer.concurrency_limit();
         let per_partition = self.deps.config.delivery.max_in_flight_per_partition;
+        let bound = self.deps.config.delivery.max_uncommitted_per_partition;
         let mut i = 0;
         while self.requests < max && i < self.ready.len() {
-            let startable = self
-                .partitions
-                .get(&self.ready[i].tp)
-                .is_some_and(|p| p.requests < per_partition);
+            // A partition over its replay bound starts nothing more until a commit confirms:
+            // what it delivers now, a new owner would deliver again.
+            let startable = self.partitions.get(&self.ready[i].tp).is_some_and(|p| {
+                p.requests < per_partition
+                    && usize::try_from(p.tracker.uncommitted()).is_ok_and(|u| u <= bound)
+            });
             if !startable {
                 i += 1;
                 continue;
@@ -823,10 +845,21 @@ impl Coordinator {
         if let Some(next) = next {
             self.spawn_delivery(next);
         }
-        if self.finished_since_commit >= self.deps.config.mcm.max_in_flight
+        // Commit early when a partition is halfway to its replay bound, so that a healthy burst
+        // never reaches it; crossing the bound pauses the partition until a commit confirms.
+        let bound = self.deps.config.delivery.max_uncommitted_per_partition;
+        let uncommitted = self
+            .partitions
+            .get(&work.tp)
+            .map_or(0, |p| usize::try_from(p.tracker.uncommitted()).unwrap_or(0));
+        if uncommitted > bound {
+            self.pauses_dirty = true;
+        }
+        if (self.finished_since_commit >= self.deps.config.mcm.max_in_flight
+            || uncommitted >= bound / 2)
             && self.shutdown_deadline.is_none()
         {
-            self.commit_async();
+            self.start_commit();
         }
     }
 
@@ -1037,8 +1070,9 @@ impl Coordinator {
         }
         if now >= self.next_commit && self.shutdown_deadline.is_none() {
             self.next_commit = now + self.deps.config.kafka.commit_interval;
-            self.commit_async();
+            self.start_commit();
         }
+        self.check_commit_stall(now);
     }
 
     /// `consumer_lag_seconds`: the age of each partition's oldest unfinished message (0 when
@@ -1061,39 +1095,127 @@ impl Coordinator {
         }
     }
 
-    fn commit_async(&mut self) {
+    /// Starts a commit of every partition's watermark that moved past its last confirmed commit,
+    /// unless one is in flight (its result arrives as a [`CommitDone`]). Synchronous, on a
+    /// blocking thread: librdkafka reports a manual async commit's result to nobody here (see
+    /// [`super::commit_ledger`]), and a refused commit must not count as stored.
+    fn start_commit(&mut self) {
         self.finished_since_commit = 0;
-        let mut offsets = Vec::new();
-        for (tp, p) in &mut self.partitions {
-            if p.revoking {
-                continue;
-            }
-            if let Some(w) = p.tracker.commit_candidate() {
-                p.tracker.mark_committed(w);
-                offsets.push((tp.clone(), w));
-            }
-        }
-        if offsets.is_empty() {
+        if !self.commits.idle() {
             return;
         }
+        let entries: Vec<CommitEntry> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| !p.revoking)
+            .filter_map(|(tp, p)| {
+                p.tracker.commit_candidate().map(|offset| CommitEntry {
+                    tp: tp.clone(),
+                    generation: p.generation,
+                    offset,
+                })
+            })
+            .collect();
+        let now = Instant::now();
+        if entries.is_empty() {
+            self.commits.nothing_to_commit(now);
+            return;
+        }
+        let offsets: Vec<(Tp, i64)> = entries.iter().map(|e| (e.tp.clone(), e.offset)).collect();
         let Some(tpl) = tpl_of(&offsets) else { return };
-        match self.consumer.commit(&tpl, CommitMode::Async) {
+        let seq = self.commits.start(entries, now);
+        let consumer = self.consumer.clone();
+        let done = self.commit_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(())
+                | Err(rdkafka::error::KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::NoOffset,
+                )) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = done.blocking_send(CommitDone {
+                seq,
+                result,
+                elapsed: started.elapsed(),
+            });
+        });
+    }
+
+    /// A periodic commit's result: confirmed offsets become the partitions' committed
+    /// watermarks (for the generation they were taken under); a refusal leaves them candidates
+    /// for the next commit, counted and logged.
+    fn on_commit_done(&mut self, done: CommitDone) {
+        let now = Instant::now();
+        let m = &self.deps.metrics;
+        m.commit_latency.observe(done.elapsed.as_secs_f64());
+        match done.result {
             Ok(()) => {
-                self.deps.metrics.commits.with_label_values(&["ok"]).inc();
-                Totals::inc(&self.deps.metrics.totals.committed_commits);
-            }
-            Err(e) => {
-                self.deps
-                    .metrics
-                    .commits
-                    .with_label_values(&["error"])
-                    .inc();
-                tracing::warn!(error = %e, "async commit failed; will retry");
-                for (tp, _) in offsets {
-                    if let Some(p) = self.partitions.get_mut(&tp) {
-                        p.tracker.forget_committed();
+                m.commits.with_label_values(&["ok"]).inc();
+                Totals::inc(&m.totals.committed_commits);
+                if let Some(confirmed) = self.commits.finish(done.seq, true, now) {
+                    for e in confirmed.entries {
+                        if let Some(p) = self.partitions.get_mut(&e.tp) {
+                            if p.generation == e.generation {
+                                p.tracker.mark_committed(e.offset);
+                            }
+                        }
                     }
                 }
+                self.last_commit_warning = None;
+            }
+            Err(error) => {
+                m.commits.with_label_values(&["error"]).inc();
+                self.commits.finish(done.seq, false, now);
+                if self
+                    .last_commit_warning
+                    .is_none_or(|t| now.duration_since(t) >= COMMIT_WARNING_EVERY)
+                {
+                    self.last_commit_warning = Some(now);
+                    tracing::warn!(%error, "offset commit refused; retrying (finished messages stay uncommitted, intake stops if this lasts)");
+                }
+            }
+        }
+        // A confirmed commit can take partitions back under their replay bound.
+        self.pauses_dirty = true;
+        self.check_commit_stall(now);
+        self.dispatch_ready();
+    }
+
+    /// Stops (or resumes) intake when commits have (or again have) not been confirmed for
+    /// longer than the ledger's bound while finished work waits.
+    fn check_commit_stall(&mut self, now: Instant) {
+        if self.commits.give_up_hung(now) {
+            self.deps
+                .metrics
+                .commits
+                .with_label_values(&["error"])
+                .inc();
+            tracing::warn!("an offset commit has hung for 5 s (broker unreachable?); trying again");
+        }
+        let mut uncommitted = 0i64;
+        for p in self.partitions.values().filter(|p| !p.revoking) {
+            uncommitted += p.tracker.uncommitted();
+        }
+        if uncommitted == 0 {
+            self.commits.nothing_to_commit(now);
+        }
+        self.deps.metrics.uncommitted_messages.set(uncommitted);
+        let stalled = self.commits.stalled(now, uncommitted > 0);
+        if stalled != self.commits_stalled {
+            self.commits_stalled = stalled;
+            self.pauses_dirty = true;
+            self.deps.metrics.commits_stalled.set(i64::from(stalled));
+            if stalled {
+                tracing::warn!(
+                    uncommitted,
+                    after = ?self.commits.stall_after(),
+                    "no offset commit confirmed: intake stopped until one is, so that a new owner replays little"
+                );
+            } else {
+                tracing::info!("offset commits confirmed again: intake resumes");
+                self.dispatch_ready();
             }
         }
     }
@@ -1251,6 +1373,11 @@ impl Coordinator {
             // then wait at the breaker, bounded by the budgets, and the first becomes the probe.
             || (self.circuit_open && (self.requests > 0 || !self.parked.is_empty()))
             || self.global_pause
+            // Bounded replays: commits are not being confirmed, or this partition holds more
+            // finished-but-uncommitted messages than its next owner should have to repeat.
+            || self.commits_stalled
+            || usize::try_from(p.tracker.uncommitted())
+                .is_ok_and(|u| u > self.deps.config.delivery.max_uncommitted_per_partition)
             // A partition over its own budget while the global one is full is held by the gate;
             // pausing it too would only add a resume delay.
             || (p.budget.is_paused() && self.global_full_since.is_none())

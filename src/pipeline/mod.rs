@@ -6,6 +6,7 @@
 //! are unit-tested without Kafka or HTTP.
 
 pub mod budget;
+pub mod commit_ledger;
 pub mod coordinator;
 pub mod deliver;
 pub mod lanes;

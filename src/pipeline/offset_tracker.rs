@@ -19,6 +19,8 @@ pub struct OffsetTracker {
     pending: BTreeMap<i64, i64>,
     /// One past the highest offset ever inserted (the watermark when nothing is pending).
     next_after_seen: Option<i64>,
+    /// The first offset inserted: where uncommitted work is counted from before any commit.
+    first_seen: Option<i64>,
     /// The last watermark handed out for commit (so unchanged watermarks are not re-committed).
     committed: Option<i64>,
 }
@@ -54,6 +56,7 @@ impl OffsetTracker {
         }
         self.pending.insert(offset, timestamp_ms);
         self.next_after_seen = Some(offset + 1);
+        self.first_seen.get_or_insert(offset);
         Ok(())
     }
 
@@ -98,16 +101,20 @@ impl OffsetTracker {
         }
     }
 
-    /// Records that `offset` was committed (successfully handed to Kafka).
+    /// How many offsets below the watermark are finished but not committed: what the next owner
+    /// would read again if this partition went away now (markers and compacted gaps count too).
+    pub fn uncommitted(&self) -> i64 {
+        match (self.watermark(), self.committed.or(self.first_seen)) {
+            (Some(w), Some(base)) => (w - base).max(0),
+            _ => 0,
+        }
+    }
+
+    /// Records that `offset` was committed (Kafka confirmed it).
     pub fn mark_committed(&mut self, offset: i64) {
         if self.committed.is_none_or(|c| offset > c) {
             self.committed = Some(offset);
         }
-    }
-
-    /// Forgets the last commit (it failed): the current watermark becomes a candidate again.
-    pub fn forget_committed(&mut self) {
-        self.committed = None;
     }
 
     /// The last committed watermark, if any.
@@ -148,6 +155,29 @@ mod tests {
             .expect("the next message is above the position");
         t.advance_to(5);
         assert_eq!(t.watermark(), Some(11), "an older position changes nothing");
+    }
+
+    #[test]
+    fn uncommitted_counts_finished_offsets_since_the_last_confirmed_commit() {
+        let mut t = OffsetTracker::new();
+        assert_eq!(t.uncommitted(), 0);
+        for o in 100..110 {
+            t.insert(o, 1).expect("in order");
+        }
+        assert_eq!(t.uncommitted(), 0, "nothing finished");
+        for o in 100..104 {
+            t.complete(o);
+        }
+        t.complete(107); // out of order: not below the watermark yet
+        assert_eq!(t.uncommitted(), 4);
+        t.mark_committed(102);
+        assert_eq!(t.uncommitted(), 2);
+        for o in 104..110 {
+            t.complete(o);
+        }
+        assert_eq!(t.uncommitted(), 8);
+        t.mark_committed(110);
+        assert_eq!(t.uncommitted(), 0);
     }
 
     #[test]
