@@ -12,6 +12,7 @@ pub mod env_overlay;
 pub mod group_protocol;
 pub mod interpolate;
 pub mod secret;
+pub mod tls;
 
 use decode::{ConfigError, ConfigErrors, MapReader};
 pub use group_protocol::GroupProtocol;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+pub use tls::McmTls;
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -93,6 +95,8 @@ pub struct McmConfig {
     /// Requests per second at most (0 = no limit), for platforms with a quota.
     pub rate_limit: u32,
     pub http_version: HttpVersion,
+    /// Extra certificate authorities to trust (`mcm.tls.ca_file`), next to the platform's.
+    pub tls: McmTls,
 }
 
 /// Which HTTP version to speak to the API.
@@ -650,6 +654,11 @@ fn read_mcm(
         .cloned()
         .map(|v| read_circuit(&v, r.errors()))
         .unwrap_or_default();
+    let tls = r
+        .raw("tls")
+        .cloned()
+        .map(|v| tls::read_tls(&v, base_dir, r.errors()))
+        .unwrap_or_default();
     r.finish();
     if base_url
         .as_deref()
@@ -674,6 +683,7 @@ fn read_mcm(
         min_in_flight,
         rate_limit,
         http_version,
+        tls,
     })
 }
 
@@ -974,6 +984,17 @@ topics: []
         assert!(!format!("{c:?}").contains("fromfile"));
         let both = MINIMAL.replace("api_key: ${MCM_API_KEY}", "api_key: a\n  api_key_file: key");
         assert_eq!(error_paths(&both), ["mcm.api_key_file"]);
+    }
+
+    #[test]
+    fn tls_ca_file_problems_are_reported_with_the_other_errors_at_their_path() {
+        let text = MINIMAL.replace(
+            "api_key: ${MCM_API_KEY}",
+            "api_key: k\n  timeout: soon\n  tls:\n    ca_file: missing.pem",
+        );
+        assert_eq!(error_paths(&text), ["mcm.timeout", "mcm.tls.ca_file"]);
+        let c = load(MINIMAL).expect("valid");
+        assert_eq!(c.mcm.tls, McmTls::default(), "no extra roots by default");
     }
 
     #[test]

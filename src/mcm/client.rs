@@ -1,7 +1,8 @@
 //! The HTTP client for the MCM User Event API: one POST per event, one classified [`Attempt`].
 //!
-//! A thin shell around one pooled hyper client (rustls with the platform's trust store,
-//! keep-alive, HTTP/2 when the server offers it through ALPN): it builds the request, reads at most
+//! A thin shell around one pooled hyper client (rustls with the platform's trust store plus
+//! `mcm.tls.ca_file`, keep-alive, HTTP/2 when the server offers it through ALPN): it builds the
+//! request, reads at most
 //! [`BODY_READ_LIMIT`] bytes of the response and hands status, `Retry-After` and body to
 //! [`classify`]. It makes exactly one attempt — retries, backoff and the circuit breaker live in
 //! `crate::delivery`.
@@ -15,7 +16,8 @@
 //!
 //! Guarantees: redirects are never followed (a redirect means a wrong URL, and following one
 //! would send the API key elsewhere); plain `http://` is refused unless `allow_insecure_http`; the
-//! API key is only in a sensitive header and never in an error, `Debug` output or log.
+//! API key is only in a sensitive header and never in an error, `Debug` output or log; extra CAs
+//! only add to the trusted roots, certificate verification is never turned off.
 
 use super::classify::{self, Outcome, TransportFailure};
 use crate::config::{HttpVersion, McmConfig};
@@ -52,7 +54,9 @@ pub enum ClientError {
         "mcm.api_key: not usable as an HTTP header value (it contains control or non-ASCII characters)"
     )]
     InvalidApiKey,
-    #[error("cannot set up TLS with the platform's certificate store: {0}")]
+    #[error(
+        "cannot set up TLS with the platform's certificate store and mcm.tls.ca_file: {0}"
+    )]
     Tls(#[source] rustls::Error),
 }
 
@@ -142,7 +146,7 @@ impl McmClient {
         tcp.set_connect_timeout(Some(cfg.timeout));
         tcp.set_keepalive(Some(Duration::from_secs(60)));
         tcp.set_nodelay(true);
-        let tls = tls_config().map_err(ClientError::Tls)?;
+        let tls = tls_config(&cfg.tls.extra_roots).map_err(ClientError::Tls)?;
         let schemes = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let schemes = if https {
             schemes.https_only()
@@ -195,7 +199,7 @@ impl McmClient {
                 } else {
                     TransportFailure::Connect
                 };
-                classify::classify_transport(failure, &error_chain(&e))
+                classify::classify_transport(failure, &describe(&e))
             }
             Err(_) => classify::classify_transport(
                 TransportFailure::Timeout,
@@ -240,15 +244,21 @@ impl McmClient {
     }
 }
 
-/// rustls with the platform's certificate store (what browsers and curl on the host trust) and
-/// the aws-lc-rs provider, named explicitly so a second provider elsewhere in the dependency tree
-/// cannot make the choice ambiguous.
-fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    use rustls_platform_verifier::BuilderVerifierExt;
+/// rustls with the platform's certificate store (what browsers and curl on the host trust) plus
+/// `extra_roots` (`mcm.tls.ca_file`), and the aws-lc-rs provider, named explicitly so a second
+/// provider elsewhere in the dependency tree cannot make the choice ambiguous.
+fn tls_config(
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+        extra_roots.iter().cloned(),
+        Arc::clone(&provider),
+    )?;
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_platform_verifier()?
+        .dangerous() // only to install the verifier above, which verifies fully
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth())
 }
 
@@ -276,28 +286,55 @@ async fn read_capped(mut body: hyper::body::Incoming) -> Vec<u8> {
 
 /// Whether a client error is a timeout below ours (the connect timeout).
 fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
+    sources(e).any(|s| {
+        s.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
+    })
 }
 
 /// The error and its sources on one line ("client error (Connect): tcp connect error: connection
-/// refused"), since the top-level message alone rarely says what went wrong. Never contains
-/// headers, so never the key.
-fn error_chain(e: &hyper_util::client::legacy::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
+/// refused"), since the top-level message alone rarely says what went wrong; a certificate the
+/// client does not trust gets what to do in front. Never contains headers, so never the key.
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let mut text = String::new();
+    if let Some(hint) = sources(e).find_map(certificate_hint) {
+        text.push_str(hint);
+        text.push_str(": ");
+    }
+    text.push_str(&e.to_string());
+    for s in sources(e) {
         text.push_str(": ");
         text.push_str(&s.to_string());
-        source = s.source();
     }
     text
+}
+
+/// The sources below `e` (not `e` itself).
+fn sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |s| s.source())
+}
+
+/// What to do about a certificate error in the chain, if there is one. rustls' error arrives
+/// wrapped in `io::Error`s (tokio-rustls wraps it, hyper-rustls wraps that), whose `source()`
+/// skips the wrapped error, so each wrapper is opened with `get_ref`.
+fn certificate_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut inner: &(dyn std::error::Error + 'static) = e;
+    while let Some(wrapped) = inner
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        inner = wrapped;
+    }
+    let tls = inner.downcast_ref::<rustls::Error>()?;
+    match tls {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => Some(
+            "the server's TLS certificate is signed by an unknown certificate authority (if a TLS-inspecting proxy or a private CA signs it, add that CA to mcm.tls.ca_file)",
+        ),
+        rustls::Error::InvalidCertificate(_) => {
+            Some("the server's TLS certificate was refused")
+        }
+        _ => None,
+    }
 }
