@@ -287,6 +287,50 @@ async fn one_http2_connection_carries_at_most_the_sandbox_stream_limit() {
 }
 
 #[tokio::test]
+async fn http2_pool_reconnects_after_the_server_closed_its_connections() {
+    // The sandbox stops (HTTP/2 GOAWAY, connections closed) and a new one starts on the same
+    // address: the pool must drop the dead connections and open new ones, not fail requests.
+    let pki = Pki::new();
+    let first = tls_sandbox(&pki, Some(4), Faults::default()).await;
+    let addr = first.addr();
+    let c = client(&config(
+        &first.base_url(),
+        pki.trust(),
+        HttpVersion::Http2,
+        16,
+    ));
+    let sends = (0..8).map(|i| c.send(purchase(&format!("before-{i}"), true)));
+    for a in futures::future::join_all(sends).await {
+        assert_eq!(a.outcome, Outcome::Delivered { status: 200 });
+    }
+    first.shutdown().await.expect("clean stop");
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("same address again");
+    let mut cfg = SandboxConfig::new(PLATFORM, KEY);
+    cfg.tls = Some(Arc::new(
+        sandbox::TlsIdentity::from_pem_files(
+            &pki.dir.path().join("server.pem"),
+            &pki.dir.path().join("server.key"),
+        )
+        .expect("server identity"),
+    ));
+    cfg.h2_max_streams = Some(4);
+    let second = sandbox::spawn_on(listener, cfg).expect("second sandbox");
+    let sends = (0..8).map(|i| c.send(purchase(&format!("after-{i}"), true)));
+    for a in futures::future::join_all(sends).await {
+        assert_eq!(a.outcome, Outcome::Delivered { status: 200 });
+    }
+    let t = second.stats().await.traffic;
+    assert_eq!(t.http2_requests, 8, "{t:?}");
+    assert!(
+        t.connections_total >= 2,
+        "new connections to the new server: {t:?}"
+    );
+}
+
+#[tokio::test]
 async fn tls_sandbox_validates_and_injects_faults_as_over_plain_http() {
     let pki = Pki::new();
     let sb = tls_sandbox(&pki, None, Faults::default()).await;
