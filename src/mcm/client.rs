@@ -180,10 +180,18 @@ impl McmClient {
         let pool = match cfg.http_version {
             // `auto` is HTTP/1.1, also when the server offers h2 in ALPN: a pool of HTTP/1.1
             // connections costs less CPU per event than HTTP/2 and has no per-connection stream
-            // cap. Measured end to end over TLS (bridge CPU per delivered event, nginx
-            // terminating TLS in front of the sandbox, 150k events, alternating runs): HTTPS/1.1
-            // 22.3–23.1 µs, HTTP/2 26.6–28.2 µs. Plain http is HTTP/1.1 as well (about 3× the
-            // events/s of HTTP/2 against the sandbox; the README's `http_version` row).
+            // cap. Measured end to end over TLS, bridge CPU per delivered event (user+sys, start-up
+            // included), alternating runs on a busy shared 2-core machine, so ranges:
+            // - nginx terminating TLS in front of the sandbox, 150k events, HTTP/2 then over one
+            //   connection: HTTPS/1.1 22.3–23.1 µs, HTTP/2 26.6–28.2 µs;
+            // - 5 Dec, the TLS sandbox itself (`--tls-self-signed`), librdkafka mock broker,
+            //   8 partitions, max_in_flight 512, 100k events, 3 pairs: no sink latency (CPU
+            //   bound, ~29k events/s either way) HTTP/1.1 19.3–20.1 µs, HTTP/2 (this pool, 3
+            //   connections) 20.5–21.4 µs, and the sandbox 11.4–11.9 against 13.7–14.2 µs;
+            //   50 ms latency and 16 streams per connection, 2 pairs: HTTP/1.1 36.9–43.9 µs,
+            //   HTTP/2 (40 connections) 40.7–41.8 µs, within the noise.
+            // Plain http is HTTP/1.1 as well (about 3× the events/s of HTTP/2 over one
+            // connection against the sandbox; the README's `http_version` row).
             HttpVersion::Auto | HttpVersion::Http1 => Pool::Http1(Box::new(http1_client(
                 cfg,
                 schemes.enable_http1().wrap_connector(tcp),
