@@ -41,6 +41,7 @@ fn config(base_url: &str, key: &str, platform: &str) -> McmConfig {
         min_in_flight: 1,
         rate_limit: 0,
         http_version: mcm_bridge::config::HttpVersion::Auto,
+        tls: Default::default(),
     }
 }
 

@@ -47,6 +47,7 @@ fn config(base_url: &str) -> McmConfig {
         min_in_flight: 1,
         rate_limit: 0,
         http_version: mcm_bridge::config::HttpVersion::Auto,
+        tls: Default::default(),
     }
 }
 
@@ -586,6 +587,33 @@ async fn https_refuses_a_certificate_from_an_unknown_authority() {
         panic!("expected retryable")
     };
     assert!(detail.to_lowercase().contains("certificate"), "{detail}");
+    assert!(
+        detail.contains("unknown certificate authority") && detail.contains("mcm.tls.ca_file"),
+        "the error says what to do: {detail}"
+    );
     assert!(!detail.contains(KEY));
     assert!(seen.lock().expect("log").is_empty(), "no request sent");
+}
+
+#[tokio::test]
+async fn https_trusts_a_private_ca_from_tls_ca_file_next_to_the_platform_roots() {
+    let trusted = trusted_ca();
+    let (private, private_pem) = new_ca("a TLS-inspecting proxy's root");
+    let dir = tempfile::tempdir().expect("tmp");
+    let bundle = dir.path().join("proxy-ca.pem");
+    std::fs::write(&bundle, private_pem).expect("write bundle");
+    let mut cfg = config("https://localhost:1");
+    cfg.allow_insecure_http = false;
+    cfg.tls = mcm_bridge::config::McmTls {
+        extra_roots: mcm_bridge::config::tls::load_ca_bundle(&bundle).expect("bundle"),
+        ca_file: Some(bundle),
+    };
+    // Signed by the extra CA, and by a platform root: both are trusted.
+    for issuer in [&private, &trusted.issuer] {
+        let (port, seen) = tls_server(issuer).await;
+        cfg.base_url = format!("https://localhost:{port}");
+        let attempt = client(&cfg).send(Bytes::from_static(BODY)).await;
+        assert_eq!(attempt.outcome, Outcome::Delivered { status: 200 });
+        assert_eq!(seen.lock().expect("log").len(), 1);
+    }
 }

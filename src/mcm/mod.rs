@@ -4,5 +4,7 @@
 pub mod classify;
 pub mod client;
 pub mod event;
+mod h2_book;
+pub mod h2_pool;
 pub(crate) mod json;
 pub mod validate;

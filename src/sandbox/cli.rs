@@ -1,16 +1,20 @@
 //! `mcm-bridge sandbox`: the command-line front of the sandbox.
 //!
 //! Binds the listen address (port 0 works), prints exactly one start-up line with the real
-//! address so scripts can wait for it, and serves on a multi-threaded runtime until SIGINT or
-//! SIGTERM. The API key may come from `MCM_API_KEY` so that it does not show in `ps`.
+//! address (`http://` or `https://`, and the CA file a generated certificate is signed by) so
+//! scripts can wait for it, and serves on a multi-threaded runtime until SIGINT or SIGTERM. The
+//! API key may come from `MCM_API_KEY` so that it does not show in `ps`. TLS comes from PEM files
+//! (`--tls-cert`, `--tls-key`) or is generated (`--tls-self-signed DIR`).
 
 use super::config::{Faults, SandboxConfig};
+use super::tls::{SelfSigned, TlsIdentity};
 use super::SandboxError;
 use clap::Args;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Arguments of `mcm-bridge sandbox`. (No `Debug`: it would print the API key.)
@@ -49,6 +53,25 @@ pub struct SandboxArgs {
     /// Seconds to send in Retry-After on 429 answers.
     #[arg(long)]
     pub retry_after: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a generated CA and a certificate for 127.0.0.1 and localhost; writes
+    /// DIR/ca.pem (point mcm.tls.ca_file at it), DIR/server.pem and DIR/server.key.
+    #[arg(long, value_name = "DIR")]
+    pub tls_self_signed: Option<PathBuf>,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 200), e.g. to stand in
+    /// for a front end that allows few streams.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub h2_max_streams: Option<u32>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -74,6 +97,23 @@ impl SandboxArgs {
                 outage_for: self.outage_for.unwrap_or_default(),
                 retry_after: self.retry_after,
             },
+            tls: None,
+            h2_max_streams: self.h2_max_streams,
+        }
+    }
+
+    /// The TLS identity the flags ask for (read, or generated and written), and the CA file
+    /// clients should trust when it was generated. `None`: plain HTTP.
+    pub fn tls(&self) -> Result<Option<(TlsIdentity, Option<PathBuf>)>, SandboxError> {
+        if let Some(dir) = &self.tls_self_signed {
+            let generated = SelfSigned::generate()?;
+            let files = generated.write_to(dir)?;
+            return Ok(Some((generated.identity, Some(files.ca))));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((TlsIdentity::from_pem_files(cert, key)?, None))),
+            // clap requires both or neither.
+            _ => Ok(None),
         }
     }
 }
@@ -93,7 +133,7 @@ pub fn run(args: SandboxArgs) -> ExitCode {
     };
     match runtime.block_on(run_async(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ (SandboxError::Faults(_) | SandboxError::Record(_))) => {
+        Err(e @ (SandboxError::Faults(_) | SandboxError::Record(_) | SandboxError::Tls(_))) => {
             eprintln!("sandbox: {e}");
             ExitCode::from(2)
         }
@@ -105,9 +145,16 @@ pub fn run(args: SandboxArgs) -> ExitCode {
 }
 
 async fn run_async(args: SandboxArgs) -> Result<(), SandboxError> {
-    let cfg = args.to_config();
+    let mut cfg = args.to_config();
     // Check before binding, so a bad flag never leaves a half-started server.
     cfg.faults.check()?;
+    let tls = args.tls()?;
+    let ca_note = match &tls {
+        Some((_, Some(ca))) => format!(", CA {}", ca.display()),
+        _ => String::new(),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    cfg.tls = tls.map(|(identity, _)| Arc::new(identity));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| SandboxError::Bind {
@@ -122,7 +169,7 @@ async fn run_async(args: SandboxArgs) -> Result<(), SandboxError> {
     let serving = super::serve(listener, cfg, crate::cli::shutdown_signal());
     // Printed after the listener is bound (connections queue in the backlog until `serve` polls
     // it), so a script that waits for this line can connect at once.
-    println!("sandbox listening on http://{addr} (platform {platform})");
+    println!("sandbox listening on {scheme}://{addr} (platform {platform}{ca_note})");
     // stdout may be a pipe; a script is waiting for this line now, not at exit.
     let _ = std::io::stdout().flush();
     serving.await
@@ -164,6 +211,59 @@ mod tests {
         assert_eq!(cfg.faults.outage_after, Some(10));
         assert_eq!(cfg.faults.outage_for, Duration::from_secs(30));
         assert_eq!(cfg.faults.retry_after, Some(2));
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs_and_exclude_the_generated_certificate() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["x", "--api-key", "k"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(parse(&[
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--tls-self-signed",
+            "d"
+        ])
+        .is_err());
+        assert!(parse(&["--h2-max-streams", "0"]).is_err());
+        let cli = parse(&["--tls-self-signed", "d", "--h2-max-streams", "4"]).expect("valid");
+        assert_eq!(cli.args.to_config().h2_max_streams, Some(4));
+        assert_eq!(cli.args.tls_self_signed, Some(PathBuf::from("d")));
+    }
+
+    #[test]
+    fn generated_certificate_is_written_with_its_ca() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cli = Cli::try_parse_from([
+            "x",
+            "--api-key",
+            "k",
+            "--tls-self-signed",
+            &dir.path().display().to_string(),
+        ])
+        .expect("valid");
+        let (identity, ca) = cli.args.tls().expect("generated").expect("tls on");
+        assert_eq!(ca, Some(dir.path().join("ca.pem")));
+        assert_eq!(identity.cert_chain.len(), 1);
+        // And the written pair serves as --tls-cert/--tls-key.
+        let cli = Cli::try_parse_from([
+            "x",
+            "--api-key",
+            "k",
+            "--tls-cert",
+            &dir.path().join("server.pem").display().to_string(),
+            "--tls-key",
+            &dir.path().join("server.key").display().to_string(),
+        ])
+        .expect("valid");
+        let (read, ca) = cli.args.tls().expect("read").expect("tls on");
+        assert_eq!((read.cert_chain, ca), (identity.cert_chain, None));
     }
 
     #[test]

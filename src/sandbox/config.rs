@@ -1,13 +1,17 @@
 //! What a sandbox pretends to be (platform id, API key), where it records accepted events, and
 //! which faults it injects.
 //!
+//! It also says how clients connect: plain HTTP or TLS, and HTTP/2's stream limit.
+//!
 //! [`Faults`] is the one description of the fault knobs: the command-line flags build it, `PUT
 //! /_sandbox/faults` deserialises it (durations as humantime strings such as `"50ms"`), and
 //! [`super::faults`] decides with it. A [`SandboxConfig`] never prints its API key.
 
+use super::tls::TlsIdentity;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Fault-injection knobs. `Default` is "no faults": every request is answered at once, normally.
@@ -77,6 +81,11 @@ pub struct SandboxConfig {
     /// is truncated at start-up so that it holds exactly this run's accepted events.
     pub record: Option<PathBuf>,
     pub faults: Faults,
+    /// Serve HTTPS with this identity (ALPN `h2` and `http/1.1`); `None` serves plain HTTP.
+    pub tls: Option<Arc<TlsIdentity>>,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` per connection, to stand in for a front end with
+    /// a small limit; `None` keeps hyper's default (200).
+    pub h2_max_streams: Option<u32>,
 }
 
 impl SandboxConfig {
@@ -87,6 +96,8 @@ impl SandboxConfig {
             api_key: api_key.into(),
             record: None,
             faults: Faults::default(),
+            tls: None,
+            h2_max_streams: None,
         }
     }
 }
@@ -99,6 +110,8 @@ impl fmt::Debug for SandboxConfig {
             .field("api_key", &"<redacted>")
             .field("record", &self.record)
             .field("faults", &self.faults)
+            .field("tls", &self.tls)
+            .field("h2_max_streams", &self.h2_max_streams)
             .finish()
     }
 }

@@ -14,7 +14,7 @@ use super::state::Shared;
 use super::stats::{AuthFailure, FaultKind};
 use crate::mcm::validate::ValidateOptions;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::response::Response;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -25,10 +25,13 @@ const API_KEY: &str = "x-api-key";
 pub async fn post_event(
     State(s): State<Arc<Shared>>,
     Path(platform_id): Path<String>,
+    version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     s.counters.request();
+    // In flight until this answer is returned (or the client goes away), latency included.
+    let _in_flight = s.traffic.request(version);
     let f = s.faults();
     // `rand::rng()` is thread-local and not `Send`, so it is taken in short scopes, never held
     // across an await.

@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 pub struct SandboxHandle {
     addr: SocketAddr,
     platform_id: String,
+    /// Serves HTTPS.
+    tls: bool,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), SandboxError>>>,
@@ -25,6 +27,7 @@ impl SandboxHandle {
     pub(super) fn new(
         addr: SocketAddr,
         platform_id: String,
+        tls: bool,
         shared: Arc<Shared>,
         stop: oneshot::Sender<()>,
         task: JoinHandle<Result<(), SandboxError>>,
@@ -32,6 +35,7 @@ impl SandboxHandle {
         SandboxHandle {
             addr,
             platform_id,
+            tls,
             shared,
             stop: Some(stop),
             task: Some(task),
@@ -43,9 +47,11 @@ impl SandboxHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>` — what the bridge's `mcm.base_url` should be.
+    /// `http://127.0.0.1:<port>`, or `https://…` when it serves TLS — what the bridge's
+    /// `mcm.base_url` should be. (A generated certificate is valid for `127.0.0.1`.)
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The full event URL for the configured platform.

@@ -7,11 +7,16 @@
 //! every accepted event to a JSON-lines file, and injects faults (500, 429, latency, outages) that
 //! can be changed at runtime (`PUT /_sandbox/faults`).
 //!
+//! It serves plain HTTP or, like the real API, HTTPS ([`tls`]: certificate files or a generated
+//! CA), HTTP/1.1 and HTTP/2 on one port, with an optional HTTP/2 stream limit ([`listen`]), and
+//! counts how clients connect ([`traffic`]: connections, HTTP versions, peak concurrency).
+//!
 //! What it guarantees: no lock shared by all requests and no per-request logging on the event
 //! route, so it is not the bottleneck of a benchmark; a stats answer reflects every event whose 200
-//! had been sent before the stats request, in the counters and in the record file. What it does
-//! not do: TLS, rate limiting by real quotas, or de-duplicating (duplicates are accepted and
-//! counted, as the real API's de-duplication is invisible to clients).
+//! had been sent before the stats request, in the counters and in the record file; the same
+//! answers and faults whatever the transport. What it does not do: rate limiting by real quotas,
+//! or de-duplicating (duplicates are accepted and counted, as the real API's de-duplication is
+//! invisible to clients).
 //!
 //! In-process use: [`spawn`] → [`SandboxHandle`]. Embedded use: [`serve`] with a pre-bound
 //! listener and a shutdown future. Command line: [`SandboxArgs`] / [`run`].
@@ -26,14 +31,18 @@ pub mod envelope;
 mod event_route;
 pub mod faults;
 mod handle;
+mod listen;
 pub mod recorder;
 mod state;
 pub mod stats;
+pub mod tls;
+pub mod traffic;
 
 pub use cli::{run, SandboxArgs};
 pub use config::{Faults, FaultsError, SandboxConfig};
 pub use handle::SandboxHandle;
 pub use stats::SandboxStats;
+pub use tls::{SelfSigned, TlsError, TlsIdentity};
 
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -59,13 +68,13 @@ pub enum SandboxError {
     Faults(#[from] FaultsError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: String,
         source: std::io::Error,
     },
-    #[error("the sandbox server failed: {0}")]
-    Serve(std::io::Error),
     #[error("the sandbox server task ended abnormally: {0}")]
     Task(String),
     #[error("this sandbox does not record accepted events (start it with a record file)")]
@@ -77,11 +86,19 @@ pub enum SandboxError {
     },
 }
 
-/// Validates the config and starts the recorder.
-fn prepare(cfg: &SandboxConfig) -> Result<Arc<Shared>, SandboxError> {
+/// Validates the config, builds the transport and starts the recorder.
+fn prepare(cfg: &SandboxConfig) -> Result<(Arc<Shared>, listen::Transport), SandboxError> {
     cfg.faults.check()?;
+    let tls = match &cfg.tls {
+        Some(identity) => Some(tokio_rustls::TlsAcceptor::from(identity.server_config()?)),
+        None => None,
+    };
+    let transport = listen::Transport {
+        tls,
+        h2_max_streams: cfg.h2_max_streams,
+    };
     let recorder = cfg.record.as_deref().map(Recorder::start).transpose()?;
-    Ok(Arc::new(Shared::new(cfg, recorder)?))
+    Ok((Arc::new(Shared::new(cfg, recorder)?), transport))
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -108,18 +125,18 @@ pub async fn serve(
     cfg: SandboxConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SandboxError> {
-    serve_shared(listener, prepare(&cfg)?, shutdown).await
+    let (shared, transport) = prepare(&cfg)?;
+    serve_shared(listener, shared, transport, shutdown).await
 }
 
 async fn serve_shared(
     listener: TcpListener,
     shared: Arc<Shared>,
+    transport: listen::Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SandboxError> {
-    axum::serve(listener, router(shared.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(SandboxError::Serve)?;
+    let router = router(Arc::clone(&shared));
+    listen::serve(listener, router, transport, Arc::clone(&shared), shutdown).await;
     if let Some(recorder) = &shared.recorder {
         recorder.flush().await?;
     }
@@ -145,15 +162,22 @@ pub fn spawn_on(listener: TcpListener, cfg: SandboxConfig) -> Result<SandboxHand
         addr: "listener".into(),
         source,
     })?;
-    let shared = prepare(&cfg)?;
+    let (shared, transport) = prepare(&cfg)?;
+    let tls = transport.tls.is_some();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // A dropped sender also resolves the receiver, so dropping the handle stops the server.
-    let task = tokio::spawn(serve_shared(listener, shared.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(serve_shared(
+        listener,
+        shared.clone(),
+        transport,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(SandboxHandle::new(
         addr,
         cfg.platform_id,
+        tls,
         shared,
         stop,
         task,

@@ -1,5 +1,5 @@
 //! The state one sandbox instance shares between its requests: identity, live fault knobs, outage
-//! clock, counters, the id set and the recorder.
+//! clock, counters (of answers and of traffic), the id set and the recorder.
 //!
 //! Everything the request path reads or writes is an atomic (or a shard of the id set), so there
 //! is no global lock. Knobs that change at runtime (`PUT /_sandbox/faults`) are stored knob by
@@ -14,6 +14,7 @@ use super::delay::DelayTimer;
 use super::faults;
 use super::recorder::Recorder;
 use super::stats::Counters;
+use super::traffic::Traffic;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -101,6 +102,8 @@ pub struct Shared {
     /// Outage start as nanoseconds since `started`, plus one; 0 = no outage started.
     outage_started: AtomicU64,
     pub counters: Counters,
+    /// Connections, HTTP versions, concurrency.
+    pub traffic: Traffic,
     pub ids: IdSet,
     pub recorder: Option<Recorder>,
     /// Holds answers for the `latency` fault (precise to well under a millisecond).
@@ -122,6 +125,7 @@ impl Shared {
             accepted_since_armed: AtomicU64::new(0),
             outage_started: AtomicU64::new(0),
             counters: Counters::default(),
+            traffic: Traffic::default(),
             ids: IdSet::default(),
             recorder,
             delays: DelayTimer::default(),
@@ -190,6 +194,7 @@ impl Shared {
     /// A counter snapshot, including lines the recorder failed to write.
     pub fn snapshot(&self) -> super::stats::SandboxStats {
         let mut s = self.counters.snapshot();
+        s.traffic = self.traffic.snapshot();
         if let Some(r) = &self.recorder {
             s.record_errors += r.failed_lines();
         }
@@ -200,6 +205,7 @@ impl Shared {
     /// an append-only log of this run.
     pub fn reset(&self) {
         self.counters.reset();
+        self.traffic.reset();
         self.ids.clear();
         self.rearm_outage(&self.faults());
     }

@@ -7,6 +7,7 @@
 //! ahead of the per-type sum); at rest it is exact.
 
 use super::body::{RejectReason, ShapeReason};
+use super::traffic::TrafficStats;
 use crate::mcm::event::EventType;
 use crate::mcm::validate::Reason;
 use serde::{Deserialize, Serialize};
@@ -222,6 +223,8 @@ impl Counters {
             record_errors: self.record_errors.load(Relaxed),
             first_answer_unix_ms: nonzero_ms(&self.first_answer_ms),
             last_answer_unix_ms: nonzero_ms(&self.last_answer_ms),
+            // Counted apart from the answers; `Shared::snapshot` fills it in.
+            traffic: TrafficStats::default(),
         }
     }
 }
@@ -265,6 +268,9 @@ pub struct SandboxStats {
     /// When the latest event was answered, Unix ms: a run's end, once every event is answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_answer_unix_ms: Option<u64>,
+    /// Connections, HTTP versions and peak concurrency (see [`super::traffic`]).
+    #[serde(default)]
+    pub traffic: TrafficStats,
 }
 
 #[cfg(test)]
