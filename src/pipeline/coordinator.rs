@@ -23,7 +23,7 @@ use crate::kafka::dlq::{DlqProducer, DlqReason};
 use crate::kafka::retention::{Continuity, Gap, Gaps};
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
-use crate::observe::health::Health;
+use crate::observe::health::{Health, Heartbeat, Loop};
 use crate::observe::metrics::{Metrics, Totals};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -136,6 +136,8 @@ pub struct Coordinator {
     /// them, so a crash re-delivers at most about one in-flight window, not a commit interval's
     /// worth of traffic.
     finished_since_commit: usize,
+    /// Beaten on every turn of [`Coordinator::run`]: `/healthz` notices a wedged coordinator.
+    heartbeat: Heartbeat,
 }
 
 /// What the pipeline run ended with.
@@ -175,6 +177,7 @@ impl Coordinator {
             d.max_in_flight_bytes,
         );
         let next_commit = Instant::now() + deps.config.kafka.commit_interval;
+        let heartbeat = deps.health.heartbeat(Loop::Coordinator);
         Coordinator {
             deps,
             consumer,
@@ -201,6 +204,7 @@ impl Coordinator {
             next_commit,
             next_lag_sample: Instant::now(),
             finished_since_commit: 0,
+            heartbeat,
         }
     }
 
@@ -213,6 +217,7 @@ impl Coordinator {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
+            self.heartbeat.beat();
             let next_retry = self.parked.next_due();
             tokio::select! {
                 biased;
