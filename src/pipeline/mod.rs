@@ -72,7 +72,9 @@ pub fn liveness_bound(config: &Config) -> Duration {
         + LIVENESS_MARGIN
 }
 
-/// Runs the bridge until `shutdown` is cancelled; then drains, commits and leaves the group.
+/// Runs the bridge until `shutdown` is cancelled; then drains, commits and closes the consumer
+/// (which leaves the group only as a dynamic member: a static one keeps its partitions for the
+/// session timeout, see [`crate::kafka::consumer`]).
 pub async fn run(
     config: Arc<Config>,
     plan: Arc<MappingPlan>,
