@@ -9,12 +9,20 @@
 #              sources exist, every service_healthy dependency has a healthcheck, the topics the
 #              bridge and the generator use are the ones topic-init creates, ports bind 127.0.0.1).
 #  dockerfile  hadolint, and every COPY source exists and is not excluded by .dockerignore.
-#  kubernetes  renders deploy/kubernetes/kustomization.yaml (resources, labels, namespace — the
-#              subset it uses; there is no Go kustomize here), validates the built-in kinds with
-#              kubernetes-validate --strict against Kubernetes $K8S_VERSIONS, the CRDs
-#              (ServiceMonitor, ScaledObject) with the schemas in the @kubernetes-models npm
-#              packages, and cross-object rules (selectors match, probes, grace period > drain,
-#              KEDA max replicas ≤ partitions, KEDA group = config group, mounts = config paths).
+#  kubernetes  builds both variants, deploy/kubernetes (Deployment) and deploy/kubernetes/statefulset
+#              (StatefulSet, static membership), with the real kustomize ($KUSTOMIZE_VERSION, built
+#              from the Go module proxy), validates the built-in kinds with kubernetes-validate
+#              --strict against Kubernetes $K8S_VERSIONS, the CRDs (ServiceMonitor, ScaledObject)
+#              with the schemas in the @kubernetes-models npm packages, and cross-object rules:
+#              selectors match, probes, grace period > drain, mounts = config paths; the ConfigMap
+#              is generated with a content hash and the workload mounts exactly that name; no
+#              Secret is rendered (the quick start's real key is never overwritten); no `replicas`
+#              on a workload KEDA scales; group.instance.id only on the StatefulSet, whose pod
+#              template is otherwise the Deployment's; KEDA scales on Prometheus lag gated by the
+#              circuit and halt state (a promtool unit test of the query: lag scales, an open
+#              circuit or a halt holds), with bounded scale-up, no cooldownPeriod above zero
+#              replicas, max replicas ≤ partitions, and the namespace of the query = the
+#              kustomization's.
 #  systemd     systemd-analyze verify (any warning fails), TimeoutStopSec above the drain.
 #  yaml        yamllint (duplicate keys, syntax) on every YAML file we ship.
 #  shell       shellcheck on this script.
@@ -25,8 +33,10 @@
 # Installs what it needs when missing (as root, Debian: apt-get; PyPI into a venv; npm into a
 # prefix), all under $CHECK_DEPLOY_TOOLS (default ~/.cache/mcm-bridge/check-deploy), with pinned
 # versions; a second run installs nothing. Every external command runs under a timeout.
+# kustomize is built once with `go install` (Go needed; CI machines have it) into $TOOLS/bin.
 # Environment: K8S_VERSIONS (default "1.28.0 1.37.0"), PARTITIONS (partitions of the source
-# topics, default 8), CHECK_TIMEOUT (seconds per install step, default 600).
+# topics, default 8), CHECK_TIMEOUT (seconds per install step, default 600; the kustomize build
+# gets twice that).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +53,8 @@ PY_REQS=(
     yamllint==1.38.0
     PyYAML==6.0.4
 )
+# sigs.k8s.io/kustomize/kustomize/v5 v5.8.1 needs Go ≥ 1.24 (kustomize/api v0.21.1).
+KUSTOMIZE_VERSION=v5.8.1
 NPM_PKGS=(
     @kubernetes-models/keda@2.0.0
     @kubernetes-models/prometheus-operator@6.0.0
@@ -60,6 +72,7 @@ install_apt() {
     command -v npm >/dev/null || need+=(npm)
     command -v shellcheck >/dev/null || need+=(shellcheck)
     command -v systemd-analyze >/dev/null || need+=(systemd)
+    command -v promtool >/dev/null || need+=(prometheus)
     [[ ${#need[@]} -gt 0 ]] || return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
         echo "missing: ${need[*]} (Debian: apt-get install ${need[*]})" >&2
@@ -96,6 +109,21 @@ install_npm() {
     mkdir -p "$prefix"
     timeout "$INSTALL_TIMEOUT" npm install --silent --no-audit --no-fund --prefix "$prefix" "${NPM_PKGS[@]}"
     printf '%s\n' "$want" >"$prefix/.pkgs"
+}
+
+install_kustomize() {
+    local bin=$TOOLS/bin/kustomize
+    if [[ -x $bin && $("$bin" version 2>/dev/null) == "$KUSTOMIZE_VERSION" ]]; then
+        return 0
+    fi
+    if ! command -v go >/dev/null; then
+        echo "missing: go (kustomize $KUSTOMIZE_VERSION is built from the Go module proxy)" >&2
+        exit 1
+    fi
+    log "go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION (into $TOOLS/bin)"
+    mkdir -p "$TOOLS/bin"
+    GOBIN=$TOOLS/bin timeout "$((INSTALL_TIMEOUT * 2))" \
+        go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 }
 
 # ---------------------------------------------------------------------------------- helpers
@@ -260,60 +288,86 @@ def dockerfile():
             bad(f".dockerignore excludes {needed}, which the build needs")
 
 
-KUSTOMIZE_KEYS = {"apiVersion", "kind", "resources", "labels", "namespace", "commonAnnotations"}
+KDIR = "deploy/kubernetes"
+VARIANTS = {"deployment": KDIR, "statefulset": KDIR + "/statefulset"}
+KIND = {"deployment": "Deployment", "statefulset": "StatefulSet"}
+GROUP_INSTANCE_ENV = "MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID"
 
 
-def render(out):
-    kdir = os.path.join(ROOT, "deploy/kubernetes")
-    k = load("deploy/kubernetes/kustomization.yaml")
-    for key in set(k) - KUSTOMIZE_KEYS:
-        bad(f"kustomization.yaml: {key} is not supported by this renderer; extend check_deploy.py")
-    listed = k.get("resources", [])
-    on_disk = sorted(f for f in os.listdir(kdir) if f.endswith(".yaml") and f != "kustomization.yaml")
-    for f in on_disk:
-        if f not in listed:
-            bad(f"deploy/kubernetes/{f} is not listed in kustomization.yaml resources")
-    docs = []
-    for res in listed:
-        path = os.path.join(kdir, res)
-        if not os.path.isfile(path):
-            bad(f"kustomization.yaml: resource {res} missing")
+def layout():
+    """Every YAML file under deploy/kubernetes is used by a kustomization (resource, generator
+    file or the kustomization itself), except the examples, which must never be applied."""
+    used = set()
+    for dirpath, _, names in os.walk(os.path.join(ROOT, KDIR)):
+        if "kustomization.yaml" not in names:
             continue
-        for d in load_all(path):
-            meta = d.setdefault("metadata", {})
-            for entry in k.get("labels", []):
-                meta.setdefault("labels", {}).update(entry["pairs"])
-                if entry.get("includeTemplates") and d.get("kind") == "Deployment":
-                    d["spec"]["template"]["metadata"].setdefault("labels", {}).update(entry["pairs"])
-            if k.get("commonAnnotations"):
-                meta.setdefault("annotations", {}).update(k["commonAnnotations"])
-            if k.get("namespace"):
-                meta["namespace"] = k["namespace"]
-            docs.append(d)
-    with open(out, "w", encoding="utf-8") as f:
-        yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(out + ".json", "w", encoding="utf-8") as f:
-        json.dump(docs, f)
-    print(f"rendered {len(docs)} objects: " + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs))
+        rel = os.path.relpath(dirpath, ROOT)
+        k = load(os.path.join(rel, "kustomization.yaml"))
+        used.add(os.path.join(rel, "kustomization.yaml"))
+        for r in k.get("resources", []):
+            used.add(os.path.normpath(os.path.join(rel, r)))
+        for g in k.get("configMapGenerator", []):
+            for f in g.get("files", []):
+                used.add(os.path.normpath(os.path.join(rel, f.split("=")[-1])))
+        if k.get("secretGenerator"):
+            bad(f"{rel}/kustomization.yaml: a secretGenerator would overwrite the real API key on apply")
+    for dirpath, _, names in os.walk(os.path.join(ROOT, KDIR)):
+        rel = os.path.relpath(dirpath, ROOT)
+        for n in names:
+            f = os.path.join(rel, n)
+            if not n.endswith((".yaml", ".yml")) or f in used:
+                continue
+            if f.startswith(KDIR + "/examples/"):
+                continue
+            bad(f"{f} is used by no kustomization (and is not under {KDIR}/examples/)")
+    for v in VARIANTS.values():
+        if v not in {os.path.dirname(u) for u in used}:
+            bad(f"{v} has no kustomization.yaml")
+
+
+def tojson(rendered):
+    with open(rendered + ".json", "w", encoding="utf-8") as f:
+        json.dump(load_all(rendered), f)
+    docs = load_all(rendered)
+    print(f"{len(docs)} objects: " + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs))
 
 
 def matches(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def kubernetes(rendered):
-    docs = {d["kind"]: d for d in load_all(rendered)}
-    dep = docs["Deployment"]
-    pod = dep["spec"]["template"]
+def by_kind(rendered):
+    docs = {}
+    for d in load_all(rendered):
+        if d["kind"] in docs:
+            bad(f"more than one {d['kind']} rendered; the checks below expect one")
+        docs[d["kind"]] = d
+    return docs
+
+
+def container(workload):
+    (c,) = [c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == "mcm-bridge"]
+    return c
+
+
+def kubernetes(rendered, variant):
+    docs = by_kind(rendered)
+    kind = KIND[variant]
+    other = ({"Deployment", "StatefulSet"} - {kind}).pop()
+    if kind not in docs or other in docs:
+        bad(f"{variant}: expected a {kind} and no {other}, got {sorted(docs)}")
+        return
+    wl = docs[kind]
+    pod = wl["spec"]["template"]
     labels = pod["metadata"]["labels"]
-    if not matches(dep["spec"]["selector"]["matchLabels"], labels):
-        bad("Deployment selector does not match its pod template labels")
-    for kind, sel in (
+    if not matches(wl["spec"]["selector"]["matchLabels"], labels):
+        bad(f"{kind} selector does not match its pod template labels")
+    for k, sel in (
         ("Service", lambda d: d["spec"]["selector"]),
         ("PodDisruptionBudget", lambda d: d["spec"]["selector"]["matchLabels"]),
     ):
-        if kind in docs and not matches(sel(docs[kind]), labels):
-            bad(f"{kind} selector does not match the bridge pods")
+        if k in docs and not matches(sel(docs[k]), labels):
+            bad(f"{k} selector does not match the bridge pods")
     svc = docs["Service"]
     if "ServiceMonitor" in docs:
         sm = docs["ServiceMonitor"]
@@ -323,7 +377,7 @@ def kubernetes(rendered):
         for ep in sm["spec"]["endpoints"]:
             if ep["port"] not in names:
                 bad(f"ServiceMonitor port {ep['port']} is not a Service port {names}")
-    (c,) = [c for c in pod["spec"]["containers"] if c["name"] == "mcm-bridge"]
+    c = container(wl)
     cports = {p["name"]: p["containerPort"] for p in c["ports"]}
     for p in svc["spec"]["ports"]:
         if p["targetPort"] not in cports:
@@ -332,26 +386,46 @@ def kubernetes(rendered):
         bad("livenessProbe must GET /healthz")
     if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
         bad("readinessProbe must GET /readyz")
+
+    # The config: generated from base/mcm-bridge.yaml with a content hash, mounted by that name.
     cm = docs["ConfigMap"]
+    cm_name = cm["metadata"]["name"]
+    if not re.fullmatch(r"mcm-bridge-config-[a-z0-9]{10}", cm_name):
+        bad(f"ConfigMap {cm_name} has no content-hash suffix: use configMapGenerator, so a config change rolls out and back")
     args = c["args"]
     cfg_path = args[args.index("--config") + 1]
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
-    by_cm = [n for n, v in vols.items() if v.get("configMap", {}).get("name") == cm["metadata"]["name"]]
+    cm_refs = [v["configMap"]["name"] for v in vols.values() if "configMap" in v]
+    if cm_refs != [cm_name]:
+        bad(f"the pods mount ConfigMaps {cm_refs}, not the generated {cm_name}")
+    by_cm = [n for n, v in vols.items() if v.get("configMap", {}).get("name") == cm_name]
     if not by_cm or os.path.join(mounts[by_cm[0]], os.path.basename(cfg_path)) != cfg_path:
         bad(f"--config {cfg_path} is not where the ConfigMap is mounted")
     if os.path.basename(cfg_path) not in cm["data"]:
         bad(f"ConfigMap has no key {os.path.basename(cfg_path)}")
+        return
+    with open(os.path.join(ROOT, KDIR, "base", os.path.basename(cfg_path)), encoding="utf-8") as f:
+        if cm["data"][os.path.basename(cfg_path)] != f.read():
+            bad("the generated ConfigMap differs from base/mcm-bridge.yaml")
     cfg = yaml.safe_load(cm["data"][os.path.basename(cfg_path)])
+
+    # The API key: a Secret created out of band, never rendered (apply must not overwrite it).
+    if "Secret" in docs:
+        bad("a Secret is rendered: `kubectl apply -k` would overwrite the real API key with it")
     key_file = cfg["mcm"].get("api_key_file")
     if key_file:
-        sec = docs["Secret"]
-        by_sec = [n for n, v in vols.items() if v.get("secret", {}).get("secretName") == sec["metadata"]["name"]]
-        keys = set(sec.get("stringData", {})) | set(sec.get("data", {}))
+        example = load(KDIR + "/examples/secret.yaml")
+        sec_name = example["metadata"]["name"]
+        by_sec = [n for n, v in vols.items() if v.get("secret", {}).get("secretName") == sec_name]
+        keys = set(example.get("stringData", {})) | set(example.get("data", {}))
         if not by_sec or os.path.dirname(key_file) != mounts[by_sec[0]].rstrip("/"):
-            bad(f"mcm.api_key_file {key_file} is not in the Secret's mount")
+            bad(f"mcm.api_key_file {key_file} is not in the mount of Secret {sec_name}")
         if os.path.basename(key_file) not in keys:
-            bad(f"Secret has no key {os.path.basename(key_file)}")
+            bad(f"examples/secret.yaml has no key {os.path.basename(key_file)}")
+        if example["metadata"].get("namespace") != wl["metadata"].get("namespace"):
+            bad("examples/secret.yaml is not in the namespace the kustomization deploys to")
+
     drain = duration_s(cfg.get("delivery", {}).get("drain_timeout", "15s"))
     session = duration_s(cfg["kafka"].get("session_timeout", "45s"))
     grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
@@ -359,29 +433,130 @@ def kubernetes(rendered):
         bad(f"terminationGracePeriodSeconds {grace} must exceed delivery.drain_timeout {drain}s by ≥ 10s")
     if drain >= session:
         bad("delivery.drain_timeout must be below kafka.session_timeout")
-    env = {e["name"] for e in c.get("env", [])}
-    if "MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID" not in env:
-        bad("static membership: MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID not set from the pod name")
+
+    # Static membership only where pod names are stable.
+    env = {e["name"]: e for e in c.get("env", [])}
+    if "group_instance_id" in cfg["kafka"]:
+        bad("kafka.group_instance_id in the shared config: static membership belongs to the StatefulSet only")
+    if kind == "Deployment" and GROUP_INSTANCE_ENV in env:
+        bad(f"{GROUP_INSTANCE_ENV} on a Deployment: replaced pods never come back, and a static member sends no LeaveGroup")
+    if kind == "StatefulSet":
+        if env.get(GROUP_INSTANCE_ENV, {}).get("value") != "$(POD_NAME)":
+            bad(f"StatefulSet: {GROUP_INSTANCE_ENV} must be the pod name")
+        if env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+            bad("StatefulSet: POD_NAME must come from metadata.name")
     sc = c.get("securityContext", {})
     psc = pod["spec"].get("securityContext", {})
     if not (sc.get("readOnlyRootFilesystem") and psc.get("runAsNonRoot")):
         bad("container must run as non-root with a read-only root filesystem")
+
     if "ScaledObject" in docs:
-        so = docs["ScaledObject"]
-        if so["spec"]["scaleTargetRef"]["name"] != dep["metadata"]["name"]:
-            bad("ScaledObject does not target the Deployment")
-        if so["spec"]["maxReplicaCount"] > int(os.environ["PARTITIONS"]):
-            bad(f"ScaledObject maxReplicaCount {so['spec']['maxReplicaCount']} > {os.environ['PARTITIONS']} partitions")
-        for t in so["spec"]["triggers"]:
-            if t["type"] != "kafka":
-                continue
-            md = t["metadata"]
-            if md.get("consumerGroup") != cfg["kafka"]["group_id"]:
-                bad("KEDA consumerGroup differs from kafka.group_id in the ConfigMap")
-            if md.get("bootstrapServers") != cfg["kafka"]["bootstrap_servers"]:
-                bad("KEDA bootstrapServers differ from kafka.bootstrap_servers in the ConfigMap")
-    if "PodDisruptionBudget" in docs and dep["spec"].get("replicas", 1) < 2:
+        keda(docs["ScaledObject"], wl, docs)
+    elif wl["spec"].get("replicas", 1) < 2 and "PodDisruptionBudget" in docs:
         bad("a PodDisruptionBudget needs at least 2 replicas to allow evictions")
+
+
+def keda(so, wl, docs):
+    spec = so["spec"]
+    ref = spec["scaleTargetRef"]
+    if ref.get("kind", "Deployment") != wl["kind"] or ref["name"] != wl["metadata"]["name"]:
+        bad(f"ScaledObject targets {ref}, not the {wl['kind']} {wl['metadata']['name']}")
+    if "replicas" in wl["spec"]:
+        bad(f"{wl['kind']} sets replicas while KEDA scales it: every apply would reset the count")
+    if spec["maxReplicaCount"] > int(os.environ["PARTITIONS"]):
+        bad(f"ScaledObject maxReplicaCount {spec['maxReplicaCount']} > {os.environ['PARTITIONS']} partitions")
+    low = spec.get("minReplicaCount", 0)
+    if "PodDisruptionBudget" in docs and low < 2:
+        bad("a PodDisruptionBudget needs minReplicaCount ≥ 2 to allow evictions")
+    if "cooldownPeriod" in spec and low > 0:
+        bad("cooldownPeriod only applies to scaling to zero; use the HPA behaviour's scaleDown.stabilizationWindowSeconds")
+    behavior = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior", {})
+    up = behavior.get("scaleUp", {}).get("policies", [])
+    if not up or any(p["type"] != "Pods" or p["value"] > 2 for p in up):
+        bad("scaleUp must be bounded by Pods policies of at most 2 pods per period (recovery load: max_in_flight and rate_limit are per replica)")
+    if "stabilizationWindowSeconds" not in behavior.get("scaleDown", {}):
+        bad("scaleDown.stabilizationWindowSeconds missing (the scale-in delay)")
+    ns = wl["metadata"].get("namespace")
+    for t in spec["triggers"]:
+        if t["type"] != "prometheus":
+            bad(f"trigger {t['type']}: only a Prometheus trigger can gate on the circuit and halt state")
+            continue
+        md = t["metadata"]
+        q = md["query"]
+        for metric in ("mcm_bridge_consumer_lag_messages", "mcm_bridge_circuit_state", "mcm_bridge_halted"):
+            if metric not in q:
+                bad(f"KEDA query does not use {metric}")
+        for sel in re.findall(r"\{([^}]*)\}", q):
+            if f'namespace="{ns}"' not in sel.replace(" ", ""):
+                bad(f"KEDA query selector {{{sel}}} does not select namespace=\"{ns}\" (kustomization namespace)")
+        if md.get("ignoreNullValues") != "false":
+            bad('ignoreNullValues must be "false": an empty answer would scale in')
+        hold = re.search(r"\*\s*(\d+)\s*\)?\s*$", q)
+        if not hold or hold.group(1) != md["threshold"]:
+            bad("the hold branch must multiply the replica count by the threshold")
+        with open(os.environ["KEDA_TEST"], "w", encoding="utf-8") as f:
+            f.write(keda_promtool_test(q, ns, int(md["threshold"])))
+
+
+def keda_promtool_test(query, ns, threshold):
+    """promtool unit test of the query: lag scales while all is well; an open circuit, a halt or
+    no lag series at all answer the current replica count (the autoscaler holds)."""
+    sel = f'job="mcm-bridge",namespace="{ns}"'
+    series = [
+        (f'mcm_bridge_consumer_lag_messages{{{sel},pod="a",topic="t",partition="0"}}', "12000x12"),
+        (f'mcm_bridge_consumer_lag_messages{{{sel},pod="b",topic="t",partition="1"}}', "3000x12"),
+        # minutes 3-5: circuit open on one pod; 6-8: halted on the other.
+        (f'mcm_bridge_circuit_state{{{sel},pod="a"}}', "0 0 0 1 1 2 0 0 0 0 0 0 0"),
+        (f'mcm_bridge_circuit_state{{{sel},pod="b"}}', "0x12"),
+        (f'mcm_bridge_halted{{{sel},pod="a"}}', "0x12"),
+        (f'mcm_bridge_halted{{{sel},pod="b"}}', "0 0 0 0 0 0 1 1 1 0 0 0 0"),
+        (f'up{{{sel},pod="a"}}', "1x12"),
+        (f'up{{{sel},pod="b"}}', "1x12"),
+        # Another namespace's bridge must not count.
+        ('mcm_bridge_consumer_lag_messages{job="mcm-bridge",namespace="elsewhere",pod="z",topic="t",partition="0"}', "99999x12"),
+        ('mcm_bridge_circuit_state{job="mcm-bridge",namespace="elsewhere",pod="z"}', "1x12"),
+    ]
+    lag = 15000
+    hold = 2 * threshold
+    cases = [(1, lag), (4, hold), (5, hold), (7, hold), (10, lag)]
+    doc = {
+        "rule_files": [os.environ["KEDA_EMPTY_RULES"]],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in series],
+            "promql_expr_test": [
+                {"expr": query, "eval_time": f"{m}m", "exp_samples": [{"labels": "{}", "value": v}]}
+                for m, v in cases
+            ],
+        }],
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def variants(dep_rendered, sts_rendered):
+    """The StatefulSet's pod template is the Deployment's plus the group instance id; everything
+    else rendered is the same but the ScaledObject's target."""
+    dep, sts = by_kind(dep_rendered), by_kind(sts_rendered)
+    if "Deployment" not in dep or "StatefulSet" not in sts:
+        return
+    a = json.loads(json.dumps(dep["Deployment"]["spec"]["template"]))
+    b = json.loads(json.dumps(sts["StatefulSet"]["spec"]["template"]))
+    cb = container({"spec": {"template": b}})
+    cb["env"] = [e for e in cb.get("env", []) if e["name"] != GROUP_INSTANCE_ENV]
+    if a != b:
+        bad("statefulset/statefulset.yaml's pod template drifted from deployment.yaml's (beyond the group instance id)")
+    for k in set(dep) | set(sts):
+        if k in ("Deployment", "StatefulSet", "ScaledObject"):
+            continue
+        if dep.get(k) != sts.get(k):
+            bad(f"the two variants render different {k} objects")
+    so_a, so_b = dep.get("ScaledObject"), sts.get("ScaledObject")
+    if so_a and so_b:
+        so_b = json.loads(json.dumps(so_b))
+        so_b["spec"]["scaleTargetRef"] = so_a["spec"]["scaleTargetRef"]
+        if so_a != so_b:
+            bad("the two variants' ScaledObjects differ beyond their target")
 
 
 def systemd():
@@ -401,10 +576,14 @@ if __name__ == "__main__":
     what = sys.argv[1]
     {"compose": compose, "dockerfile": dockerfile, "systemd": systemd}.get(
         what, lambda: None)()
-    if what == "render":
-        render(sys.argv[2])
+    if what == "layout":
+        layout()
+    if what == "tojson":
+        tojson(sys.argv[2])
     if what == "kubernetes":
-        kubernetes(sys.argv[2])
+        kubernetes(sys.argv[2], sys.argv[3])
+    if what == "variants":
+        variants(sys.argv[2], sys.argv[3])
     for p in problems:
         print(f"  {p}")
     sys.exit(1 if problems else 0)
@@ -447,6 +626,7 @@ JSEOF
 install_apt
 install_py
 install_npm
+install_kustomize
 write_helpers
 
 VENV=$TOOLS/venv/bin
@@ -470,16 +650,35 @@ check "compose: mounts, healthchecks, topics, ports" "$VENV/python" "$TOOLS/chec
 check "dockerfile: hadolint" "$VENV/hadolint" deploy/Dockerfile
 check "dockerfile: COPY sources vs .dockerignore" "$VENV/python" "$TOOLS/check_deploy.py" dockerfile
 
-check "kubernetes: render kustomization" \
-    "$VENV/python" "$TOOLS/check_deploy.py" render "$WORK/rendered.yaml"
-for v in $K8S_VERSIONS; do
-    check "kubernetes: kubernetes-validate --strict -k $v (built-in kinds)" \
-        "$VENV/kubernetes-validate" --strict --quiet --no-warn -k "$v" "$WORK/rendered.yaml"
+# kustomize build DIR > OUT, plus OUT.json for the CRD check.
+build_variant() {
+    "$TOOLS/bin/kustomize" build "$1" >"$2" && "$TOOLS/venv/bin/python" "$TOOLS/check_deploy.py" tojson "$2"
+}
+export -f build_variant
+export TOOLS
+check "kubernetes: every manifest used by a kustomization, examples outside them" \
+    "$VENV/python" "$TOOLS/check_deploy.py" layout
+printf 'groups: []\n' >"$WORK/empty-rules.yml"
+export KEDA_EMPTY_RULES=$WORK/empty-rules.yml
+for variant in deployment statefulset; do
+    dir=deploy/kubernetes
+    [[ $variant == statefulset ]] && dir=deploy/kubernetes/statefulset
+    out=$WORK/$variant.yaml
+    check "kubernetes ($variant): kustomize build $dir" build_variant "$dir" "$out"
+    for v in $K8S_VERSIONS; do
+        check "kubernetes ($variant): kubernetes-validate --strict -k $v (built-in kinds)" \
+            "$VENV/kubernetes-validate" --strict --quiet --no-warn -k "$v" "$out"
+    done
+    check "kubernetes ($variant): CRDs (ServiceMonitor, ScaledObject) vs @kubernetes-models schemas" \
+        node "$TOOLS/npm/check_crds.mjs" "$out.json"
+    check "kubernetes ($variant): selectors, probes, mounts, hashed config, no Secret, membership, KEDA" \
+        env KEDA_TEST="$WORK/keda-$variant.test.yml" \
+        "$VENV/python" "$TOOLS/check_deploy.py" kubernetes "$out" "$variant"
+    check "kubernetes ($variant): promtool test of the KEDA query (lag scales; open circuit, halt hold)" \
+        promtool test rules "$WORK/keda-$variant.test.yml"
 done
-check "kubernetes: CRDs (ServiceMonitor, ScaledObject) vs @kubernetes-models schemas" \
-    node "$TOOLS/npm/check_crds.mjs" "$WORK/rendered.yaml.json"
-check "kubernetes: selectors, probes, mounts, grace period, KEDA bounds" \
-    "$VENV/python" "$TOOLS/check_deploy.py" kubernetes "$WORK/rendered.yaml"
+check "kubernetes: the StatefulSet's pod template is the Deployment's plus the group instance id" \
+    "$VENV/python" "$TOOLS/check_deploy.py" variants "$WORK/deployment.yaml" "$WORK/statefulset.yaml"
 
 # systemd-analyze verify insists that ExecStart's binary exists: verify a copy that runs
 # /bin/true instead (the mcm-bridge command lines are checked by tests/deploy_references.rs).

@@ -1,7 +1,8 @@
 //! The deployment files must only use what the binary has.
 //!
 //! Reads `docker-compose.yml`, `deploy/Dockerfile`, `deploy/compose/*.yaml`,
-//! `deploy/kubernetes/*.yaml`, `deploy/systemd/*.service` and `docs/deployment.md`, and extracts
+//! `deploy/kubernetes/**/*.yaml`, `deploy/systemd/*.service`, `docs/deployment.md` and
+//! `docs/operations.md`, and extracts
 //! every `mcm-bridge <subcommand> --flag …` invocation (container commands and args, `ExecStart`
 //! lines, and command lines written in comments and docs) and every `MCM_BRIDGE__A__B`
 //! environment override. Then:
@@ -9,8 +10,9 @@
 //! - each subcommand must exist and each flag must appear in `mcm-bridge <subcommand> --help`;
 //! - each override must name a real config key: `deploy/examples/mcm-bridge.yaml` loaded with it
 //!   set must have no error at that path (and must load cleanly when the file gives the value);
-//! - the compose and Kubernetes configs must pass `mcm-bridge validate` and keep the example's
-//!   mapping rules (`topics:`) unchanged.
+//! - the compose and Kubernetes configs must pass `mcm-bridge validate` (the Kubernetes one both
+//!   as the Deployment runs it and with the StatefulSet's group instance id) and keep the
+//!   example's mapping rules (`topics:`) unchanged.
 //!
 //! Engine-free checks of the same files (schemas, linters): `scripts/check-deploy.sh`.
 
@@ -44,15 +46,31 @@ fn files(dir: &str, exts: &[&str]) -> Vec<String> {
     out
 }
 
+/// The Kubernetes manifests: both variants, the shared base and the examples.
+const KUBERNETES_DIRS: [&str; 4] = [
+    "deploy/kubernetes",
+    "deploy/kubernetes/base",
+    "deploy/kubernetes/statefulset",
+    "deploy/kubernetes/examples",
+];
+
+fn kubernetes_files() -> Vec<String> {
+    KUBERNETES_DIRS
+        .iter()
+        .flat_map(|d| files(d, &[".yaml", ".yml"]))
+        .collect()
+}
+
 /// Every file this test reads.
 fn deploy_files() -> Vec<String> {
     let mut all = vec![
         "docker-compose.yml".to_string(),
         "deploy/Dockerfile".to_string(),
         "docs/deployment.md".to_string(),
+        "docs/operations.md".to_string(),
     ];
     all.extend(files("deploy/compose", &[".yaml", ".yml"]));
-    all.extend(files("deploy/kubernetes", &[".yaml", ".yml"]));
+    all.extend(kubernetes_files());
     all.extend(files("deploy/systemd", &[".service"]));
     all
 }
@@ -181,7 +199,7 @@ fn from_dockerfile() -> Vec<Invocation> {
 /// Containers of Kubernetes workloads that run the bridge image: `command` + `args`.
 fn from_kubernetes() -> Vec<Invocation> {
     let mut out = Vec::new();
-    for file in files("deploy/kubernetes", &[".yaml", ".yml"]) {
+    for file in kubernetes_files() {
         let text = read(&file);
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let doc = <Value as serde::Deserialize>::deserialize(doc)
@@ -262,6 +280,18 @@ fn extraction_finds_the_invocations_we_know_are_there() {
     );
     assert!(
         has("run", "deploy/kubernetes/deployment.yaml", "--config"),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            "run",
+            "deploy/kubernetes/statefulset/statefulset.yaml",
+            "--config"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        has("replay-dlq", "docs/deployment.md", "--dlq-topic"),
         "{all:#?}"
     );
     assert!(
@@ -452,14 +482,9 @@ fn validate(config: &Path, envs: &[(&str, &str)]) {
     );
 }
 
-/// The config inside the Kubernetes ConfigMap.
+/// The config that kustomize generates the Kubernetes ConfigMap from.
 fn kubernetes_config() -> String {
-    let doc: Value =
-        serde_yaml_ng::from_str(&read("deploy/kubernetes/configmap.yaml")).expect("ConfigMap");
-    doc["data"]["mcm-bridge.yaml"]
-        .as_str()
-        .expect("ConfigMap data.mcm-bridge.yaml")
-        .to_string()
+    read("deploy/kubernetes/base/mcm-bridge.yaml")
 }
 
 #[test]
@@ -481,7 +506,7 @@ fn compose_and_kubernetes_configs_validate_and_keep_the_example_mappings() {
     assert_eq!(
         topics_of(&k8s, "ConfigMap"),
         example,
-        "deploy/kubernetes/configmap.yaml topics differ from deploy/examples/mcm-bridge.yaml"
+        "deploy/kubernetes/base/mcm-bridge.yaml topics differ from deploy/examples/mcm-bridge.yaml"
     );
     // The Secret is mounted at api_key_file in the pod; here a temp file stands in for it.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -490,14 +515,13 @@ fn compose_and_kubernetes_configs_validate_and_keep_the_example_mappings() {
     std::fs::write(&cfg, k8s).expect("write config");
     std::fs::write(&key, "demo-key\n").expect("write key");
     let key = key.to_string_lossy().into_owned();
+    // As the Deployment runs it, and as the StatefulSet does (static membership).
+    validate(&cfg, &[("MCM_BRIDGE__MCM__API_KEY_FILE", key.as_str())]);
     validate(
         &cfg,
         &[
             ("MCM_BRIDGE__MCM__API_KEY_FILE", key.as_str()),
-            (
-                "MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID",
-                "mcm-bridge-7c9d8f6b5-x2kqp",
-            ),
+            ("MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID", "mcm-bridge-3"),
         ],
     );
 }

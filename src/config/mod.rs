@@ -55,7 +55,8 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub group_id: String,
     pub client_id: String,
-    /// `group.instance.id` for static membership (a pod name survives restarts without a rebalance).
+    /// `group.instance.id` for static membership: only for names that come back (a StatefulSet pod),
+    /// since a static member sends no LeaveGroup (see `kafka::consumer`).
     pub group_instance_id: Option<String>,
     /// The consumer group protocol with the settings that belong to it (`group_protocol`,
     /// `assignment_strategy`, `session_timeout`, `remote_assignor`).

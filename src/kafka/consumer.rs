@@ -16,9 +16,22 @@
 //! coordinator has drained the revoked partitions (up to the drain timeout) and answered with
 //! their final watermarks, then commits them synchronously before librdkafka gives the partitions
 //! away — Vector's pattern. We do not use `split_partition_queue` (lost-wakeup bugs, anchors §2.5).
+//!
+//! The poll thread beats a [`Heartbeat`] on every turn, so `/healthz` notices when it stops
+//! turning. Its longest legitimate silence is one revoke callback (the drain, then synchronous
+//! commits); [`crate::pipeline::liveness_bound`] is derived from that.
+//!
+//! Leaving the group: closing the consumer sends a LeaveGroup (classic) or a leave heartbeat
+//! (consumer protocol) only for a *dynamic* member, so its partitions move at once. A *static*
+//! member (`kafka.group_instance_id`) does not leave on close (KIP-345; librdkafka's
+//! `rd_kafka_cgrp_leave_maybe`; under KIP-848 it sends epoch -2, a temporary leave): the group
+//! keeps its partitions for the session timeout, waiting for the same instance id to come back.
+//! That is right for stable names (a StatefulSet pod restarting) and wrong for names that never
+//! return (a Deployment's replaced pod), whose partitions then sit unowned for the session timeout.
 
 use super::lag::{Assigned, LagSampler};
 use crate::config::KafkaConfig;
+use crate::observe::health::{Health, Heartbeat, Loop};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -102,6 +115,8 @@ pub struct BridgeContext {
     revoke_wait: Duration,
     /// Set once shutdown has committed everything: later revokes (from close) skip the round trip.
     closing: Arc<AtomicBool>,
+    /// Told when this member has joined the group (its first assignment, even an empty one).
+    health: Arc<Health>,
 }
 
 fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
@@ -112,6 +127,14 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
 }
 
 impl ClientContext for BridgeContext {
+    /// Statistics are enabled only under the consumer protocol (see [`JOIN_STATS_INTERVAL_MS`]),
+    /// for the one thing they tell: the group coordinator is up, so an idle member is in the group.
+    fn stats_raw(&self, statistics: &[u8]) {
+        if group_coordinator_up(statistics) {
+            self.health.set_joined();
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka client error");
         let _ = self
@@ -134,6 +157,9 @@ impl ConsumerContext for BridgeContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                // An assignment, even an empty one, means this member is in the group: an idle
+                // member (more members than partitions) is a ready standby.
+                self.health.set_joined();
                 let tps = tps_of(tpl);
                 if tps.is_empty() {
                     return; // cooperative rebalances announce empty assignments
@@ -251,6 +277,33 @@ fn committed_positions<C: ConsumerContext>(
         .collect()
 }
 
+/// librdkafka's statistics interval under the consumer protocol (KIP-848). There an idle member
+/// (more members than partitions) never gets an assignment callback: librdkafka reconciles only
+/// assignments that differ from the current one, and an empty one does not (measured on Apache
+/// Kafka 4.2: the idle member stays in join state `init` while its group coordinator is `up`).
+/// Its readiness needs another sign of membership; the consumer protocol's membership is the
+/// heartbeat to the group coordinator, so "coordinator up" is it. Under the classic protocol
+/// every member gets an assignment callback, empty or not, and statistics stay off.
+const JOIN_STATS_INTERVAL_MS: &str = "5000";
+
+#[derive(serde::Deserialize)]
+struct StatsGroup {
+    state: String,
+}
+
+#[derive(serde::Deserialize)]
+struct StatsHead {
+    cgrp: Option<StatsGroup>,
+}
+
+/// Whether librdkafka's statistics JSON says the consumer group's coordinator is up.
+fn group_coordinator_up(statistics: &[u8]) -> bool {
+    serde_json::from_slice::<StatsHead>(statistics)
+        .ok()
+        .and_then(|s| s.cgrp)
+        .is_some_and(|g| g.state == "up")
+}
+
 /// How often a final (revoke or shutdown) commit is tried before its offsets are given up.
 pub const FINAL_COMMIT_ATTEMPTS: u64 = 10;
 
@@ -334,6 +387,12 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
     for (key, value) in k.group_protocol.librdkafka_properties() {
         c.set(key, value);
     }
+    if matches!(
+        k.group_protocol,
+        crate::config::GroupProtocol::Consumer { .. }
+    ) {
+        c.set("statistics.interval.ms", JOIN_STATS_INTERVAL_MS);
+    }
     if let Some(id) = &k.group_instance_id {
         c.set("group.instance.id", id);
     }
@@ -390,6 +449,7 @@ impl PollThread {
         revoke_wait: Duration,
         metrics: Arc<crate::observe::metrics::Metrics>,
         gaps: Arc<super::retention::Gaps>,
+        health: Arc<Health>,
     ) -> KafkaResult<PollThread> {
         let closing = Arc::new(AtomicBool::new(false));
         let assigned = Arc::new(Assigned::default());
@@ -400,6 +460,7 @@ impl PollThread {
             assigned: assigned.clone(),
             revoke_wait,
             closing: closing.clone(),
+            health: health.clone(),
         };
         let consumer: BaseConsumer<BridgeContext> = consumer_config(k).create_with_context(ctx)?;
         let subs: Vec<&str> = subscriptions.iter().map(String::as_str).collect();
@@ -413,9 +474,10 @@ impl PollThread {
             let consumer = consumer.clone();
             let stop = stop.clone();
             let gate = gate.clone();
+            let heartbeat = health.heartbeat(Loop::Poll);
             std::thread::Builder::new()
                 .name("kafka-poll".into())
-                .spawn(move || poll_loop(consumer, events, stop, gate))
+                .spawn(move || poll_loop(consumer, events, stop, gate, heartbeat))
                 .map_err(|e| KafkaError::ClientCreation(format!("cannot start poll thread: {e}")))?
         };
         Ok(PollThread {
@@ -428,9 +490,10 @@ impl PollThread {
         })
     }
 
-    /// Stops polling and closes the consumer (leaving the group) without blocking the caller for
-    /// longer than `timeout`: librdkafka's close can hang after broker outages (librdkafka #4362),
-    /// and offsets are already committed by then, so a hang costs nothing but a log line.
+    /// Stops polling and closes the consumer without blocking the caller for longer than
+    /// `timeout`: librdkafka's close can hang after broker outages (librdkafka #4362), and offsets
+    /// are already committed by then, so a hang costs nothing but a log line. A dynamic member
+    /// leaves the group on close; a static one (`group.instance.id`) does not, see the module docs.
     pub async fn close(mut self, timeout: Duration) {
         self.closing.store(true, AtomicOrdering::SeqCst);
         self.stop.store(true, AtomicOrdering::SeqCst);
@@ -486,9 +549,11 @@ fn poll_loop(
     events: mpsc::Sender<PollEvent>,
     stop: Arc<AtomicBool>,
     gate: IntakeGate,
+    heartbeat: Heartbeat,
 ) {
     let mut last_positions = Instant::now();
     while !stop.load(AtomicOrdering::SeqCst) {
+        heartbeat.beat();
         if gate.is_closed() {
             // The dedicated poll thread, never a tokio worker.
             #[allow(clippy::disallowed_methods)]
@@ -520,11 +585,32 @@ fn poll_loop(
             }
         }
     }
-    // Last reference (normally): dropping closes the consumer and leaves the group.
+    // Last reference (normally): dropping closes the consumer. A dynamic member leaves the group
+    // here; a static member (group.instance.id) does not (KIP-345): its partitions wait for the
+    // session timeout or for the same instance id to rejoin.
     drop(consumer);
 }
 
 /// Offset of a message as the tracker sees it.
 pub fn offset_of(msg: &OwnedMessage) -> i64 {
     msg.offset()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_with_the_group_coordinator_up_mean_joined() {
+        let up = br#"{"name":"c#consumer-1","cgrp":{"state":"up","stateage":1,"join_state":"init","rebalance_cnt":0,"assignment_size":0}}"#;
+        assert!(group_coordinator_up(up));
+    }
+
+    #[test]
+    fn statistics_without_a_coordinator_or_a_group_do_not_mean_joined() {
+        let waiting = br#"{"cgrp":{"state":"wait-coord","join_state":"init"}}"#;
+        assert!(!group_coordinator_up(waiting));
+        assert!(!group_coordinator_up(br#"{"name":"producer"}"#));
+        assert!(!group_coordinator_up(b"not json"));
+    }
 }

@@ -24,7 +24,7 @@ use crate::kafka::dlq::{DlqProducer, DlqReason};
 use crate::kafka::retention::{Continuity, Gap, Gaps};
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
-use crate::observe::health::Health;
+use crate::observe::health::{Health, Heartbeat, Loop};
 use crate::observe::metrics::{Metrics, Totals};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -156,6 +156,8 @@ pub struct Coordinator {
     /// them, so a crash re-delivers at most about one in-flight window, not a commit interval's
     /// worth of traffic.
     finished_since_commit: usize,
+    /// Beaten on every turn of [`Coordinator::run`]: `/healthz` notices a wedged coordinator.
+    heartbeat: Heartbeat,
 }
 
 /// What the pipeline run ended with.
@@ -197,6 +199,7 @@ impl Coordinator {
         let next_commit = Instant::now() + deps.config.kafka.commit_interval;
         let commits = CommitLedger::new(Instant::now(), deps.config.kafka.commit_interval);
         let (commit_tx, commit_rx) = mpsc::channel(1);
+        let heartbeat = deps.health.heartbeat(Loop::Coordinator);
         Coordinator {
             deps,
             consumer,
@@ -228,6 +231,7 @@ impl Coordinator {
             last_commit_warning: None,
             next_lag_sample: Instant::now(),
             finished_since_commit: 0,
+            heartbeat,
         }
     }
 
@@ -240,6 +244,7 @@ impl Coordinator {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
+            self.heartbeat.beat();
             let next_retry = self.parked.next_due();
             tokio::select! {
                 biased;

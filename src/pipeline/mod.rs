@@ -49,7 +49,33 @@ pub enum PipelineError {
 /// does not need more, and back-pressure belongs to the gate and pause/resume, not to this queue.
 const EVENT_CHANNEL: usize = 256;
 
-/// Runs the bridge until `shutdown` is cancelled; then drains, commits and leaves the group.
+/// How much longer than the drain timeout a revoke callback waits for the coordinator's answer.
+const REVOKE_SLACK: Duration = Duration::from_secs(5);
+
+/// Room in the liveness bound for the committed-offsets fetch of an assignment (5 s, in the same
+/// `poll()` as a revoke under the eager protocols) and for scheduling delays on a loaded host.
+const LIVENESS_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long the poll thread or the coordinator may go without a heartbeat before `/healthz`
+/// reports the process wedged.
+///
+/// The coordinator turns at least every 50 ms. The poll thread's longest legitimate silence is
+/// one revoke callback: it waits for the drain (`delivery.drain_timeout` + 5 s for the answer),
+/// then commits synchronously; librdkafka holds a synchronous commit for up to the session
+/// timeout while the group has no coordinator. Hence drain + 5 s + session timeout + 10 s:
+/// **75 s with the defaults** (15 s drain, 45 s session). A poll thread blocked longer, e.g. on a
+/// commit whose group coordinator never comes back, is restarted, which loses nothing: offsets
+/// past unfinished work are never committed.
+pub fn liveness_bound(config: &Config) -> Duration {
+    config.delivery.drain_timeout
+        + REVOKE_SLACK
+        + config.kafka.group_protocol.session_timeout()
+        + LIVENESS_MARGIN
+}
+
+/// Runs the bridge until `shutdown` is cancelled; then drains, commits and closes the consumer
+/// (which leaves the group only as a dynamic member: a static one keeps its partitions for the
+/// session timeout, see [`crate::kafka::consumer`]).
 pub async fn run(
     config: Arc<Config>,
     plan: Arc<MappingPlan>,
@@ -73,7 +99,7 @@ pub async fn run(
     let (tx, rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL);
     // Offsets the coordinator saw skipped, checked against the log start by the lag sampler.
     let gaps = Arc::new(Gaps::default());
-    let revoke_wait = config.delivery.drain_timeout + Duration::from_secs(5);
+    let revoke_wait = config.delivery.drain_timeout + REVOKE_SLACK;
     let poll = PollThread::start(
         &config.kafka,
         &subscriptions,
@@ -81,8 +107,11 @@ pub async fn run(
         revoke_wait,
         metrics.clone(),
         gaps.clone(),
+        health.clone(),
     )
     .map_err(PipelineError::Consumer)?;
+    // From here both loops must keep beating (the coordinator's first turn is microseconds away).
+    health.arm_liveness(liveness_bound(&config));
     tracing::info!(
         topics = %subscriptions.join(","),
         group = %config.kafka.group_id,
@@ -95,7 +124,7 @@ pub async fn run(
         deliverer,
         dlq,
         metrics,
-        health,
+        health: health.clone(),
         gaps,
     };
     let coordinator = Coordinator::new(deps, poll.consumer.clone(), poll.gate.clone());
@@ -104,8 +133,46 @@ pub async fn run(
     // the shared queue and wakes a parked worker. Measured on tansu + sandbox, 200k events,
     // three alternating runs: 40/40/34 µs of bridge CPU per event instead of 48/44/38.
     let exit = tokio::spawn(coordinator.run(rx, shutdown)).await;
+    // The loops stop on purpose from here; shutdown is bounded by the close timeout below.
+    health.disarm_liveness();
     poll.close(Duration::from_secs(10)).await;
     let exit = exit.map_err(PipelineError::Coordinator)?;
     tracing::info!(?exit, "pipeline stopped");
     Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_id: g\n{extra}\
+             mcm:\n  platform_name: acme\n  platform_id: ACME_TEST\n  api_key: k\ntopics: []\n"
+        );
+        crate::config::load_str(
+            &text,
+            Path::new("."),
+            &|_: &str| None,
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap_or_else(|e| panic!("test config: {e}"))
+    }
+
+    #[test]
+    fn liveness_bound_is_75_seconds_with_the_defaults() {
+        assert_eq!(liveness_bound(&config("")), Duration::from_secs(75));
+    }
+
+    #[test]
+    fn liveness_bound_outlasts_a_revoke_with_a_longer_drain_and_session() {
+        let c = config("  session_timeout: 2m\ndelivery:\n  drain_timeout: 1m\n");
+        let bound = liveness_bound(&c);
+        // The revoke callback alone: drain + the answer's slack + one commit waiting out the
+        // session timeout for a group coordinator.
+        let revoke = Duration::from_secs(60) + REVOKE_SLACK + Duration::from_secs(120);
+        assert!(bound > revoke, "{bound:?} must exceed {revoke:?}");
+        assert_eq!(bound, Duration::from_secs(195));
+    }
 }
