@@ -5,8 +5,13 @@
 #   scripts/check-monitoring.sh <bridge-metrics-host:port>   full check (needs a bridge, e.g. 127.0.0.1:9464)
 #   scripts/check-monitoring.sh --static                     promtool + offline lint only
 #
-# 1. installs prometheus/promtool/python3 with apt-get if missing (Debian, as root);
-# 2. promtool check rules + promtool test rules, offline lint of metric names vs src/observe/metrics.rs;
+# 1. installs prometheus/promtool, prometheus-alertmanager/amtool, python3 and python3-yaml with
+#    apt-get if missing (Debian, as root);
+# 2. promtool check rules + promtool test rules (every alert, the cause gating, the incident
+#    scenarios), a copy rendered with another runbook base and job checked too; amtool
+#    check-config + the inhibit rules tested against a real Alertmanager
+#    (scripts/alertmanager_check.py); offline lint: metric names vs src/observe/metrics.rs, every
+#    metric documented, runbook links, test coverage per alert;
 # 3. starts Prometheus on 127.0.0.1:<free port> (temp dir, 1 s scrape interval, alert rules loaded)
 #    scraping the target as job "mcm-bridge", waits for a few successful scrapes;
 # 4. evaluates every dashboard and alert expression through /api/v1/query (scripts/promql_check.py).
@@ -32,6 +37,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DASHBOARD=$ROOT/deploy/grafana/mcm-bridge.json
 ALERTS=$ROOT/deploy/prometheus/alerts.yml
 ALERT_TESTS=$ROOT/deploy/prometheus/alerts_test.yml
+ALERTMANAGER=$ROOT/deploy/prometheus/alertmanager.yml
+ALERTMANAGER_TESTS=$ROOT/deploy/prometheus/alertmanager_test.yml
 MAY_BE_EMPTY=$ROOT/deploy/prometheus/may-be-empty.txt
 METRICS_RS=$ROOT/src/observe/metrics.rs
 CHECK=$ROOT/scripts/promql_check.py
@@ -44,7 +51,9 @@ install_tools() {
     local missing=()
     command -v promtool >/dev/null || missing+=(prometheus)
     [[ $STATIC -eq 1 ]] || command -v prometheus >/dev/null || missing+=(prometheus)
+    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
     command -v python3 >/dev/null || missing+=(python3)
+    python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
     [[ ${#missing[@]} -gt 0 ]] || return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
         echo "missing ${missing[*]}: install them (Debian: apt-get install prometheus python3)" >&2
@@ -72,11 +81,23 @@ log "promtool check rules"
 promtool check rules "$ALERTS"
 log "promtool test rules"
 promtool test rules "$ALERT_TESTS"
-log "dashboard JSON, metric names, runbook links"
+log "rules rendered with another runbook base and job (scripts/render-alerts.py)"
+RENDERED=$(mktemp "${TMPDIR:-/tmp}/alerts-rendered.XXXXXX.yml")
+python3 "$ROOT/scripts/render-alerts.py" --runbook-base https://runbooks.invalid/mcm-bridge/operations.md \
+    --job bridge-check -o "$RENDERED"
+promtool check rules "$RENDERED" >/dev/null
+grep -q 'runbook_url: "https://runbooks.invalid/mcm-bridge/operations.md#mcmbridgehalted"' "$RENDERED"
+grep -q 'up{job="bridge-check"}' "$RENDERED"
+rm -f "$RENDERED"
+log "alertmanager: amtool check-config, inhibit rules against a real Alertmanager"
+amtool check-config "$ALERTMANAGER" >/dev/null
+python3 "$ROOT/scripts/alertmanager_check.py" --config "$ALERTMANAGER" --cases "$ALERTMANAGER_TESTS"
+log "dashboard JSON, metric names, documented metrics, runbook links, test coverage"
 python3 -m json.tool "$DASHBOARD" >/dev/null
 LINT_OK=1
 python3 "$CHECK" lint --dashboard "$DASHBOARD" --alerts "$ALERTS" --metrics-rs "$METRICS_RS" \
-    --runbook "$ROOT/docs/operations.md" || LINT_OK=0
+    --runbook "$ROOT/docs/operations.md" --alert-tests "$ALERT_TESTS" \
+    --alertmanager "$ALERTMANAGER" || LINT_OK=0
 
 if [[ $STATIC -eq 1 ]]; then
     [[ $LINT_OK -eq 1 ]] || { echo "static checks FAILED (see above)" >&2; exit 1; }

@@ -52,6 +52,10 @@ def render(minimal):
     fam("http_requests_total", "counter", "Requests to the MCM API.",
         [({"status_class": "2xx"}, c(85))]
         + ([({"status_class": sc}, c(0.3)) for sc in ("3xx", "4xx", "5xx", "error")] if err else []))
+    fam("http_responses_total", "counter", "MCM API answers by HTTP status code.",
+        [({"code": code}, c(85) if code == "200" else (c(0.1) if err else 0))
+         for code in ("200", "400", "401", "403", "404", "429", "500", "502", "503", "504", "error")])
+    fam("concurrency_limit", "gauge", "Requests allowed in flight now.", [({}, 64)])
     # histograms (unlabelled: always exported)
     for hname in ("http_request_duration_seconds", "commit_latency_seconds"):
         total = c(85)
@@ -82,11 +86,27 @@ def render(minimal):
     fam("partition_last_progress_timestamp_seconds", "gauge", "When the partition's watermark last advanced.",
         [({"topic": tp, "partition": str(p)}, now - p) for tp, p in parts])
     fam("assigned_partitions", "gauge", "Partitions currently assigned to this member.", [({}, len(parts))])
+    fam("topic_partitions", "gauge", "Partitions of each subscribed topic.",
+        [({"topic": tp}, 3) for tp in TOPICS])
+    fam("retention_headroom_messages", "gauge", "Committed offset minus the log start offset.",
+        [({"topic": tp, "partition": str(p)}, 5000 + p) for tp, p in parts])
+    fam("ready", "gauge", "1 while /readyz answers 200.", [({}, 1)])
     fam("rebalances_total", "counter", "Rebalance events.",
         [({"kind": "assign"}, 1)] + ([({"kind": "revoke"}, 1), ({"kind": "lost"}, 0)] if err else []))
     fam("stale_acks_total", "counter", "Acknowledgements dropped because their partition was revoked.", [({}, 0)])
     fam("build_info", "gauge", "Build information.", [({"version": "0.1.0"}, 1)])
+    fam("platform_info", "gauge", "MCM platform id and consumer group.",
+        [({"platform_id": "ACME_TEST", "group": "mcm-bridge-shop"}, 1)])
     fam("dlq_write_failures_total", "counter", "Failed dead-letter writes.", [({}, 0)])
+    # the prometheus crate's process collector
+    for name, typ, value in (("process_cpu_seconds_total", "counter", int(1 + 0.2 * t)),
+                             ("process_resident_memory_bytes", "gauge", 48 << 20),
+                             ("process_virtual_memory_bytes", "gauge", 900 << 20),
+                             ("process_open_fds", "gauge", 40), ("process_max_fds", "gauge", 1 << 20),
+                             ("process_threads", "gauge", 12), ("process_start_time_seconds", "gauge", int(START))):
+        out.append("# HELP %s Process metric." % name)
+        out.append("# TYPE %s %s" % (name, typ))
+        out.append("%s %s" % (name, value))
     return "\n".join(out) + "\n"
 
 

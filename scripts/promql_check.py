@@ -13,8 +13,14 @@ Subcommands:
          returns no data, or if any metric selector (in a dashboard or alert expression) matches no
          series -- unless the metric or selector is listed in the may-be-empty file.
   lint   --dashboard JSON --alerts YAML --metrics-rs src/observe/metrics.rs [--runbook MD]
-         Offline: every mcm_bridge_* name used must be defined in metrics.rs, and every alert's
-         runbook link must point at a heading of the runbook.
+         [--alert-tests YAML] [--alertmanager YAML]
+         Offline: every mcm_bridge_* name used must be defined in metrics.rs; with --runbook,
+         every alert's `runbook` and `runbook_url` must point at a heading of the runbook (all
+         `runbook_url`s on one absolute base), and every metric metrics.rs defines (and the
+         process_* ones) must be named in it. With --alert-tests (needs PyYAML): every alert has
+         a firing and a not-firing case, and every test named "scenario: ..." lists every alert
+         at each of its evaluation times (so "exactly one page" is checked against all of them).
+         With --alertmanager: every alert name its inhibit rules match exists.
 """
 
 import argparse
@@ -380,8 +386,9 @@ def cmd_lint(a):
                 bad.append("%s: unknown metric %s" % (where, name))
     if a.runbook:
         with open(a.runbook, encoding="utf-8") as f:
-            anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-                       for h in re.findall(r"^#+\s+(.*)$", f.read(), re.M)}
+            doc = f.read()
+        anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                   for h in re.findall(r"^#+\s+(.*)$", doc, re.M)}
         with open(a.alerts, encoding="utf-8") as f:
             links = re.findall(r"runbook\w*:\s*[\"']?[^#\s\"']*#([\w-]+)", f.read())
         if not links:
@@ -389,10 +396,119 @@ def cmd_lint(a):
         for anchor in links:
             if anchor not in anchors:
                 bad.append("runbook anchor #%s has no heading in %s" % (anchor, a.runbook))
+        bad += lint_runbook_urls(a.alerts)
+        documented = set(re.findall(r"\b(?:%s|process)_\w+" % prefix, doc))
+        for name in sorted(defined | PROCESS_METRICS):
+            base = re.sub(r"_(bucket|sum|count)$", "", name) if name not in documented else name
+            if name not in documented and base not in documented:
+                bad.append("metric %s is not documented in %s" % (name, a.runbook))
+    if a.alert_tests:
+        bad += lint_alert_tests(a.alerts, a.alert_tests)
+    if a.alertmanager:
+        bad += lint_alertmanager(a.alerts, a.alertmanager)
     print("lint: %d expressions, %d metric names defined in %s" % (len(exprs), len(defined), a.metrics_rs))
     for b in bad:
         print("  - " + b, file=sys.stderr)
     return 1 if bad else 0
+
+
+# The prometheus crate's process collector (src/observe/metrics.rs registers it on Linux).
+PROCESS_METRICS = {
+    "process_cpu_seconds_total", "process_open_fds", "process_max_fds", "process_virtual_memory_bytes",
+    "process_resident_memory_bytes", "process_start_time_seconds", "process_threads",
+}
+
+
+def _yaml():
+    try:
+        import yaml  # noqa: PLC0415 (optional dependency)
+    except ImportError:
+        raise SystemExit("PyYAML is needed for this check (Debian: apt-get install python3-yaml)")
+    return yaml
+
+
+def _alert_rules(path):
+    with open(path, encoding="utf-8") as f:
+        doc = _yaml().safe_load(f) or {}
+    return [r for g in doc.get("groups") or [] for r in g.get("rules") or [] if "alert" in r]
+
+
+def lint_runbook_urls(alerts_path):
+    """Every alert has an absolute runbook_url on one common base, anchored at its own name."""
+    bad = []
+    bases = set()
+    for r in _alert_rules(alerts_path):
+        url = (r.get("annotations") or {}).get("runbook_url", "")
+        m = re.match(r"^(https?://[^#\s]+)#([\w-]+)$", url)
+        if not m:
+            bad.append("alert %s: runbook_url must be an absolute http(s) link with an anchor (got %r)" % (r["alert"], url))
+            continue
+        bases.add(m.group(1))
+        if m.group(2) != r["alert"].lower():
+            bad.append("alert %s: runbook_url anchor #%s is not the alert's own section" % (r["alert"], m.group(2)))
+        rel = (r.get("annotations") or {}).get("runbook", "")
+        if rel and not rel.endswith("#" + m.group(2)):
+            bad.append("alert %s: runbook %r and runbook_url point at different sections" % (r["alert"], rel))
+    if len(bases) > 1:
+        bad.append("runbook_url uses several bases (%s): use one, so scripts/render-alerts.py can replace it" % ", ".join(sorted(bases)))
+    return bad
+
+
+def lint_alert_tests(alerts_path, tests_path):
+    """A firing and a not-firing case per alert; scenarios list every alert at each time."""
+    names = [r["alert"] for r in _alert_rules(alerts_path)]
+    with open(tests_path, encoding="utf-8") as f:
+        doc = _yaml().safe_load(f) or {}
+    firing, quiet = set(), set()
+    bad = []
+    scenarios = 0
+    for t in doc.get("tests") or []:
+        at = {}
+        for case in t.get("alert_rule_test") or []:
+            name = case.get("alertname")
+            (firing if case.get("exp_alerts") else quiet).add(name)
+            at.setdefault(str(case.get("eval_time")), set()).add(name)
+            if name not in names:
+                bad.append("%s: test %r checks unknown alert %s" % (tests_path, t.get("name"), name))
+        if str(t.get("name", "")).startswith("scenario:"):
+            scenarios += 1
+            for when, listed in sorted(at.items()):
+                missing = [n for n in names if n not in listed]
+                if missing:
+                    bad.append("%s: scenario %r at %s does not list %s" % (tests_path, t["name"], when, ", ".join(missing)))
+    for n in names:
+        if n not in firing:
+            bad.append("%s: alert %s has no firing test case" % (tests_path, n))
+        if n not in quiet:
+            bad.append("%s: alert %s has no not-firing test case" % (tests_path, n))
+    if not scenarios:
+        bad.append("%s: no 'scenario: ...' test (an incident with every alert listed)" % tests_path)
+    return bad
+
+
+def lint_alertmanager(alerts_path, am_path):
+    """Every alert name an inhibit rule matches (exactly or by regex) exists in the rules."""
+    names = [r["alert"] for r in _alert_rules(alerts_path)]
+    with open(am_path, encoding="utf-8") as f:
+        doc = _yaml().safe_load(f) or {}
+    bad = []
+    rules = doc.get("inhibit_rules") or []
+    if not rules:
+        bad.append("%s: no inhibit_rules" % am_path)
+    for i, rule in enumerate(rules):
+        for side in ("source_matchers", "target_matchers"):
+            for m in rule.get(side) or []:
+                mm = re.match(r'^\s*alertname\s*(=~|=)\s*"?([^"]*)"?\s*$', m)
+                if not mm:
+                    continue
+                if mm.group(1) == "=":
+                    wanted = [mm.group(2)]
+                else:
+                    wanted = mm.group(2).split("|")
+                for w in wanted:
+                    if w not in names:
+                        bad.append("%s: inhibit rule %d %s names unknown alert %s" % (am_path, i + 1, side, w))
+    return bad
 
 
 def main():
@@ -413,7 +529,9 @@ def main():
     li.add_argument("--dashboard", required=True)
     li.add_argument("--alerts", required=True)
     li.add_argument("--metrics-rs", required=True)
-    li.add_argument("--runbook", help="docs/operations.md: check the alerts' runbook anchors")
+    li.add_argument("--runbook", help="docs/operations.md: check the alerts' runbook anchors and the metric list")
+    li.add_argument("--alert-tests", help="alerts_test.yml: check every alert's cases and the scenarios")
+    li.add_argument("--alertmanager", help="alertmanager.yml: check the alert names of its inhibit rules")
     a = p.parse_args()
     return {"wait": cmd_wait, "check": cmd_check, "lint": cmd_lint}[a.cmd](a)
 

@@ -133,14 +133,15 @@ async fn offsets_deleted_while_the_group_was_away_are_counted_logged_and_shown(p
         )
         .await;
     assert_eq!(expired(), 200, "exactly the deleted offsets 100..300");
-    // The shipped alert fires on it, evaluated by a real Prometheus scraping this bridge.
+    // The shipped alert fires on it, evaluated by a real Prometheus scraping this bridge: one
+    // alert for the topic, labelled with the consumer group (joined from platform_info).
     if alerting::wanted() {
         let prom = alerting::Prometheus::start(&bridge.serve_metrics().await);
         prom.wait_firing(
             "McmBridgeEventsExpired",
             &[
                 ("topic", "events"),
-                ("partition", "0"),
+                ("group", group),
                 ("severity", "critical"),
             ],
             Duration::from_secs(60),
@@ -269,7 +270,7 @@ async fn halted_bridge_shows_negative_headroom_then_counts_what_retention_took()
         let prom = alerting::Prometheus::start(&bridge.serve_metrics().await);
         prom.wait_firing(
             "McmBridgeRetentionExceeded",
-            &[("topic", "events"), ("partition", "0")],
+            &[("topic", "events"), ("group", "g-halt")],
             Duration::from_secs(60),
         )
         .await;

@@ -468,7 +468,7 @@ impl PollThread {
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
         // Started first: if the poll thread cannot start, dropping the sampler stops it again.
-        let lag = LagSampler::start(k, assigned, metrics_for_lag, gaps)?;
+        let lag = LagSampler::start(k, subscriptions, assigned, metrics_for_lag, gaps)?;
         let gate = IntakeGate::default();
         let handle = {
             let consumer = consumer.clone();

@@ -21,9 +21,13 @@
 //! (the bridge fell to 1,762 accepted/s of 2,000 produced). On a shared connection its requests
 //! can also wait behind the consumer's long-polling fetches (a broker serves one request at a
 //! time per connection). With a separate client a slow broker only delays the gauge.
+//!
+//! The same thread and client also keep the subscribed topics' partition counts
+//! (`topic_partitions`, see [`super::topic_partitions`]), so unowned partitions can be seen.
 
 use super::consumer::{consumer_config, Tp};
 use super::retention::{expired, headroom_messages, headroom_seconds, Gap, Gaps};
+use super::topic_partitions::TopicPartitions;
 use super::topic_retention::TopicRetention;
 use crate::config::KafkaConfig;
 use crate::observe::metrics::Metrics;
@@ -158,10 +162,13 @@ pub struct LagSampler {
 }
 
 impl LagSampler {
-    /// Starts sampling the partitions in `assigned`, and checking the skipped offsets the
-    /// coordinator records in `gaps` against the log start (see [`super::retention`]).
+    /// Starts sampling the partitions in `assigned`, checking the skipped offsets the
+    /// coordinator records in `gaps` against the log start (see [`super::retention`]), and
+    /// counting the partitions of the topics in `subscriptions` (the consumer's subscription
+    /// list).
     pub fn start(
         k: &KafkaConfig,
+        subscriptions: &[String],
         assigned: Arc<Assigned>,
         metrics: Arc<Metrics>,
         gaps: Arc<Gaps>,
@@ -182,6 +189,7 @@ impl LagSampler {
                 metrics,
                 gaps,
                 retention,
+                partitions: TopicPartitions::new(subscriptions),
             };
             std::thread::Builder::new()
                 .name("kafka-lag".into())
@@ -217,6 +225,7 @@ struct Watch {
     metrics: Arc<Metrics>,
     gaps: Arc<Gaps>,
     retention: TopicRetention,
+    partitions: TopicPartitions,
 }
 
 impl Watch {
@@ -232,6 +241,8 @@ impl Watch {
                 continue;
             }
             next = now + SAMPLE_INTERVAL;
+            // Also on a member with nothing assigned: any member's count will do.
+            self.partitions.refresh(&self.client, &self.metrics);
             let tps = self.assigned.snapshot();
             let (pending, unchecked) = self.gaps.take();
             if unchecked > 0 {

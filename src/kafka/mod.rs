@@ -7,6 +7,7 @@ pub mod lag;
 pub mod mock;
 pub mod replay;
 pub mod retention;
+pub mod topic_partitions;
 pub mod topic_retention;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,9 @@
 //! Prometheus metrics. The names are part of the product: the shipped Grafana dashboard and the
 //! alert rules depend on them, so they never change. Labels have bounded cardinality: topic,
-//! partition, event type, reason codes, classes — never a user, item or message id.
+//! partition, event type, reason codes, classes, HTTP status codes — never a user, item or message
+//! id, and never the API key. On Linux the registry also carries the standard `process_*` metrics
+//! (CPU seconds, resident memory, file descriptors, threads) of the prometheus crate's process
+//! collector. Every name is listed in docs/operations.md ("Metrics").
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -41,6 +44,7 @@ pub struct Metrics {
     pub messages_dropped: IntCounterVec,
     pub delivery_failures: IntCounterVec,
     pub http_requests: IntCounterVec,
+    pub http_responses: IntCounterVec,
     pub http_request_duration: Histogram,
     pub retries: IntCounterVec,
     pub in_flight_messages: IntGauge,
@@ -67,8 +71,17 @@ pub struct Metrics {
     pub retention_headroom_seconds: IntGaugeVec,
     pub topic_retention_seconds: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    pub platform_info: IntGaugeVec,
+    pub topic_partitions: IntGaugeVec,
+    pub ready: IntGauge,
     pub dlq_write_failures: IntCounter,
 }
+
+/// Status codes pre-created at zero on `http_responses_total`: the ones the MCM API documents and
+/// the ones its failure protocol turns on, so the first of each is visible to `rate()`.
+const PRECREATED_CODES: [&str; 11] = [
+    "200", "400", "401", "403", "404", "429", "500", "502", "503", "504", "error",
+];
 
 fn name(n: &str) -> String {
     format!("{PREFIX}_{n}")
@@ -144,6 +157,12 @@ impl Metrics {
                 &["topic", "class"],
             ),
             http_requests: counter_vec(&r, "http_requests_total", "Requests to the MCM API.", &["status_class"]),
+            http_responses: counter_vec(
+                &r,
+                "http_responses_total",
+                "MCM API answers by HTTP status code as the server sent it (100-599), or `error` when no response came (timeout, connection error).",
+                &["code"],
+            ),
             http_request_duration: histogram(
                 &r,
                 "http_request_duration_seconds",
@@ -255,6 +274,19 @@ impl Metrics {
                 &["topic"],
             ),
             build_info: gauge_vec(&r, "build_info", "Build information.", &["version"]),
+            platform_info: gauge_vec(
+                &r,
+                "platform_info",
+                "1, labelled with the MCM platform id this bridge delivers to and its Kafka consumer group (what alerts and the dashboard join on to tell groups and test/production platforms apart).",
+                &["platform_id", "group"],
+            ),
+            topic_partitions: gauge_vec(
+                &r,
+                "topic_partitions",
+                "Partitions of each subscribed topic, from the broker's metadata (every 30 s): compare with the sum of assigned_partitions over the group to see partitions without an owner.",
+                &["topic"],
+            ),
+            ready: gauge(&r, "ready", "1 while /readyz answers 200, 0 while it answers 503 (set at each scrape)."),
             dlq_write_failures: {
                 let c = IntCounter::new(
                     name("dlq_write_failures_total"),
@@ -278,13 +310,68 @@ impl Metrics {
         for class in ["2xx", "3xx", "4xx", "5xx", "error"] {
             m.http_requests.with_label_values(&[class]);
         }
+        for code in PRECREATED_CODES {
+            m.http_responses.with_label_values(&[code]);
+        }
         for kind in ["assign", "revoke", "lost"] {
             m.rebalances.with_label_values(&[kind]);
         }
         for reason in ["throttled", "server_error", "timeout", "connect"] {
             m.retries.with_label_values(&[reason]);
         }
+        m.register_process_collector();
         m
+    }
+
+    /// The standard `process_*` metrics (CPU, memory, file descriptors, threads), read from
+    /// `/proc/self` at each scrape. Linux only; elsewhere nothing is registered.
+    #[cfg(target_os = "linux")]
+    fn register_process_collector(&self) {
+        let collector = prometheus::process_collector::ProcessCollector::for_self();
+        if let Err(e) = self.registry.register(Box::new(collector)) {
+            tracing::warn!(error = %e, "cannot register the process metrics");
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn register_process_collector(&self) {}
+
+    /// Sets `platform_info{platform_id, group}` to 1: which MCM platform this bridge delivers
+    /// to, for which consumer group. Set once at start-up (both come from the configuration).
+    pub fn set_platform(&self, platform_id: &str, group: &str) {
+        self.platform_info
+            .with_label_values(&[platform_id, group])
+            .set(1);
+    }
+
+    /// Counts one MCM answer in `http_requests_total{status_class}` and
+    /// `http_responses_total{code}`.
+    pub fn count_response(&self, status: Option<u16>) {
+        self.http_requests
+            .with_label_values(&[Metrics::status_class(status)])
+            .inc();
+        let mut buf = [0u8; 3];
+        self.http_responses
+            .with_label_values(&[Metrics::status_code(status, &mut buf)])
+            .inc();
+    }
+
+    /// The `code` label of `http_responses_total`: the status as the server sent it when it is a
+    /// valid HTTP status (100-599), `error` when there was no response, `other` for anything
+    /// outside that range (bounded cardinality whatever a proxy answers). Written into `buf`, so
+    /// counting an answer allocates nothing.
+    pub fn status_code(status: Option<u16>, buf: &mut [u8; 3]) -> &str {
+        match status {
+            None => "error",
+            Some(s @ 100..=599) => {
+                // Three ASCII digits: always valid UTF-8.
+                buf[0] = b'0' + (s / 100) as u8;
+                buf[1] = b'0' + (s / 10 % 10) as u8;
+                buf[2] = b'0' + (s % 10) as u8;
+                std::str::from_utf8(buf).unwrap_or("other")
+            }
+            Some(_) => "other",
+        }
     }
 
     /// Renders the Prometheus text exposition.
@@ -310,5 +397,69 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(status: Option<u16>) -> String {
+        let mut buf = [0u8; 3];
+        Metrics::status_code(status, &mut buf).to_string()
+    }
+
+    #[test]
+    fn status_codes_are_labelled_as_sent_within_the_valid_range() {
+        assert_eq!(code(Some(200)), "200");
+        assert_eq!(code(Some(401)), "401");
+        assert_eq!(code(Some(429)), "429");
+        assert_eq!(code(Some(100)), "100");
+        assert_eq!(code(Some(599)), "599");
+        assert_eq!(code(None), "error");
+    }
+
+    #[test]
+    fn status_codes_outside_http_are_one_bounded_label() {
+        for s in [0, 1, 99, 600, 999, u16::MAX] {
+            assert_eq!(code(Some(s)), "other", "status {s}");
+        }
+        let labels: std::collections::HashSet<String> =
+            (0..=u16::MAX).map(|s| code(Some(s))).collect();
+        assert_eq!(labels.len(), 501, "100..=599 and `other`");
+    }
+
+    #[test]
+    fn a_response_counts_its_class_and_its_code() {
+        let m = Metrics::new();
+        m.count_response(Some(429));
+        m.count_response(Some(429));
+        m.count_response(None);
+        assert_eq!(m.http_requests.with_label_values(&["4xx"]).get(), 2);
+        assert_eq!(m.http_responses.with_label_values(&["429"]).get(), 2);
+        assert_eq!(m.http_responses.with_label_values(&["error"]).get(), 1);
+        assert_eq!(m.http_requests.with_label_values(&["error"]).get(), 1);
+    }
+
+    #[test]
+    fn platform_info_names_the_platform_and_the_group() {
+        let m = Metrics::new();
+        m.set_platform("ACME_TEST", "shop-bridge");
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"mcm_bridge_platform_info{group="shop-bridge",platform_id="ACME_TEST"} 1"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_are_exported() {
+        let text = Metrics::new().render();
+        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes"] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} missing");
+        }
     }
 }

@@ -40,6 +40,9 @@ pub async fn serve(
 }
 
 async fn render_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    // `ready` answers what /readyz would answer now, so alerts see the same readiness as the
+    // orchestrator does.
+    s.metrics.ready.set(i64::from(s.health.readiness().is_ok()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

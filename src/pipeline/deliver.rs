@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The MCM client with request metrics (`http_requests_total`, `http_request_duration_seconds`),
-/// the optional rate limit, and the adaptive concurrency limit's feedback.
+/// The MCM client with request metrics (`http_requests_total`, `http_responses_total`,
+/// `http_request_duration_seconds`), the optional rate limit, and the adaptive concurrency
+/// limit's feedback.
 pub struct MeteredClient {
     client: McmClient,
     metrics: Arc<Metrics>,
@@ -65,10 +66,7 @@ impl Transport for MeteredClient {
         self.wait_for_token().await;
         let attempt = self.client.send(body).await;
         self.feed_back(&attempt);
-        self.metrics
-            .http_requests
-            .with_label_values(&[Metrics::status_class(attempt.status)])
-            .inc();
+        self.metrics.count_response(attempt.status);
         self.metrics
             .http_request_duration
             .observe(attempt.elapsed.as_secs_f64());

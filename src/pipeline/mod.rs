@@ -87,6 +87,7 @@ pub async fn run(
     if subscriptions.is_empty() {
         return Err(PipelineError::NoTopics);
     }
+    metrics.set_platform(&config.mcm.platform_id, &config.kafka.group_id);
     let client = McmClient::new(&config.mcm)?;
     let deliverer = Arc::new(Deliverer::new(client, &config.mcm, metrics.clone()));
     let dlq = DlqProducer::new(
