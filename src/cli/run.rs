@@ -1,13 +1,20 @@
 //! `mcm-bridge run`: the service. Loads and checks the configuration (exit 2 on any error, before
 //! touching Kafka), serves `/metrics`, `/healthz`, `/readyz`, runs the pipeline until SIGTERM or
-//! SIGINT, then drains, commits and exits 0.
+//! SIGINT, then drains, commits and exits 0 — or exits 3 when Kafka refused the login or a right
+//! needed to consume (after committing what finished; see `pipeline::coordinator`).
 
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
+use crate::pipeline::coordinator::Exit;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+/// Exit code when Kafka refused the login or a right needed to consume (READ on the group or a
+/// topic). Not 2: a supervisor should restart it (with backoff), since the right may be granted
+/// meanwhile; systemd's `RestartPreventExitStatus=2` still restarts it.
+pub const EXIT_KAFKA_ACCESS_DENIED: u8 = 3;
 
 pub fn run(config_path: &Path) -> ExitCode {
     let (config, plan) = match super::load_checked(config_path) {
@@ -65,6 +72,7 @@ pub fn run(config_path: &Path) -> ExitCode {
         shutdown.cancel();
         let _ = server.await;
         match result {
+            Ok(Exit::AccessDenied) => ExitCode::from(EXIT_KAFKA_ACCESS_DENIED),
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "pipeline failed to start");

@@ -42,6 +42,7 @@ pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
         k.group_id,
         k.group_protocol.describe()
     );
+    let _ = writeln!(s, "security: {}", k.security.describe());
     let _ = writeln!(
         s,
         "mcm:      {} (api key from {}, timeout {}, max_in_flight {})",

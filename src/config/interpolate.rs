@@ -66,12 +66,16 @@ pub fn interpolate_tree(
     }
 }
 
-/// Whether the value at `path` may be a secret (its interpolation errors then quote nothing).
+/// Whether the value at `path` may be a secret (its interpolation errors then quote nothing):
+/// the last key names one (password, passphrase, secret, token, credential …), or it is a
+/// private key or an OAUTHBEARER configuration string among `kafka.properties`. The same rule
+/// decides which librdkafka properties are held as secrets (see [`super::kafka_security`]).
 pub fn is_secret_path(path: &str) -> bool {
     let last = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
     path == "mcm.api_key"
         || [
             "password",
+            "passphrase",
             "secret",
             "token",
             "api_key",
@@ -80,6 +84,9 @@ pub fn is_secret_path(path: &str) -> bool {
         ]
         .iter()
         .any(|w| last.contains(w))
+        || [".key.pem", "sasl.oauthbearer.config"]
+            .iter()
+            .any(|tail| path.ends_with(tail))
 }
 
 /// The error for a secret value: what kind of mistake, where, never the text itself.

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod env_overlay;
 pub mod group_protocol;
 pub mod interpolate;
+pub mod kafka_security;
 pub mod secret;
 pub mod tls;
 
@@ -18,11 +19,12 @@ use decode::{ConfigError, ConfigErrors, MapReader};
 pub use group_protocol::GroupProtocol;
 use group_protocol::GroupProtocolKeys;
 use interpolate::Env;
-pub use secret::ApiKey;
+pub use kafka_security::KafkaSecurity;
+pub use secret::{ApiKey, Secret};
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 pub use tls::McmTls;
 
@@ -68,8 +70,11 @@ pub struct KafkaConfig {
     pub commit_interval: Duration,
     /// librdkafka prefetch bound per consumer (`queued.max.messages.kbytes`), DESIGN.md contract 5.
     pub queued_max_messages_kbytes: u64,
-    /// Passed through to librdkafka as-is (TLS, SASL, …), after the bridge's own settings.
+    /// Passed through to librdkafka as-is (TLS, SASL, …), after the bridge's own settings;
+    /// those that hold secrets are in `security.secret_properties` instead.
     pub properties: BTreeMap<String, String>,
+    /// `security_protocol`, `sasl`, `tls`, and the secret properties (see [`kafka_security`]).
+    pub security: KafkaSecurity,
 }
 
 #[derive(Debug, Clone)]
@@ -281,27 +286,56 @@ pub fn load_with<T>(
     Ok((cfg, hooked))
 }
 
-/// A warning when the file holds the API key itself (not `${VAR}`) and group or others may read
-/// it (DESIGN.md contract 8): the key should come from the environment or a secret file, or the
-/// config should be `chmod 600`. Only the permission bits are reported, never the key.
+/// A warning when the file holds a secret itself (not `${VAR}`: the API key, the Kafka password,
+/// a secret librdkafka property) and group or others may read it (DESIGN.md contract 8):
+/// secrets should come from the environment or a secret file, or the config should be
+/// `chmod 600`. Only the paths and the permission bits are reported, never a secret.
 #[cfg(unix)]
 fn exposed_key_warning(path: &Path, text: &str, cfg: &Config) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    if cfg.mcm.api_key_source != "mcm.api_key"
-        || cfg.env_overrides.iter().any(|p| p == "mcm.api_key")
-    {
-        return None;
-    }
     let raw: Value = serde_yaml_ng::from_str(text).ok()?;
-    let literal = raw.get("mcm")?.get("api_key")?.as_str()?;
-    if literal.contains("${") {
+    let mut candidates: Vec<(String, Option<&Value>)> = vec![
+        (
+            "mcm.api_key".into(),
+            raw.get("mcm").and_then(|m| m.get("api_key")),
+        ),
+        (
+            "kafka.sasl.password".into(),
+            raw.get("kafka")
+                .and_then(|k| k.get("sasl"))
+                .and_then(|s| s.get("password")),
+        ),
+    ];
+    let properties = raw.get("kafka").and_then(|k| k.get("properties"));
+    for key in cfg.kafka.security.secret_properties.keys() {
+        candidates.push((
+            format!("kafka.properties.{key}"),
+            properties.and_then(|p| p.get(key.as_str())),
+        ));
+    }
+    let literal: Vec<String> = candidates
+        .into_iter()
+        .filter(|(p, _)| !cfg.env_overrides.contains(p))
+        .filter_map(|(p, v)| match v? {
+            Value::String(s) if s.contains("${") => None,
+            Value::Null => None,
+            _ => Some(p),
+        })
+        .collect();
+    if literal.is_empty() {
         return None;
     }
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    let what = if literal == ["mcm.api_key"] {
+        "the API key".to_string()
+    } else {
+        "secrets".to_string()
+    };
     (mode & 0o077 != 0).then(|| {
         format!(
-            "{} contains the API key in plain text (mcm.api_key) and is readable by group or others (mode {mode:03o}): chmod 600 it, or use mcm.api_key: \"${{MCM_API_KEY}}\" / mcm.api_key_file",
-            path.display()
+            "{} contains {what} in plain text ({}) and is readable by group or others (mode {mode:03o}): chmod 600 it, or write them as \"${{VAR}}\" / use mcm.api_key_file and kafka.sasl.password_file",
+            path.display(),
+            literal.join(", ")
         )
     })
 }
@@ -352,7 +386,7 @@ pub fn load_str_with<T>(
     let topics = r.raw("topics").cloned().unwrap_or(Value::Null);
     r.finish();
 
-    let kafka = read_kafka(&kafka_v, &mut errors);
+    let kafka = read_kafka(&kafka_v, base_dir, &mut errors, &mut warnings);
     let mcm = read_mcm(&mcm_v, base_dir, &mut errors, &mut warnings);
     let delivery = read_delivery(&delivery_v, kafka.as_ref(), mcm.as_ref(), &mut errors);
     let observe = read_observe(&observe_v, &mut errors);
@@ -385,7 +419,12 @@ pub fn load_str_with<T>(
     }
 }
 
-fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
+fn read_kafka(
+    v: &Value,
+    base_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Option<KafkaConfig> {
     let mut r = MapReader::new(v, "kafka", errors)?;
     let bootstrap_servers = r.req::<String>(
         "bootstrap_servers",
@@ -422,7 +461,13 @@ fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
         .bytes("prefetch_bytes")
         .map(|b| (b / 1024).max(1))
         .unwrap_or(8 * 1024);
+    let security_keys = kafka_security::SecurityKeys {
+        security_protocol: r.opt_string("security_protocol"),
+        sasl: r.raw("sasl").cloned(),
+        tls: r.raw("tls").cloned(),
+    };
     let mut properties = BTreeMap::new();
+    let mut secret_properties = BTreeMap::new();
     if let Some(props) = r.raw("properties") {
         match props {
             Value::Mapping(m) => {
@@ -443,20 +488,24 @@ fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
                         );
                         continue;
                     }
-                    match val {
-                        Value::String(s) => {
-                            properties.insert(key, s.clone());
+                    let text = match val {
+                        Value::String(s) => s.clone(),
+                        Value::Number(_) | Value::Bool(_) => decode::show(val),
+                        other => {
+                            r.error_at(
+                                path,
+                                format!(
+                                    "expected a string, number or boolean, found {}",
+                                    decode::kind(other)
+                                ),
+                            );
+                            continue;
                         }
-                        Value::Number(_) | Value::Bool(_) => {
-                            properties.insert(key, decode::show(val));
-                        }
-                        other => r.error_at(
-                            path,
-                            format!(
-                                "expected a string, number or boolean, found {}",
-                                decode::kind(other)
-                            ),
-                        ),
+                    };
+                    if kafka_security::is_secret_property(&key) {
+                        secret_properties.insert(key, Secret::verbatim(&text));
+                    } else {
+                        properties.insert(key, text);
                     }
                 }
             }
@@ -479,6 +528,14 @@ fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
                 None
             }
         };
+    let security = kafka_security::read(
+        security_keys,
+        base_dir,
+        &properties,
+        secret_properties,
+        r.errors(),
+        warnings,
+    );
     r.finish();
     Some(KafkaConfig {
         bootstrap_servers: bootstrap_servers?,
@@ -490,6 +547,7 @@ fn read_kafka(v: &Value, errors: &mut Vec<ConfigError>) -> Option<KafkaConfig> {
         commit_interval,
         queued_max_messages_kbytes,
         properties,
+        security: security?,
     })
 }
 
@@ -567,61 +625,13 @@ fn read_mcm(
             );
         }
     }
-    let api_key_inline = r.raw("api_key").cloned();
-    let api_key_file = r.opt::<PathBuf>("api_key_file");
-    let api_key = match (api_key_inline, api_key_file) {
-        (Some(_), Some(_)) => {
-            r.error(
-                "api_key_file",
-                "set either mcm.api_key or mcm.api_key_file, not both",
-            );
-            None
-        }
-        (None, None) => {
-            r.error(
-                "api_key",
-                "required (usually \"${MCM_API_KEY}\"; or mcm.api_key_file: /run/secrets/mcm-api-key)",
-            );
-            None
-        }
-        (Some(Value::String(s)), None) => {
-            let key = ApiKey::new(&s);
-            if key.is_empty() {
-                r.error("api_key", "is empty (is the environment variable set?)");
-                None
-            } else {
-                Some((key, "mcm.api_key".to_string()))
-            }
-        }
-        (Some(other), None) => {
-            let msg = format!("expected a string, found {}", decode::kind(&other));
-            r.error("api_key", msg);
-            None
-        }
-        (None, Some(file)) => {
-            let full = if file.is_absolute() {
-                file
-            } else {
-                base_dir.join(file)
-            };
-            match std::fs::read_to_string(&full) {
-                Ok(s) if !ApiKey::new(&s).is_empty() => {
-                    Some((ApiKey::new(&s), full.display().to_string()))
-                }
-                Ok(_) => {
-                    r.error("api_key_file", format!("{} is empty", full.display()));
-                    None
-                }
-                Err(e) => {
-                    r.error(
-                        "api_key_file",
-                        format!("cannot read {}: {e}", full.display()),
-                    );
-                    None
-                }
-            }
-        }
-    };
+    let api_key = secret::read_inline_or_file(
+        &mut r,
+        "api_key",
+        "api_key_file",
+        base_dir,
+        "usually \"${MCM_API_KEY}\"; or mcm.api_key_file: /run/secrets/mcm-api-key",
+    );
     let timeout = r.duration("timeout").unwrap_or(Duration::from_secs(10));
     if timeout.is_zero() {
         r.error("timeout", "must be above zero");

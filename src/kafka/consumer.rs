@@ -100,8 +100,10 @@ pub enum PollEvent {
     /// it that librdkafka handed over was sent before this event, so offsets below it that the
     /// coordinator never saw are transaction markers or aborted records it may commit past.
     Positions(Vec<(Tp, i64)>),
-    /// A consumer error worth surfacing (broker down, authentication …).
+    /// A consumer error worth surfacing (broker down …).
     Error(String),
+    /// Kafka refused the login or a consuming right (see [`super::access`]).
+    Denied(super::access::Refusal),
 }
 
 /// The rdkafka context: turns callbacks into [`PollEvent`]s.
@@ -136,6 +138,15 @@ impl ClientContext for BridgeContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // A refused login or a missing ACL: the coordinator names it and acts, once, instead of
+        // a warning per retry (see super::access).
+        if let Some(refusal) = super::access::Refusal::of_client_error(&error, reason) {
+            tracing::debug!(%error, reason, "kafka refused the consumer");
+            // Not try_send: reported once per partition at most, it must not be lost to a full
+            // channel. This runs on the poll thread, which may block on the channel.
+            let _ = self.events.blocking_send(PollEvent::Denied(refusal));
+            return;
+        }
         tracing::warn!(%error, reason, "kafka client error");
         let _ = self
             .events
@@ -399,6 +410,7 @@ pub fn consumer_config(k: &KafkaConfig) -> ClientConfig {
     for (key, value) in &k.properties {
         c.set(key, value);
     }
+    super::security::apply(&mut c, k);
     c
 }
 
@@ -462,7 +474,9 @@ impl PollThread {
             closing: closing.clone(),
             health: health.clone(),
         };
-        let consumer: BaseConsumer<BridgeContext> = consumer_config(k).create_with_context(ctx)?;
+        let consumer: BaseConsumer<BridgeContext> = consumer_config(k)
+            .create_with_context(ctx)
+            .map_err(|e| super::security::scrub(e, k))?;
         let subs: Vec<&str> = subscriptions.iter().map(String::as_str).collect();
         consumer.subscribe(&subs)?;
         let consumer = Arc::new(consumer);

@@ -3,15 +3,20 @@
 //! A DLQ record keeps the original key and value and original headers, plus `mcm.*` headers that
 //! say where it came from and why it failed. The source offset counts as finished only after Kafka
 //! acknowledged the DLQ write (DESIGN.md contract 1): the producer is idempotent with `acks=all`,
-//! and a failed write is retried by the caller while the offset keeps holding the watermark.
+//! and a failed write is retried by the caller while the offset keeps holding the watermark; a
+//! write Kafka refuses ([`DlqError::Denied`]) is held by the caller and probed later instead.
 //! Header building is pure; the API key can never be in a header because only the MCM response
 //! body snippet is copied, and it is scrubbed of the key anyway.
 
+use super::access::{AccessDenied, Names, Refusal};
+use crate::config::KafkaConfig;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientContext, Message};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Longest response snippet copied into `mcm.response.snippet`.
@@ -72,43 +77,129 @@ pub fn dlq_headers(
     h
 }
 
+/// Why a dead letter was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    /// Kafka refused the write (no WRITE on the DLQ topic): retrying at once cannot help.
+    #[error("{0}")]
+    Denied(AccessDenied),
+    /// Anything else (broker unavailable, timeout …): worth retrying.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
 /// Writes dead letters.
+///
+/// A producer that hit a fatal error never recovers (librdkafka), and a missing WRITE right
+/// makes the idempotent producer fatal before its first write (it cannot get a producer id).
+/// So a write finding the producer fatal replaces it first: after the right is granted, the next
+/// attempt (the coordinator's probe) gets through.
 #[derive(Clone)]
 pub struct DlqProducer {
-    producer: FutureProducer,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kafka: KafkaConfig,
+    config: ClientConfig,
+    current: Mutex<FutureProducer<DlqContext>>,
     topic: String,
+    /// The MCM API key, scrubbed from response snippets.
     secret: String,
+    /// Set once a refusal was logged, cleared by a write that succeeds: one warning per episode,
+    /// however many producers are made meanwhile.
+    warned: Arc<AtomicBool>,
+}
+
+/// The DLQ producer's client context: a refused write is reported once, with what to grant.
+struct DlqContext {
+    topic: String,
+    principal: Option<String>,
+    warned: Arc<AtomicBool>,
+}
+
+impl ClientContext for DlqContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match Refusal::of_client_error(&error, reason) {
+            Some(refusal @ Refusal::Write { .. }) => {
+                if self.warned.swap(true, Ordering::SeqCst) {
+                    tracing::debug!(%error, reason, "DLQ producer still refused");
+                } else {
+                    let denied = explain(refusal, &self.topic, self.principal.as_deref());
+                    tracing::warn!(
+                        error = %denied,
+                        "the dead-letter topic is not writable: a message that needs dead-lettering will wait (its partition paused, its offset not committed) until the right is granted"
+                    );
+                }
+            }
+            // Logins and consuming rights: the consumer reports those.
+            Some(_) => tracing::debug!(%error, reason, "DLQ producer refused"),
+            None => tracing::warn!(%error, reason, "DLQ producer: kafka client error"),
+        }
+    }
+}
+
+fn explain(refusal: Refusal, topic: &str, principal: Option<&str>) -> AccessDenied {
+    AccessDenied::explain(
+        refusal,
+        Names {
+            group: "",
+            topic_candidates: &[],
+            dlq_topic: topic,
+            principal,
+        },
+    )
 }
 
 impl DlqProducer {
-    pub fn new(
-        bootstrap: &str,
-        properties: &std::collections::BTreeMap<String, String>,
-        topic: &str,
-        secret: &str,
-    ) -> Result<DlqProducer, KafkaError> {
+    pub fn new(k: &KafkaConfig, topic: &str, secret: &str) -> Result<DlqProducer, KafkaError> {
         let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", bootstrap)
+        c.set("bootstrap.servers", &k.bootstrap_servers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "5");
-        for (k, v) in super::shared_properties(properties) {
-            c.set(k, v);
+        for (key, value) in super::shared_properties(&k.properties) {
+            c.set(key, value);
         }
+        super::security::apply(&mut c, k);
+        let warned = Arc::new(AtomicBool::new(false));
+        let producer = create(&c, k, topic, &warned)?;
         Ok(DlqProducer {
-            producer: c.create()?,
-            topic: topic.to_string(),
-            secret: secret.to_string(),
+            inner: Arc::new(Inner {
+                kafka: k.clone(),
+                config: c,
+                current: Mutex::new(producer),
+                topic: topic.to_string(),
+                secret: secret.to_string(),
+                warned,
+            }),
         })
     }
 
     pub fn topic(&self) -> &str {
-        &self.topic
+        &self.inner.topic
+    }
+
+    /// The producer to write with: the current one, or a new one when it went fatal.
+    fn usable(&self) -> Result<FutureProducer<DlqContext>, KafkaError> {
+        let i = &self.inner;
+        let mut current = i.current.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((code, reason)) = current.client().fatal_error() else {
+            return Ok(current.clone());
+        };
+        let fresh = create(&i.config, &i.kafka, &i.topic, &i.warned)?;
+        let old = std::mem::replace(&mut *current, fresh.clone());
+        drop(current);
+        tracing::info!(error = %code, reason, "DLQ producer was unusable after a fatal error; made a new one");
+        // Dropping a producer flushes and joins its thread: not on a runtime worker.
+        tokio::task::spawn_blocking(move || drop(old));
+        Ok(fresh)
     }
 
     /// Writes one dead letter and waits for Kafka's acknowledgement.
-    pub async fn send(&self, msg: &OwnedMessage, why: &DlqReason) -> Result<(), KafkaError> {
+    pub async fn send(&self, msg: &OwnedMessage, why: &DlqReason) -> Result<(), DlqError> {
+        let producer = self.usable()?;
         let mut headers = OwnedHeaders::new();
         if let Some(orig) = msg.headers() {
             for h in orig.iter() {
@@ -123,7 +214,7 @@ impl DlqProducer {
             msg.partition(),
             msg.offset(),
             why,
-            &self.secret,
+            &self.inner.secret,
         ) {
             headers = headers.insert(Header {
                 key: k,
@@ -131,19 +222,42 @@ impl DlqProducer {
             });
         }
         let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topic).headers(headers);
+            FutureRecord::to(&self.inner.topic).headers(headers);
         if let Some(k) = msg.key() {
             record = record.key(k);
         }
         if let Some(p) = msg.payload() {
             record = record.payload(p);
         }
-        self.producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map(|_| ())
-            .map_err(|(e, _)| e)
+        match producer.send(record, Duration::from_secs(30)).await {
+            Ok(_) => {
+                self.inner.warned.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            Err((e, _)) => match Refusal::of_produce_error(&e, producer.client().fatal_error()) {
+                Some(refusal) => Err(DlqError::Denied(explain(
+                    refusal,
+                    &self.inner.topic,
+                    self.inner.kafka.security.principal().as_deref(),
+                ))),
+                None => Err(DlqError::Kafka(e)),
+            },
+        }
     }
+}
+
+fn create(
+    c: &ClientConfig,
+    k: &KafkaConfig,
+    topic: &str,
+    warned: &Arc<AtomicBool>,
+) -> Result<FutureProducer<DlqContext>, KafkaError> {
+    c.create_with_context(DlqContext {
+        topic: topic.to_string(),
+        principal: k.security.principal(),
+        warned: warned.clone(),
+    })
+    .map_err(|e| super::security::scrub(e, k))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 
 use super::consumer::{consumer_config, Tp};
 use super::retention::{expired, headroom_messages, headroom_seconds, Gap, Gaps};
+use super::security::QuietContext;
 use super::topic_partitions::TopicPartitions;
 use super::topic_retention::TopicRetention;
 use crate::config::KafkaConfig;
@@ -121,7 +122,11 @@ struct Sample {
 
 /// One sample of the assigned partitions `tps`, plus the log start of `also_start` (partitions
 /// with skipped offsets to check, which may have been revoked since).
-fn sample(client: &BaseConsumer, tps: &[Tp], also_start: &[Tp]) -> KafkaResult<Sample> {
+fn sample(
+    client: &BaseConsumer<QuietContext>,
+    tps: &[Tp],
+    also_start: &[Tp],
+) -> KafkaResult<Sample> {
     let mut out = Sample::default();
     if !tps.is_empty() {
         // ListOffsets with timestamp -1 (`Offset::End`) answers the end offset, -2 the start.
@@ -177,7 +182,9 @@ impl LagSampler {
         config.set("client.id", format!("{}-lag", k.client_id));
         // Never a group member: a static member id belongs to the consuming client alone.
         config.remove("group.instance.id");
-        let client: BaseConsumer = config.create()?;
+        let client: BaseConsumer<QuietContext> = config
+            .create_with_context(QuietContext { client: "lag" })
+            .map_err(|e| super::security::scrub(e, k))?;
         let retention = TopicRetention::new(k)?;
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
@@ -220,7 +227,7 @@ impl Drop for LagSampler {
 struct Watch {
     /// The consumer group, named in the loss log line (several bridges may log to one place).
     group: String,
-    client: BaseConsumer,
+    client: BaseConsumer<QuietContext>,
     assigned: Arc<Assigned>,
     metrics: Arc<Metrics>,
     gaps: Arc<Gaps>,

@@ -1,12 +1,14 @@
 //! Kafka I/O: the consumer with its rebalance context and poll thread, the lag sampler, and the
-//! DLQ producer.
+//! DLQ producer; the security settings they share and the refusals (logins, ACLs) they report.
 
+pub mod access;
 pub mod consumer;
 pub mod dlq;
 pub mod lag;
 pub mod mock;
 pub mod replay;
 pub mod retention;
+pub mod security;
 pub mod topic_partitions;
 pub mod topic_retention;
 

@@ -44,6 +44,8 @@ pub struct ReplayReport {
 pub enum ReplayError {
     #[error("Kafka: {0}")]
     Kafka(#[from] KafkaError),
+    #[error("DLQ: {0}")]
+    Dlq(#[from] super::dlq::DlqError),
     #[error("DLQ topic {0:?} does not exist or has no partitions")]
     NoSuchTopic(String),
     #[error("MCM client: {0}")]
@@ -95,7 +97,8 @@ pub async fn replay(
     for (key, value) in &k.properties {
         cc.set(key, value);
     }
-    let consumer: BaseConsumer = cc.create()?;
+    super::security::apply(&mut cc, k);
+    let consumer: BaseConsumer = cc.create().map_err(|e| super::security::scrub(e, k))?;
     let md = consumer.fetch_metadata(Some(&opts.dlq_topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = md
         .topics()
@@ -156,8 +159,7 @@ pub async fn replay(
         None
     } else {
         Some(DlqProducer::new(
-            &k.bootstrap_servers,
-            &k.properties,
+            k,
             &opts.dlq_topic,
             config.mcm.api_key.expose(),
         )?)

@@ -11,7 +11,7 @@
 //! from the answer loses its series. Matching is pure ([`Subscriptions::totals`]) and tested
 //! here; the request is a thin shell.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::metadata::Metadata;
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -96,7 +96,7 @@ impl TopicPartitions {
     }
 
     /// Reads the counts if [`REFRESH`] has passed since the last read, and publishes them.
-    pub fn refresh(&mut self, client: &BaseConsumer, metrics: &Metrics) {
+    pub fn refresh<C: ConsumerContext>(&mut self, client: &BaseConsumer<C>, metrics: &Metrics) {
         let now = Instant::now();
         if now < self.next {
             return;
@@ -119,7 +119,10 @@ impl TopicPartitions {
         }
     }
 
-    fn fetch(&self, client: &BaseConsumer) -> rdkafka::error::KafkaResult<BTreeMap<String, i64>> {
+    fn fetch<C: ConsumerContext>(
+        &self,
+        client: &BaseConsumer<C>,
+    ) -> rdkafka::error::KafkaResult<BTreeMap<String, i64>> {
         let answers: Vec<Metadata> = if self.subscriptions.has_patterns() {
             vec![client.fetch_metadata(None, REQUEST_TIMEOUT)?]
         } else {

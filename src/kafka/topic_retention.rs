@@ -6,9 +6,9 @@
 //! DescribeConfigs rights, or a broker that does not answer, leaves the value unknown: the time
 //! headroom is then simply not exported (logged once), and nothing else depends on it.
 
+use super::security::QuietContext;
 use crate::config::KafkaConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaResult;
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Known `retention.ms` per topic (-1: unlimited), with when each was read.
 pub struct TopicRetention {
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<QuietContext>,
     known: HashMap<String, (i64, Instant)>,
     warned: bool,
 }
@@ -34,8 +34,13 @@ impl TopicRetention {
         for (key, value) in super::shared_properties(&k.properties) {
             c.set(key, value);
         }
+        super::security::apply(&mut c, k);
         Ok(TopicRetention {
-            admin: c.create()?,
+            admin: c
+                .create_with_context(QuietContext {
+                    client: "retention",
+                })
+                .map_err(|e| super::security::scrub(e, k))?,
             known: HashMap::new(),
             warned: false,
         })
@@ -79,7 +84,9 @@ impl TopicRetention {
                 res.get("retention.ms")
                     .and_then(|e| e.value.as_deref())
                     .and_then(|v| v.parse::<i64>().ok())
-                    .ok_or_else(|| "no retention.ms in the answer".to_string())
+                    // rdkafka 0.39 turns a per-topic error (TOPIC_AUTHORIZATION_FAILED without
+                    // DESCRIBE_CONFIGS) into an empty answer.
+                    .ok_or_else(|| format!("no retention.ms in the answer (without the DescribeConfigs right the broker answers nothing: kafka-acls --add --operation DescribeConfigs --topic {topic})"))
             });
             match retention {
                 Ok(ms) => {

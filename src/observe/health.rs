@@ -14,7 +14,9 @@
 //! **Ready** (`/readyz`) means "a member of the consumer group that can work": it has joined the
 //! group (its first assignment arrived, even an empty one; under the consumer protocol, where an
 //! idle member gets no assignment at all, its group coordinator is up) and nothing in its own
-//! configuration stops it: MCM did not reject our API key, platform id or URL (401/403/404), and
+//! configuration stops it: MCM did not reject our API key, platform id or URL (401/403/404),
+//! Kafka did not refuse a right it needs (the login or READ on its group or a topic: it is
+//! stopping; WRITE on the DLQ topic: its dead letters are held, see `kafka::access`), and
 //! delivery is not halted by an `on_failure: halt` policy. Not ready in those cases stops a bad
 //! rollout at its first pod. Deliberately *ready* with a note in the body:
 //! - an **idle** member (more replicas than partitions): it is a standby that takes partitions
@@ -87,6 +89,8 @@ pub struct ReadinessInputs {
     pub circuit_open: bool,
     pub halted: Option<String>,
     pub config_error: Option<String>,
+    /// Kafka refused the login or a right the bridge needs (one error naming it).
+    pub kafka_denied: Option<String>,
     pub broker_error: Option<String>,
 }
 
@@ -106,6 +110,9 @@ pub fn readiness_verdict(s: &ReadinessInputs) -> Result<Ready, String> {
         return Err(format!(
             "MCM rejected our configuration (API key, platform id or URL): {c}"
         ));
+    }
+    if let Some(d) = &s.kafka_denied {
+        return Err(d.clone());
     }
     if let Some(h) = &s.halted {
         return Err(format!("halted: {h}"));
@@ -161,6 +168,7 @@ pub struct Health {
     circuit_open: AtomicBool,
     halted: Mutex<Option<String>>,
     config_error: Mutex<Option<String>>,
+    kafka_denied: Mutex<Option<String>>,
     broker_error: Mutex<Option<String>>,
     /// What heartbeat times count from.
     origin: Instant,
@@ -178,6 +186,7 @@ impl Default for Health {
             circuit_open: AtomicBool::new(false),
             halted: Mutex::new(None),
             config_error: Mutex::new(None),
+            kafka_denied: Mutex::new(None),
             broker_error: Mutex::new(None),
             origin: Instant::now(),
             bound_ms: AtomicU64::new(0),
@@ -297,6 +306,11 @@ impl Health {
         set(&self.config_error, why);
     }
 
+    /// Kafka refused the login or a right the bridge needs (see `kafka::access`).
+    pub fn set_kafka_denied(&self, why: Option<String>) {
+        set(&self.kafka_denied, why);
+    }
+
     pub fn set_broker_error(&self, why: Option<String>) {
         set(&self.broker_error, why);
     }
@@ -313,6 +327,7 @@ impl Health {
             circuit_open: self.circuit_open.load(Ordering::Relaxed),
             halted: get(&self.halted),
             config_error: get(&self.config_error),
+            kafka_denied: get(&self.kafka_denied),
             broker_error: get(&self.broker_error),
         }
     }
@@ -453,6 +468,16 @@ mod tests {
         };
         let why = readiness_verdict(&s).expect_err("a configuration error stops a rollout");
         assert!(why.contains("401"), "{why}");
+    }
+
+    #[test]
+    fn a_kafka_refusal_makes_the_member_not_ready_even_with_partitions() {
+        let s = ReadinessInputs {
+            kafka_denied: Some("Kafka denied WRITE on topic \"g.dlq\" …".into()),
+            ..joined()
+        };
+        let why = readiness_verdict(&s).expect_err("a missing right stops a rollout");
+        assert!(why.starts_with("Kafka denied WRITE"), "{why}");
     }
 
     #[test]

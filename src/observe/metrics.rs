@@ -75,6 +75,8 @@ pub struct Metrics {
     pub topic_partitions: IntGaugeVec,
     pub ready: IntGauge,
     pub dlq_write_failures: IntCounter,
+    pub kafka_access_denied: IntCounterVec,
+    pub dead_letters_held: IntGauge,
 }
 
 /// Status codes pre-created at zero on `http_responses_total`: the ones the MCM API documents and
@@ -183,7 +185,7 @@ impl Metrics {
                 "Requests allowed in flight now (adaptive, within min/max_in_flight).",
             ),
             circuit_state: gauge(&r, "circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open."),
-            halted: gauge(&r, "halted", "1 while delivery is halted (configuration error or on_failure: halt)."),
+            halted: gauge(&r, "halted", "1 while delivery is halted (MCM configuration error, dead letters the DLQ topic refuses, or on_failure: halt)."),
             commits: counter_vec(&r, "commits_total", "Offset commits.", &["result"]),
             commit_latency: histogram(&r, "commit_latency_seconds", "Synchronous offset commit latency.", latency_buckets),
             consumer_lag_messages: gauge_vec(
@@ -296,6 +298,17 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("registered once");
                 c
             },
+            kafka_access_denied: counter_vec(
+                &r,
+                "kafka_access_denied_total",
+                "Kafka refused the bridge's login (right=authenticate) or a right it needs (read on the group or a topic: the bridge stops; write on the DLQ topic: dead letters are held), once per occurrence, not per retry.",
+                &["right", "resource"],
+            ),
+            dead_letters_held: gauge(
+                &r,
+                "dead_letters_held",
+                "Dead letters waiting because Kafka refused the DLQ write (their partitions paused, their offsets not committed) until a probe gets through.",
+            ),
             registry: r,
             totals: Totals::default(),
         };

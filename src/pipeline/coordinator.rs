@@ -11,16 +11,18 @@
 use super::budget::{Budget, Flow};
 use super::commit_ledger::{CommitEntry, CommitLedger};
 use super::deliver::Deliverer;
+use super::dlq_hold::DlqHold;
 use super::lanes::{lane_of, Lanes};
 use super::offset_tracker::{OffsetTracker, TrackError};
 use super::parked::Parked;
 use super::work::{Ack, AckResult, Work};
 use crate::config::{Config, FailurePolicy};
+use crate::kafka::access::{AccessDenied, Names, Refusal};
 use crate::kafka::consumer::{
     commit_sync, tpl_of, tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeAnswer,
     RevokeReply, Tp, FINAL_COMMIT_ATTEMPTS,
 };
-use crate::kafka::dlq::{DlqProducer, DlqReason};
+use crate::kafka::dlq::{DlqError, DlqProducer, DlqReason};
 use crate::kafka::retention::{Continuity, Gap, Gaps};
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
@@ -28,7 +30,7 @@ use crate::observe::health::{Health, Heartbeat, Loop};
 use crate::observe::metrics::{Metrics, Totals};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -88,6 +90,10 @@ const PARKED_PER_REQUEST_SLOT: usize = 8;
 /// [`IntakeGate`]).
 const GATE_BEFORE_PAUSE: Duration = Duration::from_secs(2);
 
+/// The longest interval between probes of held dead letters: an operator who granted the DLQ
+/// right waits at most this long (Moloco's 15 min cap is about its API, not about Kafka).
+const DLQ_PROBE_MAX: Duration = Duration::from_secs(5 * 60);
+
 /// Delivery halted by a configuration error (401/403/404): messages wait here until a probe
 /// succeeds (e.g. after the key was rotated).
 struct FatalHalt {
@@ -140,6 +146,10 @@ pub struct Coordinator {
     halted: Option<String>,
     halted_work: Vec<Work>,
     fatal: Option<FatalHalt>,
+    /// Dead letters Kafka refused to take (no WRITE on the DLQ topic), until a probe gets through.
+    dlq_hold: Option<DlqHold<(Work, DlqReason)>>,
+    /// Kafka refused the login or a consuming right: the run ends with [`Exit::AccessDenied`].
+    access_denied: bool,
     circuit_open: bool,
     shutdown_deadline: Option<Instant>,
     next_commit: Instant,
@@ -167,6 +177,9 @@ pub enum Exit {
     Shutdown,
     /// The poll thread went away (consumer closed).
     ConsumerGone,
+    /// Kafka refused the login or a right needed to consume; the bridge stopped after committing
+    /// what had finished (see [`Coordinator::on_access_denied`]).
+    AccessDenied,
 }
 
 impl Coordinator {
@@ -221,6 +234,8 @@ impl Coordinator {
             halted: None,
             halted_work: Vec::new(),
             fatal: None,
+            dlq_hold: None,
+            access_denied: false,
             circuit_open: false,
             shutdown_deadline: None,
             next_commit,
@@ -263,7 +278,11 @@ impl Coordinator {
             }
             self.update_gate();
             if self.shutdown_deadline.is_some() && self.shutdown_complete() {
-                break Exit::Shutdown;
+                break if self.access_denied {
+                    Exit::AccessDenied
+                } else {
+                    Exit::Shutdown
+                };
             }
         };
         self.finish_shutdown().await;
@@ -285,6 +304,7 @@ impl Coordinator {
             PollEvent::Error(e) => {
                 self.deps.health.set_broker_error(Some(e));
             }
+            PollEvent::Denied(refusal) => self.on_access_denied(refusal),
         }
     }
 
@@ -697,10 +717,7 @@ impl Coordinator {
                 Ok(()) => AckResult::DeadLettered {
                     reason: why.reason.clone(),
                 },
-                Err(e) => AckResult::DlqFailed {
-                    why,
-                    error: e.to_string(),
-                },
+                Err(e) => AckResult::DlqFailed { why, error: e },
             };
             let _ = tx.send(Ack { work, result }).await;
         });
@@ -724,6 +741,9 @@ impl Coordinator {
             if work.request {
                 self.requests = self.requests.saturating_sub(1);
                 self.dispatch_ready();
+            }
+            if let Some(h) = self.dlq_hold.as_mut().filter(|_| work.dlq_probe) {
+                h.probe_lost(Instant::now());
             }
             self.deps.metrics.stale_acks.inc();
             return;
@@ -780,13 +800,35 @@ impl Coordinator {
                     .with_label_values(&[&*topic, reason.as_str()])
                     .inc();
                 Totals::inc(&self.deps.metrics.totals.dead_lettered);
+                let probe = work.dlq_probe;
                 self.finish(work);
+                if probe {
+                    self.release_dead_letters();
+                }
             }
             AckResult::DlqFailed { why, error } => {
                 self.deps.metrics.dlq_write_failures.inc();
-                tracing::warn!(partition = %work.tp, offset = work.offset, %error, "DLQ write failed; retrying (offset held)");
-                if !p.revoking && self.shutdown_deadline.is_none() {
-                    self.spawn_dlq(work, why, Duration::from_secs(1));
+                let go_on = !p.revoking && self.shutdown_deadline.is_none();
+                match error {
+                    DlqError::Denied(denied) if go_on => self.hold_dead_letter(work, why, &denied),
+                    DlqError::Kafka(error) if go_on && work.dlq_probe => {
+                        tracing::warn!(%error, "DLQ probe failed; probing again later (offsets held)");
+                        if let Some(h) = &mut self.dlq_hold {
+                            work.dlq_probe = false;
+                            h.probe_inconclusive(Instant::now(), (work, why));
+                        }
+                    }
+                    DlqError::Kafka(error) if go_on => {
+                        tracing::warn!(partition = %work.tp, offset = work.offset, %error, "DLQ write failed; retrying (offset held)");
+                        self.spawn_dlq(work, why, Duration::from_secs(1));
+                    }
+                    // Revoked or shutting down: unfinished, so never committed; read again later.
+                    _ if work.dlq_probe => {
+                        if let Some(h) = &mut self.dlq_hold {
+                            h.probe_lost(Instant::now());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -803,6 +845,13 @@ impl Coordinator {
             .and_then(|m| m.on_failure())
             .unwrap_or(self.deps.config.delivery.on_permanent_failure);
         match policy {
+            FailurePolicy::Dlq if self.dlq_hold.is_some() => {
+                if let Some(h) = &mut self.dlq_hold {
+                    h.hold((work, why));
+                }
+                self.update_hold_gauge();
+                self.pauses_dirty = true;
+            }
             FailurePolicy::Dlq => self.spawn_dlq(work, why, Duration::ZERO),
             FailurePolicy::Drop => {
                 self.deps
@@ -1008,7 +1057,7 @@ impl Coordinator {
             "MCM accepts our requests again; delivery resumed"
         );
         self.deps.health.set_config_error(None);
-        if self.halted.is_none() {
+        if self.halted.is_none() && self.dlq_hold.is_none() {
             self.deps.metrics.halted.set(0);
         }
         for w in f.parked {
@@ -1021,6 +1070,200 @@ impl Coordinator {
             }
         }
         self.pauses_dirty = true;
+    }
+
+    // ----- Kafka refusals (login, ACLs) ---------------------------------------------------------
+
+    /// Kafka refused the login or a right needed to consume (READ on the group or a topic).
+    ///
+    /// Decision: **stop** — drain, commit what finished, exit non-zero ([`Exit::AccessDenied`],
+    /// exit code 3) — at start-up and later alike, after one error that names the right, the
+    /// resource and the grant. Why not wait and retry, as for a broker outage: nothing the bridge
+    /// does fixes it, and librdkafka's own retries only repeat the refusal (every reconnect for a
+    /// login, every heartbeat under KIP-848) or go silent with partitions assigned and never
+    /// fetched (a topic without READ), which looks healthy while lag grows. Exiting makes it as
+    /// visible as a configuration error (a crash-looping pod, a failed unit) while the
+    /// supervisor's restarts, with their backoff, are the retry: once the right is granted the
+    /// next start works. Nothing is lost: unfinished messages are not committed. Refused DLQ
+    /// writes are different (the bridge can keep its place and wait): see
+    /// [`Coordinator::hold_dead_letter`].
+    fn on_access_denied(&mut self, refusal: Refusal) {
+        if matches!(refusal, Refusal::Write { .. }) {
+            // Not a consuming right (the DLQ producer reports its own refusals).
+            self.deps
+                .health
+                .set_broker_error(Some(format!("{refusal:?}")));
+            return;
+        }
+        if self.access_denied {
+            tracing::debug!(?refusal, "Kafka refused again (already stopping)");
+            return;
+        }
+        self.access_denied = true;
+        let candidates = self.topic_candidates();
+        let k = &self.deps.config.kafka;
+        let principal = k.security.principal();
+        let denied = AccessDenied::explain(
+            refusal,
+            Names {
+                group: &k.group_id,
+                topic_candidates: &candidates,
+                dlq_topic: &self.deps.config.delivery.dlq_topic,
+                principal: principal.as_deref(),
+            },
+        );
+        tracing::error!(
+            error = %denied,
+            "stopping: the bridge cannot consume without this (exit code 3); fix it and start the bridge again"
+        );
+        self.count_denied(&denied);
+        self.deps.health.set_kafka_denied(Some(denied.to_string()));
+        if self.shutdown_deadline.is_none() {
+            self.begin_shutdown();
+        }
+    }
+
+    /// Topics a refusal naming none may be about: the assigned topics nothing was read from yet
+    /// (a topic read from is readable), else the subscribed topic names.
+    fn topic_candidates(&self) -> Vec<String> {
+        let read: HashSet<&str> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.tracker.watermark().is_some())
+            .map(|(tp, _)| &*tp.topic)
+            .collect();
+        let unread: BTreeSet<String> = self
+            .partitions
+            .keys()
+            .map(|tp| &*tp.topic)
+            .filter(|t| !read.contains(t))
+            .map(str::to_string)
+            .collect();
+        if !unread.is_empty() {
+            return unread.into_iter().collect();
+        }
+        let mut subscribed = self.deps.plan.subscriptions();
+        subscribed.retain(|t| !t.starts_with('^'));
+        subscribed
+    }
+
+    fn count_denied(&self, denied: &AccessDenied) {
+        self.deps
+            .metrics
+            .kafka_access_denied
+            .with_label_values(&[denied.right.label(), denied.resource.label()])
+            .inc();
+    }
+
+    /// Kafka refused a dead letter (no WRITE on the DLQ topic).
+    ///
+    /// Decision: **hold** the dead letters instead of stopping or retrying each — the bridge can
+    /// keep its place: a held message is unfinished, so its partition's watermark stays below it
+    /// and nothing past it is committed; the partitions holding one are paused, the others keep
+    /// delivering; new dead letters join the hold without an attempt. One error, the
+    /// `kafka_access_denied_total` count, `halted` = 1 and not ready; then a probe after
+    /// `mcm.circuit_breaker.probe_interval`, doubling up to 5 minutes, like the 401/403 halt,
+    /// because the right may be granted at any time (see [`super::dlq_hold`]).
+    fn hold_dead_letter(&mut self, mut work: Work, why: DlqReason, denied: &AccessDenied) {
+        let now = Instant::now();
+        let was_probe = std::mem::take(&mut work.dlq_probe);
+        match &mut self.dlq_hold {
+            Some(h) if was_probe => {
+                h.probe_refused(now, (work, why));
+                tracing::error!(
+                    held = h.len(),
+                    next_probe_in = ?h.backoff(),
+                    "the DLQ topic still refuses writes; dead letters stay held (offsets not committed)"
+                );
+            }
+            Some(h) => h.hold((work, why)),
+            None => {
+                tracing::error!(
+                    error = %denied,
+                    "holding dead letters: their partitions are paused and their offsets not committed until Kafka takes them; probing"
+                );
+                self.count_denied(denied);
+                self.deps.health.set_kafka_denied(Some(denied.to_string()));
+                self.deps.metrics.halted.set(1);
+                let first = self.deps.config.mcm.circuit_breaker.probe_interval;
+                let mut h = DlqHold::new(now, first, DLQ_PROBE_MAX);
+                h.hold((work, why));
+                self.dlq_hold = Some(h);
+            }
+        }
+        self.update_hold_gauge();
+        self.pauses_dirty = true;
+    }
+
+    /// Sends the next probe of held dead letters when it is due; ends a hold left empty by
+    /// revokes.
+    fn probe_dlq_hold(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        let partitions = &self.partitions;
+        let Some(h) = &mut self.dlq_hold else { return };
+        h.retain(|(w, _)| {
+            partitions
+                .get(&w.tp)
+                .is_some_and(|p| p.generation == w.generation && !p.revoking)
+        });
+        if h.is_empty() && !h.is_probing() {
+            self.release_dead_letters();
+            return;
+        }
+        let Some((mut work, why)) = h.take_probe(Instant::now()) else {
+            self.update_hold_gauge();
+            return;
+        };
+        work.dlq_probe = true;
+        self.update_hold_gauge();
+        self.spawn_dlq(work, why, Duration::ZERO);
+    }
+
+    /// A probe got through (or nothing is held any more): write every held dead letter.
+    fn release_dead_letters(&mut self) {
+        let Some(h) = self.dlq_hold.take() else {
+            return;
+        };
+        let held = h.release();
+        if held.is_empty() {
+            tracing::info!("no dead letters held any more (their partitions were revoked); the next one tries the DLQ topic again");
+        } else {
+            tracing::info!(
+                held = held.len(),
+                "Kafka takes dead letters again; writing the held ones"
+            );
+        }
+        self.deps.health.set_kafka_denied(None);
+        if self.halted.is_none() && self.fatal.is_none() {
+            self.deps.metrics.halted.set(0);
+        }
+        for (w, why) in held {
+            let owned = self
+                .partitions
+                .get(&w.tp)
+                .is_some_and(|p| p.generation == w.generation && !p.revoking);
+            if owned {
+                self.spawn_dlq(w, why, Duration::ZERO);
+            }
+        }
+        self.update_hold_gauge();
+        self.pauses_dirty = true;
+    }
+
+    fn holds_dead_letters(&self, tp: &Tp) -> bool {
+        self.dlq_hold
+            .as_ref()
+            .is_some_and(|h| h.any(|(w, _)| &w.tp == tp))
+    }
+
+    fn update_hold_gauge(&self) {
+        let held = self.dlq_hold.as_ref().map_or(0, DlqHold::len);
+        self.deps
+            .metrics
+            .dead_letters_held
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     // ----- periodic work -------------------------------------------------------------------------
@@ -1068,6 +1311,7 @@ impl Coordinator {
         }
         self.unpark_due();
         self.probe_fatal();
+        self.probe_dlq_hold();
         self.check_drains();
         if now >= self.next_lag_sample {
             self.next_lag_sample = now + Duration::from_secs(1);
@@ -1312,6 +1556,9 @@ impl Coordinator {
         }
         self.paused.remove(tp);
         self.halted_work.retain(|w| &w.tp != tp);
+        if let Some(h) = &mut self.dlq_hold {
+            h.retain(|(w, _)| &w.tp != tp);
+        }
     }
 
     fn begin_shutdown(&mut self) {
@@ -1394,7 +1641,7 @@ impl Coordinator {
         let mut to_pause = Vec::new();
         let mut to_resume = Vec::new();
         for (tp, p) in &self.partitions {
-            let want = self.should_pause(p);
+            let want = self.should_pause(p) || self.holds_dead_letters(tp);
             let is = self.paused.contains(tp);
             if want && !is {
                 to_pause.push(tp.clone());

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod commit_ledger;
 pub mod coordinator;
 pub mod deliver;
+pub mod dlq_hold;
 pub mod lanes;
 pub mod offset_tracker;
 pub mod parked;
@@ -91,8 +92,7 @@ pub async fn run(
     let client = McmClient::new(&config.mcm)?;
     let deliverer = Arc::new(Deliverer::new(client, &config.mcm, metrics.clone()));
     let dlq = DlqProducer::new(
-        &config.kafka.bootstrap_servers,
-        &config.kafka.properties,
+        &config.kafka,
         &config.delivery.dlq_topic,
         config.mcm.api_key.expose(),
     )

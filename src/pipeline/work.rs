@@ -3,7 +3,7 @@
 
 use crate::delivery::sender::Tally;
 use crate::kafka::consumer::Tp;
-use crate::kafka::dlq::DlqReason;
+use crate::kafka::dlq::{DlqError, DlqReason};
 use crate::mcm::event::EventType;
 use crate::pipeline::lanes::LaneId;
 use bytes::Bytes;
@@ -29,6 +29,8 @@ pub struct Work {
     pub taken_at: Instant,
     /// Sent as a probe while delivery is halted by a configuration error.
     pub probe: bool,
+    /// Written to the DLQ as the probe of held dead letters (see `super::dlq_hold`).
+    pub dlq_probe: bool,
     /// An HTTP delivery task holds a request slot for it.
     pub request: bool,
     /// Delivery attempts so far (a retry continues the count).
@@ -51,6 +53,7 @@ impl Work {
             event_type: None,
             taken_at: Instant::now(),
             probe: false,
+            dlq_probe: false,
             request: false,
             tally: Tally::default(),
         }
@@ -75,8 +78,9 @@ pub enum AckResult {
     Cancelled,
     /// Written to the DLQ and acknowledged by Kafka.
     DeadLettered { reason: String },
-    /// The DLQ write failed; retried while the offset keeps holding the watermark.
-    DlqFailed { why: DlqReason, error: String },
+    /// The DLQ write failed; retried (or, when Kafka refused it, held) while the offset keeps
+    /// holding the watermark.
+    DlqFailed { why: DlqReason, error: DlqError },
 }
 
 /// A finished task, sent back to the coordinator.
