@@ -1,12 +1,16 @@
-//! Secret hygiene (DESIGN.md contract 8): the API key is never logged, never in metrics, never in
-//! a dead letter, never in an error message, `Debug` output or CLI output.
+//! Secret hygiene (DESIGN.md contract 8): the API key and the Kafka password are never logged,
+//! never in metrics, never in a dead letter, never in an error message, `Debug` output or CLI
+//! output.
 //!
 //! The whole flow runs at `trace` level with a distinctive key — deliveries, an MCM 400, a 403
 //! (the sandbox's key changed, then fixed), dead letters — and then every output is searched:
 //! captured logs (text and JSON), `/metrics`, every DLQ header and payload, the `validate`,
 //! `map` and `--help` output of the binary, `run`'s start-up logs, config `Debug` and the errors
-//! of broken configurations that contain the key. The search itself is checked to find a planted
-//! marker, so an empty capture cannot pass for a clean one.
+//! of broken configurations that contain the key. The Kafka password gets the same: a whole run
+//! over SASL_SSL on Apache Kafka with librdkafka's `debug: all` (its configuration dumps and
+//! SASL handshake logs reach our logs), a run with a wrong password (the authentication error),
+//! `run`'s start-up, `validate`, config `Debug` and broken configurations. The search itself is
+//! checked to find a planted marker, so an empty capture cannot pass for a clean one.
 
 mod support;
 
@@ -25,14 +29,26 @@ use support::*;
 /// (`sk-LEAKCANARY-7d1e…`) is caught as well as the whole one.
 const KEY: &str = "sk-LEAKCANARY-7d1e0c55b2a94f0e";
 const CANARY: &str = "LEAKCANARY";
+/// The Kafka password under test, and a wrong one (also a secret: it is what the user typed).
+const KAFKA_PASSWORD: &str = "kp-KAFKACANARY-91c4e7b2";
+const WRONG_KAFKA_PASSWORD: &str = "kp-WRONGCANARY-5e0d3a61";
 
 fn assert_clean(what: &str, text: &str) {
-    for needle in [KEY, CANARY, "7d1e0c55b2a94f0e"] {
+    for needle in [
+        KEY,
+        CANARY,
+        "7d1e0c55b2a94f0e",
+        KAFKA_PASSWORD,
+        "KAFKACANARY",
+        "91c4e7b2",
+        WRONG_KAFKA_PASSWORD,
+        "WRONGCANARY",
+    ] {
         if let Some(at) = text.find(needle) {
             let start = at.saturating_sub(200);
             let end = (at + 200).min(text.len());
             panic!(
-                "the API key leaked into {what}: …{}…",
+                "a secret leaked into {what}: …{}…",
                 text.get(start..end).unwrap_or(text)
             );
         }
@@ -208,6 +224,132 @@ async fn the_key_appears_in_no_log_metric_or_dead_letter_of_a_whole_run() {
     sb.shutdown().await.expect("sandbox stops");
 }
 
+/// Adds an allow ACL on the harness's super-user listener.
+fn allow(k: &ApacheKafka, user: &str, operation: &str, resources: &[(&str, &str)]) {
+    let principal = format!("User:{user}");
+    let mut args = vec![
+        "--bootstrap-server",
+        "{bootstrap}",
+        "--add",
+        "--allow-principal",
+        principal.as_str(),
+        "--operation",
+        operation,
+    ];
+    for (kind, name) in resources {
+        args.extend([*kind, *name]);
+    }
+    k.tool("org.apache.kafka.tools.AclCommand", &args);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kafka_password_appears_in_no_log_metric_dead_letter_or_readiness_of_a_whole_run() {
+    if support::apache_kafka::skipped() {
+        eprintln!("SKIP_APACHE_KAFKA=1: skipping the SASL_SSL secrets run");
+        return;
+    }
+    let logs = capture_logs();
+    let k = ApacheKafka::start(&support::apache_kafka::KafkaOptions {
+        sasl_ssl: true,
+        scram_users: vec![("bridge".into(), KAFKA_PASSWORD.into())],
+        ..Default::default()
+    });
+    let group = "g-kafka-secret";
+    let dlq_topic = format!("{group}.dlq");
+    k.create_topic_with("events", 1, &[]);
+    k.create_topic_with(&dlq_topic, 1, &[]);
+    allow(
+        &k,
+        "bridge",
+        "Read",
+        &[("--group", group), ("--topic", "events")],
+    );
+    allow(&k, "bridge", "Write", &[("--topic", &dlq_topic)]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sb_cfg = SandboxConfig::new(PLATFORM, KEY);
+    sb_cfg.record = Some(dir.path().join("accepted.jsonl"));
+    let sb = mcm_bridge::sandbox::spawn(sb_cfg).await.expect("sandbox");
+    let mut recs: Vec<Record> = (0..20)
+        .map(|i| (0, None, Some(event(&format!("kp-{i}"), "home"))))
+        .collect();
+    recs.push((0, None, Some(b"{not json".to_vec())));
+    produce(k.bootstrap_servers(), "events", &recs);
+
+    let sasl_ssl = k.sasl_ssl_bootstrap().expect("SASL_SSL listener");
+    let ca = k.ca_file().expect("CA").display().to_string();
+    // librdkafka's every debug context: its configuration dumps and SASL handshakes included.
+    let text = bridge_config(sasl_ssl, &sb.base_url(), group)
+        .replace(
+            &format!("  group_id: {group}\n"),
+            &format!("  group_id: {group}\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: bridge\n    password: ${{KAFKA_PASSWORD}}\n  tls:\n    ca_file: {ca}\n"),
+        )
+        .replace(
+            "    heartbeat.interval.ms: 500",
+            "    heartbeat.interval.ms: 500\n    debug: all",
+        );
+    let right = |n: &str| (n == "KAFKA_PASSWORD").then(|| KAFKA_PASSWORD.to_string());
+    let (cfg, plan) = load_env(&text, &right);
+    let bridge = Bridge::start_loaded(cfg, plan);
+    wait_until(Duration::from_secs(120), "every event finished", || {
+        bridge.finished() >= 21
+    })
+    .await;
+    assert_eq!(bridge.dead_lettered(), 1);
+    let mut outputs = vec![("/metrics", bridge.metrics.render())];
+    bridge.stop().await;
+
+    // The same bridge with a wrong password: the authentication error, readiness, the metric.
+    let wrong = |n: &str| (n == "KAFKA_PASSWORD").then(|| WRONG_KAFKA_PASSWORD.to_string());
+    let (cfg, plan) = load_env(&text, &wrong);
+    let bridge = Bridge::start_loaded(cfg, plan);
+    wait_until(
+        Duration::from_secs(120),
+        "the wrong password stops the bridge",
+        || bridge.has_exited(),
+    )
+    .await;
+    let refused = bridge.health.readiness().expect_err("not ready");
+    assert!(
+        refused.contains("rejected the bridge's credentials"),
+        "{refused}"
+    );
+    outputs.push(("/readyz", refused));
+    outputs.push(("/metrics of the refused bridge", bridge.metrics.render()));
+    bridge.stop().await;
+
+    tracing::trace!(target: "secrets_test", "planted marker {}", "PLANTED-5a2e");
+    let log_text = logs.text();
+    assert!(log_text.contains("PLANTED-5a2e"), "the log capture works");
+    assert!(
+        log_text.contains("sasl.password"),
+        "librdkafka's configuration dump was captured"
+    );
+    assert!(
+        log_text.contains("Kafka rejected the bridge's credentials"),
+        "the authentication error was logged"
+    );
+    assert_clean("the logs", &log_text);
+    for (what, text) in &outputs {
+        assert_clean(what, text);
+    }
+    let dlq = read_all(k.bootstrap_servers(), &dlq_topic, 1);
+    assert_eq!(dlq.len(), 1);
+    for m in &dlq {
+        for h in m.headers().expect("dlq headers").iter() {
+            assert_clean("a DLQ header name", h.key);
+            assert_clean(
+                "a DLQ header value",
+                &String::from_utf8_lossy(h.value.unwrap_or_default()),
+            );
+        }
+        assert_clean(
+            "a DLQ payload",
+            &String::from_utf8_lossy(m.payload().unwrap_or_default()),
+        );
+    }
+    sb.shutdown().await.expect("sandbox stops");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Configuration: Debug, error messages, the http:// refusal, file permissions.
 
@@ -291,6 +433,90 @@ fn errors_of_broken_configs_that_contain_the_key_never_show_it() {
     assert_clean("an error with the key from the environment", &err);
 }
 
+/// [`CONFIG`] with `kafka.sasl` (`password_line` inside it) on a SASL_SSL cluster.
+fn with_kafka_password(password_line: &str) -> String {
+    CONFIG.replace(
+        "group_id: g\n",
+        &format!("group_id: g\n  sasl:\n    mechanism: SCRAM-SHA-512\n    username: bridge\n    {password_line}\n"),
+    )
+}
+
+#[test]
+fn config_debug_and_the_validate_summary_show_no_kafka_password() {
+    let env = |n: &str| (n == "KAFKA_PASSWORD").then(|| KAFKA_PASSWORD.to_string());
+    for text in [
+        with_kafka_password(&format!("password: {KAFKA_PASSWORD}")),
+        with_kafka_password("password: ${KAFKA_PASSWORD}"),
+        // The same secret through kafka.properties: held as a secret too.
+        CONFIG.replace(
+            "group_id: g\n",
+            &format!("group_id: g\n  properties:\n    security.protocol: SASL_SSL\n    sasl.mechanism: PLAIN\n    sasl.username: bridge\n    sasl.password: {KAFKA_PASSWORD}\n    ssl.key.password: {KAFKA_PASSWORD}\n"),
+        ),
+    ] {
+        let cfg = load_with(&text, &env).expect("valid");
+        assert_clean("Config Debug", &format!("{cfg:?} {cfg:#?}"));
+        assert_clean("warnings", &cfg.warnings.join("\n"));
+        let mut errors = Vec::new();
+        let plan = mcm_bridge::mapping::compile(&cfg.topics, &mut errors);
+        let summary = mcm_bridge::cli::validate::summary(Path::new("c.yaml"), &cfg, &plan);
+        assert!(summary.contains("security: SASL_SSL") || summary.contains("secret properties sasl.password, ssl.key.password"), "{summary}");
+        assert_clean("the validate summary", &summary);
+        let exposed: Vec<&str> = cfg
+            .kafka
+            .security
+            .librdkafka_properties()
+            .into_iter()
+            .filter(|(_, v)| *v == KAFKA_PASSWORD)
+            .map(|(k, _)| k)
+            .collect();
+        assert!(exposed.contains(&"sasl.password"), "librdkafka gets it: {exposed:?}");
+    }
+}
+
+#[test]
+fn errors_of_broken_configs_that_contain_the_kafka_password_never_show_it() {
+    let pw = KAFKA_PASSWORD;
+    let broken = [
+        // Wrong types.
+        with_kafka_password(&format!("password: [{pw}]")),
+        with_kafka_password(&format!("password: {{{pw}: 1}}")),
+        // YAML syntax errors on or after the password's line.
+        with_kafka_password(&format!("password: \"{pw}")),
+        with_kafka_password(&format!("password: {pw}\n\tmechanism: PLAIN")),
+        with_kafka_password(&format!("password: {pw}\n    password: {pw}")),
+        // Interpolation mistakes: the password pasted inside `${…}`.
+        with_kafka_password(&format!("password: ${{{pw}}}")),
+        with_kafka_password(&format!("password: \"${{KAFKA_PASSWORD:-{pw}\"")),
+        with_kafka_password(&format!("password: \"${{BAD NAME:-{pw}}}\"")),
+        // Both password and file, a typo next to it, a wrong mechanism, a missing CA file.
+        with_kafka_password(&format!(
+            "password: {pw}\n    password_file: /nonexistent/pw"
+        )),
+        with_kafka_password(&format!("password: {pw}\n    pasword: {pw}")),
+        with_kafka_password(&format!("password: {pw}")).replace("SCRAM-SHA-512", "SCRAM-SHA-1"),
+        with_kafka_password(&format!("password: {pw}"))
+            .replace("  sasl:", "  tls: {ca_file: /nonexistent/ca.pem}\n  sasl:"),
+        // Said twice, in the section and in kafka.properties.
+        with_kafka_password(&format!("password: {pw}")).replace(
+            "  sasl:",
+            &format!("  properties:\n    sasl.password: {pw}\n  sasl:"),
+        ),
+        // A secret property with a wrong type, or a typo in its name.
+        CONFIG.replace(
+            "group_id: g\n",
+            &format!("group_id: g\n  properties:\n    sasl.password: [{pw}]\n"),
+        ),
+    ];
+    for text in &broken {
+        let err = match load_with(text, &no_env) {
+            Err(e) => e,
+            Ok(_) => panic!("expected an error for:\n{text}"),
+        };
+        assert!(!err.is_empty());
+        assert_clean(&format!("the error for\n{text}\n→ {err}\n"), &err);
+    }
+}
+
 #[test]
 fn plain_http_base_url_needs_allow_insecure_http() {
     let text = CONFIG.replace("https://mcm.example.test", "http://mcm.example.test");
@@ -332,6 +558,30 @@ fn a_literal_key_in_a_group_or_world_readable_file_is_warned_about() {
         msg.contains("chmod 600"),
         "the warning says what to do: {msg}"
     );
+    // The Kafka password, in kafka.sasl or kafka.properties, is warned about the same way.
+    let env_key = CONFIG.replace("API_KEY_HERE", "${MCM_SECRETS_TEST_UNSET:-from-default}");
+    let kafka_literal = env_key.replace(
+        "group_id: g\n",
+        &format!("group_id: g\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: {KAFKA_PASSWORD}\n"),
+    );
+    let in_properties = env_key.replace(
+        "group_id: g\n",
+        &format!("group_id: g\n  properties:\n    sasl.password: {KAFKA_PASSWORD}\n"),
+    );
+    for (name, text, path) in [
+        ("k1.yaml", &kafka_literal, "kafka.sasl.password"),
+        ("k2.yaml", &in_properties, "kafka.properties.sasl.password"),
+    ] {
+        let cfg = mcm_bridge::config::load(&write(name, text, 0o644)).expect("valid");
+        let msg = cfg.warnings.join("\n");
+        assert!(msg.contains(path) && msg.contains("readable"), "{msg}");
+        assert_clean("warnings", &msg);
+    }
+    let kafka_from_env = env_key.replace(
+        "group_id: g\n",
+        "group_id: g\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: ${MCM_SECRETS_TEST_UNSET:-x}\n",
+    );
+    assert!(!warned(&write("k3.yaml", &kafka_from_env, 0o644)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,6 +593,7 @@ fn run_bin(args: &[&str], stdin: &[u8]) -> (String, std::process::ExitStatus) {
     let mut child = Command::new(BIN)
         .args(args)
         .env("MCM_API_KEY", KEY)
+        .env("KAFKA_PASSWORD", KAFKA_PASSWORD)
         .env("RUST_LOG", "trace")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -391,11 +642,17 @@ fn subcommands() -> Vec<String> {
 fn validate_map_and_help_output_never_show_the_key() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = dir.path().join("bridge.yaml");
-    std::fs::write(&cfg, CONFIG.replace("API_KEY_HERE", "${MCM_API_KEY}")).expect("write");
+    std::fs::write(
+        &cfg,
+        with_kafka_password("password: ${KAFKA_PASSWORD}")
+            .replace("API_KEY_HERE", "${MCM_API_KEY}"),
+    )
+    .expect("write");
     let cfg = cfg.to_str().expect("utf8 path");
 
     let (out, status) = run_bin(&["validate", "--config", cfg], b"");
     assert!(status.success(), "validate passes: {out}");
+    assert!(out.contains("SCRAM-SHA-512 as \"bridge\""), "{out}");
     assert_clean("`validate`", &out);
 
     let msg = br#"{"ts": 1717000000000, "user": "u1"}"#;
@@ -438,7 +695,7 @@ fn run_start_up_logs_at_trace_level_never_show_the_key() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = dir.path().join("bridge.yaml");
     // Nothing listens on port 1 of the loopback: the bridge starts, logs, and keeps retrying.
-    let text = CONFIG
+    let text = with_kafka_password("password: ${KAFKA_PASSWORD}")
         .replace("API_KEY_HERE", "${MCM_API_KEY}")
         .replace("group_id: g", "group_id: g\n  properties:\n    debug: all")
         .replace(
@@ -449,6 +706,7 @@ fn run_start_up_logs_at_trace_level_never_show_the_key() {
     let mut child = Command::new(BIN)
         .args(["run", "--config", cfg.to_str().expect("utf8")])
         .env("MCM_API_KEY", KEY)
+        .env("KAFKA_PASSWORD", KAFKA_PASSWORD)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

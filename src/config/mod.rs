@@ -327,15 +327,19 @@ fn exposed_key_warning(path: &Path, text: &str, cfg: &Config) -> Option<String> 
     }
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     let what = if literal == ["mcm.api_key"] {
-        "the API key".to_string()
+        "the API key in plain text (mcm.api_key)".to_string()
     } else {
-        "secrets".to_string()
+        format!("secrets in plain text ({})", literal.join(", "))
+    };
+    let instead = if literal == ["mcm.api_key"] {
+        "use mcm.api_key: \"${MCM_API_KEY}\" / mcm.api_key_file"
+    } else {
+        "write them as \"${VAR}\" / use mcm.api_key_file and kafka.sasl.password_file"
     };
     (mode & 0o077 != 0).then(|| {
         format!(
-            "{} contains {what} in plain text ({}) and is readable by group or others (mode {mode:03o}): chmod 600 it, or write them as \"${{VAR}}\" / use mcm.api_key_file and kafka.sasl.password_file",
-            path.display(),
-            literal.join(", ")
+            "{} contains {what} and is readable by group or others (mode {mode:03o}): chmod 600 it, or {instead}",
+            path.display()
         )
     })
 }

@@ -156,8 +156,16 @@ observe:
 
 pub fn load(text: &str) -> (Config, MappingPlan) {
     let env = |_: &str| -> Option<String> { None };
+    load_env(text, &env)
+}
+
+/// [`load`] with `${VAR}` served by `env`.
+pub fn load_env(
+    text: &str,
+    env: &dyn mcm_bridge::config::interpolate::Env,
+) -> (Config, MappingPlan) {
     let cfg =
-        mcm_bridge::config::load_str(text, Path::new("."), &env, Vec::<(String, String)>::new())
+        mcm_bridge::config::load_str(text, Path::new("."), env, Vec::<(String, String)>::new())
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
     let mut errors = Vec::new();
     let plan = mcm_bridge::mapping::compile(&cfg.topics, &mut errors);
@@ -227,8 +235,13 @@ pub fn log_lines_with(parts: &[&str]) -> Vec<String> {
 
 impl Bridge {
     pub fn start(text: &str) -> Bridge {
-        init_test_logs();
         let (cfg, plan) = load(text);
+        Bridge::start_loaded(cfg, plan)
+    }
+
+    /// Starts a bridge on a configuration already loaded (e.g. with [`load_env`]).
+    pub fn start_loaded(cfg: Config, plan: MappingPlan) -> Bridge {
+        init_test_logs();
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
         let shutdown = CancellationToken::new();
@@ -246,6 +259,11 @@ impl Bridge {
             health,
             task,
         }
+    }
+
+    /// True once the bridge's pipeline ended by itself (or was stopped).
+    pub fn has_exited(&self) -> bool {
+        self.task.is_finished()
     }
 
     pub async fn stop(self) -> Exit {
