@@ -594,6 +594,11 @@ async fn missing_write_on_the_dlq_topic_holds_the_dead_letter_uncommitted_until_
         .await;
     assert_eq!(bridge.metrics.dead_letters_held.get(), 0);
     assert_eq!(bridge.metrics.halted.get(), 0);
+    assert_eq!(
+        log_lines_with(&["Kafka takes dead letters again", "more=0"]).len(),
+        1,
+        "the hold ended by the probe that got through"
+    );
     assert!(bridge.health.readiness().is_ok());
     assert_eq!(bridge.stop().await, Exit::Shutdown);
     let dlq = read_all(k.bootstrap_servers(), &n.dlq, 1);

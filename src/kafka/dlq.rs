@@ -191,7 +191,7 @@ impl DlqProducer {
         let fresh = create(&i.config, &i.kafka, &i.topic, &i.warned)?;
         let old = std::mem::replace(&mut *current, fresh.clone());
         drop(current);
-        tracing::info!(error = %code, reason, "DLQ producer was unusable after a fatal error; made a new one");
+        tracing::debug!(error = %code, reason, "DLQ producer was unusable after a fatal error; made a new one");
         // Dropping a producer flushes and joins its thread: not on a runtime worker.
         tokio::task::spawn_blocking(move || drop(old));
         Ok(fresh)

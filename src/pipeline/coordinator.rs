@@ -803,7 +803,7 @@ impl Coordinator {
                 let probe = work.dlq_probe;
                 self.finish(work);
                 if probe {
-                    self.release_dead_letters();
+                    self.release_dead_letters(true);
                 }
             }
             AckResult::DlqFailed { why, error } => {
@@ -1209,7 +1209,7 @@ impl Coordinator {
                 .is_some_and(|p| p.generation == w.generation && !p.revoking)
         });
         if h.is_empty() && !h.is_probing() {
-            self.release_dead_letters();
+            self.release_dead_letters(false);
             return;
         }
         let Some((mut work, why)) = h.take_probe(Instant::now()) else {
@@ -1221,19 +1221,20 @@ impl Coordinator {
         self.spawn_dlq(work, why, Duration::ZERO);
     }
 
-    /// A probe got through (or nothing is held any more): write every held dead letter.
-    fn release_dead_letters(&mut self) {
+    /// Ends the hold: a probe `got_through` (write every held dead letter), or nothing is held
+    /// any more (their partitions were revoked; the next dead letter tries the DLQ topic again).
+    fn release_dead_letters(&mut self, got_through: bool) {
         let Some(h) = self.dlq_hold.take() else {
             return;
         };
         let held = h.release();
-        if held.is_empty() {
-            tracing::info!("no dead letters held any more (their partitions were revoked); the next one tries the DLQ topic again");
-        } else {
+        if got_through {
             tracing::info!(
-                held = held.len(),
-                "Kafka takes dead letters again; writing the held ones"
+                more = held.len(),
+                "Kafka takes dead letters again (the probe was written); writing the other held ones and resuming their partitions"
             );
+        } else {
+            tracing::info!("no dead letters held any more (their partitions were revoked); the next one tries the DLQ topic again");
         }
         self.deps.health.set_kafka_denied(None);
         if self.halted.is_none() && self.fatal.is_none() {
