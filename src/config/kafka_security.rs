@@ -20,7 +20,7 @@
 //! work today; and refusing literals only here would give `kafka.properties.sasl.password` a rule
 //! `mcm.api_key` does not have for the same risk. The risk a literal keeps — whoever can read the
 //! file can read the secret — is the same for every secret in the file, and gets the same answer:
-//! a warning when the file is readable by group or others ([`super::exposed_secret_warning`]).
+//! a warning when the file is readable by group or others (see `config::load_with`).
 //! The one thing refused is saying it twice: once the sections are used, the properties they set
 //! (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`)
 //! may not also appear in `kafka.properties`.

@@ -178,7 +178,7 @@ pub enum Exit {
     /// The poll thread went away (consumer closed).
     ConsumerGone,
     /// Kafka refused the login or a right needed to consume; the bridge stopped after committing
-    /// what had finished (see [`Coordinator::on_access_denied`]).
+    /// what had finished (see `Coordinator::on_access_denied`).
     AccessDenied,
 }
 
@@ -811,7 +811,9 @@ impl Coordinator {
                 let go_on = !p.revoking && self.shutdown_deadline.is_none();
                 match error {
                     DlqError::Denied(denied) if go_on => self.hold_dead_letter(work, why, &denied),
-                    DlqError::Kafka(error) if go_on && work.dlq_probe => {
+                    DlqError::Kafka(error)
+                        if go_on && work.dlq_probe && self.dlq_hold.is_some() =>
+                    {
                         tracing::warn!(%error, "DLQ probe failed; probing again later (offsets held)");
                         if let Some(h) = &mut self.dlq_hold {
                             work.dlq_probe = false;
