@@ -478,3 +478,87 @@ async fn coordinator_killed_mid_stream(b: &TestBroker) {
     );
     sb.shutdown().await.expect("sandbox stops");
 }
+
+/// Issue 21 item 5: a dead-letter topic that does not exist (Apache Kafka does not create topics
+/// here, as on most production clusters) holds the dead letter — its offset and everything after
+/// it uncommitted, not ready, one error that says what to fix — instead of retrying it every
+/// second for ever; once the operator creates the topic, the next probe writes it and
+/// everything is committed. The DLQ producer does not depend on the group protocol: classic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_dead_letter_topic_holds_the_dead_letter_until_it_is_created() {
+    let Some(backend) = Backend::apache(Protocol::Classic) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = backend.broker("events", 1);
+    let before = ids(10, "nodlq-a-");
+    let after = ids(10, "nodlq-b-");
+    let mut records: Vec<Record> = before
+        .iter()
+        .map(|id| (0, None, Some(event(id, "home"))))
+        .collect();
+    records.push((0, None, Some(b"{not json".to_vec()))); // offset 10: a dead letter
+    records.extend(after.iter().map(|id| (0, None, Some(event(id, "home")))));
+    produce(b.bootstrap_servers(), "events", &records);
+
+    let bridge = Bridge::start(&config_text(&b, &sb.base_url(), "g-nodlq", "", ""));
+    bridge
+        .wait(Duration::from_secs(120), "the dead letter held", || {
+            bridge.metrics.dead_letters_held.get() == 1
+        })
+        .await;
+    bridge
+        .wait(Duration::from_secs(60), "the watermark committed", || {
+            committed(b.bootstrap_servers(), "g-nodlq", "events", 1) == [Some(10)]
+        })
+        .await;
+    assert_eq!(bridge.metrics.halted.get(), 1);
+    let want = "the dead-letter topic \"g-nodlq.dlq\" does not exist";
+    let ready = bridge.health.readiness().expect_err("not ready");
+    assert!(ready.contains(want), "{ready}");
+    let held = log_lines_with(&[want, "holding dead letters"]);
+    assert_eq!(held.len(), 1, "one error: {held:#?}");
+    assert!(held[0].contains("create it"), "{}", held[0]);
+    assert!(
+        log_lines_with(&["DLQ write failed; retrying", "events[0]"]).is_empty(),
+        "a missing topic is not retried per dead letter"
+    );
+    assert_eq!(
+        missing(&before, &accepted_set(&sb).await),
+        0,
+        "the messages before the dead letter are delivered"
+    );
+
+    // The operator creates the topic: a later probe writes the dead letter and the hold ends.
+    b.create_topic("g-nodlq.dlq", 1);
+    bridge
+        .wait(Duration::from_secs(180), "the dead letter written", || {
+            bridge.dead_lettered() == 1
+        })
+        .await;
+    bridge
+        .wait(Duration::from_secs(60), "every message finished", || {
+            bridge.finished() >= 21
+        })
+        .await;
+    assert_eq!(bridge.metrics.dead_letters_held.get(), 0);
+    assert_eq!(bridge.metrics.halted.get(), 0);
+    assert!(bridge.health.readiness().is_ok());
+    bridge.stop().await;
+    let dlq = read_all(b.bootstrap_servers(), "g-nodlq.dlq", 1);
+    assert_eq!(dlq.len(), 1, "the dead letter written once");
+    assert_eq!(
+        headers(&dlq[0])
+            .get("mcm.source.offset")
+            .map(String::as_str),
+        Some("10")
+    );
+    let all: Vec<String> = before.iter().chain(&after).cloned().collect();
+    assert_eq!(missing(&all, &accepted_set(&sb).await), 0);
+    assert_eq!(
+        committed(b.bootstrap_servers(), "g-nodlq", "events", 1),
+        [Some(21)]
+    );
+    sb.shutdown().await.expect("sandbox stops");
+}

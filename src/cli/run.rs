@@ -1,7 +1,8 @@
 //! `mcm-bridge run`: the service. Loads and checks the configuration (exit 2 on any error, before
 //! touching Kafka), serves `/metrics`, `/healthz`, `/readyz`, runs the pipeline until SIGTERM or
 //! SIGINT, then drains, commits and exits 0 — or exits 3 when Kafka refused the login or a right
-//! needed to consume (after committing what finished; see `pipeline::coordinator`).
+//! needed to consume (after committing what finished; see `pipeline::coordinator`), or 4 when the
+//! final commit did not land in time (see `pipeline::shutdown`).
 
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
@@ -9,12 +10,24 @@ use crate::pipeline::coordinator::Exit;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when Kafka refused the login or a right needed to consume (READ on the group or a
 /// topic). Not 2: a supervisor should restart it (with backoff), since the right may be granted
 /// meanwhile; systemd's `RestartPreventExitStatus=2` still restarts it.
 pub const EXIT_KAFKA_ACCESS_DENIED: u8 = 3;
+
+/// Exit code when the bridge stopped but its final commit did not land within
+/// `delivery.final_commit_timeout` (broker down, group rebalancing): nothing is lost, but the
+/// next owner delivers again everything taken since the last stored commit, which the log line
+/// `final commit failed: …` counts. Not 0, so that an operator and a supervisor see it.
+pub const EXIT_FINAL_COMMIT_FAILED: u8 = 4;
+
+/// How long the runtime waits at exit for blocking tasks still running: a final commit or a
+/// consumer close abandoned after its own bound must not hold the process (tokio would wait
+/// for them for ever).
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 
 pub fn run(config_path: &Path) -> ExitCode {
     let (config, plan) = match super::load_checked(config_path) {
@@ -35,7 +48,7 @@ pub fn run(config_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
         let shutdown = CancellationToken::new();
@@ -73,11 +86,14 @@ pub fn run(config_path: &Path) -> ExitCode {
         let _ = server.await;
         match result {
             Ok(Exit::AccessDenied) => ExitCode::from(EXIT_KAFKA_ACCESS_DENIED),
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(Exit::FinalCommitFailed { .. }) => ExitCode::from(EXIT_FINAL_COMMIT_FAILED),
+            Ok(Exit::Shutdown | Exit::ConsumerGone) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "pipeline failed to start");
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    rt.shutdown_timeout(RUNTIME_SHUTDOWN);
+    code
 }

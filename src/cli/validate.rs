@@ -53,11 +53,12 @@ pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
     );
     let _ = writeln!(
         s,
-        "delivery: {} ordering, permanent failures → {} ({}), drain {}",
+        "delivery: {} ordering, permanent failures → {} ({}), drain {}, final commit {}",
         d.ordering.as_str(),
         d.on_permanent_failure.as_str(),
         d.dlq_topic,
-        humantime::format_duration(d.drain_timeout)
+        humantime::format_duration(d.drain_timeout),
+        humantime::format_duration(d.final_commit_timeout)
     );
     for block in plan.blocks() {
         let _ = writeln!(

@@ -239,6 +239,9 @@ pub struct DeliveryConfig {
     /// Finished but uncommitted messages a partition may hold before it stops taking more: the
     /// most its next owner replays when commits keep failing (see `pipeline::commit_ledger`).
     pub max_uncommitted_per_partition: usize,
+    /// How long the final commit of a shutdown or a revoke may take, whatever the broker does:
+    /// with `drain_timeout` it bounds how long SIGTERM takes (see `pipeline::shutdown`).
+    pub final_commit_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -825,6 +828,15 @@ fn read_delivery(
             ),
         );
     }
+    // 5 s: a healthy group answers a commit in milliseconds, and a rebalance refuses it for a
+    // second or two. With the default 15 s drain and ~1 s to close, SIGTERM ends in about 21 s at
+    // worst: well inside the 30 s grace of docker compose and the 45 s of the shipped manifests.
+    let final_commit_timeout = r
+        .duration("final_commit_timeout")
+        .unwrap_or(Duration::from_secs(5));
+    if final_commit_timeout.is_zero() {
+        r.error("final_commit_timeout", "must be above zero");
+    }
     if let Some(k) = kafka {
         // Vector refuses the same combination: a drain longer than the session timeout gets the
         // member expelled mid-drain, so its commits fail and everything is re-delivered.
@@ -859,6 +871,7 @@ fn read_delivery(
         max_in_flight_bytes_per_partition,
         drain_timeout,
         max_uncommitted_per_partition,
+        final_commit_timeout,
     })
 }
 
@@ -1058,6 +1071,20 @@ topics: []
         assert_eq!(c.mcm.platform_id, "OTHER_TEST");
         assert_eq!(c.mcm.max_in_flight, 512);
         assert_eq!(c.env_overrides, ["mcm.max_in_flight", "mcm.platform_id"]);
+    }
+
+    #[test]
+    fn the_final_commit_is_bounded_by_default_and_never_unbounded() {
+        let c = load_str(
+            &MINIMAL.replace("${MCM_API_KEY}", "k"),
+            Path::new("."),
+            &|_: &str| None,
+            Vec::<(String, String)>::new(),
+        )
+        .expect("valid");
+        assert_eq!(c.delivery.final_commit_timeout, Duration::from_secs(5));
+        let text = MINIMAL.to_string() + "delivery:\n  final_commit_timeout: 0s\n";
+        assert_eq!(error_paths(&text), ["delivery.final_commit_timeout"]);
     }
 
     #[test]

@@ -148,11 +148,6 @@ impl<T> Sender<T> {
     pub fn transport(&self) -> &T {
         &self.transport
     }
-
-    /// The shared breaker, e.g. to hand to another component.
-    pub fn breaker(&self) -> &Arc<Mutex<CircuitBreaker>> {
-        &self.breaker
-    }
 }
 
 impl<T: Transport> Sender<T> {

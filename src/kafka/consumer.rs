@@ -36,7 +36,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::OwnedMessage;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,8 +113,8 @@ pub struct BridgeContext {
     /// Partitions assigned right now, as seen by the rebalance callbacks: what the lag sampler
     /// measures, and a sample taken before a revoke must not resurrect a lag series.
     assigned: Arc<Assigned>,
-    /// How long a revoke waits for the coordinator's answer (drain timeout + slack).
-    revoke_wait: Duration,
+    /// How long a revoke waits for the drain and then for its final commit.
+    revoke: RevokeBounds,
     /// Set once shutdown has committed everything: later revokes (from close) skip the round trip.
     closing: Arc<AtomicBool>,
     /// Told when this member has joined the group (its first assignment, even an empty one).
@@ -216,7 +216,7 @@ impl ConsumerContext for BridgeContext {
                 {
                     return; // coordinator gone (shutdown already committed)
                 }
-                let deadline = Instant::now() + self.revoke_wait;
+                let deadline = Instant::now() + self.revoke.answer_wait;
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let Ok(answer) = answer.recv_timeout(left) else {
@@ -230,7 +230,7 @@ impl ConsumerContext for BridgeContext {
                                 consumer,
                                 &offsets,
                                 "revoke (before drain)",
-                                1,
+                                Instant::now(),
                             ));
                         }
                         RevokeAnswer::Progress(_) => {}
@@ -240,7 +240,7 @@ impl ConsumerContext for BridgeContext {
                                     consumer,
                                     &offsets,
                                     "revoke",
-                                    FINAL_COMMIT_ATTEMPTS,
+                                    Instant::now() + self.revoke.final_commit,
                                 ));
                             }
                             return;
@@ -315,22 +315,35 @@ fn group_coordinator_up(statistics: &[u8]) -> bool {
         .is_some_and(|g| g.state == "up")
 }
 
-/// How often a final (revoke or shutdown) commit is tried before its offsets are given up.
-pub const FINAL_COMMIT_ATTEMPTS: u64 = 10;
+/// How long a revoke callback may hold the poll thread: the drain, then the final commit.
+#[derive(Debug, Clone, Copy)]
+pub struct RevokeBounds {
+    /// How long to wait for the coordinator's drain answer (drain timeout + slack).
+    pub answer_wait: Duration,
+    /// How long the final commit keeps retrying (`delivery.final_commit_timeout`).
+    pub final_commit: Duration,
+}
 
-/// Commits `offsets` synchronously, trying up to `attempts` times (transient failures).
+/// Commits `offsets` synchronously, retrying transient failures until `give_up_at` (at least
+/// one attempt; `Instant::now()` means exactly one).
+///
+/// The retries are bounded by the deadline, not a count: a group that refuses with
+/// REBALANCE_IN_PROGRESS answers within milliseconds, so a count would give up within a second
+/// of a rebalance that settles in two. One attempt itself is librdkafka's to bound (with no group
+/// coordinator it can take up to the session timeout); callers that must not wait that long run
+/// this on a blocking thread and stop waiting for it (`pipeline::shutdown`).
 pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(
     consumer: &C,
     offsets: &[(Tp, i64)],
     why: &str,
-    attempts: u64,
+    give_up_at: Instant,
 ) -> bool {
     let Some(tpl) = tpl_of(offsets) else {
         return false;
     };
-    // Commits during a rebalance fail with REBALANCE_IN_PROGRESS until it settles (a second or
-    // two); keep trying for a few seconds, since a lost final commit means re-delivery.
-    for attempt in 1..=attempts {
+    let mut attempt: u64 = 0;
+    loop {
+        attempt += 1;
         match consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => {
                 tracing::info!(why, partitions = offsets.len(), "offsets committed");
@@ -341,16 +354,16 @@ pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(
             }
             Err(e) => {
                 tracing::warn!(why, attempt, error = %e, "synchronous commit failed");
-                if attempt == attempts {
-                    break;
+                let pause = Duration::from_millis(100 * attempt.min(5));
+                if Instant::now() + pause >= give_up_at {
+                    return false;
                 }
                 #[allow(clippy::disallowed_methods)]
                 // the poll thread / a blocking task, not async code
-                std::thread::sleep(Duration::from_millis(100 * attempt.min(5)));
+                std::thread::sleep(pause);
             }
         }
     }
-    false
 }
 
 /// A TopicPartitionList of `(tp, next offset to read)`; offsets are taken as given.
@@ -458,7 +471,7 @@ impl PollThread {
         k: &KafkaConfig,
         subscriptions: &[String],
         events: mpsc::Sender<PollEvent>,
-        revoke_wait: Duration,
+        revoke: RevokeBounds,
         metrics: Arc<crate::observe::metrics::Metrics>,
         gaps: Arc<super::retention::Gaps>,
         health: Arc<Health>,
@@ -470,7 +483,7 @@ impl PollThread {
             events: events.clone(),
             metrics,
             assigned: assigned.clone(),
-            revoke_wait,
+            revoke,
             closing: closing.clone(),
             health: health.clone(),
         };
@@ -524,7 +537,7 @@ impl PollThread {
                 polled
             });
             if tokio::time::timeout(timeout, joined).await.is_err() {
-                tracing::warn!("kafka consumer close did not finish in time; exiting anyway (offsets were committed)");
+                tracing::warn!("kafka consumer close did not finish in time; exiting anyway (the final commit was already made or given up)");
             }
         }
     }
@@ -538,8 +551,8 @@ impl PollThread {
 /// topic's partitions stayed assigned (with a frozen lag series) as long (measured on Apache
 /// Kafka 4.2: no revoke within 90 s). One small Metadata request every 10 s is cheap and makes
 /// both take seconds. A user's own `kafka.properties` value wins.
-const METADATA_REFRESH: &str = "topic.metadata.refresh.interval.ms";
-const METADATA_REFRESH_MS: &str = "10000";
+pub(crate) const METADATA_REFRESH: &str = "topic.metadata.refresh.interval.ms";
+pub(crate) const METADATA_REFRESH_MS: &str = "10000";
 
 /// How often, at most, an idle poll thread reports the consumer's positions.
 const POSITIONS_EVERY: Duration = Duration::from_millis(500);
@@ -603,11 +616,6 @@ fn poll_loop(
     // here; a static member (group.instance.id) does not (KIP-345): its partitions wait for the
     // session timeout or for the same instance id to rejoin.
     drop(consumer);
-}
-
-/// Offset of a message as the tracker sees it.
-pub fn offset_of(msg: &OwnedMessage) -> i64 {
-    msg.offset()
 }
 
 #[cfg(test)]

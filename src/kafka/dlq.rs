@@ -4,7 +4,9 @@
 //! say where it came from and why it failed. The source offset counts as finished only after Kafka
 //! acknowledged the DLQ write (DESIGN.md contract 1): the producer is idempotent with `acks=all`,
 //! and a failed write is retried by the caller while the offset keeps holding the watermark; a
-//! write Kafka refuses ([`DlqError::Denied`]) is held by the caller and probed later instead.
+//! write Kafka refuses ([`DlqError::Denied`]) or can never take as things are
+//! ([`DlqError::Unwritable`]: the topic is missing, the record too large) is held by the caller
+//! and probed later instead.
 //! Header building is pure; the API key can never be in a header because only the MCM response
 //! body snippet is copied, and it is scrubbed of the key anyway.
 
@@ -14,6 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,15 +80,68 @@ pub fn dlq_headers(
     h
 }
 
+/// How long librdkafka waits for a topic it does not see to appear before failing its
+/// messages as `_UNKNOWN_TOPIC`; a topic created seconds ago has propagated by then.
+const TOPIC_PROPAGATION: &str = "topic.metadata.propagation.max.ms";
+const TOPIC_PROPAGATION_MS: &str = "10000";
+
 /// Why a dead letter was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
     /// Kafka refused the write (no WRITE on the DLQ topic): retrying at once cannot help.
     #[error("{0}")]
     Denied(AccessDenied),
+    /// Kafka cannot take this write until an operator changes something: retrying at once
+    /// cannot help either.
+    #[error("{0}")]
+    Unwritable(Unwritable),
     /// Anything else (broker unavailable, timeout …): worth retrying.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+}
+
+/// A dead letter Kafka will not take as the cluster is configured, and what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unwritable {
+    #[error("the dead-letter topic \"{topic}\" does not exist ({code}): create it (topic auto-creation is off on most clusters) or set delivery.dlq_topic to an existing topic")]
+    TopicMissing {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("a dead letter of {bytes} bytes (key and value) is larger than Kafka takes ({code}): raise max.message.bytes on topic \"{topic}\" (and kafka.properties message.max.bytes if the bridge's producer refused it)")]
+    TooLarge {
+        topic: String,
+        bytes: usize,
+        code: RDKafkaErrorCode,
+    },
+}
+
+impl Unwritable {
+    /// The produce errors that no retry fixes, with what to change; `None` for the rest
+    /// (transient: broker down, timeouts, leader moves), which are retried.
+    pub fn of(code: RDKafkaErrorCode, topic: &str, bytes: usize) -> Option<Unwritable> {
+        use RDKafkaErrorCode as C;
+        match code {
+            // Local `_UNKNOWN_TOPIC` after `topic.metadata.propagation.max.ms` (30 s), or the
+            // broker's answer; `InvalidTopic` is a name Kafka refuses outright.
+            C::UnknownTopic | C::UnknownTopicOrPartition | C::InvalidTopic => {
+                Some(Unwritable::TopicMissing {
+                    topic: topic.to_string(),
+                    code,
+                })
+            }
+            // The producer's own check against `message.max.bytes`, or the broker's against the
+            // topic's `max.message.bytes`.
+            C::MessageSizeTooLarge | C::InvalidMessageSize | C::MessageBatchTooLarge => {
+                Some(Unwritable::TooLarge {
+                    topic: topic.to_string(),
+                    bytes,
+                    code,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Writes dead letters.
@@ -158,7 +214,17 @@ impl DlqProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
-            .set("linger.ms", "5");
+            .set("linger.ms", "5")
+            // A missing DLQ topic must fail as `_UNKNOWN_TOPIC` (held, with the fix named: see
+            // `Unwritable`) before the 30 s message timeout turns it into a retried timeout;
+            // librdkafka waits `topic.metadata.propagation.max.ms` (30 s by default) first.
+            .set(TOPIC_PROPAGATION, TOPIC_PROPAGATION_MS)
+            // And a DLQ topic the operator then creates is seen within seconds, not the
+            // default 5 minutes (the consumer's setting, for the same reason).
+            .set(
+                super::consumer::METADATA_REFRESH,
+                super::consumer::METADATA_REFRESH_MS,
+            );
         for (key, value) in super::shared_properties(&k.properties) {
             c.set(key, value);
         }
@@ -240,7 +306,17 @@ impl DlqProducer {
                     &self.inner.topic,
                     self.inner.kafka.security.principal().as_deref(),
                 ))),
-                None => Err(DlqError::Kafka(e)),
+                None => {
+                    let bytes =
+                        msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len);
+                    match e
+                        .rdkafka_error_code()
+                        .and_then(|code| Unwritable::of(code, &self.inner.topic, bytes))
+                    {
+                        Some(u) => Err(DlqError::Unwritable(u)),
+                        None => Err(DlqError::Kafka(e)),
+                    }
+                }
             },
         }
     }
@@ -263,6 +339,38 @@ fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_topic_and_an_oversized_record_are_unwritable_with_the_fix_named() {
+        let missing =
+            Unwritable::of(RDKafkaErrorCode::UnknownTopic, "g.dlq", 10).expect("missing topic");
+        assert!(matches!(missing, Unwritable::TopicMissing { .. }));
+        let text = missing.to_string();
+        assert!(text.contains("\"g.dlq\" does not exist"), "{text}");
+        assert!(text.contains("delivery.dlq_topic"), "{text}");
+        let large = Unwritable::of(RDKafkaErrorCode::MessageSizeTooLarge, "g.dlq", 2_000_000)
+            .expect("too large");
+        let text = large.to_string();
+        assert!(text.contains("2000000 bytes"), "{text}");
+        assert!(
+            text.contains("max.message.bytes on topic \"g.dlq\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn transient_produce_errors_stay_retryable() {
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::QueueFull,
+        ] {
+            assert_eq!(Unwritable::of(code, "g.dlq", 1), None, "{code:?}");
+        }
+    }
 
     #[test]
     fn headers_carry_source_and_reason_and_never_the_key() {

@@ -12,7 +12,6 @@ use rdkafka::types::RDKafkaRespErr;
 pub struct MockBroker {
     handle: BaseProducer,
     bootstrap: String,
-    brokers: i32,
 }
 
 impl MockBroker {
@@ -41,19 +40,11 @@ impl MockBroker {
                 rdkafka::types::RDKafkaErrorCode::Fail,
             ))?
             .bootstrap_servers();
-        Ok(MockBroker {
-            handle,
-            bootstrap,
-            brokers,
-        })
+        Ok(MockBroker { handle, bootstrap })
     }
 
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
-    }
-
-    pub fn broker_count(&self) -> i32 {
-        self.brokers
     }
 
     fn with<T>(

@@ -315,10 +315,6 @@ impl Health {
         set(&self.broker_error, why);
     }
 
-    pub fn mark_broker_ok(&self) {
-        set(&self.broker_error, None);
-    }
-
     /// The inputs of [`readiness_verdict`] now.
     pub fn readiness_inputs(&self) -> ReadinessInputs {
         ReadinessInputs {

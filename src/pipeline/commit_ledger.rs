@@ -15,7 +15,8 @@
 //! a result for a partition revoked meanwhile is ignored) and when a commit was last confirmed.
 //! While commits fail, replays are bounded twice:
 //! - per partition: a partition whose finished-but-uncommitted messages exceed
-//!   `delivery.max_uncommitted_per_partition` stops taking messages (the coordinator pauses it);
+//!   `delivery.max_uncommitted_per_partition` starts no more deliveries (its messages wait, and
+//!   its in-flight budget pauses it if that lasts);
 //! - in time: when no commit has been confirmed for [`CommitLedger::stall_after`] while work is
 //!   finished and uncommitted, every partition stops taking messages.
 //!

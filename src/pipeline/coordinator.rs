@@ -15,14 +15,15 @@ use super::dlq_hold::DlqHold;
 use super::lanes::{lane_of, Lanes};
 use super::offset_tracker::{OffsetTracker, TrackError};
 use super::parked::Parked;
+use super::shutdown::{ending, final_offsets, CommitOutcome, Ending, PartitionEnd};
 use super::work::{Ack, AckResult, Work};
 use crate::config::{Config, FailurePolicy};
 use crate::kafka::access::{AccessDenied, Names, Refusal};
 use crate::kafka::consumer::{
     commit_sync, tpl_of, tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeAnswer,
-    RevokeReply, Tp, FINAL_COMMIT_ATTEMPTS,
+    RevokeReply, Tp,
 };
-use crate::kafka::dlq::{DlqError, DlqProducer, DlqReason};
+use crate::kafka::dlq::{DlqError, DlqProducer, DlqReason, Unwritable};
 use crate::kafka::retention::{Continuity, Gap, Gaps};
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
@@ -89,6 +90,25 @@ const PARKED_PER_REQUEST_SLOT: usize = 8;
 /// healthy pipeline, whose budget frees within milliseconds, never pays a pause (see
 /// [`IntakeGate`]).
 const GATE_BEFORE_PAUSE: Duration = Duration::from_secs(2);
+
+/// Why dead letters are held rather than retried (see `Coordinator::hold_dead_letter`).
+#[derive(Clone, Copy)]
+enum HoldCause<'a> {
+    /// Kafka refused the write: a missing WRITE right.
+    Denied(&'a AccessDenied),
+    /// Kafka cannot take it until the cluster changes: a missing topic, a record too large.
+    Unwritable(&'a Unwritable),
+}
+
+/// The wait before retrying a dead letter after `attempts` transient failures: 1 s doubling to
+/// 30 s (the retry loop before waited 1 s every time, for ever).
+fn dlq_retry_delay(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(5);
+    Duration::from_secs(1u64 << doublings).min(DLQ_RETRY_MAX)
+}
+
+/// The longest wait between retries of a dead letter whose write failed transiently.
+const DLQ_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The longest interval between probes of held dead letters: an operator who granted the DLQ
 /// right waits at most this long (Moloco's 15 min cap is about its API, not about Kafka).
@@ -173,13 +193,16 @@ pub struct Coordinator {
 /// What the pipeline run ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    /// Shutdown requested; everything finished was committed.
+    /// Shutdown requested; everything finished was committed (or nothing needed it).
     Shutdown,
     /// The poll thread went away (consumer closed).
     ConsumerGone,
     /// Kafka refused the login or a right needed to consume; the bridge stopped after committing
     /// what had finished (see `Coordinator::on_access_denied`).
     AccessDenied,
+    /// Stopped, but the final commit did not land within `delivery.final_commit_timeout`: the
+    /// next owner reads `messages` again (see [`super::shutdown`]).
+    FinalCommitFailed { partitions: usize, messages: u64 },
 }
 
 impl Coordinator {
@@ -285,8 +308,15 @@ impl Coordinator {
                 };
             }
         };
-        self.finish_shutdown().await;
-        exit
+        match self.finish_shutdown().await {
+            Ending::NotStored { redelivered } if exit != Exit::AccessDenied => {
+                Exit::FinalCommitFailed {
+                    partitions: redelivered.partitions,
+                    messages: redelivered.messages,
+                }
+            }
+            _ => exit,
+        }
     }
 
     // ----- events from the poll thread -------------------------------------------------------
@@ -810,7 +840,12 @@ impl Coordinator {
                 self.deps.metrics.dlq_write_failures.inc();
                 let go_on = !p.revoking && self.shutdown_deadline.is_none();
                 match error {
-                    DlqError::Denied(denied) if go_on => self.hold_dead_letter(work, why, &denied),
+                    DlqError::Denied(denied) if go_on => {
+                        self.hold_dead_letter(work, why, HoldCause::Denied(&denied))
+                    }
+                    DlqError::Unwritable(unwritable) if go_on => {
+                        self.hold_dead_letter(work, why, HoldCause::Unwritable(&unwritable))
+                    }
                     DlqError::Kafka(error)
                         if go_on && work.dlq_probe && self.dlq_hold.is_some() =>
                     {
@@ -821,8 +856,12 @@ impl Coordinator {
                         }
                     }
                     DlqError::Kafka(error) if go_on => {
-                        tracing::warn!(partition = %work.tp, offset = work.offset, %error, "DLQ write failed; retrying (offset held)");
-                        self.spawn_dlq(work, why, Duration::from_secs(1));
+                        // Transient (broker down, timeouts): back off 1, 2, 4 … 30 s, so that an
+                        // outage costs one warning per dead letter per backoff, not per second.
+                        work.dlq_attempts = work.dlq_attempts.saturating_add(1);
+                        let delay = dlq_retry_delay(work.dlq_attempts);
+                        tracing::warn!(partition = %work.tp, offset = work.offset, attempt = work.dlq_attempts, retry_in = ?delay, %error, "DLQ write failed; retrying (offset held)");
+                        self.spawn_dlq(work, why, delay);
                     }
                     // Revoked or shutting down: unfinished, so never committed; read again later.
                     _ if work.dlq_probe => {
@@ -902,15 +941,12 @@ impl Coordinator {
             self.spawn_delivery(next);
         }
         // Commit early when a partition is halfway to its replay bound, so that a healthy burst
-        // never reaches it; crossing the bound pauses the partition until a commit confirms.
+        // never reaches it; past the bound its deliveries wait until a commit confirms.
         let bound = self.deps.config.delivery.max_uncommitted_per_partition;
         let uncommitted = self
             .partitions
             .get(&work.tp)
             .map_or(0, |p| usize::try_from(p.tracker.uncommitted()).unwrap_or(0));
-        if uncommitted > bound {
-            self.pauses_dirty = true;
-        }
         if (self.finished_since_commit >= self.deps.config.mcm.max_in_flight
             || uncommitted >= bound / 2)
             && self.shutdown_deadline.is_none()
@@ -1157,7 +1193,8 @@ impl Coordinator {
             .inc();
     }
 
-    /// Kafka refused a dead letter (no WRITE on the DLQ topic).
+    /// Kafka refused a dead letter (no WRITE on the DLQ topic), or cannot take it as the
+    /// cluster is configured (the topic is missing, the record too large: [`Unwritable`]).
     ///
     /// Decision: **hold** the dead letters instead of stopping or retrying each — the bridge can
     /// keep its place: a held message is unfinished, so its partition's watermark stays below it
@@ -1166,7 +1203,7 @@ impl Coordinator {
     /// `kafka_access_denied_total` count, `halted` = 1 and not ready; then a probe after
     /// `mcm.circuit_breaker.probe_interval`, doubling up to 5 minutes, like the 401/403 halt,
     /// because the right may be granted at any time (see [`super::dlq_hold`]).
-    fn hold_dead_letter(&mut self, mut work: Work, why: DlqReason, denied: &AccessDenied) {
+    fn hold_dead_letter(&mut self, mut work: Work, why: DlqReason, cause: HoldCause<'_>) {
         let now = Instant::now();
         let was_probe = std::mem::take(&mut work.dlq_probe);
         match &mut self.dlq_hold {
@@ -1180,12 +1217,18 @@ impl Coordinator {
             }
             Some(h) => h.hold((work, why)),
             None => {
+                let what = match cause {
+                    HoldCause::Denied(denied) => {
+                        self.count_denied(denied);
+                        denied.to_string()
+                    }
+                    HoldCause::Unwritable(unwritable) => unwritable.to_string(),
+                };
                 tracing::error!(
-                    error = %denied,
+                    error = %what,
                     "holding dead letters: their partitions are paused and their offsets not committed until Kafka takes them; probing"
                 );
-                self.count_denied(denied);
-                self.deps.health.set_kafka_denied(Some(denied.to_string()));
+                self.deps.health.set_kafka_denied(Some(what));
                 self.deps.metrics.halted.set(1);
                 let first = self.deps.config.mcm.circuit_breaker.probe_interval;
                 let mut h = DlqHold::new(now, first, DLQ_PROBE_MAX);
@@ -1429,7 +1472,9 @@ impl Coordinator {
                 }
             }
         }
-        // A confirmed commit can take partitions back under their replay bound.
+        // A confirmed commit can take partitions back under their replay bound (dispatch below)
+        // and end a stall. Pauses are re-evaluated too, as they were before the replay bound
+        // stopped pausing: this regular re-check keeps the circuit-open recovery test green.
         self.pauses_dirty = true;
         self.check_commit_stall(now);
         self.dispatch_ready();
@@ -1586,23 +1631,37 @@ impl Coordinator {
         idle || self.shutdown_deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    async fn finish_shutdown(&mut self) {
+    /// Stops the deliveries the drain left, then makes the final commit, bounded by
+    /// `delivery.final_commit_timeout` whatever the broker does (see [`super::shutdown`]).
+    async fn finish_shutdown(&mut self) -> Ending {
         for p in self.partitions.values() {
             p.cancel.cancel();
         }
-        let offsets: Vec<(Tp, i64)> = self
+        let ends: Vec<PartitionEnd> = self
             .partitions
             .iter()
-            .filter_map(|(tp, p)| p.tracker.watermark().map(|w| (tp.clone(), w)))
+            .map(|(tp, p)| PartitionEnd {
+                tp: tp.clone(),
+                commit: p.tracker.commit_candidate(),
+                since_commit: u64::try_from(p.tracker.taken_since_commit()).unwrap_or(0),
+                unfinished: u64::try_from(p.tracker.pending_len()).unwrap_or(u64::MAX),
+            })
             .collect();
-        if !offsets.is_empty() {
+        let offsets = final_offsets(&ends);
+        let outcome = if offsets.is_empty() {
+            CommitOutcome::NotNeeded
+        } else {
+            let budget = self.deps.config.delivery.final_commit_timeout;
             let consumer = self.consumer.clone();
             let started = Instant::now();
-            let ok = tokio::task::spawn_blocking(move || {
-                commit_sync(&*consumer, &offsets, "shutdown", FINAL_COMMIT_ATTEMPTS)
-            })
-            .await
-            .unwrap_or(false);
+            let give_up_at = started + budget;
+            // On a blocking thread we can stop waiting for: one synchronous commit may take up
+            // to the session timeout while the group has no coordinator. A commit still running
+            // after the budget is abandoned; the runtime does not wait for it (`cli::run`).
+            let commit = tokio::task::spawn_blocking(move || {
+                commit_sync(&*consumer, &offsets, "shutdown", give_up_at)
+            });
+            let ok = matches!(tokio::time::timeout(budget, commit).await, Ok(Ok(true)));
             self.deps
                 .metrics
                 .commit_latency
@@ -1612,7 +1671,30 @@ impl Coordinator {
                 .commits
                 .with_label_values(&[if ok { "ok" } else { "error" }])
                 .inc();
+            if ok {
+                CommitOutcome::Committed
+            } else {
+                CommitOutcome::Failed
+            }
+        };
+        let ending = ending(&ends, outcome);
+        match ending {
+            Ending::Stored { unfinished } if unfinished.messages > 0 => tracing::warn!(
+                partitions = unfinished.partitions,
+                messages = unfinished.messages,
+                "the drain ended with deliveries unfinished; their messages stay uncommitted and will be delivered again by the next owner"
+            ),
+            Ending::Stored { .. } => {}
+            Ending::NotStored { redelivered } => tracing::error!(
+                partitions = redelivered.partitions,
+                messages = redelivered.messages,
+                timeout = %humantime::format_duration(self.deps.config.delivery.final_commit_timeout),
+                "final commit failed: {} messages of {} partitions taken since the last stored commit will be delivered again by the next owner (exit code 4)",
+                redelivered.messages,
+                redelivered.partitions,
+            ),
         }
+        ending
     }
 
     // ----- pause / resume ---------------------------------------------------------------------
@@ -1628,11 +1710,11 @@ impl Coordinator {
             // then wait at the breaker, bounded by the budgets, and the first becomes the probe.
             || (self.circuit_open && (self.requests > 0 || !self.parked.is_empty()))
             || self.global_pause
-            // Bounded replays: commits are not being confirmed, or this partition holds more
-            // finished-but-uncommitted messages than its next owner should have to repeat.
+            // Bounded replays: commits are not being confirmed. A partition over its own replay
+            // bound is not paused: `dispatch_ready` starts nothing of it until a commit confirms,
+            // and its budget pauses it if that lasts. Pausing it at once cost a fetch restart
+            // whenever one commit was slow on a loaded host (seen as pauses in a healthy run).
             || self.commits_stalled
-            || usize::try_from(p.tracker.uncommitted())
-                .is_ok_and(|u| u > self.deps.config.delivery.max_uncommitted_per_partition)
             // A partition over its own budget while the global one is full is held by the gate;
             // pausing it too would only add a resume delay.
             || (p.budget.is_paused() && self.global_full_since.is_none())
@@ -1719,5 +1801,18 @@ async fn sleep_until_or_never(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_dlq_failures_back_off_from_one_second_to_thirty() {
+        let delays: Vec<u64> = (1..=8).map(|n| dlq_retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(dlq_retry_delay(0), Duration::from_secs(1));
+        assert_eq!(dlq_retry_delay(u32::MAX), DLQ_RETRY_MAX);
     }
 }

@@ -13,10 +13,11 @@ pub mod dlq_hold;
 pub mod lanes;
 pub mod offset_tracker;
 pub mod parked;
+pub mod shutdown;
 pub mod work;
 
 use crate::config::Config;
-use crate::kafka::consumer::PollThread;
+use crate::kafka::consumer::{PollThread, RevokeBounds};
 use crate::kafka::dlq::DlqProducer;
 use crate::kafka::retention::Gaps;
 use crate::mapping::MappingPlan;
@@ -50,6 +51,10 @@ pub enum PipelineError {
 /// does not need more, and back-pressure belongs to the gate and pause/resume, not to this queue.
 const EVENT_CHANNEL: usize = 256;
 
+/// How long closing the consumer (leaving the group) may take after the final commit. Part of
+/// the shutdown bound: drain + final commit + this stays under compose's 30 s grace by default.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How much longer than the drain timeout a revoke callback waits for the coordinator's answer.
 const REVOKE_SLACK: Duration = Duration::from_secs(5);
 
@@ -62,14 +67,16 @@ const LIVENESS_MARGIN: Duration = Duration::from_secs(10);
 ///
 /// The coordinator turns at least every 50 ms. The poll thread's longest legitimate silence is
 /// one revoke callback: it waits for the drain (`delivery.drain_timeout` + 5 s for the answer),
-/// then commits synchronously; librdkafka holds a synchronous commit for up to the session
-/// timeout while the group has no coordinator. Hence drain + 5 s + session timeout + 10 s:
-/// **75 s with the defaults** (15 s drain, 45 s session). A poll thread blocked longer, e.g. on a
+/// then retries its commit for up to `delivery.final_commit_timeout`, and librdkafka holds one
+/// synchronous commit for up to the session timeout while the group has no coordinator. Hence
+/// drain + 5 s + final commit + session timeout + 10 s: **80 s with the defaults** (15 s drain,
+/// 5 s final commit, 45 s session). A poll thread blocked longer, e.g. on a
 /// commit whose group coordinator never comes back, is restarted, which loses nothing: offsets
 /// past unfinished work are never committed.
 pub fn liveness_bound(config: &Config) -> Duration {
     config.delivery.drain_timeout
         + REVOKE_SLACK
+        + config.delivery.final_commit_timeout
         + config.kafka.group_protocol.session_timeout()
         + LIVENESS_MARGIN
 }
@@ -100,12 +107,15 @@ pub async fn run(
     let (tx, rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL);
     // Offsets the coordinator saw skipped, checked against the log start by the lag sampler.
     let gaps = Arc::new(Gaps::default());
-    let revoke_wait = config.delivery.drain_timeout + REVOKE_SLACK;
+    let revoke = RevokeBounds {
+        answer_wait: config.delivery.drain_timeout + REVOKE_SLACK,
+        final_commit: config.delivery.final_commit_timeout,
+    };
     let poll = PollThread::start(
         &config.kafka,
         &subscriptions,
         tx,
-        revoke_wait,
+        revoke,
         metrics.clone(),
         gaps.clone(),
         health.clone(),
@@ -136,7 +146,7 @@ pub async fn run(
     let exit = tokio::spawn(coordinator.run(rx, shutdown)).await;
     // The loops stop on purpose from here; shutdown is bounded by the close timeout below.
     health.disarm_liveness();
-    poll.close(Duration::from_secs(10)).await;
+    poll.close(CLOSE_TIMEOUT).await;
     let exit = exit.map_err(PipelineError::Coordinator)?;
     tracing::info!(?exit, "pipeline stopped");
     Ok(exit)
@@ -162,18 +172,21 @@ mod tests {
     }
 
     #[test]
-    fn liveness_bound_is_75_seconds_with_the_defaults() {
-        assert_eq!(liveness_bound(&config("")), Duration::from_secs(75));
+    fn liveness_bound_is_80_seconds_with_the_defaults() {
+        assert_eq!(liveness_bound(&config("")), Duration::from_secs(80));
     }
 
     #[test]
     fn liveness_bound_outlasts_a_revoke_with_a_longer_drain_and_session() {
         let c = config("  session_timeout: 2m\ndelivery:\n  drain_timeout: 1m\n");
         let bound = liveness_bound(&c);
-        // The revoke callback alone: drain + the answer's slack + one commit waiting out the
-        // session timeout for a group coordinator.
-        let revoke = Duration::from_secs(60) + REVOKE_SLACK + Duration::from_secs(120);
+        // The revoke callback alone: drain + the answer's slack + commit retries for the final
+        // commit budget, the last of which waits out the session timeout for a coordinator.
+        let revoke = Duration::from_secs(60)
+            + REVOKE_SLACK
+            + Duration::from_secs(5)
+            + Duration::from_secs(120);
         assert!(bound > revoke, "{bound:?} must exceed {revoke:?}");
-        assert_eq!(bound, Duration::from_secs(195));
+        assert_eq!(bound, Duration::from_secs(200));
     }
 }

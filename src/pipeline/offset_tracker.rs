@@ -110,6 +110,15 @@ impl OffsetTracker {
         }
     }
 
+    /// How many offsets were taken since the last confirmed commit, finished or not: what the
+    /// next owner reads again if no further commit lands.
+    pub fn taken_since_commit(&self) -> i64 {
+        match (self.next_after_seen, self.committed.or(self.first_seen)) {
+            (Some(next), Some(base)) => (next - base).max(0),
+            _ => 0,
+        }
+    }
+
     /// Records that `offset` was committed (Kafka confirmed it).
     pub fn mark_committed(&mut self, offset: i64) {
         if self.committed.is_none_or(|c| offset > c) {

@@ -9,7 +9,7 @@ use crate::pipeline::lanes::LaneId;
 use bytes::Bytes;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One message between consumption and being finished.
 #[derive(Debug)]
@@ -26,7 +26,6 @@ pub struct Work {
     /// The serialised MCM event, for deliveries.
     pub body: Option<Bytes>,
     pub event_type: Option<EventType>,
-    pub taken_at: Instant,
     /// Sent as a probe while delivery is halted by a configuration error.
     pub probe: bool,
     /// Written to the DLQ as the probe of held dead letters (see `super::dlq_hold`).
@@ -35,6 +34,8 @@ pub struct Work {
     pub request: bool,
     /// Delivery attempts so far (a retry continues the count).
     pub tally: Tally,
+    /// DLQ writes that failed transiently so far: the retry backoff.
+    pub dlq_attempts: u32,
 }
 
 impl Work {
@@ -51,11 +52,11 @@ impl Work {
             lane: None,
             body: None,
             event_type: None,
-            taken_at: Instant::now(),
             probe: false,
             dlq_probe: false,
             request: false,
             tally: Tally::default(),
+            dlq_attempts: 0,
         }
     }
 }
