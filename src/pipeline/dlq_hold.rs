@@ -45,6 +45,11 @@ impl<W> DlqHold<W> {
         self.held.push_back(item);
     }
 
+    /// The held items, oldest first (not the probe out).
+    pub fn iter(&self) -> impl Iterator<Item = &W> {
+        self.held.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.held.len()
     }
@@ -98,6 +103,14 @@ impl<W> DlqHold<W> {
     /// Keeps the items `keep` accepts (revoked partitions' items leave).
     pub fn retain(&mut self, keep: impl FnMut(&W) -> bool) {
         self.held.retain(keep);
+    }
+
+    /// Removes and returns the items `leave` picks (their partition is draining: the drain must
+    /// not wait for a probe, and the next owner reads them again).
+    pub fn take_where(&mut self, mut leave: impl FnMut(&W) -> bool) -> Vec<W> {
+        let (gone, kept): (Vec<W>, Vec<W>) = self.held.drain(..).partition(|w| leave(w));
+        self.held = kept.into();
+        gone
     }
 
     /// Whether any held item satisfies `pred`.

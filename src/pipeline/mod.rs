@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod commit_ledger;
 pub mod coordinator;
+pub mod core;
 pub mod deliver;
 pub mod dlq_hold;
 pub mod lanes;

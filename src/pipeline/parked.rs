@@ -63,6 +63,11 @@ impl<T> Parked<T> {
             .collect()
     }
 
+    /// The parked items, earliest due first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.by_due.values()
+    }
+
     pub fn len(&self) -> usize {
         self.by_due.len()
     }

@@ -1,21 +1,30 @@
 //! A unit of work (one Kafka message on its way to MCM or the DLQ) and the acknowledgement a
 //! finished task sends back to the coordinator.
+//!
+//! A message's whole life is one [`Work`], kept by the pure core ([`super::core`]) from the
+//! moment it is taken until it is finished or forgotten. Tasks never hold it: a delivery task
+//! gets a [`TaskId`] and the body, a DLQ task a copy of the message, and each answers with one
+//! [`Ack`] naming the id, so the core finds the work it started and the generation it was started
+//! under.
 
 use crate::delivery::sender::Tally;
+use crate::kafka::access::AccessDenied;
 use crate::kafka::consumer::Tp;
-use crate::kafka::dlq::{DlqError, DlqReason};
+use crate::kafka::dlq::{DlqReason, Unwritable};
 use crate::mcm::event::EventType;
 use crate::pipeline::lanes::LaneId;
 use bytes::Bytes;
-use rdkafka::message::OwnedMessage;
-use rdkafka::Message;
 use std::time::Duration;
 
-/// One message between consumption and being finished.
+/// Names a task (a delivery, a probe or a DLQ write) for as long as it runs.
+pub type TaskId = u64;
+
+/// One message between consumption and being finished. `M` is the original message (key,
+/// value, headers), kept for the DLQ: an rdkafka `OwnedMessage` in the bridge, `()` in the
+/// model test of the core.
 #[derive(Debug)]
-pub struct Work {
-    /// The original message (key, value, headers), kept for the DLQ.
-    pub msg: OwnedMessage,
+pub struct Work<M> {
+    pub msg: M,
     pub tp: Tp,
     /// Assignment generation of the partition when the message was taken (contract 2).
     pub generation: u64,
@@ -26,6 +35,8 @@ pub struct Work {
     /// The serialised MCM event, for deliveries.
     pub body: Option<Bytes>,
     pub event_type: Option<EventType>,
+    /// Why it goes to the DLQ, once it does.
+    pub why: Option<DlqReason>,
     /// Sent as a probe while delivery is halted by a configuration error.
     pub probe: bool,
     /// Written to the DLQ as the probe of held dead letters (see `super::dlq_hold`).
@@ -38,11 +49,8 @@ pub struct Work {
     pub dlq_attempts: u32,
 }
 
-impl Work {
-    pub fn new(msg: OwnedMessage, tp: Tp, generation: u64) -> Work {
-        let offset = msg.offset();
-        let bytes =
-            (msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len)) as u64;
+impl<M> Work<M> {
+    pub fn new(msg: M, tp: Tp, generation: u64, offset: i64, bytes: u64) -> Work<M> {
         Work {
             msg,
             tp,
@@ -52,6 +60,7 @@ impl Work {
             lane: None,
             body: None,
             event_type: None,
+            why: None,
             probe: false,
             dlq_probe: false,
             request: false,
@@ -59,6 +68,17 @@ impl Work {
             dlq_attempts: 0,
         }
     }
+}
+
+/// Why a DLQ write failed, as the core decides on it (the producer's error, classified).
+#[derive(Debug)]
+pub enum DlqFailure {
+    /// Kafka refused the write (no WRITE on the DLQ topic).
+    Denied(AccessDenied),
+    /// Kafka cannot take it until the cluster changes (topic missing, record too large).
+    Unwritable(Unwritable),
+    /// Broker down, timeouts: worth retrying after a backoff.
+    Transient(String),
 }
 
 /// How a task ended.
@@ -78,15 +98,18 @@ pub enum AckResult {
     /// Aborted by revoke or shutdown; the message stays unfinished (re-read by the next owner).
     Cancelled,
     /// Written to the DLQ and acknowledged by Kafka.
-    DeadLettered { reason: String },
+    DeadLettered,
     /// The DLQ write failed; retried (or, when Kafka refused it, held) while the offset keeps
     /// holding the watermark.
-    DlqFailed { why: DlqReason, error: DlqError },
+    DlqFailed(DlqFailure),
 }
 
 /// A finished task, sent back to the coordinator.
 #[derive(Debug)]
 pub struct Ack {
-    pub work: Work,
+    pub task: TaskId,
+    /// The delivery attempts after a delivery task (`None` for probes and DLQ writes, which do
+    /// not count against `max_attempts`).
+    pub tally: Option<Tally>,
     pub result: AckResult,
 }
