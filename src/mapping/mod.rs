@@ -16,11 +16,13 @@ pub mod doc;
 pub mod error;
 mod eval;
 mod fields;
+mod iso8601;
 mod keys;
 pub mod need;
 pub mod path;
 mod scan;
 mod source;
+mod subject;
 mod template;
 mod text;
 mod transform;
@@ -41,9 +43,9 @@ use fields::FieldsPlan;
 use regex::Regex;
 use serde_yaml_ng::Value as Yaml;
 use sha2::{Digest, Sha256};
-use source::Ctx;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use subject::Ctx;
 
 pub use error::{MapError, MapReason};
 
