@@ -367,6 +367,11 @@ mod tests {
         }
         assert_eq!(RetryKind::ServerError(503).as_str(), "server_error");
         assert_eq!(RetryKind::ServerError(503).to_string(), "server_error(503)");
+        assert_eq!(RetryKind::Throttled.as_str(), "throttled");
+        assert_eq!(RetryKind::Timeout.as_str(), "timeout");
+        assert_eq!(RetryKind::Connect.as_str(), "connect");
+        assert_eq!(RetryKind::Connect.to_string(), "connect");
+        assert_eq!(OutcomeClass::Fatal.as_str(), "fatal");
     }
 
     #[test]

@@ -434,6 +434,37 @@ mod tests {
     }
 
     #[test]
+    fn wire_names_are_pinned() {
+        assert_eq!(
+            EventType::ALL.map(EventType::as_str),
+            [
+                "HOME",
+                "LAND",
+                "PAGE_VIEW",
+                "ITEM_PAGE_VIEW",
+                "ADD_TO_CART",
+                "ADD_TO_WISHLIST",
+                "SEARCH",
+                "PURCHASE"
+            ]
+        );
+        assert_eq!(
+            ChannelType::ALL.map(ChannelType::as_str),
+            ["APP", "SITE", "DESKTOP_SITE", "MOBILE_SITE"]
+        );
+        assert_eq!(
+            PersonalizationMode::ALL.map(PersonalizationMode::as_str),
+            ["STANDARD", "METRIC_ONLY", "ID_LESS"]
+        );
+        assert_eq!(EventType::AddToCart.to_string(), "ADD_TO_CART");
+        assert_eq!(ChannelType::DesktopSite.to_string(), "DESKTOP_SITE");
+        // Parsing is exact: the rules upper-case first, the sandbox takes the wire name only.
+        assert_eq!(EventType::parse("add_to_cart"), None);
+        assert_eq!(ChannelType::parse("App"), None);
+        assert_eq!(PersonalizationMode::parse("IDLESS"), None);
+    }
+
+    #[test]
     fn round_trips_every_enum_name() {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
