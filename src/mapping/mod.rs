@@ -76,7 +76,8 @@ impl SourceMessage<'static> {
 }
 
 /// Which stage rejected a message (a DLQ header and a metrics label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RejectClass {
     Decode,
     Mapping,
@@ -85,13 +86,9 @@ pub enum RejectClass {
 }
 
 impl RejectClass {
+    /// `decode`, `mapping`, `validation` or `no_match`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RejectClass::Decode => "decode",
-            RejectClass::Mapping => "mapping",
-            RejectClass::Validation => "validation",
-            RejectClass::NoMatch => "no_match",
-        }
+        self.into()
     }
 }
 

@@ -12,6 +12,7 @@ use super::SourceMessage;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::rc::Rc;
+use strum::IntoEnumIterator;
 
 /// What evaluation needs besides the plan: the decoded message and its Kafka metadata.
 pub struct Ctx<'a> {
@@ -39,7 +40,11 @@ impl<'a> Ctx<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A Kafka metadata field, named in rules by its lowercase name (`kafka: timestamp`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum KafkaField {
     Key,
     Topic,
@@ -58,17 +63,9 @@ pub enum Subject {
 
 impl Subject {
     pub fn parse_kafka(s: &str) -> Result<KafkaField, String> {
-        Ok(match s {
-            "key" => KafkaField::Key,
-            "topic" => KafkaField::Topic,
-            "partition" => KafkaField::Partition,
-            "offset" => KafkaField::Offset,
-            "timestamp" => KafkaField::Timestamp,
-            other => {
-                return Err(format!(
-                    "{other:?} is not one of: key, topic, partition, offset, timestamp"
-                ))
-            }
+        s.parse().map_err(|_| {
+            let names: Vec<&str> = KafkaField::iter().map(<&str>::from).collect();
+            format!("{s:?} is not one of: {}", names.join(", "))
         })
     }
 
@@ -100,7 +97,7 @@ impl Subject {
     pub(super) fn label(&self) -> String {
         match self {
             Subject::Path(p) => format!("`{p}`"),
-            Subject::Kafka(f) => format!("kafka {f:?}").to_lowercase(),
+            Subject::Kafka(f) => format!("kafka {}", <&str>::from(f)),
             Subject::Header(h) => format!("header `{h}`"),
         }
     }
