@@ -1,21 +1,13 @@
 //! `mcm-bridge map`: a dry run of the mapping for one message read from stdin — prints the MCM
 //! event that would be sent (exit 0), or why not (exit 1). Config errors exit 2, like `validate`.
-//! Also home of the config→plan loading shared with `mcm-bridge test`.
+//! The message is judged by the pipeline's own stage ([`crate::pipeline::process`]).
 
-use crate::config::Config;
 use crate::mapping::{Processed, SourceMessage};
-use crate::mcm::validate::{now_ms, ValidateOptions};
+use crate::mcm::validate::now_ms;
+use crate::pipeline::process;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
-
-/// Validation settings from the config, at the current time.
-pub fn validate_options(cfg: &Config) -> ValidateOptions {
-    let mut o = ValidateOptions::at(now_ms());
-    o.strict = cfg.mcm.strict_validation;
-    o.future_tolerance_ms = i64::try_from(cfg.mcm.future_tolerance.as_millis()).unwrap_or(i64::MAX);
-    o
-}
 
 /// Arguments of `mcm-bridge map`.
 pub struct MapArgs<'a> {
@@ -49,15 +41,6 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
         eprintln!("cannot read the message from stdin: {e}");
         return ExitCode::from(2);
     }
-    let Some(block) = plan.route(args.topic) else {
-        eprintln!(
-            "no block in {} maps topic {:?} (subscriptions: {})",
-            args.config.display(),
-            args.topic,
-            plan.subscriptions().join(", ")
-        );
-        return ExitCode::from(1);
-    };
     let msg = SourceMessage {
         topic: args.topic,
         partition: args.partition,
@@ -67,7 +50,18 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
         timestamp_ms: args.timestamp_ms.or_else(|| Some(now_ms())),
         payload: Some(&payload),
     };
-    let (out, rule) = block.process_named(&msg, &validate_options(&cfg));
+    let (out, rule) = match process::process_named(&plan, &msg, &process::validate_options(&cfg)) {
+        Ok(named) => named,
+        Err(_) => {
+            eprintln!(
+                "no block in {} maps topic {:?} (subscriptions: {})",
+                args.config.display(),
+                args.topic,
+                plan.subscriptions().join(", ")
+            );
+            return ExitCode::from(1);
+        }
+    };
     if let Some(rule) = rule {
         eprintln!("rule: {rule}");
     }

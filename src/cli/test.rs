@@ -2,8 +2,8 @@
 //! Prints one line per case and a field-by-field diff for failures; exit 0 when all pass, 1 when
 //! any fails, 2 for config or case-file errors.
 
-use super::map::validate_options;
 use crate::mapping::cases;
+use crate::pipeline::process;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ pub fn run(config: &Path, case_files: &[PathBuf]) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let opts = validate_options(&cfg);
+    let opts = process::validate_options(&cfg);
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in case_files {
         let text = match std::fs::read_to_string(file) {

@@ -5,17 +5,18 @@
 //! committed position (or `--since` a time), up to the end offsets seen at start — records it
 //! appends itself are left for the next run. Each record is rebuilt into its original message
 //! (topic, partition and offset from the `mcm.source.*` headers; original key, value and headers)
-//! and processed exactly like the pipeline does. A record that still cannot be delivered is
-//! appended to the DLQ again with its new reason and `mcm.replay.count` incremented. The replay
+//! and processed by the pipeline's own stage, [`crate::pipeline::process`]. A record that still
+//! cannot be delivered is appended to the DLQ again with its new reason and `mcm.replay.count`
+//! incremented. The replay
 //! group commits a DLQ offset only after its record was delivered or re-appended (acknowledged by
 //! Kafka), so an interrupted replay resumes without losing anything. `--dry-run` maps and validates
 //! only: nothing is sent, appended or committed.
 
 use crate::config::Config;
 use crate::kafka::dlq::{DlqProducer, DlqReason};
-use crate::mapping::{MappingPlan, Processed, RejectClass, SourceMessage};
-use crate::mcm::validate::{now_ms, ValidateOptions};
+use crate::mapping::{MappingPlan, Processed, SourceMessage};
 use crate::pipeline::deliver::Deliverer;
+use crate::pipeline::process;
 use crate::pipeline::work::AckResult;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -251,32 +252,16 @@ async fn replay_one(
         },
         payload: record.payload(),
     };
-    let mcm = &config.mcm;
-    let opts = ValidateOptions {
-        strict: mcm.strict_validation,
-        now_ms: now_ms(),
-        future_tolerance_ms: i64::try_from(mcm.future_tolerance.as_millis()).unwrap_or(i64::MAX),
-    };
-    let processed = match plan.route(&topic) {
-        Some(m) => m.process_wire(&source, &opts),
-        None => Processed::Reject {
-            class: RejectClass::NoMatch,
-            reason: "no_mapping_for_topic".into(),
-            detail: format!("no topics block matches topic {topic:?}"),
-        },
-    };
+    let processed = process::process(plan, &source, &process::validate_options(config));
     match processed {
         Processed::Filtered { .. } => Ok(Outcome::Filtered),
         Processed::Reject {
             class,
             reason,
             detail,
-        } => Ok(Outcome::StillFailing(DlqReason {
-            class: class.as_str().to_string(),
-            reason,
-            http_status: None,
-            response_snippet: Some(detail),
-        })),
+        } => Ok(Outcome::StillFailing(process::dlq_reason(
+            class, reason, detail,
+        ))),
         Processed::Deliver(_) if dry_run => Ok(Outcome::WouldDeliver),
         Processed::Deliver(event) => {
             match deliverer

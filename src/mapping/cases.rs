@@ -15,6 +15,7 @@
 use super::{MappingPlan, Processed, SourceMessage};
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use crate::mcm::validate::ValidateOptions;
+use crate::pipeline::process;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 use std::collections::BTreeMap;
@@ -170,7 +171,7 @@ fn parse_expect(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<E
     out
 }
 
-/// Runs one case against the plan.
+/// Runs one case against the plan, through the pipeline's own process stage.
 pub fn run(plan: &MappingPlan, case: &Case, opts: &ValidateOptions) -> CaseResult {
     let headers: Vec<(&str, Option<&[u8]>)> = case
         .headers
@@ -191,12 +192,11 @@ pub fn run(plan: &MappingPlan, case: &Case, opts: &ValidateOptions) -> CaseResul
         diff: Vec::new(),
         rule: None,
     };
-    let Some(block) = plan.route(&case.topic) else {
+    let Ok((got, rule)) = process::process_named(plan, &msg, opts) else {
         res.diff
             .push(format!("no topic block matches topic {:?}", case.topic));
         return res;
     };
-    let (got, rule) = block.process_named(&msg, opts);
     res.rule = rule.map(str::to_string);
     match (&case.expect, got) {
         (Expect::Event(want), Processed::Deliver(e)) => match serde_json::to_value(&e) {

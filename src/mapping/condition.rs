@@ -8,7 +8,7 @@
 use super::doc::Node;
 use super::need::Need;
 use super::path::Path;
-use super::source::{Ctx, Subject};
+use super::subject::{Ctx, Subject};
 use super::value::{Scalar, Val};
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use regex::Regex;

@@ -224,13 +224,15 @@ pub enum Tree {
 }
 
 /// Why a payload could not be decoded; `code()` is the stable DLQ reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DecodeError {
     #[error("the record has no value (a tombstone)")]
     Tombstone,
     #[error("the payload is not valid UTF-8 (first bad byte at offset {0})")]
     InvalidUtf8(usize),
     #[error("the payload is nested deeper than 128 levels")]
+    #[strum(serialize = "nesting_too_deep")]
     TooDeep,
     #[error("the payload is not valid JSON: {0}")]
     InvalidJson(String),
@@ -249,14 +251,9 @@ impl DecodeError {
         }
     }
 
+    /// The variant's name in snake_case (`TooDeep` is `nesting_too_deep`).
     pub fn code(&self) -> &'static str {
-        match self {
-            DecodeError::Tombstone => "tombstone",
-            DecodeError::InvalidUtf8(_) => "invalid_utf8",
-            DecodeError::TooDeep => "nesting_too_deep",
-            DecodeError::InvalidJson(_) => "invalid_json",
-            DecodeError::NotAnObject(_) => "not_an_object",
-        }
+        self.into()
     }
 }
 

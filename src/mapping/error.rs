@@ -5,7 +5,8 @@ use std::fmt;
 
 /// Why a message could not be mapped. `code()` strings are stable (DLQ headers, metrics labels,
 /// `expect: {error: …}` in test cases).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum MapReason {
     /// A source the event cannot do without (e.g. `timestamp`) is absent from the message.
     PathNotFound,
@@ -28,18 +29,9 @@ pub enum MapReason {
 }
 
 impl MapReason {
+    /// The variant's name in snake_case, e.g. `path_not_found`.
     pub fn code(self) -> &'static str {
-        match self {
-            MapReason::PathNotFound => "path_not_found",
-            MapReason::TypeMismatch => "type_mismatch",
-            MapReason::InvalidNumber => "invalid_number",
-            MapReason::NumberOutOfRange => "number_out_of_range",
-            MapReason::InvalidTimestamp => "invalid_timestamp",
-            MapReason::UnknownCurrency => "unknown_currency",
-            MapReason::LookupNoMatch => "lookup_no_match",
-            MapReason::InvalidEnum => "invalid_enum",
-            MapReason::InvalidUtf8 => "invalid_utf8",
-        }
+        self.into()
     }
 }
 

@@ -8,7 +8,8 @@
 use super::doc::Node;
 use super::error::{MapError, MapReason};
 use super::fields::{DevicePlan, FieldsPlan, ItemPlan, ItemsPlan, MoneyPlan};
-use super::source::{Ctx, Shape, Source};
+use super::source::{Shape, Source};
+use super::subject::Ctx;
 use super::text::Text;
 use super::transform::known_currency;
 use super::useragent;

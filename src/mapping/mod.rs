@@ -16,11 +16,13 @@ pub mod doc;
 pub mod error;
 mod eval;
 mod fields;
+mod iso8601;
 mod keys;
 pub mod need;
 pub mod path;
 mod scan;
 mod source;
+mod subject;
 mod template;
 mod text;
 mod transform;
@@ -41,9 +43,9 @@ use fields::FieldsPlan;
 use regex::Regex;
 use serde_yaml_ng::Value as Yaml;
 use sha2::{Digest, Sha256};
-use source::Ctx;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use subject::Ctx;
 
 pub use error::{MapError, MapReason};
 
@@ -74,7 +76,8 @@ impl SourceMessage<'static> {
 }
 
 /// Which stage rejected a message (a DLQ header and a metrics label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RejectClass {
     Decode,
     Mapping,
@@ -83,13 +86,9 @@ pub enum RejectClass {
 }
 
 impl RejectClass {
+    /// `decode`, `mapping`, `validation` or `no_match`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RejectClass::Decode => "decode",
-            RejectClass::Mapping => "mapping",
-            RejectClass::Validation => "validation",
-            RejectClass::NoMatch => "no_match",
-        }
+        self.into()
     }
 }
 

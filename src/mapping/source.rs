@@ -6,123 +6,16 @@
 //! `transform:` and `default:`. Everything is parsed here once; evaluation only walks
 //! pre-split paths and borrows from the message.
 
-use super::doc::{Doc, Node};
+use super::doc::Node;
 use super::error::{MapError, MapReason};
 use super::need::Need;
 use super::path::Path;
+use super::subject::{Ctx, Subject};
 use super::template::{compile_template, render, Part};
 use super::transform::{self, Transform};
-use super::useragent::UaInfo;
 use super::value::{mismatch, Scalar, Val};
-use super::SourceMessage;
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use serde_yaml_ng::Value as Yaml;
-use std::borrow::Cow;
-use std::cell::OnceCell;
-use std::rc::Rc;
-
-/// What evaluation needs besides the plan: the decoded message and its Kafka metadata.
-pub struct Ctx<'a> {
-    pub doc: &'a Doc<'a>,
-    /// `doc`'s root: the scope of everything outside an `each:`.
-    pub root: &'a Node<'a>,
-    pub msg: &'a SourceMessage<'a>,
-    /// The parsed `device.user_agent`, held for as long as the event that borrows its text.
-    pub ua: &'a OnceCell<Rc<UaInfo>>,
-}
-
-impl<'a> Ctx<'a> {
-    /// The context for a whole message: every path starts at the document's root.
-    pub fn at_root(
-        doc: &'a Doc<'a>,
-        msg: &'a SourceMessage<'a>,
-        ua: &'a OnceCell<Rc<UaInfo>>,
-    ) -> Self {
-        Ctx {
-            doc,
-            root: doc.root(),
-            msg,
-            ua,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KafkaField {
-    Key,
-    Topic,
-    Partition,
-    Offset,
-    Timestamp,
-}
-
-/// Something a condition or a source can read: a message path or Kafka metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Subject {
-    Path(Path),
-    Kafka(KafkaField),
-    Header(String),
-}
-
-impl Subject {
-    pub fn parse_kafka(s: &str) -> Result<KafkaField, String> {
-        Ok(match s {
-            "key" => KafkaField::Key,
-            "topic" => KafkaField::Topic,
-            "partition" => KafkaField::Partition,
-            "offset" => KafkaField::Offset,
-            "timestamp" => KafkaField::Timestamp,
-            other => {
-                return Err(format!(
-                    "{other:?} is not one of: key, topic, partition, offset, timestamp"
-                ))
-            }
-        })
-    }
-
-    /// Reads the subject; `None` when absent. Keys and headers must be UTF-8 text.
-    pub fn read<'a>(
-        &'a self,
-        ctx: &Ctx<'a>,
-        scope: &'a Node<'a>,
-    ) -> Result<Option<Val<'a>>, MapError> {
-        Ok(match self {
-            Subject::Path(p) => p.resolve(ctx.doc, scope).and_then(Val::from_node),
-            Subject::Kafka(KafkaField::Key) => ctx.msg.key.map(utf8).transpose()?,
-            Subject::Kafka(KafkaField::Topic) => Some(Val::Str(Cow::Borrowed(ctx.msg.topic))),
-            Subject::Kafka(KafkaField::Partition) => Some(Val::Int(i64::from(ctx.msg.partition))),
-            Subject::Kafka(KafkaField::Offset) => Some(Val::Int(ctx.msg.offset)),
-            Subject::Kafka(KafkaField::Timestamp) => ctx.msg.timestamp_ms.map(Val::Int),
-            Subject::Header(name) => ctx
-                .msg
-                .headers
-                .iter()
-                .find(|(k, _)| *k == name.as_str())
-                .and_then(|(_, v)| *v)
-                .map(utf8)
-                .transpose()?,
-        })
-    }
-
-    fn label(&self) -> String {
-        match self {
-            Subject::Path(p) => format!("`{p}`"),
-            Subject::Kafka(f) => format!("kafka {f:?}").to_lowercase(),
-            Subject::Header(h) => format!("header `{h}`"),
-        }
-    }
-}
-
-fn utf8(b: &[u8]) -> Result<Val<'_>, MapError> {
-    std::str::from_utf8(b)
-        .map(|s| Val::Str(Cow::Borrowed(s)))
-        .map_err(|_| {
-            MapError::new(
-                MapReason::InvalidUtf8,
-                "the Kafka key or header is not valid UTF-8",
-            )
-        })
-}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Origin {

@@ -4,7 +4,7 @@
 use super::doc::Node;
 use super::error::MapError;
 use super::path::Path;
-use super::source::Ctx;
+use super::subject::Ctx;
 use super::value::Val;
 use crate::config::decode::ConfigError;
 use std::borrow::Cow;

@@ -491,3 +491,58 @@ fn block_level_errors() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn reject_classes_and_reason_codes_are_pinned() {
+    // DLQ headers, metrics labels and `expect: {error: …}` in users' case files read these.
+    let classes = [
+        RejectClass::Decode,
+        RejectClass::Mapping,
+        RejectClass::Validation,
+        RejectClass::NoMatch,
+    ];
+    assert_eq!(
+        classes.map(RejectClass::as_str),
+        ["decode", "mapping", "validation", "no_match"]
+    );
+    let reasons = [
+        MapReason::PathNotFound,
+        MapReason::TypeMismatch,
+        MapReason::InvalidNumber,
+        MapReason::NumberOutOfRange,
+        MapReason::InvalidTimestamp,
+        MapReason::UnknownCurrency,
+        MapReason::LookupNoMatch,
+        MapReason::InvalidEnum,
+        MapReason::InvalidUtf8,
+    ];
+    assert_eq!(
+        reasons.map(MapReason::code),
+        [
+            "path_not_found",
+            "type_mismatch",
+            "invalid_number",
+            "number_out_of_range",
+            "invalid_timestamp",
+            "unknown_currency",
+            "lookup_no_match",
+            "invalid_enum",
+            "invalid_utf8",
+        ]
+    );
+}
+
+#[test]
+fn kafka_fields_and_no_match_policies_are_read_by_name() {
+    let errs = compile_text(
+        "- topic: t\n  on_no_match: drop\n  rules:\n    - event_type: HOME\n      fields:\n        timestamp: {kafka: timestamp}\n        channel_type: SITE\n        user_id: {kafka: key}\n        custom_id: {kafka: Key}\n",
+    )
+    .expect_err("bad names");
+    assert_eq!(
+        errs,
+        [
+            "topics[0].on_no_match: \"drop\" is not one of: skip, dlq",
+            "topics[0].rules[0].fields.custom_id.kafka: \"Key\" is not one of: key, topic, partition, offset, timestamp",
+        ]
+    );
+}

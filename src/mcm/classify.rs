@@ -21,7 +21,8 @@ pub const BODY_SNIPPET_MAX: usize = 512;
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The stable class of an outcome, used as a metric label and DLQ header value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum OutcomeClass {
     Delivered,
     Permanent,
@@ -31,23 +32,13 @@ pub enum OutcomeClass {
 
 impl OutcomeClass {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeClass::Delivered => "delivered",
-            OutcomeClass::Permanent => "permanent",
-            OutcomeClass::Retryable => "retryable",
-            OutcomeClass::Fatal => "fatal",
-        }
-    }
-}
-
-impl fmt::Display for OutcomeClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
 /// Why a retryable attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RetryKind {
     /// 429: Moloco's throttler ("request denied by throttler, try again later").
     Throttled,
@@ -62,12 +53,7 @@ pub enum RetryKind {
 impl RetryKind {
     /// Stable lowercase name for metric labels (`reason`); the status is a separate label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RetryKind::Throttled => "throttled",
-            RetryKind::ServerError(_) => "server_error",
-            RetryKind::Timeout => "timeout",
-            RetryKind::Connect => "connect",
-        }
+        self.into()
     }
 }
 
@@ -367,6 +353,11 @@ mod tests {
         }
         assert_eq!(RetryKind::ServerError(503).as_str(), "server_error");
         assert_eq!(RetryKind::ServerError(503).to_string(), "server_error(503)");
+        assert_eq!(RetryKind::Throttled.as_str(), "throttled");
+        assert_eq!(RetryKind::Timeout.as_str(), "timeout");
+        assert_eq!(RetryKind::Connect.as_str(), "connect");
+        assert_eq!(RetryKind::Connect.to_string(), "connect");
+        assert_eq!(OutcomeClass::Fatal.as_str(), "fatal");
     }
 
     #[test]

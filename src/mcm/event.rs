@@ -12,12 +12,14 @@
 //! keys (the API declares `additionalProperties: true`).
 
 use serde::{Deserialize, Deserializer, Serialize};
-use std::fmt;
+use strum::{Display, EnumString, IntoStaticStr};
 
 /// `event_type` (reference §2.5). The proto zero value `UNKNOWN_EVENT_TYPE` is deliberately absent:
 /// it must never be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(IntoStaticStr, EnumString, Display)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventType {
     Home,
     Land,
@@ -43,21 +45,12 @@ impl EventType {
 
     /// The wire name, e.g. `ITEM_PAGE_VIEW`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Home => "HOME",
-            EventType::Land => "LAND",
-            EventType::PageView => "PAGE_VIEW",
-            EventType::ItemPageView => "ITEM_PAGE_VIEW",
-            EventType::AddToCart => "ADD_TO_CART",
-            EventType::AddToWishlist => "ADD_TO_WISHLIST",
-            EventType::Search => "SEARCH",
-            EventType::Purchase => "PURCHASE",
-        }
+        self.into()
     }
 
     /// Parses a wire name (exact, upper-case).
     pub fn parse(s: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+        s.parse().ok()
     }
 
     /// Event types whose hard rule requires a non-empty `items` array (reference §2.5).
@@ -72,15 +65,11 @@ impl EventType {
     }
 }
 
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// `channel_type` (reference §2.2). `UNKNOWN_CHANNEL_TYPE` is never sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(IntoStaticStr, EnumString, Display)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChannelType {
     App,
     Site,
@@ -96,29 +85,22 @@ impl ChannelType {
         ChannelType::MobileSite,
     ];
 
+    /// The wire name, e.g. `DESKTOP_SITE`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelType::App => "APP",
-            ChannelType::Site => "SITE",
-            ChannelType::DesktopSite => "DESKTOP_SITE",
-            ChannelType::MobileSite => "MOBILE_SITE",
-        }
+        self.into()
     }
 
+    /// Parses a wire name (exact, upper-case).
     pub fn parse(s: &str) -> Option<ChannelType> {
-        ChannelType::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-impl fmt::Display for ChannelType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        s.parse().ok()
     }
 }
 
 /// `personalization_mode` (reference §2.2, added April 2026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(IntoStaticStr, EnumString)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum PersonalizationMode {
     Standard,
     MetricOnly,
@@ -132,18 +114,14 @@ impl PersonalizationMode {
         PersonalizationMode::IdLess,
     ];
 
+    /// The wire name, e.g. `METRIC_ONLY`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            PersonalizationMode::Standard => "STANDARD",
-            PersonalizationMode::MetricOnly => "METRIC_ONLY",
-            PersonalizationMode::IdLess => "ID_LESS",
-        }
+        self.into()
     }
 
+    /// Parses a wire name (exact, upper-case).
     pub fn parse(s: &str) -> Option<PersonalizationMode> {
-        PersonalizationMode::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -431,6 +409,37 @@ mod tests {
         .expect("valid");
         assert_eq!(e.timestamp, 1_617_870_506_121);
         assert_eq!(e.channel_type, ChannelType::App);
+    }
+
+    #[test]
+    fn wire_names_are_pinned() {
+        assert_eq!(
+            EventType::ALL.map(EventType::as_str),
+            [
+                "HOME",
+                "LAND",
+                "PAGE_VIEW",
+                "ITEM_PAGE_VIEW",
+                "ADD_TO_CART",
+                "ADD_TO_WISHLIST",
+                "SEARCH",
+                "PURCHASE"
+            ]
+        );
+        assert_eq!(
+            ChannelType::ALL.map(ChannelType::as_str),
+            ["APP", "SITE", "DESKTOP_SITE", "MOBILE_SITE"]
+        );
+        assert_eq!(
+            PersonalizationMode::ALL.map(PersonalizationMode::as_str),
+            ["STANDARD", "METRIC_ONLY", "ID_LESS"]
+        );
+        assert_eq!(EventType::AddToCart.to_string(), "ADD_TO_CART");
+        assert_eq!(ChannelType::DesktopSite.to_string(), "DESKTOP_SITE");
+        // Parsing is exact: the rules upper-case first, the sandbox takes the wire name only.
+        assert_eq!(EventType::parse("add_to_cart"), None);
+        assert_eq!(ChannelType::parse("App"), None);
+        assert_eq!(PersonalizationMode::parse("IDLESS"), None);
     }
 
     #[test]

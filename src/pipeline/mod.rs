@@ -1,7 +1,8 @@
 //! The delivery pipeline: Kafka → map → MCM → commit, keeping DESIGN.md contracts 1–7.
 //!
 //! [`run`] wires the pieces: the Kafka poll thread ([`crate::kafka::consumer`]), the coordinator
-//! that owns all per-partition state ([`coordinator`]), delivery tasks ([`deliver`]) and the DLQ
+//! that owns all per-partition state ([`coordinator`]), the stage that decodes, routes, maps and
+//! validates each message ([`process`]), delivery tasks ([`deliver`]) and the DLQ
 //! producer. Pure parts — offset tracking, ordering lanes, budgets — live in their own files and
 //! are unit-tested without Kafka or HTTP.
 
@@ -14,6 +15,7 @@ pub mod dlq_hold;
 pub mod lanes;
 pub mod offset_tracker;
 pub mod parked;
+pub mod process;
 pub mod shutdown;
 pub mod work;
 
