@@ -1,0 +1,101 @@
+//! `kafka.sasl`: the mechanism, the username and the password (inline, `${VAR}` or
+//! `password_file`), the password a [`Secret`] from the moment it is read. Only the mechanisms a
+//! username and password are enough for; the others are named with where to set them instead.
+
+use crate::config::decode::{ConfigError, MapReader};
+use crate::config::secret::{self, Secret};
+use serde_yaml_ng::Value;
+use std::path::Path;
+
+/// `sasl.mechanism`: the mechanisms a username and password are enough for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// Confluent Cloud (API key and secret), or any broker with PLAIN enabled. The password
+    /// travels as is: only over TLS.
+    Plain,
+    ScramSha256,
+    /// Amazon MSK (SASL/SCRAM), and what most self-hosted clusters use.
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// `kafka.sasl`.
+#[derive(Debug, Clone)]
+pub struct SaslConfig {
+    pub mechanism: SaslMechanism,
+    /// Not a secret: the principal ACLs are granted to (`User:<username>`), named in errors.
+    pub username: String,
+    pub password: Secret,
+    /// Where the password came from (`kafka.sasl.password` or the file path). Never the password.
+    pub password_source: String,
+}
+
+pub(super) fn read_sasl(
+    v: &Value,
+    base_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SaslConfig> {
+    let mut r = MapReader::new(v, "kafka.sasl", errors)?;
+    let mechanism = r
+        .req::<String>(
+            "mechanism",
+            "SCRAM-SHA-512 (Amazon MSK, most clusters), SCRAM-SHA-256, or PLAIN (Confluent Cloud)",
+        )
+        .and_then(|m| match m.to_ascii_uppercase().replace('_', "-").as_str() {
+            "PLAIN" => Some(SaslMechanism::Plain),
+            "SCRAM-SHA-256" => Some(SaslMechanism::ScramSha256),
+            "SCRAM-SHA-512" => Some(SaslMechanism::ScramSha512),
+            "AWS-MSK-IAM" => {
+                r.error(
+                    "mechanism",
+                    "Amazon MSK IAM authentication is not supported (librdkafka has no AWS_MSK_IAM); use MSK's SASL/SCRAM listener with SCRAM-SHA-512 (docs/deployment.md)",
+                );
+                None
+            }
+            "GSSAPI" | "OAUTHBEARER" => {
+                r.error(
+                    "mechanism",
+                    format!("{m} is not a username/password mechanism: set it in kafka.properties (sasl.mechanism and its own sasl.* settings) with kafka.security_protocol"),
+                );
+                None
+            }
+            _ => {
+                r.error(
+                    "mechanism",
+                    format!("{m:?} is not one of: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"),
+                );
+                None
+            }
+        });
+    let username = r.req::<String>(
+        "username",
+        "the SASL user, e.g. \"mcm-bridge\" (Confluent Cloud: the API key)",
+    );
+    let password = secret::read_inline_or_file(
+        &mut r,
+        "password",
+        "password_file",
+        base_dir,
+        "usually \"${KAFKA_PASSWORD}\"; or kafka.sasl.password_file: /run/secrets/kafka-password",
+    );
+    if username.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        r.error("username", "is empty (is the environment variable set?)");
+    }
+    r.finish();
+    let (password, password_source) = password?;
+    Some(SaslConfig {
+        mechanism: mechanism?,
+        username: username?.trim().to_string(),
+        password,
+        password_source,
+    })
+}
