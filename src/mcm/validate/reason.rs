@@ -1,0 +1,108 @@
+//! Why an event is invalid: one stable code per rule, and a violation that names the rule, the
+//! field and what is wrong in words.
+
+use std::fmt;
+
+/// Why an event is invalid. The `code()` strings are stable: they appear in DLQ headers, metrics
+/// labels, sandbox responses and `mcm-bridge test` expectations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    TimestampNotMillis,
+    TimestampInFuture,
+    NoIdentifier,
+    MissingItems,
+    ItemWithoutId,
+    MissingSearchQuery,
+    MissingPageId,
+    AppOsInvalid,
+    MoneyIncomplete,
+    UnknownCurrency,
+    AmountNotFinite,
+    QuantityOutOfRange,
+    FieldTooLong,
+    AdvertisingIdInvalid,
+    /// Strict mode only: PURCHASE without `revenue` (required by Segment and Amplitude).
+    MissingRevenue,
+    /// Strict mode only: LAND without `referrer_page_id` (required by Segment and Amplitude).
+    MissingReferrerPageId,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 16] = [
+        Reason::TimestampNotMillis,
+        Reason::TimestampInFuture,
+        Reason::NoIdentifier,
+        Reason::MissingItems,
+        Reason::ItemWithoutId,
+        Reason::MissingSearchQuery,
+        Reason::MissingPageId,
+        Reason::AppOsInvalid,
+        Reason::MoneyIncomplete,
+        Reason::UnknownCurrency,
+        Reason::AmountNotFinite,
+        Reason::QuantityOutOfRange,
+        Reason::FieldTooLong,
+        Reason::AdvertisingIdInvalid,
+        Reason::MissingRevenue,
+        Reason::MissingReferrerPageId,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::TimestampNotMillis => "timestamp_not_millis",
+            Reason::TimestampInFuture => "timestamp_in_future",
+            Reason::NoIdentifier => "no_identifier",
+            Reason::MissingItems => "missing_items",
+            Reason::ItemWithoutId => "item_without_id",
+            Reason::MissingSearchQuery => "missing_search_query",
+            Reason::MissingPageId => "missing_page_id",
+            Reason::AppOsInvalid => "app_os_invalid",
+            Reason::MoneyIncomplete => "money_incomplete",
+            Reason::UnknownCurrency => "unknown_currency",
+            Reason::AmountNotFinite => "amount_not_finite",
+            Reason::QuantityOutOfRange => "quantity_out_of_range",
+            Reason::FieldTooLong => "field_too_long",
+            Reason::AdvertisingIdInvalid => "advertising_id_invalid",
+            Reason::MissingRevenue => "missing_revenue",
+            Reason::MissingReferrerPageId => "missing_referrer_page_id",
+        }
+    }
+
+    /// Parses a stable code back (used by test-case files).
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One broken rule: which, where in the event, and a sentence for humans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub reason: Reason,
+    /// Wire path of the offending field, e.g. `items[1].price.currency`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.reason, self.field, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_code(r.code()), Some(r));
+        }
+    }
+}
