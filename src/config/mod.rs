@@ -361,6 +361,53 @@ topics: []
     }
 
     #[test]
+    fn named_choices_are_read_exactly_and_listed_when_wrong() {
+        let text = MINIMAL.replace(
+            "api_key: ${MCM_API_KEY}",
+            "api_key: k\n  http_version: HTTP2",
+        ) + "delivery:\n  ordering: PerKey\n  on_permanent_failure: DLQ\nobserve:\n  log_format: yaml\n";
+        let msg = load(&text).unwrap_err().to_string();
+        for needle in [
+            "mcm.http_version: \"HTTP2\" is not one of: auto, http1, http2",
+            "delivery.ordering: \"PerKey\" is not one of: unordered, per_key, per_partition",
+            "delivery.on_permanent_failure: \"DLQ\" is not one of: dlq, drop, halt",
+            "observe.log_format: \"yaml\" is not one of: text, json",
+        ] {
+            assert!(msg.contains(needle), "{needle} not in {msg}");
+        }
+        for (http, ordering, policy, log) in [
+            ("auto", "unordered", "dlq", "text"),
+            ("http1", "per_key", "drop", "json"),
+            ("http2", "per_partition", "halt", "text"),
+        ] {
+            let text = MINIMAL.replace(
+                "api_key: ${MCM_API_KEY}",
+                &format!("api_key: k\n  http_version: {http}"),
+            ) + &format!("delivery:\n  ordering: {ordering}\n  on_permanent_failure: {policy}\nobserve:\n  log_format: {log}\n");
+            let c = load(&text).expect("valid");
+            assert_eq!(c.delivery.ordering.as_str(), ordering);
+            assert_eq!(c.delivery.on_permanent_failure.as_str(), policy);
+            assert_eq!(
+                FailurePolicy::parse(policy),
+                Some(c.delivery.on_permanent_failure)
+            );
+            let want_http = match http {
+                "auto" => HttpVersion::Auto,
+                "http1" => HttpVersion::Http1,
+                _ => HttpVersion::Http2,
+            };
+            assert_eq!(c.mcm.http_version, want_http);
+            let want_log = if log == "json" {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+            assert_eq!(c.observe.log_format, want_log);
+        }
+        assert_eq!(FailurePolicy::parse("Halt"), None, "case-sensitive");
+    }
+
+    #[test]
     fn topics_must_be_a_list() {
         let text = MINIMAL.replace("topics: []", "topics: {}");
         assert_eq!(error_paths(&text), ["topics"]);

@@ -196,6 +196,20 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
+    #[test]
+    fn states_have_their_gauge_value_and_label() {
+        let states = [
+            CircuitState::Closed,
+            CircuitState::Open,
+            CircuitState::HalfOpen,
+        ];
+        assert_eq!(
+            states.map(CircuitState::as_str),
+            ["closed", "open", "half_open"]
+        );
+        assert_eq!(states.map(CircuitState::metric_value), [0, 1, 2]);
+    }
+
     const INTERVAL: Duration = Duration::from_secs(30);
 
     struct Clock(Instant);

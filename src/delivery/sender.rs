@@ -454,6 +454,22 @@ mod tests {
         assert_eq!(bodies, vec![body; 3]);
     }
 
+    #[test]
+    fn verdicts_have_stable_names() {
+        let names = [
+            Verdict::Delivered(ok()),
+            Verdict::Permanent(bad()),
+            Verdict::Fatal(bad()),
+            Verdict::Exhausted(e500()),
+            Verdict::Cancelled(None),
+        ]
+        .map(|v| v.as_str());
+        assert_eq!(
+            names,
+            ["delivered", "permanent", "fatal", "exhausted", "cancelled"]
+        );
+    }
+
     #[tokio::test]
     async fn permanent_is_never_retried() {
         let s = sender(vec![bad(), ok()], 5, 100);

@@ -200,6 +200,14 @@ mod tests {
     use crate::generator::testkit::assert_generated_matches_mapping;
 
     #[test]
+    fn shapes_are_parsed_by_their_lower_case_names() {
+        assert_eq!(Shape::parse("shop"), Some(Shape::Shop));
+        assert_eq!(Shape::parse("segment"), Some(Shape::Segment));
+        assert_eq!(Shape::parse("ga4"), Some(Shape::Ga4));
+        assert_eq!(Shape::parse("GA4"), None, "case-sensitive");
+    }
+
+    #[test]
     fn segment_traffic_matches_the_segment_example() {
         let mut g = SpecGenerator::new(Shape::Segment, 3, 0.05);
         assert_generated_matches_mapping(

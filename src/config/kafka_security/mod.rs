@@ -183,6 +183,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn protocols_are_read_in_any_case_and_shown_as_librdkafka_spells_them() {
+        for (written, want, shown) in [
+            ("plaintext", SecurityProtocol::Plaintext, "PLAINTEXT"),
+            ("Ssl", SecurityProtocol::Ssl, "SSL"),
+            (
+                "SASL_plaintext",
+                SecurityProtocol::SaslPlaintext,
+                "SASL_PLAINTEXT",
+            ),
+            ("SASL_SSL", SecurityProtocol::SaslSsl, "SASL_SSL"),
+        ] {
+            assert_eq!(SecurityProtocol::parse(written), Some(want), "{written}");
+            assert_eq!(want.as_str(), shown);
+        }
+        for wrong in ["sasl-ssl", "tls", ""] {
+            assert_eq!(SecurityProtocol::parse(wrong), None, "{wrong}");
+        }
+    }
+
+    #[test]
     fn secret_properties_are_recognised_by_name() {
         for k in [
             "sasl.password",

@@ -99,3 +99,41 @@ pub(super) fn read_sasl(
         password_source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mechanisms_are_read_in_any_case_with_underscores_and_shown_as_librdkafka_names() {
+        for (written, want, shown) in [
+            ("plain", SaslMechanism::Plain, "PLAIN"),
+            ("scram_sha_256", SaslMechanism::ScramSha256, "SCRAM-SHA-256"),
+            ("Scram-Sha_512", SaslMechanism::ScramSha512, "SCRAM-SHA-512"),
+        ] {
+            let v: Value =
+                serde_yaml_ng::from_str(&format!("mechanism: {written}\nusername: u\npassword: p"))
+                    .expect("yaml");
+            let mut errors = Vec::new();
+            let sasl = read_sasl(&v, Path::new("."), &mut errors);
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(sasl.map(|s| s.mechanism), Some(want), "{written}");
+            assert_eq!(want.as_str(), shown);
+        }
+        for (written, says) in [
+            (
+                "scram-sha-1",
+                "is not one of: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN",
+            ),
+            ("aws_msk_iam", "not supported"),
+            ("oauthbearer", "set it in kafka.properties"),
+        ] {
+            let v: Value =
+                serde_yaml_ng::from_str(&format!("mechanism: {written}\nusername: u\npassword: p"))
+                    .expect("yaml");
+            let mut errors = Vec::new();
+            assert!(read_sasl(&v, Path::new("."), &mut errors).is_none());
+            assert!(errors[0].message.contains(says), "{errors:?}");
+        }
+    }
+}

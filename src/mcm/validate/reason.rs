@@ -100,6 +100,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn codes_are_the_documented_ones() {
+        let codes = Reason::ALL.map(Reason::code);
+        assert_eq!(
+            codes,
+            [
+                "timestamp_not_millis",
+                "timestamp_in_future",
+                "no_identifier",
+                "missing_items",
+                "item_without_id",
+                "missing_search_query",
+                "missing_page_id",
+                "app_os_invalid",
+                "money_incomplete",
+                "unknown_currency",
+                "amount_not_finite",
+                "quantity_out_of_range",
+                "field_too_long",
+                "advertising_id_invalid",
+                "missing_revenue",
+                "missing_referrer_page_id",
+            ]
+        );
+        assert_eq!(
+            Reason::from_code("Timestamp_Not_Millis"),
+            None,
+            "codes are case-sensitive"
+        );
+    }
+
+    #[test]
     fn codes_round_trip() {
         for r in Reason::ALL {
             assert_eq!(Reason::from_code(r.code()), Some(r));
