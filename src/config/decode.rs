@@ -211,6 +211,26 @@ impl<'a, 'e> MapReader<'a, 'e> {
         }
     }
 
+    /// One of a fixed set of names (an enum deriving `strum`'s `EnumString` and `VariantNames`),
+    /// `default` when absent. Any other text is recorded with the accepted names, in declaration
+    /// order, and yields `default`.
+    pub fn choice<T>(&mut self, key: &'static str, default: T) -> T
+    where
+        T: std::str::FromStr + strum::VariantNames,
+    {
+        let Some(s) = self.opt_string(key) else {
+            return default;
+        };
+        match s.parse() {
+            Ok(t) => t,
+            Err(_) => {
+                let msg = format!("{s:?} is not one of: {}", T::VARIANTS.join(", "));
+                self.error(key, msg);
+                default
+            }
+        }
+    }
+
     /// A human duration (`250ms`, `5s`, `1m 30s`) or an integer number of milliseconds.
     pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
         let v = self.raw(key)?;

@@ -9,8 +9,10 @@ use super::kafka::KafkaConfig;
 use super::mcm::McmConfig;
 use serde_yaml_ng::Value;
 use std::time::Duration;
+use strum::{EnumString, IntoStaticStr, VariantNames};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, IntoStaticStr, VariantNames)]
+#[strum(serialize_all = "snake_case")]
 pub enum Ordering {
     /// Any number of messages of a partition in flight; commits stay in offset order.
     Unordered,
@@ -21,17 +23,15 @@ pub enum Ordering {
 }
 
 impl Ordering {
+    /// The config spelling: `unordered`, `per_key`, `per_partition`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Ordering::Unordered => "unordered",
-            Ordering::PerKey => "per_key",
-            Ordering::PerPartition => "per_partition",
-        }
+        self.into()
     }
 }
 
 /// What happens to a message that cannot be delivered (permanent error or exhausted retries).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, IntoStaticStr, VariantNames)]
+#[strum(serialize_all = "snake_case")]
 pub enum FailurePolicy {
     /// Write it to the dead-letter topic with the reason, then count it done. Never loses data.
     Dlq,
@@ -42,21 +42,14 @@ pub enum FailurePolicy {
 }
 
 impl FailurePolicy {
+    /// The config spelling: `dlq`, `drop`, `halt`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            FailurePolicy::Dlq => "dlq",
-            FailurePolicy::Drop => "drop",
-            FailurePolicy::Halt => "halt",
-        }
+        self.into()
     }
 
+    /// The policy spelled exactly as [`as_str`](Self::as_str) gives it (case-sensitive).
     pub fn parse(s: &str) -> Option<FailurePolicy> {
-        match s {
-            "dlq" => Some(FailurePolicy::Dlq),
-            "drop" => Some(FailurePolicy::Drop),
-            "halt" => Some(FailurePolicy::Halt),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
@@ -86,28 +79,8 @@ pub(super) fn read_delivery(
     errors: &mut Vec<ConfigError>,
 ) -> Option<DeliveryConfig> {
     let mut r = MapReader::new(v, "delivery", errors)?;
-    let ordering = match r.opt_string("ordering").as_deref() {
-        None | Some("unordered") => Ordering::Unordered,
-        Some("per_key") => Ordering::PerKey,
-        Some("per_partition") => Ordering::PerPartition,
-        Some(other) => {
-            r.error(
-                "ordering",
-                format!("{other:?} is not one of: unordered, per_key, per_partition"),
-            );
-            Ordering::Unordered
-        }
-    };
-    let on_permanent_failure = match r.opt_string("on_permanent_failure") {
-        None => FailurePolicy::Dlq,
-        Some(s) => FailurePolicy::parse(&s).unwrap_or_else(|| {
-            r.error(
-                "on_permanent_failure",
-                format!("{s:?} is not one of: dlq, drop, halt"),
-            );
-            FailurePolicy::Dlq
-        }),
-    };
+    let ordering = r.choice("ordering", Ordering::Unordered);
+    let on_permanent_failure = r.choice("on_permanent_failure", FailurePolicy::Dlq);
     let dlq_topic = r.opt_string("dlq_topic");
     let global = mcm.map_or(256, |m| m.max_in_flight);
     let max_in_flight_per_partition = r

@@ -8,6 +8,7 @@ use super::tls::{self, McmTls};
 use serde_yaml_ng::Value;
 use std::path::Path;
 use std::time::Duration;
+use strum::{EnumString, VariantNames};
 
 #[derive(Debug, Clone)]
 pub struct McmConfig {
@@ -37,8 +38,9 @@ pub struct McmConfig {
     pub tls: McmTls,
 }
 
-/// Which HTTP version to speak to the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which HTTP version to speak to the API (`auto`, `http1`, `http2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, VariantNames)]
+#[strum(serialize_all = "lowercase")]
 pub enum HttpVersion {
     /// Whichever costs less per event; today a pool of HTTP/1.1 connections, also when the server
     /// offers HTTP/2 (the measurements are next to the decision in `crate::mcm::client`).
@@ -209,18 +211,7 @@ pub(super) fn read_mcm(
         .unwrap_or(8)
         .clamp(1, max_in_flight.max(1));
     let rate_limit = r.opt::<u32>("rate_limit").unwrap_or(0);
-    let http_version = match r.opt_string("http_version").as_deref() {
-        None | Some("auto") => HttpVersion::Auto,
-        Some("http1") => HttpVersion::Http1,
-        Some("http2") => HttpVersion::Http2,
-        Some(other) => {
-            r.error(
-                "http_version",
-                format!("{other:?} is not one of: auto, http1, http2"),
-            );
-            HttpVersion::Auto
-        }
-    };
+    let http_version = r.choice("http_version", HttpVersion::Auto);
     let circuit_breaker = r
         .raw("circuit_breaker")
         .cloned()

@@ -4,8 +4,11 @@
 use super::decode::{ConfigError, MapReader};
 use serde_yaml_ng::Value;
 use std::net::SocketAddr;
+use strum::{EnumString, VariantNames};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `text` or `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, VariantNames)]
+#[strum(serialize_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
@@ -34,14 +37,7 @@ pub(super) fn read_observe(v: &Value, errors: &mut Vec<ConfigError>) -> Option<O
             }
         },
     };
-    let log_format = match r.opt_string("log_format").as_deref() {
-        None | Some("text") => LogFormat::Text,
-        Some("json") => LogFormat::Json,
-        Some(other) => {
-            r.error("log_format", format!("{other:?} is not one of: text, json"));
-            LogFormat::Text
-        }
-    };
+    let log_format = r.choice("log_format", LogFormat::Text);
     let log_level = r.opt_string("log_level").unwrap_or_else(|| "info".into());
     r.finish();
     Some(ObserveConfig {

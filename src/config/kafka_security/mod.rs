@@ -36,9 +36,12 @@ use super::secret::Secret;
 pub use check::{read, SecurityKeys};
 pub use sasl::{SaslConfig, SaslMechanism};
 use std::collections::BTreeMap;
+use strum::{EnumString, IntoStaticStr};
 
-/// `security.protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `security.protocol`: spelled in upper case as librdkafka and Kafka's own clients do, read in
+/// any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE", ascii_case_insensitive)]
 pub enum SecurityProtocol {
     Plaintext,
     Ssl,
@@ -47,24 +50,14 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`, in any case.
     pub fn parse(s: &str) -> Option<SecurityProtocol> {
-        match s.to_ascii_lowercase().as_str() {
-            "plaintext" => Some(SecurityProtocol::Plaintext),
-            "ssl" => Some(SecurityProtocol::Ssl),
-            "sasl_plaintext" => Some(SecurityProtocol::SaslPlaintext),
-            "sasl_ssl" => Some(SecurityProtocol::SaslSsl),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     /// The librdkafka value (also how Kafka's own clients spell it).
     pub fn as_str(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
+        self.into()
     }
 
     fn uses_sasl(self) -> bool {

@@ -6,25 +6,26 @@ use crate::config::decode::{ConfigError, MapReader};
 use crate::config::secret::{self, Secret};
 use serde_yaml_ng::Value;
 use std::path::Path;
+use strum::{EnumString, IntoStaticStr};
 
 /// `sasl.mechanism`: the mechanisms a username and password are enough for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, IntoStaticStr)]
 pub enum SaslMechanism {
     /// Confluent Cloud (API key and secret), or any broker with PLAIN enabled. The password
     /// travels as is: only over TLS.
+    #[strum(serialize = "PLAIN")]
     Plain,
+    #[strum(serialize = "SCRAM-SHA-256")]
     ScramSha256,
     /// Amazon MSK (SASL/SCRAM), and what most self-hosted clusters use.
+    #[strum(serialize = "SCRAM-SHA-512")]
     ScramSha512,
 }
 
 impl SaslMechanism {
+    /// The librdkafka value (`sasl.mechanism`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            SaslMechanism::Plain => "PLAIN",
-            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
-            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
-        }
+        self.into()
     }
 }
 
@@ -50,29 +51,10 @@ pub(super) fn read_sasl(
             "mechanism",
             "SCRAM-SHA-512 (Amazon MSK, most clusters), SCRAM-SHA-256, or PLAIN (Confluent Cloud)",
         )
-        .and_then(|m| match m.to_ascii_uppercase().replace('_', "-").as_str() {
-            "PLAIN" => Some(SaslMechanism::Plain),
-            "SCRAM-SHA-256" => Some(SaslMechanism::ScramSha256),
-            "SCRAM-SHA-512" => Some(SaslMechanism::ScramSha512),
-            "AWS-MSK-IAM" => {
-                r.error(
-                    "mechanism",
-                    "Amazon MSK IAM authentication is not supported (librdkafka has no AWS_MSK_IAM); use MSK's SASL/SCRAM listener with SCRAM-SHA-512 (docs/deployment.md)",
-                );
-                None
-            }
-            "GSSAPI" | "OAUTHBEARER" => {
-                r.error(
-                    "mechanism",
-                    format!("{m} is not a username/password mechanism: set it in kafka.properties (sasl.mechanism and its own sasl.* settings) with kafka.security_protocol"),
-                );
-                None
-            }
-            _ => {
-                r.error(
-                    "mechanism",
-                    format!("{m:?} is not one of: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"),
-                );
+        .and_then(|m| match mechanism(&m) {
+            Ok(mechanism) => Some(mechanism),
+            Err(msg) => {
+                r.error("mechanism", msg);
                 None
             }
         });
@@ -97,6 +79,17 @@ pub(super) fn read_sasl(
         username: username?.trim().to_string(),
         password,
         password_source,
+    })
+}
+
+/// `kafka.sasl.mechanism` in any case and with `_` for `-` (`scram_sha_512` is SCRAM-SHA-512).
+/// The mechanisms that need more than a password are refused with where to set them instead.
+fn mechanism(m: &str) -> Result<SaslMechanism, String> {
+    let name = m.to_ascii_uppercase().replace('_', "-");
+    name.parse().map_err(|_| match name.as_str() {
+        "AWS-MSK-IAM" => "Amazon MSK IAM authentication is not supported (librdkafka has no AWS_MSK_IAM); use MSK's SASL/SCRAM listener with SCRAM-SHA-512 (docs/deployment.md)".to_string(),
+        "GSSAPI" | "OAUTHBEARER" => format!("{m} is not a username/password mechanism: set it in kafka.properties (sasl.mechanism and its own sasl.* settings) with kafka.security_protocol"),
+        _ => format!("{m:?} is not one of: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"),
     })
 }
 

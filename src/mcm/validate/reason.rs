@@ -2,10 +2,12 @@
 //! field and what is wrong in words.
 
 use std::fmt;
+use strum::{EnumString, IntoStaticStr};
 
 /// Why an event is invalid. The `code()` strings are stable: they appear in DLQ headers, metrics
 /// labels, sandbox responses and `mcm-bridge test` expectations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     TimestampNotMillis,
     TimestampInFuture,
@@ -47,30 +49,14 @@ impl Reason {
         Reason::MissingReferrerPageId,
     ];
 
+    /// The stable code: the variant's name in snake case (`timestamp_not_millis`).
     pub fn code(self) -> &'static str {
-        match self {
-            Reason::TimestampNotMillis => "timestamp_not_millis",
-            Reason::TimestampInFuture => "timestamp_in_future",
-            Reason::NoIdentifier => "no_identifier",
-            Reason::MissingItems => "missing_items",
-            Reason::ItemWithoutId => "item_without_id",
-            Reason::MissingSearchQuery => "missing_search_query",
-            Reason::MissingPageId => "missing_page_id",
-            Reason::AppOsInvalid => "app_os_invalid",
-            Reason::MoneyIncomplete => "money_incomplete",
-            Reason::UnknownCurrency => "unknown_currency",
-            Reason::AmountNotFinite => "amount_not_finite",
-            Reason::QuantityOutOfRange => "quantity_out_of_range",
-            Reason::FieldTooLong => "field_too_long",
-            Reason::AdvertisingIdInvalid => "advertising_id_invalid",
-            Reason::MissingRevenue => "missing_revenue",
-            Reason::MissingReferrerPageId => "missing_referrer_page_id",
-        }
+        self.into()
     }
 
     /// Parses a stable code back (used by test-case files).
     pub fn from_code(code: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.code() == code)
+        code.parse().ok()
     }
 }
 
