@@ -65,6 +65,6 @@ pub(super) fn exposed_key_warning(path: &Path, text: &str, cfg: &Config) -> Opti
 }
 
 #[cfg(not(unix))]
-fn exposed_key_warning(_: &Path, _: &str, _: &Config) -> Option<String> {
+pub(super) fn exposed_key_warning(_: &Path, _: &str, _: &Config) -> Option<String> {
     None
 }
