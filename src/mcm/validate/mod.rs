@@ -1,5 +1,5 @@
-//! Pre-flight validation of an [`McmEvent`] against the User Event API's rules (reference
-//! §2.5–2.7), each violation with a stable reason code.
+//! Pre-flight validation of an [`McmEvent`](super::event::McmEvent) against the User Event API's
+//! rules (reference §2.5–2.7), each violation with a stable reason code.
 //!
 //! The bridge runs this before every request (a failing event goes to the DLQ with the reason and
 //! is never sent), and the sandbox runs the very same function on every request it receives, so
