@@ -211,6 +211,26 @@ impl<'a, 'e> MapReader<'a, 'e> {
         }
     }
 
+    /// One of a fixed set of names (an enum deriving `strum`'s `EnumString` and `VariantNames`),
+    /// `default` when absent. Any other text is recorded with the accepted names, in declaration
+    /// order, and yields `default`.
+    pub fn choice<T>(&mut self, key: &'static str, default: T) -> T
+    where
+        T: std::str::FromStr + strum::VariantNames,
+    {
+        let Some(s) = self.opt_string(key) else {
+            return default;
+        };
+        match s.parse() {
+            Ok(t) => t,
+            Err(_) => {
+                let msg = format!("{s:?} is not one of: {}", T::VARIANTS.join(", "));
+                self.error(key, msg);
+                default
+            }
+        }
+    }
+
     /// A human duration (`250ms`, `5s`, `1m 30s`) or an integer number of milliseconds.
     pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
         let v = self.raw(key)?;
@@ -349,28 +369,15 @@ pub fn parse_byte_size(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// The known key closest to `key` by edit distance, if it is close enough to be a typo.
+/// The known key closest to `key` by edit distance (Levenshtein, counted in characters), if it is
+/// close enough to be a typo. The mapping compiler uses it for transform names too.
 pub fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
-        .map(|k| (edit_distance(key, k), *k))
+        .map(|k| (strsim::levenshtein(key, k), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -404,6 +411,17 @@ mod tests {
         );
         assert!(errors[2].message.contains("invalid duration \"5 secs\""));
         assert!(errors[3].message.contains("did you mean `timeout`"));
+    }
+
+    #[test]
+    fn closest_names_a_likely_typo_and_nothing_for_a_different_word() {
+        let known = ["commit_interval", "client_id", "timeout", "lower", "upper"];
+        assert_eq!(closest("comit_interval", &known), Some("commit_interval"));
+        assert_eq!(closest("timout", &known), Some("timeout"));
+        assert_eq!(closest("lowr", &known), Some("lower"));
+        assert_eq!(closest("retries", &known), None);
+        // Distance counts characters, not bytes.
+        assert_eq!(closest("tïmeout", &known), Some("timeout"));
     }
 
     #[test]

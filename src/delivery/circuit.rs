@@ -11,9 +11,11 @@
 
 use crate::config::CircuitConfig;
 use std::time::{Duration, Instant};
+use strum::IntoStaticStr;
 
 /// The externally visible state, for `/readyz`, logs and the `circuit_state` gauge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum CircuitState {
     Closed,
     Open,
@@ -30,12 +32,9 @@ impl CircuitState {
         }
     }
 
+    /// `closed`, `open` or `half_open`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            CircuitState::Closed => "closed",
-            CircuitState::Open => "open",
-            CircuitState::HalfOpen => "half_open",
-        }
+        self.into()
     }
 }
 
@@ -195,6 +194,20 @@ impl CircuitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_have_their_gauge_value_and_label() {
+        let states = [
+            CircuitState::Closed,
+            CircuitState::Open,
+            CircuitState::HalfOpen,
+        ];
+        assert_eq!(
+            states.map(CircuitState::as_str),
+            ["closed", "open", "half_open"]
+        );
+        assert_eq!(states.map(CircuitState::metric_value), [0, 1, 2]);
+    }
 
     const INTERVAL: Duration = Duration::from_secs(30);
 

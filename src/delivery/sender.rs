@@ -24,6 +24,7 @@ use crate::mcm::client::{McmClient, Transport};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use strum::IntoStaticStr;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 const BREAKER_POLL: Duration = Duration::from_millis(250);
 
 /// How a delivery ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Verdict {
     /// 2xx: ack the message.
     Delivered(Outcome),
@@ -49,13 +51,7 @@ pub enum Verdict {
 impl Verdict {
     /// Stable lowercase name for metrics and DLQ headers.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Verdict::Delivered(_) => "delivered",
-            Verdict::Permanent(_) => "permanent",
-            Verdict::Fatal(_) => "fatal",
-            Verdict::Exhausted(_) => "exhausted",
-            Verdict::Cancelled(_) => "cancelled",
-        }
+        self.into()
     }
 
     /// The outcome of the last attempt, if one was made.
@@ -452,6 +448,22 @@ mod tests {
         assert_eq!(r.retry_reasons, vec![RetryKind::ServerError(500); 2]);
         let bodies = s.transport.bodies.lock().expect("test lock").clone();
         assert_eq!(bodies, vec![body; 3]);
+    }
+
+    #[test]
+    fn verdicts_have_stable_names() {
+        let names = [
+            Verdict::Delivered(ok()),
+            Verdict::Permanent(bad()),
+            Verdict::Fatal(bad()),
+            Verdict::Exhausted(e500()),
+            Verdict::Cancelled(None),
+        ]
+        .map(|v| v.as_str());
+        assert_eq!(
+            names,
+            ["delivered", "permanent", "fatal", "exhausted", "cancelled"]
+        );
     }
 
     #[tokio::test]

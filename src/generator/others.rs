@@ -6,9 +6,11 @@ use super::shop::{Expect, ShopMessage, ShopTopic};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use strum::EnumString;
 
-/// Which event shape to generate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which event shape to generate: `shop`, `segment` or `ga4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString)]
+#[strum(serialize_all = "lowercase")]
 pub enum Shape {
     Shop,
     Segment,
@@ -17,12 +19,7 @@ pub enum Shape {
 
 impl Shape {
     pub fn parse(s: &str) -> Option<Shape> {
-        match s {
-            "shop" => Some(Shape::Shop),
-            "segment" => Some(Shape::Segment),
-            "ga4" => Some(Shape::Ga4),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
@@ -198,6 +195,14 @@ fn merge(into: &mut Value, extra: Value) {
 mod tests {
     use super::*;
     use crate::generator::testkit::assert_generated_matches_mapping;
+
+    #[test]
+    fn shapes_are_parsed_by_their_lower_case_names() {
+        assert_eq!(Shape::parse("shop"), Some(Shape::Shop));
+        assert_eq!(Shape::parse("segment"), Some(Shape::Segment));
+        assert_eq!(Shape::parse("ga4"), Some(Shape::Ga4));
+        assert_eq!(Shape::parse("GA4"), None, "case-sensitive");
+    }
 
     #[test]
     fn segment_traffic_matches_the_segment_example() {

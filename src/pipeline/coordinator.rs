@@ -8,23 +8,24 @@
 //! messages (`biased` select, Vector PR #20467) so finished work frees budget before more is
 //! taken.
 
+use super::committer::{commit_in_background, final_commit, CommitDone};
 use super::core::{Core, CoreDeps, Effect, RevokeId, Taken};
 use super::deliver::Deliverer;
 use super::lanes::lane_of;
+use super::process;
 use super::shutdown::{ending, final_offsets, CommitOutcome, Ending};
-use super::work::{Ack, AckResult, DlqFailure};
+use super::tasks::Tasks;
+use super::work::Ack;
 use crate::config::Config;
 use crate::kafka::consumer::{
-    commit_sync, tpl_of, tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeAnswer,
-    RevokeReply, Tp,
+    tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeAnswer, RevokeReply, Tp,
 };
-use crate::kafka::dlq::{DlqError, DlqProducer};
+use crate::kafka::dlq::DlqProducer;
 use crate::kafka::retention::Gaps;
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
-use crate::mcm::validate::{now_ms, ValidateOptions};
 use crate::observe::health::{Health, Heartbeat, Loop};
 use crate::observe::metrics::Metrics;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,29 +60,19 @@ pub enum Exit {
     FinalCommitFailed { partitions: usize, messages: u64 },
 }
 
-/// The result of a commit, from its blocking thread.
-struct CommitDone {
-    seq: u64,
-    result: Result<(), String>,
-    elapsed: Duration,
-}
-
 pub struct Coordinator {
     core: Core<OwnedMessage>,
     config: Arc<Config>,
     plan: Arc<MappingPlan>,
     deliverer: Arc<Deliverer>,
-    dlq: DlqProducer,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     consumer: Arc<BaseConsumer<BridgeContext>>,
     gate: IntakeGate,
-    ack_tx: mpsc::Sender<Ack>,
+    tasks: Tasks,
     ack_rx: mpsc::Receiver<Ack>,
     commit_tx: mpsc::Sender<CommitDone>,
     commit_rx: mpsc::Receiver<CommitDone>,
-    /// Cancels a partition's tasks when it is revoked (one token per generation).
-    cancels: HashMap<Tp, CancellationToken>,
     /// Revokes whose final answer the poll thread still waits for.
     revokes: HashMap<RevokeId, RevokeReply>,
     next_revoke: RevokeId,
@@ -115,17 +106,15 @@ impl Coordinator {
             core,
             config: deps.config,
             plan: deps.plan,
+            tasks: Tasks::new(deps.deliverer.clone(), deps.dlq, ack_tx),
             deliverer: deps.deliverer,
-            dlq: deps.dlq,
             metrics: deps.metrics,
             health: deps.health,
             consumer,
             gate,
-            ack_tx,
             ack_rx,
             commit_tx,
             commit_rx,
-            cancels: HashMap::new(),
             revokes: HashMap::new(),
             next_revoke: 1,
             heartbeat,
@@ -233,72 +222,24 @@ impl Coordinator {
         let effects: Vec<Effect<OwnedMessage>> = self.core.take_effects().collect();
         for effect in effects {
             match effect {
-                Effect::Opened(tp) => {
-                    self.cancels.insert(tp, CancellationToken::new());
-                }
-                Effect::Closed(tp) => {
-                    if let Some(cancel) = self.cancels.remove(&tp) {
-                        cancel.cancel();
-                    }
-                }
+                Effect::Opened(tp) => self.tasks.opened(tp),
+                Effect::Closed(tp) => self.tasks.closed(&tp),
                 Effect::Deliver {
                     task,
                     tp,
                     body,
-                    mut tally,
-                } => {
-                    let cancel = self.cancels.get(&tp).cloned().unwrap_or_default();
-                    let (deliverer, tx) = (self.deliverer.clone(), self.ack_tx.clone());
-                    tokio::spawn(async move {
-                        let result = deliverer.attempt(&body, &mut tally, &cancel).await;
-                        let tally = Some(tally);
-                        let _ = tx
-                            .send(Ack {
-                                task,
-                                tally,
-                                result,
-                            })
-                            .await;
-                    });
-                }
-                Effect::Probe { task, body } => {
-                    let (deliverer, tx) = (self.deliverer.clone(), self.ack_tx.clone());
-                    tokio::spawn(async move {
-                        let result = deliverer.probe(body).await;
-                        let _ = tx
-                            .send(Ack {
-                                task,
-                                tally: None,
-                                result,
-                            })
-                            .await;
-                    });
-                }
+                    tally,
+                } => self.tasks.deliver(task, &tp, body, tally),
+                Effect::Probe { task, body } => self.tasks.probe(task, body),
                 Effect::WriteDlq {
                     task,
                     msg,
                     why,
                     delay,
-                } => {
-                    let (dlq, tx) = (self.dlq.clone(), self.ack_tx.clone());
-                    tokio::spawn(async move {
-                        if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
-                        }
-                        let result = match dlq.send(&msg, &why).await {
-                            Ok(()) => AckResult::DeadLettered,
-                            Err(e) => AckResult::DlqFailed(failure_of(e)),
-                        };
-                        let _ = tx
-                            .send(Ack {
-                                task,
-                                tally: None,
-                                result,
-                            })
-                            .await;
-                    });
+                } => self.tasks.write_dlq(task, msg, why, delay),
+                Effect::Commit { seq, offsets } => {
+                    commit_in_background(&self.consumer, seq, &offsets, &self.commit_tx)
                 }
-                Effect::Commit { seq, offsets } => self.commit(seq, &offsets),
                 Effect::AnswerRevoke { revoke, answer } => {
                     let reply = match answer {
                         RevokeAnswer::Progress(_) => self.revokes.get(&revoke).cloned(),
@@ -310,30 +251,6 @@ impl Coordinator {
                 }
             }
         }
-    }
-
-    /// Commits `offsets` synchronously on a blocking thread: librdkafka reports a manual async
-    /// commit's result to nobody here (see [`super::commit_ledger`]), and a refused commit must
-    /// not count as stored.
-    fn commit(&self, seq: u64, offsets: &[(Tp, i64)]) {
-        let Some(tpl) = tpl_of(offsets) else { return };
-        let (consumer, done) = (self.consumer.clone(), self.commit_tx.clone());
-        tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let result = match consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(())
-                | Err(rdkafka::error::KafkaError::ConsumerCommit(
-                    rdkafka::types::RDKafkaErrorCode::NoOffset,
-                )) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            };
-            let elapsed = started.elapsed();
-            let _ = done.blocking_send(CommitDone {
-                seq,
-                result,
-                elapsed,
-            });
-        });
     }
 
     fn apply_pauses(&mut self) {
@@ -357,25 +274,15 @@ impl Coordinator {
     /// Stops the deliveries the drain left, then makes the final commit, bounded by
     /// `delivery.final_commit_timeout` whatever the broker does (see [`super::shutdown`]).
     async fn finish_shutdown(&mut self) -> Ending {
-        for cancel in self.cancels.values() {
-            cancel.cancel();
-        }
+        self.tasks.cancel_all();
         let ends = self.core.final_ends();
         let offsets = final_offsets(&ends);
         let budget = self.config.delivery.final_commit_timeout;
         let outcome = if offsets.is_empty() {
             CommitOutcome::NotNeeded
         } else {
-            let consumer = self.consumer.clone();
             let started = Instant::now();
-            let give_up_at = started + budget;
-            // On a blocking thread we can stop waiting for: one synchronous commit may take up
-            // to the session timeout while the group has no coordinator. A commit still running
-            // after the budget is abandoned; the runtime does not wait for it (`cli::run`).
-            let commit = tokio::task::spawn_blocking(move || {
-                commit_sync(&*consumer, &offsets, "shutdown", give_up_at)
-            });
-            let ok = matches!(tokio::time::timeout(budget, commit).await, Ok(Ok(true)));
+            let ok = final_commit(&self.consumer, offsets, budget).await;
             let m = &self.metrics;
             m.commit_latency.observe(started.elapsed().as_secs_f64());
             m.commits
@@ -388,27 +295,13 @@ impl Coordinator {
             }
         };
         let ending = ending(&ends, outcome);
-        match ending {
-            Ending::Stored { unfinished } if unfinished.messages > 0 => tracing::warn!(
-                partitions = unfinished.partitions,
-                messages = unfinished.messages,
-                "the drain ended with deliveries unfinished; their messages stay uncommitted and will be delivered again by the next owner"
-            ),
-            Ending::Stored { .. } => {}
-            Ending::NotStored { redelivered } => tracing::error!(
-                partitions = redelivered.partitions,
-                messages = redelivered.messages,
-                timeout = %humantime::format_duration(budget),
-                "final commit failed: {} messages of {} partitions taken since the last stored commit will be delivered again by the next owner (exit code 4)",
-                redelivered.messages,
-                redelivered.partitions,
-            ),
-        }
+        ending.log(budget);
         ending
     }
 }
 
-/// Decodes, routes, maps and validates one message.
+/// Decodes, routes, maps and validates one message (the same path as `map`, `test` and
+/// `replay-dlq`: [`super::process`]).
 fn map(plan: &MappingPlan, config: &Config, msg: &OwnedMessage) -> Processed<WireEvent> {
     let headers: Vec<(&str, Option<&[u8]>)> = msg
         .headers()
@@ -423,29 +316,7 @@ fn map(plan: &MappingPlan, config: &Config, msg: &OwnedMessage) -> Processed<Wir
         timestamp_ms: msg.timestamp().to_millis(),
         payload: msg.payload(),
     };
-    let mcm = &config.mcm;
-    let opts = ValidateOptions {
-        strict: mcm.strict_validation,
-        now_ms: now_ms(),
-        future_tolerance_ms: i64::try_from(mcm.future_tolerance.as_millis()).unwrap_or(i64::MAX),
-    };
-    match plan.route(msg.topic()) {
-        Some(mapping) => mapping.process_wire(&source, &opts),
-        None => Processed::Reject {
-            class: crate::mapping::RejectClass::NoMatch,
-            reason: "no_mapping_for_topic".into(),
-            detail: format!("no topics block matches topic {:?}", msg.topic()),
-        },
-    }
-}
-
-/// The DLQ producer's error, as the core decides on it.
-fn failure_of(error: DlqError) -> DlqFailure {
-    match error {
-        DlqError::Denied(denied) => DlqFailure::Denied(denied),
-        DlqError::Unwritable(unwritable) => DlqFailure::Unwritable(unwritable),
-        DlqError::Kafka(e) => DlqFailure::Transient(e.to_string()),
-    }
+    process::process(plan, &source, &process::validate_options(config))
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.

@@ -8,6 +8,7 @@
 
 pub mod budget;
 pub mod commit_ledger;
+pub mod committer;
 pub mod coordinator;
 pub mod core;
 pub mod deliver;
@@ -17,6 +18,7 @@ pub mod offset_tracker;
 pub mod parked;
 pub mod process;
 pub mod shutdown;
+pub mod tasks;
 pub mod work;
 
 use crate::config::Config;

@@ -71,6 +71,30 @@ pub enum Ending {
 }
 
 /// Turns the final commit's outcome into how the run ended.
+impl Ending {
+    /// One line for what the next owner reads again, when anything: a warning for deliveries the
+    /// drain left unfinished, an error for a final commit that failed (`budget` is
+    /// `delivery.final_commit_timeout`).
+    pub fn log(&self, budget: std::time::Duration) {
+        match self {
+            Ending::Stored { unfinished } if unfinished.messages > 0 => tracing::warn!(
+                partitions = unfinished.partitions,
+                messages = unfinished.messages,
+                "the drain ended with deliveries unfinished; their messages stay uncommitted and will be delivered again by the next owner"
+            ),
+            Ending::Stored { .. } => {}
+            Ending::NotStored { redelivered } => tracing::error!(
+                partitions = redelivered.partitions,
+                messages = redelivered.messages,
+                timeout = %humantime::format_duration(budget),
+                "final commit failed: {} messages of {} partitions taken since the last stored commit will be delivered again by the next owner (exit code 4)",
+                redelivered.messages,
+                redelivered.partitions,
+            ),
+        }
+    }
+}
+
 pub fn ending(ends: &[PartitionEnd], outcome: CommitOutcome) -> Ending {
     match outcome {
         CommitOutcome::NotNeeded | CommitOutcome::Committed => Ending::Stored {

@@ -38,7 +38,7 @@ use crate::delivery::sender::Tally;
 use crate::kafka::consumer::{RevokeAnswer, Tp};
 use crate::kafka::dlq::DlqReason;
 use crate::kafka::retention::{Gap, Gaps};
-use crate::mapping::{MappingPlan, Processed, RejectClass, WireEvent};
+use crate::mapping::{MappingPlan, Processed, WireEvent};
 use crate::mcm::validate::now_ms;
 use crate::observe::health::Health;
 use crate::observe::metrics::{Metrics, Totals};
@@ -323,7 +323,7 @@ impl<M: Clone> Core<M> {
                     .with_label_values(&[&work.tp.topic, class.as_str()])
                     .inc();
                 tracing::debug!(partition = %work.tp, offset = work.offset, %reason, %detail, "message rejected before delivery");
-                let why = reject_reason(class, reason, detail);
+                let why = crate::pipeline::process::dlq_reason(class, reason, detail);
                 self.undeliverable(work, why);
             }
         }
@@ -335,15 +335,5 @@ impl<M: Clone> Core<M> {
         self.next_task += 1;
         self.tasks.insert(id, work);
         id
-    }
-}
-
-/// The DLQ reason of a message rejected before delivery.
-fn reject_reason(class: RejectClass, reason: String, detail: String) -> DlqReason {
-    DlqReason {
-        class: class.as_str().to_string(),
-        reason,
-        http_status: None,
-        response_snippet: Some(detail),
     }
 }
