@@ -2,6 +2,7 @@
 //! DLQ producer; the security settings they share and the refusals (logins, ACLs) they report.
 
 pub mod access;
+pub mod commit;
 pub mod consumer;
 pub mod dlq;
 pub mod lag;
