@@ -1,7 +1,8 @@
-//! Synchronous offset commits and the partition lists they take.
+//! Synchronous offset commits, the partition lists they take, and reading the group's
+//! committed offsets at an assignment.
 
 use super::consumer::Tp;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -69,4 +70,39 @@ pub fn tpl_of_tps<'a>(tps: impl IntoIterator<Item = &'a Tp>) -> TopicPartitionLi
         tpl.add_partition(&tp.topic, tp.partition);
     }
     tpl
+}
+
+/// How long an assignment waits for the group's committed offsets of its new partitions.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The group's committed offset of each newly assigned partition: where consumption resumes,
+/// so that a first message above it is known to have skipped offsets. One OffsetFetch per
+/// rebalance, on the poll thread inside the assign callback (librdkafka serves it on its own
+/// thread, and fetching starts only after the callback anyway). On a timeout or error the
+/// offsets are unknown (`None`): the skip check then starts at the first message, and the
+/// retention headroom gauge still shows a committed offset below the log start.
+pub(super) fn committed_positions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    tps: &[Tp],
+) -> Vec<(Tp, Option<i64>)> {
+    let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the committed offsets of the new partitions; offsets skipped at their start will not be detected");
+            return tps.iter().map(|tp| (tp.clone(), None)).collect();
+        }
+    };
+    tps.iter()
+        .map(|tp| {
+            let offset = committed
+                .find_partition(&tp.topic, tp.partition)
+                .filter(|e| e.error().is_ok())
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                });
+            (tp.clone(), offset)
+        })
+        .collect()
 }

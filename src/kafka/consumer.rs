@@ -15,7 +15,8 @@
 //! one bounded channel to the async coordinator. On revoke the callback *blocks* until the
 //! coordinator has drained the revoked partitions (up to the drain timeout) and answered with
 //! their final watermarks, then commits them synchronously before librdkafka gives the partitions
-//! away — Vector's pattern. We do not use `split_partition_queue` (lost-wakeup bugs, anchors §2.5).
+//! away — Vector's pattern. The commit runs on a helper thread the callback stops waiting for
+//! after `delivery.final_commit_timeout`, so a revoke is bounded whatever the broker does. We do not use `split_partition_queue` (lost-wakeup bugs, anchors §2.5).
 //!
 //! The poll thread beats a [`Heartbeat`] on every turn, so `/healthz` notices when it stops
 //! turning. Its longest legitimate silence is one revoke callback (the drain, then synchronous
@@ -29,6 +30,7 @@
 //! That is right for stable names (a StatefulSet pod restarting) and wrong for names that never
 //! return (a Deployment's replaced pod), whose partitions then sit unowned for the session timeout.
 
+use super::commit::committed_positions;
 pub use super::commit::{commit_sync, tpl_of, tpl_of_tps};
 use super::lag::{Assigned, LagSampler};
 use crate::config::KafkaConfig;
@@ -120,7 +122,13 @@ pub struct BridgeContext {
     closing: Arc<AtomicBool>,
     /// Told when this member has joined the group (its first assignment, even an empty one).
     health: Arc<Health>,
+    /// The consumer itself, for a revoke's commit on a helper thread (set once it is shared).
+    consumer: std::sync::OnceLock<std::sync::Weak<BaseConsumer<BridgeContext>>>,
 }
+
+/// How much longer than its budget a revoke waits for its commit thread's answer (the last
+/// attempt may start just before the deadline).
+const COMMIT_ANSWER_SLACK: Duration = Duration::from_millis(500);
 
 fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
     tpl.elements()
@@ -157,6 +165,50 @@ impl ClientContext for BridgeContext {
 
 impl BridgeContext {
     /// Revoke commits run on the poll thread; they count in `commits_total` like the others.
+    /// A revoke's commit, bounded by `delivery.final_commit_timeout` whatever the broker does:
+    /// one synchronous commit can take librdkafka's socket timeout (60 s), or longer while the
+    /// group has no coordinator, and the callback holds the poll thread meanwhile. So the commit
+    /// runs on a helper thread (it needs no poll: librdkafka serves it on its own threads) and
+    /// the callback stops waiting after the budget. `retry` repeats refusals until then (the
+    /// final commit); without it one attempt is made (the progress commit, best effort). An
+    /// abandoned commit counts as failed: the next owner reads again what it would have stored,
+    /// nothing is lost; should it land later, the group's generation or member epoch has moved
+    /// on and the broker refuses it.
+    fn commit_within(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        offsets: Vec<(Tp, i64)>,
+        why: &'static str,
+        retry: bool,
+    ) -> bool {
+        let budget = self.revoke.final_commit;
+        let give_up_at = if retry {
+            Instant::now() + budget
+        } else {
+            Instant::now()
+        };
+        let Some(shared) = self.consumer.get().and_then(std::sync::Weak::upgrade) else {
+            return commit_sync(consumer, &offsets, why, give_up_at); // not shared yet
+        };
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("revoke-commit".into())
+            .spawn(move || {
+                let _ = done.send(commit_sync(&*shared, &offsets, why, give_up_at));
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, why, "cannot start the commit thread; nothing committed");
+            return false;
+        }
+        match result.recv_timeout(budget + COMMIT_ANSWER_SLACK) {
+            Ok(ok) => ok,
+            Err(_) => {
+                tracing::warn!(why, budget = ?budget, "revoke commit still running after delivery.final_commit_timeout; given up (the next owner re-reads these partitions from their last stored commit)");
+                false
+            }
+        }
+    }
+
     fn count_commit(&self, ok: bool) {
         self.metrics
             .commits
@@ -227,22 +279,19 @@ impl ConsumerContext for BridgeContext {
                     match answer {
                         // Best effort, one attempt: retrying would hold up the final commit.
                         RevokeAnswer::Progress(offsets) if !lost && !offsets.is_empty() => {
-                            self.count_commit(commit_sync(
+                            let ok = self.commit_within(
                                 consumer,
-                                &offsets,
+                                offsets,
                                 "revoke (before drain)",
-                                Instant::now(),
-                            ));
+                                false,
+                            );
+                            self.count_commit(ok);
                         }
                         RevokeAnswer::Progress(_) => {}
                         RevokeAnswer::Final(offsets) => {
                             if !lost && !offsets.is_empty() {
-                                self.count_commit(commit_sync(
-                                    consumer,
-                                    &offsets,
-                                    "revoke",
-                                    Instant::now() + self.revoke.final_commit,
-                                ));
+                                let ok = self.commit_within(consumer, offsets, "revoke", true);
+                                self.count_commit(ok);
                             }
                             return;
                         }
@@ -252,41 +301,6 @@ impl ConsumerContext for BridgeContext {
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
-}
-
-/// How long an assignment waits for the group's committed offsets of its new partitions.
-const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The group's committed offset of each newly assigned partition: where consumption resumes,
-/// so that a first message above it is known to have skipped offsets. One OffsetFetch per
-/// rebalance, on the poll thread inside the assign callback (librdkafka serves it on its own
-/// thread, and fetching starts only after the callback anyway). On a timeout or error the
-/// offsets are unknown (`None`): the skip check then starts at the first message, and the
-/// retention headroom gauge still shows a committed offset below the log start.
-fn committed_positions<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    tpl: &TopicPartitionList,
-    tps: &[Tp],
-) -> Vec<(Tp, Option<i64>)> {
-    let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the committed offsets of the new partitions; offsets skipped at their start will not be detected");
-            return tps.iter().map(|tp| (tp.clone(), None)).collect();
-        }
-    };
-    tps.iter()
-        .map(|tp| {
-            let offset = committed
-                .find_partition(&tp.topic, tp.partition)
-                .filter(|e| e.error().is_ok())
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) if o >= 0 => Some(o),
-                    _ => None,
-                });
-            (tp.clone(), offset)
-        })
-        .collect()
 }
 
 /// librdkafka's statistics interval under the consumer protocol (KIP-848). There an idle member
@@ -422,6 +436,7 @@ impl PollThread {
             revoke,
             closing: closing.clone(),
             health: health.clone(),
+            consumer: std::sync::OnceLock::new(),
         };
         let consumer: BaseConsumer<BridgeContext> = consumer_config(k)
             .create_with_context(ctx)
@@ -429,6 +444,9 @@ impl PollThread {
         let subs: Vec<&str> = subscriptions.iter().map(String::as_str).collect();
         consumer.subscribe(&subs)?;
         let consumer = Arc::new(consumer);
+        // Weak: the context lives inside the consumer; the poll thread holds the last strong
+        // reference and closes the consumer when it drops it.
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         let stop = Arc::new(AtomicBool::new(false));
         // Started first: if the poll thread cannot start, dropping the sampler stops it again.
         let lag = LagSampler::start(k, subscriptions, assigned, metrics_for_lag, gaps)?;

@@ -71,13 +71,14 @@ const LIVENESS_MARGIN: Duration = Duration::from_secs(10);
 /// reports the process wedged.
 ///
 /// The coordinator turns at least every 50 ms. The poll thread's longest legitimate silence is
-/// one revoke callback: it waits for the drain (`delivery.drain_timeout` + 5 s for the answer),
-/// then retries its commit for up to `delivery.final_commit_timeout`, and librdkafka holds one
-/// synchronous commit for up to the session timeout while the group has no coordinator. Hence
-/// drain + 5 s + final commit + session timeout + 10 s: **80 s with the defaults** (15 s drain,
-/// 5 s final commit, 45 s session). A poll thread blocked longer, e.g. on a
-/// commit whose group coordinator never comes back, is restarted, which loses nothing: offsets
-/// past unfinished work are never committed.
+/// one revoke callback: it waits for the drain (`delivery.drain_timeout` + 5 s for the answer)
+/// and for its commits, each bounded by `delivery.final_commit_timeout` (they run on a helper
+/// thread the callback stops waiting for: `BridgeContext::commit_within`). The session timeout
+/// stays in the bound as margin for what librdkafka itself may hold the thread for (the
+/// committed-offsets fetch of an assignment, a slow `poll()` while the group has no
+/// coordinator). Hence drain + 5 s + final commit + session timeout + 10 s: **80 s with the
+/// defaults** (15 s drain, 5 s final commit, 45 s session). A poll thread blocked longer is
+/// restarted, which loses nothing: offsets past unfinished work are never committed.
 pub fn liveness_bound(config: &Config) -> Duration {
     config.delivery.drain_timeout
         + REVOKE_SLACK
