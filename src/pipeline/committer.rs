@@ -26,7 +26,16 @@ pub fn commit_in_background(
     offsets: &[(Tp, i64)],
     done: &mpsc::Sender<CommitDone>,
 ) {
-    let Some(tpl) = tpl_of(offsets) else { return };
+    let Some(tpl) = tpl_of(offsets) else {
+        // The core counts this commit as started: answer it, or no commit starts again until
+        // the ledger gives it up as hung.
+        let _ = done.try_send(CommitDone {
+            seq,
+            result: Err(format!("an offset librdkafka does not take: {offsets:?}")),
+            elapsed: Duration::ZERO,
+        });
+        return;
+    };
     let (consumer, done) = (consumer.clone(), done.clone());
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();

@@ -24,10 +24,17 @@ impl<M: Clone> Core<M> {
         while self.requests < self.request_limit && i < self.ready.len() {
             // A partition over its replay bound starts nothing more until a commit confirms:
             // what it delivers now, a new owner would deliver again.
-            let startable = self.partitions.get(&self.ready[i].tp).is_some_and(|p| {
-                p.requests < per_partition
-                    && usize::try_from(p.tracker.uncommitted()).is_ok_and(|u| u <= bound)
-            });
+            let w = &self.ready[i];
+            let Some(p) = self.partitions.get(&w.tp).filter(|p| p.owns(w.generation)) else {
+                // Its generation is gone (every path that ends one drops its ready work first,
+                // so this is defence): never start it under another generation.
+                if let Some(stale) = self.ready.remove(i) {
+                    self.forget(stale);
+                }
+                continue;
+            };
+            let startable = p.requests < per_partition
+                && usize::try_from(p.tracker.uncommitted()).is_ok_and(|u| u <= bound);
             if !startable {
                 i += 1;
                 continue;

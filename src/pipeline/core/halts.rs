@@ -353,6 +353,11 @@ impl<M: Clone> Core<M> {
         let Some(h) = &mut self.dlq_hold else { return };
         let gone = h.take_where(|w| !partitions.get(&w.tp).is_some_and(|p| p.owns(w.generation)));
         let empty = h.is_empty() && !h.is_probing();
+        if !gone.is_empty() {
+            // A partition may stop holding one (also one rebased meanwhile, whose old work
+            // releases nothing): look again at what is paused.
+            self.pauses_dirty = true;
+        }
         for w in gone {
             self.forget(w);
         }

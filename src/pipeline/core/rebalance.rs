@@ -27,9 +27,12 @@ impl<M: Clone> Core<M> {
         self.now = now;
         self.metrics.rebalances.with_label_values(&["assign"]).inc();
         for (tp, committed) in tps {
-            if let Some(old) = self.partitions.remove(&tp) {
-                // Assigned again without a revoke in between: the old state goes first.
-                self.pauses_dirty |= self.ledger.release_partition(&old.budget, now);
+            if self.partitions.contains_key(&tp) {
+                // Assigned again without a revoke in between (librdkafka always revokes first):
+                // the old generation goes as if revoked and lost, so none of its work starts or
+                // finishes under the new one.
+                self.drop_ready(|w| w.tp == tp);
+                self.drop_partition(&tp);
             }
             let mut fresh = self.fresh_partition(&tp);
             fresh.continuity = Continuity::starting_at(committed);

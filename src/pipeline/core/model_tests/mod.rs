@@ -51,6 +51,8 @@ struct Model {
     /// Each partition's generation as last seen (a revoke's final answer comes after it went).
     generation: HashMap<i32, u64>,
     refuse_pauses: bool,
+    /// Per revoke (by id): progress and final answers received.
+    revokes: Vec<(u32, u32)>,
     log: Vec<String>,
 }
 
@@ -96,6 +98,7 @@ impl Model {
             commits: Vec::new(),
             generation: HashMap::new(),
             refuse_pauses: false,
+            revokes: Vec::new(),
             log: Vec::new(),
         }
     }
@@ -115,8 +118,14 @@ impl Model {
                 self.core.on_assigned(vec![(tp(p), committed)], now);
             }
             Op::Revoke(p, lost) => {
-                if self.core.partitions.contains_key(&tp(p)) {
-                    self.core.on_revoked(vec![tp(p)], lost, 0, now);
+                // The group revokes an owned partition once (not again while it drains).
+                if self
+                    .core
+                    .partitions
+                    .get(&tp(p))
+                    .is_some_and(|s| !s.phase.is_draining())
+                {
+                    self.revoke(vec![tp(p)], lost);
                 }
             }
             Op::Message(p, m) => {
@@ -181,6 +190,12 @@ impl Model {
     }
 
     /// Hands the core a message; true when it takes it (owned, active, not shutting down).
+    fn revoke(&mut self, tps: Vec<Tp>, lost: bool) {
+        let id = self.revokes.len() as u64;
+        self.revokes.push((0, 0));
+        self.core.on_revoked(tps, lost, id, self.now);
+    }
+
     fn message(&mut self, p: i32, offset: i64, m: Maps) -> bool {
         let accepted = self
             .core
@@ -270,6 +285,25 @@ impl Model {
     /// Carries out the effects: records tasks and commits, checks every committed offset.
     fn effects(&mut self) {
         let effects: Vec<Effect<()>> = self.core.take_effects().collect();
+        let started = effects.iter().any(|e| matches!(e, Effect::Deliver { .. }));
+        if started {
+            // Starting a delivery never takes the requests past the limits (a limit lowered
+            // while more run is only waited out).
+            assert!(
+                self.core.requests <= self.core.request_limit,
+                "requests {} over the limit {}",
+                self.core.requests,
+                self.core.request_limit
+            );
+            let per_partition = self.core.config.delivery.max_in_flight_per_partition;
+            for (t, p) in &self.core.partitions {
+                assert!(
+                    p.requests <= per_partition,
+                    "{t}: {} requests over {per_partition}",
+                    p.requests
+                );
+            }
+        }
         for e in effects {
             match e {
                 Effect::Deliver { task, .. }
@@ -292,10 +326,33 @@ impl Model {
                     self.check_offsets(&offsets, "periodic commit");
                     self.commits.push((seq, offsets));
                 }
-                Effect::AnswerRevoke { answer, .. } => match answer {
-                    RevokeAnswer::Progress(o) => self.check_offsets(&o, "revoke progress"),
-                    RevokeAnswer::Final(o) => self.check_offsets(&o, "revoke final"),
-                },
+                Effect::AnswerRevoke { revoke, answer } => {
+                    let Some(answers) = usize::try_from(revoke)
+                        .ok()
+                        .and_then(|i| self.revokes.get_mut(i))
+                    else {
+                        panic!("an answer to revoke {revoke}, which never happened");
+                    };
+                    match answer {
+                        RevokeAnswer::Progress(o) => {
+                            answers.0 += 1;
+                            assert!(
+                                answers.1 == 0,
+                                "revoke {revoke}: progress after its final answer"
+                            );
+                            self.check_offsets(&o, "revoke progress");
+                        }
+                        RevokeAnswer::Final(o) => {
+                            answers.1 += 1;
+                            self.check_offsets(&o, "revoke final");
+                        }
+                    }
+                    let answers = self.revokes[revoke as usize];
+                    assert!(
+                        answers.0 <= 1 && answers.1 <= 1,
+                        "revoke {revoke} answered {answers:?} (progress, final) times"
+                    );
+                }
                 Effect::Opened(_) | Effect::Closed(_) => {}
             }
         }
@@ -419,9 +476,55 @@ impl Model {
             .collect();
         self.check_offsets(&offsets, "shutdown commit");
         let tps: Vec<Tp> = self.core.partitions.keys().cloned().collect();
-        self.core.on_revoked(tps, true, 0, self.now);
+        self.revoke(tps, true);
         self.effects();
         assert!(self.core.partitions.is_empty());
+        assert!(
+            self.core.drains.is_empty(),
+            "a drain outlived its partitions"
+        );
+        for (id, answers) in self.revokes.iter().enumerate() {
+            assert_eq!(answers.1, 1, "revoke {id} got {} final answers", answers.1);
+        }
+        assert_eq!(
+            self.core.ledger.in_flight(),
+            (0, 0),
+            "budget left after all partitions went"
+        );
+        assert_eq!(self.core.ledger.parked(), (0, 0), "parked budget left");
+    }
+}
+
+impl Model {
+    /// SIGTERM with deliveries still running: the drain deadline passes, what the shutdown
+    /// commits passes nothing unfinished; the tasks then end cancelled (the shell cancels
+    /// them), and every budget returns to zero once the partitions are gone.
+    fn finish_abruptly(&mut self) {
+        self.core.begin_shutdown(self.now);
+        self.effects();
+        self.check_accounting();
+        self.now += self.core.config.delivery.drain_timeout + Duration::from_millis(1);
+        self.core.on_tick(self.now, false);
+        self.effects();
+        assert!(
+            self.core.shutdown_complete(self.now),
+            "the drain deadline passed"
+        );
+        let offsets: Vec<(Tp, i64)> = self
+            .core
+            .final_ends()
+            .iter()
+            .filter_map(|e| e.commit.map(|c| (e.tp.clone(), c)))
+            .collect();
+        self.check_offsets(&offsets, "shutdown commit at the drain deadline");
+        while let Some(task) = self.tasks.pop() {
+            self.answer(task, Answer::Cancelled);
+            self.effects();
+            self.check_accounting();
+        }
+        let tps: Vec<Tp> = self.core.partitions.keys().cloned().collect();
+        self.revoke(tps, true);
+        self.effects();
         assert_eq!(
             self.core.ledger.in_flight(),
             (0, 0),
@@ -479,6 +582,10 @@ fn denied() -> AccessDenied {
 }
 
 fn run(policy: &str, ops: &[Op]) {
+    run_then(policy, ops, Model::finish);
+}
+
+fn run_then(policy: &str, ops: &[Op], end: fn(&mut Model)) {
     let mut m = Model::new(policy);
     let trace = std::env::var_os("MODEL_TRACE").is_some();
     for op in ops {
@@ -508,7 +615,7 @@ fn run(policy: &str, ops: &[Op]) {
         }
         m.check_accounting();
     }
-    m.finish();
+    end(&mut m);
 }
 
 proptest! {
@@ -531,6 +638,11 @@ proptest! {
     #[test]
     fn the_core_keeps_its_contracts_when_failures_halt(ops in prop::collection::vec(op(), 1..120)) {
         run("halt", &ops);
+    }
+
+    #[test]
+    fn a_shutdown_at_the_drain_deadline_commits_nothing_unfinished(ops in prop::collection::vec(op(), 1..120)) {
+        run_then("dlq", &ops, Model::finish_abruptly);
     }
 
     #[test]
