@@ -163,6 +163,12 @@ impl<'a, 'e> MapReader<'a, 'e> {
         }
     }
 
+    /// True when `key` is written out as `null` (or `~`, or left empty): for keys where that
+    /// means something other than leaving the key out. Does not mark it as known.
+    pub fn is_null(&self, key: &str) -> bool {
+        matches!(self.map.get(key), Some(Value::Null))
+    }
+
     /// True when `key` is present (and not null). Does not mark it as known.
     pub fn has(&self, key: &str) -> bool {
         !matches!(self.map.get(key), None | Some(Value::Null))

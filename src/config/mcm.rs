@@ -149,7 +149,20 @@ pub(super) fn read_mcm(
         }
         (None, Some(url)) => {
             let url = url.trim().trim_end_matches('/').to_string();
-            if url.starts_with("https://") {
+            if let Some(at) = url.find("/rmp/event/") {
+                // Moloco's docs show the whole endpoint; the bridge appends the path itself, so
+                // this would POST to …/userevents/rmp/event/v1/… and every request would 404.
+                // Refused rather than cut silently: the stricter reading of a URL we would
+                // otherwise have to guess at.
+                r.error(
+                    "base_url",
+                    format!(
+                        "{url:?} holds the endpoint path: set only the address, {:?} (the bridge appends /rmp/event/v1/platforms/{{platform_id}}/userevents)",
+                        &url[..at]
+                    ),
+                );
+                None
+            } else if url.starts_with("https://") {
                 Some(url)
             } else if url.starts_with("http://") {
                 if allow_insecure_http {

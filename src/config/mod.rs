@@ -272,6 +272,25 @@ topics: []
     }
 
     #[test]
+    fn a_base_url_holding_the_endpoint_path_is_refused_with_the_address_to_use() {
+        // What Moloco's docs show: the whole endpoint. Appending the path again 404s every POST.
+        let text = MINIMAL.replace(
+            "platform_name: Acme_Shop",
+            "base_url: https://acme-evt.mcm-api.moloco.com/rmp/event/v1/platforms/ACME/userevents",
+        );
+        let Err(errors) = load(&text) else {
+            panic!("a base_url with the endpoint path must be refused");
+        };
+        let messages: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.0.len(), 1, "{messages:?}");
+        assert_eq!(errors.0[0].path, "mcm.base_url");
+        assert!(
+            messages[0].contains("\"https://acme-evt.mcm-api.moloco.com\""),
+            "names the address to use: {messages:?}"
+        );
+    }
+
+    #[test]
     fn api_key_from_file_is_trimmed_and_never_shown() {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(dir.path().join("key"), "fromfile\n").expect("write");

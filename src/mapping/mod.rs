@@ -419,12 +419,17 @@ fn compile_block(
         }
         p
     });
+    let before = r.errors().len();
     let shared = match r.raw("fields") {
         Some(f) => {
             let at = r.child_path("fields");
             fields::compile(f, &at, r.errors())
         }
         None => FieldsPlan::default(),
+    };
+    let shared = SharedFields {
+        plan: shared,
+        clean: r.errors().len() == before,
     };
     let mut rules = Vec::new();
     match r.raw("rules") {
@@ -471,10 +476,16 @@ fn compile_block(
     ))
 }
 
+/// A block's `fields:` and whether they compiled without an error.
+struct SharedFields {
+    plan: FieldsPlan,
+    clean: bool,
+}
+
 fn compile_rule(
     v: &Yaml,
     path: &str,
-    shared: &FieldsPlan,
+    shared: &SharedFields,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Rule> {
     let mut r = MapReader::new(v, path, errors)?;
@@ -504,6 +515,7 @@ fn compile_rule(
             None
         }
     };
+    let before = r.errors().len();
     let own = match r.raw("fields") {
         Some(f) => {
             let at = r.child_path("fields");
@@ -511,8 +523,12 @@ fn compile_rule(
         }
         None => FieldsPlan::default(),
     };
-    let fields = own.merged_over(shared);
-    if let Some(t) = event_type {
+    let fields_clean = shared.clean && r.errors().len() == before;
+    let fields = own.merged_over(&shared.plan);
+    // A field that failed to compile (a bad path, an unknown transform) is missing from the
+    // plan but not from the YAML: its own error says what is wrong, and "neither … provide it"
+    // would be false. Required fields are checked once the fields compile.
+    if let (Some(t), true) = (event_type, fields_clean) {
         for m in fields::missing_required(&fields, t) {
             let p = r.path().to_string();
             r.error_at(p, format!("event type {t} needs {m}, and neither this rule's nor the block's `fields:` provide it"));

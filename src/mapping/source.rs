@@ -90,7 +90,8 @@ impl Source {
     /// Values a trailing `lookup` can produce (type-checked against the field like constants).
     pub fn lookup_outputs(&self) -> Vec<&Scalar> {
         match self.transforms.last() {
-            Some(Transform::Lookup(l)) => l.table.values().chain(l.default.as_ref()).collect(),
+            // A `default: keep` passes source values through: those are checked per message.
+            Some(Transform::Lookup(l)) => l.table.values().chain(l.default.value()).collect(),
             _ => vec![],
         }
     }

@@ -463,6 +463,36 @@ fn start_up_errors_carry_yaml_paths() {
 }
 
 #[test]
+fn a_bad_path_in_a_required_field_is_reported_as_itself_not_as_a_missing_field() {
+    // The rule writes page_id; its path does not parse. One error, at the path, and not the
+    // false "neither this rule's nor the block's fields provide it".
+    let errs = plan_with(
+        "  rules:\n    - event_type: PAGE_VIEW\n      fields: {page_id: {path: \"page[x]\"}}\n",
+    )
+    .expect_err("must fail");
+    assert_eq!(
+        errs,
+        ["topics[0].rules[0].fields.page_id.path: bad path \"page[x]\": `[…]` holds an integer index or a \"quoted key\""]
+    );
+    // The same in the block's shared fields: the rules do not each claim it is missing.
+    let errs = compile_text(
+        "- topic: t\n  fields:\n    timestamp: {path: ts, transform: epoch_seconds}\n    channel_type: SITE\n    user_id: {path: user}\n    page_id: {path: \"page[x]\"}\n  rules:\n    - event_type: PAGE_VIEW\n    - event_type: PAGE_VIEW\n",
+    )
+    .expect_err("must fail");
+    assert_eq!(errs.len(), 1, "{}", errs.join("\n"));
+    assert!(
+        errs[0].starts_with("topics[0].fields.page_id.path: bad path"),
+        "{errs:?}"
+    );
+    // Truly missing, the field is still named.
+    let errs = plan_with("  rules:\n    - event_type: PAGE_VIEW\n").expect_err("must fail");
+    assert_eq!(
+        errs,
+        ["topics[0].rules[0]: event type PAGE_VIEW needs page_id, and neither this rule's nor the block's `fields:` provide it"]
+    );
+}
+
+#[test]
 fn block_level_errors() {
     let errs = compile_text("- rules: []\n- topic: a\n  pattern: b\n  rules: [{event_type: HOME}]\n- {topic: t, rules: [{event_type: HOME}]}\n- {topic: t, rules: [{event_type: HOME}]}\n").expect_err("fails");
     assert!(

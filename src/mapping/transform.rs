@@ -63,8 +63,29 @@ pub enum Transform {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lookup {
     pub table: HashMap<String, Scalar>,
-    pub default: Option<Scalar>,
+    pub default: LookupDefault,
     pub ignore_case: bool,
+}
+
+/// What a lookup gives for a value not in its table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LookupDefault {
+    /// Nothing: the message is rejected (`lookup_no_match`).
+    Reject,
+    /// This value.
+    Value(Scalar),
+    /// `default: keep`: the source value, unchanged (a pass-through lookup).
+    Keep,
+}
+
+impl LookupDefault {
+    /// The fixed default value, when there is one.
+    pub fn value(&self) -> Option<&Scalar> {
+        match self {
+            LookupDefault::Value(s) => Some(s),
+            LookupDefault::Reject | LookupDefault::Keep => None,
+        }
+    }
 }
 
 /// Compiles a `transform:` value at `path`; problems go to `errors`.
@@ -187,16 +208,28 @@ fn compile_lookup(
     let arg = arg.unwrap_or(&Yaml::Null);
     let mut r = crate::config::decode::MapReader::new(arg, path, errors)?;
     let ignore_case = r.opt::<bool>("ignore_case").unwrap_or(false);
-    let default = r.raw("default").and_then(|d| {
-        let s = Scalar::from_yaml(d);
-        if s.is_none() {
-            r.error(
-                "default",
-                format!("must be a single value, found {}", kind(d)),
-            );
-        }
-        s
-    });
+    if r.is_null("default") {
+        // Read as "no default" it would reject every value not in the table at run time, which
+        // is never what `default: null` meant to say.
+        r.error(
+            "default",
+            "null is not a default: leave `default` out to dead-letter values not in the table (lookup_no_match), give a value, or write `default: keep` to pass them through unchanged",
+        );
+    }
+    let default = match r.raw("default") {
+        None => LookupDefault::Reject,
+        Some(Yaml::String(k)) if k == "keep" => LookupDefault::Keep,
+        Some(d) => match Scalar::from_yaml(d) {
+            Some(s) => LookupDefault::Value(s),
+            None => {
+                r.error(
+                    "default",
+                    format!("must be a single value or `keep`, found {}", kind(d)),
+                );
+                LookupDefault::Reject
+            }
+        },
+    };
     let mut table = HashMap::new();
     match r.raw("table") {
         Some(Yaml::Mapping(m)) if !m.is_empty() => {
@@ -293,9 +326,13 @@ impl Lookup {
         } else {
             text
         };
-        match self.table.get(key.as_ref()).or(self.default.as_ref()) {
-            Some(s) => Ok(s.val()),
-            None => Err(MapError::new(
+        if let Some(s) = self.table.get(key.as_ref()) {
+            return Ok(s.val());
+        }
+        match &self.default {
+            LookupDefault::Value(s) => Ok(s.val()),
+            LookupDefault::Keep => Ok(v.clone()),
+            LookupDefault::Reject => Err(MapError::new(
                 MapReason::LookupNoMatch,
                 format!("{key:?} is not in the lookup table and the lookup has no default"),
             )),
@@ -377,6 +414,25 @@ mod tests {
         let t = "lookup: {table: {web: SITE, 1: APP}, default: SITE}";
         assert_eq!(run(t, Val::Int(1)), Ok("APP".into()));
         assert_eq!(run(t, s("kiosk")), Ok("SITE".into()));
+    }
+
+    #[test]
+    fn a_lookup_with_default_keep_passes_unknown_values_through() {
+        let t = "lookup: {table: {iPadOS: IOS}, default: keep}";
+        assert_eq!(run(t, s("iPadOS")), Ok("IOS".into()));
+        assert_eq!(run(t, s("ANDROID")), Ok("ANDROID".into()));
+    }
+
+    #[test]
+    fn a_null_lookup_default_is_refused_at_its_path() {
+        let mut errors = Vec::new();
+        let v: Yaml = serde_yaml_ng::from_str("lookup: {table: {a: B}, default: null}")
+            .unwrap_or_else(|e| panic!("yaml: {e}"));
+        compile(&v, "f.transform", &mut errors);
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 1, "{texts:?}");
+        assert_eq!(errors[0].path, "f.transform.lookup.default");
+        assert!(texts[0].contains("default: keep"), "{texts:?}");
     }
 
     #[test]
