@@ -108,6 +108,19 @@ pub fn load_str_with<T>(
             .unwrap_or_default();
         ConfigErrors(vec![ConfigError::new("", format!("invalid YAML{at}: {e}"))])
     })?;
+    // YAML merge keys (`<<: *anchor`, YAML 1.1): shared rule parts written once. Applied before
+    // anything reads the tree, so a merged key is checked like a written one; keys written next
+    // to `<<` win, and a merge is shallow (a merged `device:` is replaced whole, not combined).
+    root.apply_merge().map_err(|e| {
+        ConfigErrors(vec![ConfigError::new(
+            "",
+            format!("invalid YAML merge (`<<:` takes a mapping or a list of mappings): {e}"),
+        )])
+    })?;
+    // Top-level `x-…` keys are extension fields (as in Compose files): a home for anchors.
+    if let Value::Mapping(m) = &mut root {
+        m.retain(|k, _| !k.as_str().is_some_and(|k| k.starts_with("x-")));
+    }
     let env_overrides = env_overlay::apply(&mut root, overrides);
     let mut errors = Vec::new();
     interpolate::interpolate_tree(&mut root, "", env, &mut errors);
@@ -269,6 +282,63 @@ topics: []
         let c = load(&text).expect("allowed");
         assert_eq!(c.mcm.base_url, "http://127.0.0.1:8080");
         assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn yaml_merge_keys_share_rule_parts_and_written_keys_win() {
+        let text = MINIMAL.replace(
+            "topics: []",
+            r#"x-common: &common
+  timestamp: {path: ts, transform: epoch_seconds}
+  channel_type: SITE
+  user_id: {path: user}
+topics:
+  - topic: shop
+    rules:
+      - event_type: PAGE_VIEW
+        when: {field: page, exists: true}
+        fields:
+          <<: *common
+          channel_type: MOBILE_SITE
+          page_id: {path: page}
+      - event_type: HOME
+        fields: {<<: *common}
+"#,
+        );
+        let (_, plan) = load_str_with(
+            &text,
+            Path::new("."),
+            &env,
+            Vec::<(String, String)>::new(),
+            crate::mapping::compile,
+        )
+        .unwrap_or_else(|e| panic!("merged rules compile: {e}"));
+        let mapping = plan.route("shop").expect("routed");
+        let opts = crate::mcm::validate::ValidateOptions::at(1_700_000_000_000);
+        let event = |payload: &[u8]| {
+            let source = crate::mapping::SourceMessage {
+                topic: "shop",
+                partition: 0,
+                offset: 7,
+                key: None,
+                headers: &[],
+                timestamp_ms: None,
+                payload: Some(payload),
+            };
+            match mapping.process(&source, &opts) {
+                crate::mapping::Processed::Deliver(e) => {
+                    String::from_utf8(e.to_json_bytes()).unwrap_or_default()
+                }
+                other => panic!("not delivered: {other:?}"),
+            }
+        };
+        // Written keys win over merged ones; merged ones are there.
+        let page = event(br#"{"ts": 1700000000, "user": "u1", "page": "p9"}"#);
+        assert!(page.contains(r#""channel_type":"MOBILE_SITE""#), "{page}");
+        assert!(page.contains(r#""user_id":"u1""#), "{page}");
+        let home = event(br#"{"ts": 1700000000, "user": "u1"}"#);
+        assert!(home.contains(r#""channel_type":"SITE""#), "{home}");
+        assert!(home.contains(r#""event_type":"HOME""#), "{home}");
     }
 
     #[test]
