@@ -768,7 +768,18 @@ async fn refused_commits_bound_what_a_new_owner_would_replay_and_delivery_resume
         1_000_000,
     )
     .expect("inject");
-    produce(b.bootstrap_servers(), "events", &records(&later, 1, "home"));
+    // Commits fail from here; the bridge learns it from its first refused commit, which needs a
+    // few finished messages. The bound is about commits that keep failing, so the bulk arrives
+    // once a refusal was seen (until then a commit in flight may still land, and the bridge
+    // cannot tell; what finishes meanwhile is one commit round trip's worth).
+    let (early, bulk) = later.split_at(5);
+    produce(b.bootstrap_servers(), "events", &records(early, 1, "home"));
+    bridge
+        .wait(Duration::from_secs(30), "a refused commit", || {
+            bridge.metrics.commits.with_label_values(&["error"]).get() >= 1
+        })
+        .await;
+    produce(b.bootstrap_servers(), "events", &records(bulk, 1, "home"));
     bridge
         .wait(
             Duration::from_secs(30),

@@ -119,6 +119,12 @@ impl OffsetTracker {
         }
     }
 
+    /// Where a new owner would start reading if this partition went away now: the last
+    /// confirmed commit, else the first offset taken (`None` before the first message).
+    pub fn replay_base(&self) -> Option<i64> {
+        self.committed.or(self.first_seen)
+    }
+
     /// Records that `offset` was committed (Kafka confirmed it).
     pub fn mark_committed(&mut self, offset: i64) {
         if self.committed.is_none_or(|c| offset > c) {

@@ -69,10 +69,12 @@ impl<M: Clone> Core<M> {
                     }
                 }
                 self.last_commit_warning = None;
+                self.commits_failing = false;
             }
             Err(error) => {
                 m.commits.with_label_values(&["error"]).inc();
                 self.commits.finish(seq, false, now);
+                self.commits_failing = true;
                 if self
                     .last_commit_warning
                     .is_none_or(|t| now.duration_since(t) >= COMMIT_WARNING_EVERY)
@@ -94,10 +96,7 @@ impl<M: Clone> Core<M> {
     /// longer than the ledger's bound while finished work waits.
     pub(super) fn check_commit_stall(&mut self) {
         let now = self.now;
-        if self.commits.give_up_hung(now) {
-            self.metrics.commits.with_label_values(&["error"]).inc();
-            tracing::warn!("an offset commit has hung for 5 s (broker unreachable?); trying again");
-        }
+        self.give_up_hung_commit();
         let uncommitted: i64 = self
             .partitions
             .values()
@@ -126,10 +125,21 @@ impl<M: Clone> Core<M> {
         }
     }
 
+    /// A commit without an answer for too long counts as failed, so another may start.
+    fn give_up_hung_commit(&mut self) {
+        if self.commits.give_up_hung(self.now) {
+            self.commits_failing = true;
+            self.metrics.commits.with_label_values(&["error"]).inc();
+            tracing::warn!("an offset commit has hung for 5 s (broker unreachable?); trying again");
+        }
+    }
+
     /// The periodic turn: the circuit's state, budget escalation, due retries and probes, revoke
     /// deadlines, lag sampling and the commit interval.
     pub fn on_tick(&mut self, now: Instant, circuit_open: bool) {
         self.now = now;
+        // Before anything starts this turn: a hung commit means commits are failing.
+        self.give_up_hung_commit();
         if self.circuit_open {
             // Whether the open circuit pauses depends on requests in flight (should_pause).
             self.pauses_dirty = true;

@@ -33,8 +33,20 @@ impl<M: Clone> Core<M> {
                 }
                 continue;
             };
-            let startable = p.requests < per_partition
-                && usize::try_from(p.tracker.uncommitted()).is_ok_and(|u| u <= bound);
+            // Bounded replays. While commits are refused, only offsets within `bound` of the
+            // last confirmed commit start: whatever finishes, in order or not, a new owner
+            // delivers again from there, so at most `bound` of them. While commits work, the
+            // contiguous finished messages count (what the next commit stores): a retry waiting
+            // out its backoff then holds the watermark without stopping its partition, as it
+            // must not at a few percent of errors.
+            let within_bound = if self.commits_failing {
+                p.tracker
+                    .replay_base()
+                    .is_none_or(|base| w.offset - base < i64::try_from(bound).unwrap_or(i64::MAX))
+            } else {
+                usize::try_from(p.tracker.uncommitted()).is_ok_and(|u| u <= bound)
+            };
+            let startable = p.requests < per_partition && within_bound;
             if !startable {
                 i += 1;
                 continue;

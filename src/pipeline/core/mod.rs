@@ -164,6 +164,10 @@ pub struct Core<M> {
     commits: CommitLedger,
     /// No commit confirmed for too long while work waits: nothing new starts.
     commits_stalled: bool,
+    /// The last commit was refused or hung (and none confirmed since): the replay bound then
+    /// counts every message finished since the last confirmed commit, not only the contiguous
+    /// ones (see `flow::dispatch_ready`).
+    commits_failing: bool,
     last_commit_warning: Option<Instant>,
     next_lag_sample: Instant,
     /// Messages finished since the last commit: a commit also happens every `max_in_flight` of
@@ -212,6 +216,7 @@ impl<M: Clone> Core<M> {
             shutdown_deadline: None,
             commits,
             commits_stalled: false,
+            commits_failing: false,
             last_commit_warning: None,
             next_lag_sample: now,
             finished_since_commit: 0,

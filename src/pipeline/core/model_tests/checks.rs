@@ -89,13 +89,65 @@ impl Model {
         let mut turns = 0;
         loop {
             turns += 1;
-            assert!(turns < 10_000, "the core never became idle");
+            if turns >= 10_000 {
+                let c = &self.core;
+                let ready: Vec<String> = c
+                    .ready
+                    .iter()
+                    .map(|w| format!("{}@{}g{}", w.tp, w.offset, w.generation))
+                    .collect();
+                let parts: Vec<String> = c
+                    .partitions
+                    .iter()
+                    .map(|(t, p)| {
+                        format!(
+                            "{t} g{} {:?} requests {} uncommitted {} oldest {:?} committed {:?}",
+                            p.generation,
+                            p.phase,
+                            p.requests,
+                            p.tracker.uncommitted(),
+                            p.tracker.oldest_pending(),
+                            p.tracker.committed()
+                        )
+                    })
+                    .collect();
+                let mut holders = Vec::new();
+                for (t, p) in &c.partitions {
+                    if let Some((o, _)) = p.tracker.oldest_pending() {
+                        let is = |w: &&Work<()>| &w.tp == t && w.offset == o;
+                        holders.push(format!(
+                            "{t}@{o}: ready {} tasks {} parked {} halted {} fatal {} held {} lanes-waiting {}",
+                            c.ready.iter().filter(is).count(),
+                            c.tasks.values().filter(is).count(),
+                            c.parked.iter().filter(is).count(),
+                            c.halted_work.iter().filter(is).count(),
+                            c.fatal.iter().flat_map(|f| f.parked()).filter(is).count(),
+                            c.dlq_hold.iter().flat_map(|h| h.iter()).filter(is).count(),
+                            p.lanes.waiting(),
+                        ));
+                    }
+                }
+                panic!(
+                    "the core never became idle: holders {holders:?} ready {ready:?}, requests {}/{}, stalled {}, commits idle {}, partitions {parts:?}",
+                    c.requests, c.request_limit, c.commits_stalled, c.commits.idle()
+                );
+            }
             if let Some(task) = self.tasks.pop() {
                 self.answer(task, Answer::Delivered);
             } else if let Some((seq, _)) = self.commits.pop() {
                 self.core
                     .on_commit_done(seq, Ok(()), Duration::ZERO, self.now);
-            } else if !self.core.parked.is_empty() || self.core.fatal.is_some() {
+            } else if !self.core.parked.is_empty()
+                || self.core.fatal.is_some()
+                // (While shutting down nothing is committed and ready work is left for the next
+                // owner: the drain deadline ends it. A halt holds its partition's watermark until
+                // an operator restarts the bridge, so its replay bound may keep ready work.)
+                || (!self.core.ready.is_empty()
+                    && !self.core.is_shutting_down()
+                    && self.core.halted.is_none())
+            {
+                // Time passes: retries fall due, probes go out, a commit stall ends. Work left
+                // ready for ever (a start condition that can never hold) fails the turn limit.
                 self.now += Duration::from_secs(60);
                 self.core.on_tick(self.now, false);
             } else {

@@ -287,6 +287,34 @@ impl Model {
     fn effects(&mut self) {
         let effects: Vec<Effect<()>> = self.core.take_effects().collect();
         let started = effects.iter().any(|e| matches!(e, Effect::Deliver { .. }));
+        for e in &effects {
+            if let Effect::Deliver { task, tp, .. } = e {
+                // Bounded replays: while commits are refused, a delivery starts only within
+                // `bound` offsets of the last confirmed commit (at most `bound` for a new owner
+                // to deliver again); while they work, only while the contiguous finished
+                // messages are within it.
+                let Some(p) = self.core.partitions.get(tp) else {
+                    continue;
+                };
+                let offset = self.core.tasks[task].offset;
+                let bound = self.core.config.delivery.max_uncommitted_per_partition as i64;
+                if self.core.commits_failing {
+                    let base = p.tracker.replay_base().unwrap_or(offset);
+                    assert!(
+                        offset - base < bound,
+                        "{tp} offset {offset} started while commits fail, {} past the last commit (bound {bound})",
+                        offset - base
+                    );
+                } else {
+                    // (+1: a probe's answer may finish one more after the starts it released.)
+                    assert!(
+                        p.tracker.uncommitted() <= bound + 1,
+                        "{tp} offset {offset} started with {} uncommitted (bound {bound})",
+                        p.tracker.uncommitted()
+                    );
+                }
+            }
+        }
         if started {
             // Starting a delivery never takes the requests past the limits (a limit lowered
             // while more run is only waited out).
