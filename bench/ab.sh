@@ -13,6 +13,7 @@ set -euo pipefail
 rounds=$1
 shift
 out=${AB_OUT:-$(mktemp -d /tmp/bench-ab.XXXX)}
+mkdir -p "$out"
 echo "results in $out"
 for round in $(seq 1 "$rounds"); do
   for pair in "$@"; do
