@@ -4,6 +4,10 @@
 //! test: `equals`, `in`, `exists`, `matches` (a regex, compiled at start-up). `all`, `any` and
 //! `not` combine leaves. Conditions never fail: a missing field or a value of another type simply
 //! does not match (`exists: false` is how to test for absence).
+//!
+//! The same conditions decide a field (`when:` on a source, `if:` in a source) and filter an
+//! `each:` array (`where:`): there a `field:` path is read from the current scope, the array
+//! element inside an `each:`, like every other path ([`Cond::eval_in`]).
 
 use super::doc::Node;
 use super::need::Need;
@@ -22,7 +26,20 @@ pub enum Test {
     Matches(Regex),
 }
 
-#[derive(Debug, Clone)]
+/// Regexes compare by their pattern (sources that hold conditions compare plans in tests).
+impl PartialEq for Test {
+    fn eq(&self, other: &Test) -> bool {
+        match (self, other) {
+            (Test::Equals(a), Test::Equals(b)) => a == b,
+            (Test::In(a), Test::In(b)) => a == b,
+            (Test::Exists(a), Test::Exists(b)) => a == b,
+            (Test::Matches(a), Test::Matches(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum Cond {
     Leaf(Subject, Test),
     All(Vec<Cond>),
@@ -90,54 +107,76 @@ impl Cond {
         Some(Cond::Leaf(subject?, test?))
     }
 
-    /// Records the message paths this condition reads.
+    /// Records the message paths this condition reads (all from the root).
     pub fn need(&self, need: &mut Need) {
+        self.need_in(need, &[]);
+    }
+
+    /// Records the message paths this condition reads from an element at `scope` (the key path
+    /// of the enclosing `each:`, as [`Path::need_keys`] takes it).
+    pub fn need_in(&self, need: &mut Need, scope: &[&str]) {
         match self {
-            Cond::All(list) | Cond::Any(list) => list.iter().for_each(|c| c.need(need)),
-            Cond::Not(c) => c.need(need),
-            Cond::Leaf(Subject::Path(p), _) => p.need_value(need, &[]),
+            Cond::All(list) | Cond::Any(list) => list.iter().for_each(|c| c.need_in(need, scope)),
+            Cond::Not(c) => c.need_in(need, scope),
+            Cond::Leaf(Subject::Path(p), _) => p.need_value(need, scope),
             Cond::Leaf(..) => {}
         }
     }
 
     /// Calls `f` with every message path this condition reads (all from the root).
     pub fn for_each_path(&mut self, f: &mut dyn FnMut(&mut Path, &[String])) {
+        self.for_each_path_in(&[], f);
+    }
+
+    /// Calls `f` with every message path this condition reads and `scope`, as
+    /// [`Cond::need_in`] records them.
+    pub fn for_each_path_in(&mut self, scope: &[String], f: &mut dyn FnMut(&mut Path, &[String])) {
         match self {
-            Cond::All(list) | Cond::Any(list) => list.iter_mut().for_each(|c| c.for_each_path(f)),
-            Cond::Not(c) => c.for_each_path(f),
-            Cond::Leaf(Subject::Path(p), _) => f(p, &[]),
+            Cond::All(list) | Cond::Any(list) => {
+                list.iter_mut().for_each(|c| c.for_each_path_in(scope, f))
+            }
+            Cond::Not(c) => c.for_each_path_in(scope, f),
+            Cond::Leaf(Subject::Path(p), _) => f(p, scope),
             Cond::Leaf(..) => {}
         }
     }
 
+    /// Whether the message matches (a rule's `when:`: paths from the root).
     #[inline]
     pub fn eval<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
+        self.eval_in(ctx, ctx.root)
+    }
+
+    /// Whether the condition holds with relative paths read from `scope` (an `each:` element,
+    /// or the root).
+    #[inline]
+    pub fn eval_in<'a>(&'a self, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> bool {
         match self {
             // The usual leaf, `field: … equals: <text>`: only a string equal to the text matches
             // (`same`), so the value is compared where it lies, without converting it. Inlined
             // into the `all`/`any` loops, which rules are mostly made of.
             Cond::Leaf(Subject::Path(p), Test::Equals(Scalar::Str(want))) => {
-                matches!(p.resolve(ctx.doc, ctx.root), Some(Node::Str(s)) if s == want)
+                matches!(p.resolve(ctx.doc, scope), Some(Node::Str(s)) if s == want)
             }
-            other => other.eval_general(ctx),
+            other => other.eval_general(ctx, scope),
         }
     }
 
     #[inline(never)]
-    fn eval_general<'a>(&'a self, ctx: &Ctx<'a>) -> bool {
+    fn eval_general<'a>(&'a self, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> bool {
         match self {
-            Cond::All(list) => list.iter().all(|c| c.eval(ctx)),
-            Cond::Any(list) => list.iter().any(|c| c.eval(ctx)),
-            Cond::Not(c) => !c.eval(ctx),
-            Cond::Leaf(subject, test) => leaf(subject, test, ctx),
+            Cond::All(list) => list.iter().all(|c| c.eval_in(ctx, scope)),
+            Cond::Any(list) => list.iter().any(|c| c.eval_in(ctx, scope)),
+            Cond::Not(c) => !c.eval_in(ctx, scope),
+            Cond::Leaf(subject, test) => leaf(subject, test, ctx, scope),
         }
     }
 }
 
 /// A leaf, read and tested the general way.
-fn leaf<'a>(subject: &'a Subject, test: &Test, ctx: &Ctx<'a>) -> bool {
+fn leaf<'a>(subject: &'a Subject, test: &Test, ctx: &Ctx<'a>, scope: &'a Node<'a>) -> bool {
     // A key or header that is not UTF-8 cannot equal or match text: treat as no match.
-    let v = subject.read(ctx, ctx.root).ok().flatten();
+    let v = subject.read(ctx, scope).ok().flatten();
     match (test, v) {
         (Test::Exists(want), v) => v.is_some_and(|v| !v.is_empty()) == *want,
         (_, None) => false,
@@ -270,7 +309,7 @@ mod tests {
             for want in ["track", "Track", "", "1"] {
                 let subject = Subject::Path(Path::parse("type").expect("path"));
                 let test = Test::Equals(Scalar::Str(want.into()));
-                let general = leaf(&subject, &test, &ctx);
+                let general = leaf(&subject, &test, &ctx, ctx.root);
                 let cond = Cond::Leaf(subject, test);
                 assert_eq!(cond.eval(&ctx), general, "{v} equals {want:?}");
             }

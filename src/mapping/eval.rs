@@ -233,22 +233,31 @@ pub fn build<'a>(p: &'a FieldsPlan, ctx: &Ctx<'a>, e: &mut Event<'a>) -> R<()> {
     match &p.items {
         None => {}
         Some(ItemsPlan::List(list)) => items(list.iter().map(|it| (it, root)), ctx, &mut e.items)?,
-        Some(ItemsPlan::Each { path, item: plan }) => {
-            match path.resolve(ctx.doc, root).map(|n| (n, ctx.doc.items(n))) {
-                None => {}
-                Some((_, Some(els))) => {
-                    items(els.iter().map(|el| (&**plan, el)), ctx, &mut e.items)?
-                }
-                Some((other, None)) => {
-                    return Err(MapError::new(
-                        MapReason::TypeMismatch,
-                        format!("`each:` expects an array, found {}", other.kind()),
-                    )
-                    .at_field("items")
-                    .from_source(&format!("`{path}`")))
-                }
+        Some(ItemsPlan::Each {
+            path,
+            filter,
+            item: plan,
+        }) => match path.resolve(ctx.doc, root).map(|n| (n, ctx.doc.items(n))) {
+            None => {}
+            Some((_, Some(els))) => match filter {
+                None => items(els.iter().map(|el| (&**plan, el)), ctx, &mut e.items)?,
+                Some(w) => items(
+                    els.iter()
+                        .filter(|el| w.eval_in(ctx, el))
+                        .map(|el| (&**plan, el)),
+                    ctx,
+                    &mut e.items,
+                )?,
+            },
+            Some((other, None)) => {
+                return Err(MapError::new(
+                    MapReason::TypeMismatch,
+                    format!("`each:` expects an array, found {}", other.kind()),
+                )
+                .at_field("items")
+                .from_source(&format!("`{path}`")))
             }
-        }
+        },
     }
     e.revenue = money(&p.revenue, ctx, root).map_err(|e| e.under("revenue"))?;
     e.shipping_charge =
@@ -258,11 +267,12 @@ pub fn build<'a>(p: &'a FieldsPlan, ctx: &Ctx<'a>, e: &mut Event<'a>) -> R<()> {
 
 /// Appends one item per (plan, scope) to `out`, each built in place.
 fn items<'a>(
-    each: impl ExactSizeIterator<Item = (&'a ItemPlan, &'a Node<'a>)>,
+    each: impl Iterator<Item = (&'a ItemPlan, &'a Node<'a>)>,
     ctx: &Ctx<'a>,
     out: &mut Vec<ItemOf<Text<'a>>>,
 ) -> R<()> {
-    out.reserve_exact(each.len());
+    // Exact for a plain `each:` (or a fixed list); a `where:` filter's upper bound.
+    out.reserve_exact(each.size_hint().1.unwrap_or(0));
     for (i, (plan, scope)) in each.enumerate() {
         out.push(ItemOf::default());
         if let Some(it) = out.last_mut() {

@@ -6,6 +6,7 @@
 //! against the field's type there too, and [`missing_required`] names the fields an event type
 //! cannot do without (reference §2.5–2.6).
 
+use super::condition::Cond;
 use super::need::Need;
 use super::path::Path;
 use super::source::{compile_path, each_scope, need_each, Source};
@@ -44,8 +45,13 @@ pub struct ItemPlan {
 
 #[derive(Debug, Clone)]
 pub enum ItemsPlan {
-    /// One item per element of the array at `path`, fields relative to the element.
-    Each { path: Path, item: Box<ItemPlan> },
+    /// One item per element of the array at `path` (only those `filter` holds for, when
+    /// given), fields relative to the element.
+    Each {
+        path: Path,
+        filter: Option<Cond>,
+        item: Box<ItemPlan>,
+    },
     /// Fixed items built from the message's top-level fields (product detail events).
     List(Vec<ItemPlan>),
 }
@@ -95,12 +101,7 @@ fn src(r: &mut MapReader<'_, '_>, key: &'static str, k: Kind) -> Option<Source> 
 
 /// Checks every constant a source can produce against the field's type.
 fn check_kind(s: &Source, k: Kind, at: &str, errors: &mut Vec<ConfigError>) {
-    let consts = s
-        .as_constant()
-        .into_iter()
-        .chain(s.default())
-        .chain(s.lookup_outputs());
-    for c in consts {
+    for c in s.fixed_values() {
         if let Err(why) = fits(c, k) {
             errors.push(ConfigError::new(at, why));
         }
@@ -276,6 +277,10 @@ fn compile_items(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<
                     None
                 }
             };
+            let filter = r.raw("where").map(|w| {
+                let at = r.child_path("where");
+                Cond::compile(w, &at, r.errors())
+            });
             let item = match r.raw("fields") {
                 Some(f) => {
                     let at = r.child_path("fields");
@@ -287,8 +292,14 @@ fn compile_items(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<
                 }
             };
             r.finish();
+            let filter = match filter {
+                Some(None) => return None,
+                Some(Some(w)) => Some(w),
+                None => None,
+            };
             Some(ItemsPlan::Each {
                 path: each?,
+                filter,
                 item: Box::new(item?),
             })
         }
@@ -406,9 +417,12 @@ impl FieldsPlan {
         match &mut self.items {
             None => {}
             Some(ItemsPlan::List(list)) => list.iter_mut().for_each(|i| i.for_each_path(&[], f)),
-            Some(ItemsPlan::Each { path, item }) => {
+            Some(ItemsPlan::Each { path, filter, item }) => {
                 f(path, &[]);
                 if let Some(inner) = each_scope(path, &[]) {
+                    if let Some(w) = filter {
+                        w.for_each_path_in(&inner, f);
+                    }
                     item.for_each_path(&inner, f);
                 }
             }
@@ -452,8 +466,13 @@ impl FieldsPlan {
         match &self.items {
             None => {}
             Some(ItemsPlan::List(list)) => list.iter().for_each(|i| i.need(need, &[])),
-            Some(ItemsPlan::Each { path, item }) => {
-                need_each(path, need, &[], |need, inner| item.need(need, inner))
+            Some(ItemsPlan::Each { path, filter, item }) => {
+                need_each(path, need, &[], |need, inner| {
+                    if let Some(w) = filter {
+                        w.need_in(need, inner);
+                    }
+                    item.need(need, inner)
+                })
             }
         }
     }

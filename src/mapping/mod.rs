@@ -32,6 +32,8 @@ mod value;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_conditional;
+#[cfg(test)]
 mod tests_projection;
 
 use crate::config::decode::{index, kind, ConfigError, MapReader};

@@ -2,10 +2,16 @@
 //!
 //! In YAML a source is either a plain value (a constant; a string with `{{ … }}` is a template)
 //! or a mapping with exactly one origin key — `path`, `pointer`, `const`, `template`, `first`,
-//! `kafka` (key | topic | partition | offset | timestamp), `header`, `sum` — plus optional
-//! `transform:` and `default:`. Everything is parsed here once; evaluation only walks
+//! `kafka` (key | topic | partition | offset | timestamp), `header`, `sum`, `if` — plus optional
+//! `transform:`, `default:` and `when:`. Everything is parsed here once; evaluation only walks
 //! pre-split paths and borrows from the message.
+//!
+//! Conditional values: `{if: <condition>, then: <source>, else: <source>}` picks a branch (no
+//! `else`: absent); `when: <condition>` on any source is the one-branch form, and compiles to
+//! exactly that `if` around the source with its transforms and default, so a source whose
+//! condition does not hold is absent — its `default:` included — and the field is left out.
 
+use super::condition::Cond;
 use super::doc::Node;
 use super::error::{MapError, MapReason};
 use super::need::Need;
@@ -23,8 +29,16 @@ enum Origin {
     Const(Scalar),
     Template(Vec<Part>),
     First(Vec<Source>),
+    /// `if`/`then`/`else`, and `when:` (an `If` without `otherwise`).
+    If {
+        cond: Box<Cond>,
+        then: Box<Source>,
+        otherwise: Option<Box<Source>>,
+    },
     Sum {
         each: Path,
+        /// `where:`: only the elements this holds for (paths relative to the element).
+        filter: Option<Box<Cond>>,
         of: Box<Source>,
         times: Option<Box<Source>>,
     },
@@ -55,8 +69,8 @@ pub struct Source {
     label: String,
 }
 
-const ORIGINS: [&str; 8] = [
-    "path", "pointer", "const", "template", "first", "kafka", "header", "sum",
+const ORIGINS: [&str; 9] = [
+    "path", "pointer", "const", "template", "first", "kafka", "header", "sum", "if",
 ];
 
 impl Source {
@@ -94,6 +108,28 @@ impl Source {
             Some(Transform::Lookup(l)) => l.table.values().chain(l.default.value()).collect(),
             _ => vec![],
         }
+    }
+
+    /// Every fixed value this source can give as it is: its constant, its default, a trailing
+    /// lookup's outputs, and those of the branches of an `if` (or `when:`) whose result is not
+    /// transformed further. Fields check them against their type at start-up.
+    pub fn fixed_values(&self) -> Vec<&Scalar> {
+        let mut out: Vec<&Scalar> = self.as_constant().into_iter().collect();
+        out.extend(self.default());
+        out.extend(self.lookup_outputs());
+        if let (
+            Origin::If {
+                then, otherwise, ..
+            },
+            [],
+        ) = (&self.origin, self.transforms.as_slice())
+        {
+            out.extend(then.fixed_values());
+            if let Some(o) = otherwise {
+                out.extend(o.fixed_values());
+            }
+        }
+        out
     }
 
     /// Compiles the source at `path`; returns `None` (with errors recorded) if it is unusable.
@@ -149,7 +185,26 @@ impl Source {
                 }
             }
             Origin::First(list) => list.iter().for_each(|s| s.need(need, scope)),
-            Origin::Sum { each, of, times } => need_each(each, need, scope, |need, inner| {
+            Origin::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                cond.need_in(need, scope);
+                then.need(need, scope);
+                if let Some(o) = otherwise {
+                    o.need(need, scope);
+                }
+            }
+            Origin::Sum {
+                each,
+                filter,
+                of,
+                times,
+            } => need_each(each, need, scope, |need, inner| {
+                if let Some(w) = filter {
+                    w.need_in(need, inner);
+                }
                 of.need(need, inner);
                 if let Some(t) = times {
                     t.need(need, inner);
@@ -172,9 +227,28 @@ impl Source {
                 }
             }
             Origin::First(list) => list.iter_mut().for_each(|s| s.for_each_path(scope, f)),
-            Origin::Sum { each, of, times } => {
+            Origin::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                cond.for_each_path_in(scope, f);
+                then.for_each_path(scope, f);
+                if let Some(o) = otherwise {
+                    o.for_each_path(scope, f);
+                }
+            }
+            Origin::Sum {
+                each,
+                filter,
+                of,
+                times,
+            } => {
                 f(each, scope);
                 if let Some(inner) = each_scope(each, scope) {
+                    if let Some(w) = filter {
+                        w.for_each_path_in(&inner, f);
+                    }
                     of.for_each_path(&inner, f);
                     if let Some(t) = times {
                         t.for_each_path(&inner, f);
@@ -265,7 +339,26 @@ impl Source {
                 }
                 found
             }
-            Origin::Sum { each, of, times } => sum(each, of, times.as_deref(), ctx, scope)?,
+            Origin::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let branch = match cond.eval_in(ctx, scope) {
+                    true => Some(then),
+                    false => otherwise.as_ref(),
+                };
+                match branch {
+                    Some(b) => b.eval(ctx, scope)?,
+                    None => None,
+                }
+            }
+            Origin::Sum {
+                each,
+                filter,
+                of,
+                times,
+            } => sum(each, filter.as_deref(), of, times.as_deref(), ctx, scope)?,
         };
         if let Some(mut cur) = v.take() {
             for t in &self.transforms {
@@ -376,6 +469,10 @@ fn compile_mapping(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Optio
                 label = l;
                 o
             }),
+            ("if", _) => {
+                label = "a conditional value (`if:`)".into();
+                compile_if(raw, &mut r)
+            }
             (_, None) => {
                 r.error_at(kp, format!("expected a string, found {}", kind(raw)));
                 None
@@ -400,12 +497,70 @@ fn compile_mapping(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Optio
         }
         s
     });
+    if origin_key != Some("if") {
+        for key in ["then", "else"] {
+            if r.raw(key).is_some() {
+                r.error(key, format!("`{key}` belongs to an `if:` source (`{{if: <condition>, then: <source>, else: <source>}}`)"));
+            }
+        }
+    }
+    let when = r.raw("when").map(|w| {
+        let at = r.child_path("when");
+        Cond::compile(w, &at, r.errors())
+    });
     r.finish();
-    Some(Source {
+    let source = Source {
         origin: origin?,
         transforms,
         default,
         label,
+    };
+    match when {
+        None => Some(source),
+        Some(None) => None,
+        // The one-branch `if`: the whole source (its transforms and default too) only when the
+        // condition holds.
+        Some(Some(cond)) => Some(Source {
+            label: source.label.clone(),
+            origin: Origin::If {
+                cond: Box::new(cond),
+                then: Box::new(source),
+                otherwise: None,
+            },
+            transforms: vec![],
+            default: None,
+        }),
+    }
+}
+
+/// The `if:` condition with the `then:` (required) and `else:` sources of the same mapping.
+fn compile_if(cond: &Yaml, r: &mut MapReader<'_, '_>) -> Option<Origin> {
+    let at = r.child_path("if");
+    let cond = Cond::compile(cond, &at, r.errors());
+    let then = match r.raw("then") {
+        Some(t) => {
+            let at = r.child_path("then");
+            Source::compile(t, &at, r.errors())
+        }
+        None => {
+            r.error(
+                "then",
+                "required: the source used when the condition holds (`else:` is optional; without it the value is absent)",
+            );
+            None
+        }
+    };
+    let otherwise = match r.raw("else") {
+        Some(e) => {
+            let at = r.child_path("else");
+            Some(Source::compile(e, &at, r.errors())?)
+        }
+        None => None,
+    };
+    Some(Origin::If {
+        cond: Box::new(cond?),
+        then: Box::new(then?),
+        otherwise: otherwise.map(Box::new),
     })
 }
 
@@ -453,6 +608,10 @@ fn compile_sum(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<(O
         let at = r.child_path("each");
         parse_path(&s, Path::parse, &at, r.errors()).map(|p| (p, s))
     });
+    let filter = r.raw("where").map(|w| {
+        let at = r.child_path("where");
+        Cond::compile(w, &at, r.errors())
+    });
     let of = match r.raw("of") {
         Some(o) => {
             let at = r.child_path("of");
@@ -477,9 +636,15 @@ fn compile_sum(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<(O
         Some(Some(t)) => Some(Box::new(t)),
         None => None,
     };
+    let filter = match filter {
+        Some(None) => return None,
+        Some(Some(w)) => Some(Box::new(w)),
+        None => None,
+    };
     Some((
         Origin::Sum {
             each,
+            filter,
             of: Box::new(of?),
             times,
         },
@@ -489,6 +654,7 @@ fn compile_sum(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<(O
 
 fn sum<'a>(
     each: &'a Path,
+    filter: Option<&'a Cond>,
     of: &'a Source,
     times: Option<&'a Source>,
     ctx: &Ctx<'a>,
@@ -503,6 +669,9 @@ fn sum<'a>(
     };
     let mut total = 0.0;
     for (i, el) in items.iter().enumerate() {
+        if filter.is_some_and(|w| !w.eval_in(ctx, el)) {
+            continue;
+        }
         let at = |mut e: MapError| {
             e.message = format!("element [{i}]: {}", e.message);
             e
