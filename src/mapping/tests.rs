@@ -442,7 +442,7 @@ fn start_up_errors_carry_yaml_paths() {
     let expected = [
         "topics[0].on_no_match: \"ignore\" is not one of: skip, dlq",
         "topics[0].rules[0].when.field: bad path \"a..b\": empty segment (two dots, or a dot at the start)",
-        "topics[0].rules[0].fields.page_id.path: bad path \"items[x]\": `[…]` holds an integer index or a \"quoted key\"",
+        "topics[0].rules[0].fields.page_id.path: bad path \"items[x]\": `[…]` holds an integer index, a \"quoted key\" or a test such as `[key=value]`",
         "topics[0].rules[0].fields.items.fields.quantity: constant \"two\" is not a whole number",
         "topics[0].rules[0].fields.revenue.amount.transform: unknown transform `lowr` (did you mean `lower`?)",
         "topics[0].rules[0].fields.revenue.currency: constant \"usd\" is not an MCM currency code (upper-case, e.g. USD, EUR, KRW)",
@@ -472,7 +472,7 @@ fn a_bad_path_in_a_required_field_is_reported_as_itself_not_as_a_missing_field()
     .expect_err("must fail");
     assert_eq!(
         errs,
-        ["topics[0].rules[0].fields.page_id.path: bad path \"page[x]\": `[…]` holds an integer index or a \"quoted key\""]
+        ["topics[0].rules[0].fields.page_id.path: bad path \"page[x]\": `[…]` holds an integer index, a \"quoted key\" or a test such as `[key=value]`"]
     );
     // The same in the block's shared fields: the rules do not each claim it is missing.
     let errs = compile_text(

@@ -3,14 +3,26 @@
 //! Two spellings, both relative to the current scope (the message, or the array element inside an
 //! `each:`); a leading `$` anchors either one at the message root:
 //! - dotted: `order.lines[0].sku`, `items[-1].id` (negative = from the end),
-//!   `context["page.path"]` (quoted keys may hold dots);
-//! - JSON pointer (RFC 6901): `/order/lines/0/sku`, with `~0` for `~` and `~1` for `/`.
+//!   `context["page.path"]` (quoted keys may hold dots), and two segments that choose, for data
+//!   whose layout is not fixed (GA4's BigQuery `event_params`, typed identity lists):
+//!   `event_params[key=page_location]` — the first array element whose member passes a test (see
+//!   [`predicate`]) — and `value.(string_value|int_value)` — the first of these members that is
+//!   present and not null;
+//! - JSON pointer (RFC 6901): `/order/lines/0/sku`, with `~0` for `~` and `~1` for `/`. It has
+//!   no choosing segments: a pointer token is always a plain key or index.
 //!
 //! Resolution walks the pre-split segments only: no string parsing per message. A path that
-//! meets a missing key, an index out of range or a scalar resolves to `None`, never an error.
+//! meets a missing key, an index out of range, a scalar, an array no element of which passes the
+//! test, or a union none of whose members is there resolves to `None`, never an error.
+
+mod parse;
+mod predicate;
+#[cfg(test)]
+mod tests;
 
 use super::doc::{Doc, Node};
 use super::need::Need;
+use predicate::Predicate;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +32,11 @@ enum Seg {
     Index(i64),
     /// A JSON-pointer token: an object key, or an array index when it is a number.
     Token(String, Option<usize>),
+    /// `[sub.path=text]` (or `^=`, `~=`): the first element of an array the test holds for.
+    /// Boxed: it is rare, and `Seg` stays as small as the ordinary segments need.
+    Select(Box<Predicate>),
+    /// `(a|b|…)`: the first of these members of an object that is present and not null.
+    Union(Vec<String>),
 }
 
 /// Where a key's member sits in a projected object: the number of the need the object is
@@ -47,178 +64,84 @@ impl fmt::Display for Path {
     }
 }
 
+/// What reading a path touches in a message, as member key paths from the root (for
+/// projection; see [`Path::reach`]). Array indices and predicates are transparent: all elements
+/// of an array share one need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reach<'s> {
+    /// Members read whole on the way: each predicate's sub-path, under the array it tests.
+    pub tested: Vec<Vec<&'s str>>,
+    /// Where the value can be: one key path per combination of union alternatives.
+    pub ends: Vec<Vec<&'s str>>,
+    /// The walk stopped before the last segment (at a pointer token that may be an index, or at
+    /// a union that would make more than [`MAX_ENDS`] ends): every end must be kept whole.
+    pub stopped: bool,
+}
+
+/// At most this many ends per path: every end is a branch of the need tree, and a path of many
+/// unions would multiply them. Past it, the prefix is kept whole: a superset is always safe.
+const MAX_ENDS: usize = 64;
+
 impl Path {
-    /// Parses either spelling: a pointer when it starts with `/` (or `$/`), dotted otherwise.
-    pub fn parse(s: &str) -> Result<Path, String> {
-        let body = s.strip_prefix('$').unwrap_or(s);
-        if body.starts_with('/') {
-            Path::parse_pointer(s)
-        } else {
-            Path::parse_dotted(s)
-        }
-    }
-
-    /// Parses a JSON pointer (`/a/0/b`, `$/a`); the empty pointer means the scope itself.
-    pub fn parse_pointer(s: &str) -> Result<Path, String> {
-        let (root, body) = match s.strip_prefix('$') {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        };
-        if body.is_empty() {
-            return Ok(Path {
-                root,
-                segs: vec![],
-                text: s.to_string(),
-                route: None,
-            });
-        }
-        let Some(rest) = body.strip_prefix('/') else {
-            return Err(format!("JSON pointer {s:?} must start with `/`"));
-        };
-        let mut segs = Vec::new();
-        for raw in rest.split('/') {
-            let mut tok = String::with_capacity(raw.len());
-            let mut chars = raw.chars();
-            while let Some(c) = chars.next() {
-                if c == '~' {
-                    match chars.next() {
-                        Some('0') => tok.push('~'),
-                        Some('1') => tok.push('/'),
-                        _ => {
-                            return Err(format!(
-                                "JSON pointer {s:?}: `~` must be followed by 0 or 1"
-                            ))
-                        }
-                    }
-                } else {
-                    tok.push(c);
-                }
-            }
-            // RFC 6901: array indices have no leading zeros ("01" is a key only).
-            let idx = (tok == "0" || (!tok.starts_with('0') && !tok.is_empty()))
-                .then(|| tok.parse::<usize>().ok())
-                .flatten();
-            segs.push(Seg::Token(tok, idx));
-        }
-        Ok(Path {
-            root,
-            segs,
-            text: s.to_string(),
-            route: None,
-        })
-    }
-
-    /// Parses a dotted path with `[n]` indices and `["quoted key"]` segments.
-    pub fn parse_dotted(s: &str) -> Result<Path, String> {
-        let err = |why: &str| Err(format!("bad path {s:?}: {why}"));
-        let (root, body) = match s.strip_prefix('$') {
-            Some(rest) => (true, rest.strip_prefix('.').unwrap_or(rest)),
-            None => (false, s),
-        };
-        if body.trim().is_empty() {
-            return if root {
-                Ok(Path {
-                    root,
-                    segs: vec![],
-                    text: s.into(),
-                    route: None,
-                })
-            } else {
-                err("empty")
-            };
-        }
-        if body.trim() != body {
-            return err("leading or trailing spaces");
-        }
-        let b = body.as_bytes();
-        let mut segs = Vec::new();
-        let mut i = 0;
-        let mut need_key = true; // at the start or right after a dot
-        while i < b.len() {
-            match b[i] {
-                b'.' => {
-                    if need_key {
-                        return err("empty segment (two dots, or a dot at the start)");
-                    }
-                    need_key = true;
-                    i += 1;
-                    if i == b.len() {
-                        return err("ends with a dot");
-                    }
-                }
-                b'[' => {
-                    if need_key && !segs.is_empty() {
-                        return err("`[` right after a dot");
-                    }
-                    let Some(close) = body[i..].find(']').map(|c| c + i) else {
-                        return err("unclosed `[`");
-                    };
-                    let inner = body[i + 1..close].trim();
-                    if let Some(q) = inner.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
-                        segs.push(Seg::Key(q.to_string(), None));
-                    } else if let Ok(n) = inner.parse::<i64>() {
-                        segs.push(Seg::Index(n));
-                    } else {
-                        return err("`[…]` holds an integer index or a \"quoted key\"");
-                    }
-                    need_key = false;
-                    i = close + 1;
-                }
-                b']' => return err("`]` without `[`"),
-                _ => {
-                    if !need_key {
-                        return err("a key must follow a dot");
-                    }
-                    let end = body[i..].find(['.', '[', ']']).map_or(b.len(), |e| e + i);
-                    let key = &body[i..end];
-                    if key.contains(['{', '}']) {
-                        return err("`{` or `}` in a key (templates go in a `template:` value)");
-                    }
-                    segs.push(Seg::Key(key.to_string(), None));
-                    need_key = false;
-                    i = end;
-                }
-            }
-        }
-        Ok(Path {
-            root,
-            segs,
-            text: s.to_string(),
-            route: None,
-        })
-    }
-
-    /// Member keys from the root to this path's value, for projection: `scope` is the key path
-    /// of the current `each:` element (ignored when anchored with `$`). Array indices are
-    /// transparent (all elements share a need). A pointer token that may be an array index stops
-    /// the walk, and the prefix is kept whole: a superset is always safe.
-    pub fn need_keys<'s>(&'s self, scope: &[&'s str]) -> (Vec<&'s str>, bool) {
-        let mut keys: Vec<&str> = if self.root {
+    /// The member keys reading this path needs, for projection: `scope` is the key path of the
+    /// current `each:` element (ignored when anchored with `$`). A pointer token that may be an
+    /// array index stops the walk, and the prefix is kept whole: a superset is always safe.
+    pub fn reach<'s>(&'s self, scope: &[&'s str]) -> Reach<'s> {
+        let start = if self.root {
             Vec::new()
         } else {
             scope.to_vec()
         };
+        let mut r = Reach {
+            tested: Vec::new(),
+            ends: vec![start],
+            stopped: false,
+        };
         for seg in &self.segs {
             match seg {
-                Seg::Key(k, _) | Seg::Token(k, None) => keys.push(k),
+                Seg::Key(k, _) | Seg::Token(k, None) => r.ends.iter_mut().for_each(|e| e.push(k)),
                 Seg::Index(_) => {}
-                Seg::Token(_, Some(_)) => return (keys, true),
+                Seg::Token(_, Some(_)) => r.stopped = true,
+                // The test reads its member of every element; the rest of the path reads the
+                // chosen one. Both under the array's (shared) element need.
+                Seg::Select(p) => {
+                    for e in &r.ends {
+                        r.tested
+                            .push(e.iter().copied().chain(p.sub_keys()).collect());
+                    }
+                }
+                Seg::Union(alts) if r.ends.len().saturating_mul(alts.len()) > MAX_ENDS => {
+                    r.stopped = true;
+                }
+                Seg::Union(alts) => {
+                    r.ends = r
+                        .ends
+                        .iter()
+                        .flat_map(|e| alts.iter().map(move |a| extended(e, a)))
+                        .collect();
+                }
+            }
+            if r.stopped {
+                break;
             }
         }
-        (keys, false)
+        r
     }
 
-    /// Records that this path's value is read whole.
+    /// Records that this path's value is read whole (and what its predicates test).
     pub fn need_value(&self, need: &mut Need, scope: &[&str]) {
-        let (keys, _) = self.need_keys(scope);
-        need.keep(&keys);
+        let r = self.reach(scope);
+        for keys in r.tested.iter().chain(&r.ends) {
+            need.keep(keys);
+        }
     }
 
     /// Records, for each key segment, the member's slot in the projected object it will read
     /// when messages are decoded with `need` (the block's, complete) and the path is read from
-    /// an element at `scope` (the key path of the enclosing `each:`, as [`Path::need_keys`]
-    /// gives it). Segments that read a kept-whole subtree, or follow a pointer token, get none;
-    /// so do all when `need` is not numbered ([`Need::number`]).
+    /// an element at `scope` (the key path of the enclosing `each:`, as [`Path::reach`] gives
+    /// it). Segments that read a kept-whole subtree, or follow a pointer token or a union (each
+    /// alternative has a need of its own), get none; so do all when `need` is not numbered
+    /// ([`Need::number`]). A predicate is transparent, as an index is.
     pub fn hint(&mut self, need: &Need, scope: &[String]) {
         let mut cur = if self.root {
             Some(need)
@@ -243,8 +166,9 @@ impl Path {
                         None => None,
                     };
                 }
-                Seg::Index(_) => {} // all elements of an array share one need
-                Seg::Token(..) => cur = None,
+                // All elements of an array share one need.
+                Seg::Index(_) | Seg::Select(_) => {}
+                Seg::Token(..) | Seg::Union(_) => cur = None,
             }
         }
         self.route = self
@@ -277,7 +201,7 @@ impl Path {
         (!matches!(cur, Node::Null)).then_some(cur)
     }
 
-    /// [`Path::resolve`] segment by segment.
+    /// [`Path::resolve`] segment by segment (the choosing segments only ever take this way).
     #[inline(never)]
     fn walk<'n, 'a>(&self, doc: &'n Doc<'a>, scope: &'n Node<'a>) -> Option<&'n Node<'a>> {
         let mut cur = if self.root { doc.root() } else { scope };
@@ -297,133 +221,21 @@ impl Path {
                     (Node::Arr { .. }, Some(i)) => doc.at(cur, i64::try_from(*i).ok()?)?,
                     _ => doc.get(cur, k)?,
                 },
+                Seg::Select(p) => p.first(doc, cur)?,
+                // A projected object holds an absent member as `null`: both are passed over.
+                Seg::Union(alts) => alts
+                    .iter()
+                    .find_map(|k| doc.get(cur, k).filter(|v| !matches!(v, Node::Null)))?,
             };
         }
         (!matches!(cur, Node::Null)).then_some(cur)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mapping::doc::{self, decode};
-
-    const MSG: &[u8] =
-        br#"{"order":{"lines":[{"sku":"A"},{"sku":"B"}],"n":null},"a/b":{"~x":1},"k.d":2,"01":3}"#;
-
-    fn get(path: &str) -> Option<String> {
-        let d = decode(Some(MSG)).expect("json");
-        let p = Path::parse(path).expect("path");
-        p.resolve(&d, d.root()).map(|v| format!("{v:?}"))
-    }
-
-    #[test]
-    fn dotted_paths_resolve() {
-        assert_eq!(get("order.lines[1].sku").as_deref(), Some(r#"Str("B")"#));
-        assert_eq!(get("order.lines[-2].sku").as_deref(), Some(r#"Str("A")"#));
-        assert_eq!(get("$.order.lines[0].sku").as_deref(), Some(r#"Str("A")"#));
-        assert_eq!(get(r#"["k.d"]"#).as_deref(), Some("Int(2)"));
-        assert_eq!(get("order.lines[2].sku"), None);
-        assert_eq!(get("order.n"), None, "null is absent");
-        assert_eq!(get("order.lines.sku"), None);
-    }
-
-    #[test]
-    fn pointers_resolve_with_escapes() {
-        assert_eq!(get("/order/lines/0/sku").as_deref(), Some(r#"Str("A")"#));
-        assert_eq!(get("/a~1b/~0x").as_deref(), Some("Int(1)"));
-        assert_eq!(get("$/01").as_deref(), Some("Int(3)"));
-    }
-
-    #[test]
-    fn slot_hints_read_projected_objects_and_leave_others_to_names() {
-        use crate::mapping::need::{self, Need};
-        let mut need = Need::default();
-        need.keep(&["z"]);
-        need.keep(&["order", "n"]);
-        need.keep(&["order", "lines", "sku"]);
-        need.keep(&["whole"]);
-        let unnumbered = need.clone();
-        need.number();
-        let hinted = |text: &str, scope: &[String]| {
-            let mut p = Path::parse(text).expect("path");
-            p.hint(&need, scope);
-            p
-        };
-        let slots = |p: &Path| -> Vec<Option<u32>> {
-            p.segs
-                .iter()
-                .map(|s| match s {
-                    Seg::Key(_, h) => h.map(|h| h.index),
-                    _ => None,
-                })
-                .collect()
-        };
-        let lines = hinted("order.lines[1].sku", &[]);
-        assert_eq!(slots(&lines), [Some(1), Some(1), None, Some(0)]);
-        let sku = hinted("sku", &["order".into(), "lines".into()]);
-        assert_eq!(slots(&sku), [Some(0)]);
-        assert_eq!(slots(&hinted("$.z", &["order".into()])), [Some(0)]);
-        assert_eq!(slots(&hinted("whole.x", &[])), [Some(2), None]);
-
-        let mut bare = Path::parse("order.lines[1].sku").expect("path");
-        bare.hint(&unnumbered, &[]);
-        assert_eq!(
-            slots(&bare),
-            [None, None, None, None],
-            "no numbers, no hints"
-        );
-
-        // The same keys in another order: the hints name the other need, so names are used.
-        let mut other = Need::default();
-        other.keep(&["order", "lines", "sku"]);
-        other.keep(&["order", "n"]);
-        other.keep(&["z"]);
-        other.number();
-        let projected = need::decode(Some(MSG), &need).expect("json");
-        let reordered = need::decode(Some(MSG), &other).expect("json");
-        let full = decode(Some(MSG)).expect("json");
-        for doc in [&projected, &reordered, &full] {
-            let line = lines.resolve(doc, doc.root()).expect("sku");
-            assert_eq!(line, &Node::Str("B".into()));
-            assert_eq!(bare.resolve(doc, doc.root()), Some(line));
-            assert_eq!(
-                hinted("order.n", &[]).resolve(doc, doc.root()),
-                None,
-                "null is absent"
-            );
-            assert_eq!(hinted("z", &[]).resolve(doc, doc.root()), None, "absent");
-        }
-        // A route that meets something other than the projected object it expects.
-        let scalar = need::decode(Some(br#"{"order":"x","z":[1]}"#), &need).expect("json");
-        assert_eq!(hinted("order.n", &[]).resolve(&scalar, scalar.root()), None);
-        let z = hinted("z", &[]).resolve(&scalar, scalar.root());
-        assert_eq!(
-            z.map(|z| scalar.tree(z)),
-            Some(doc::Tree::Arr(vec![doc::Tree::Int(1)]))
-        );
-        assert!(hinted("order.n", &[]).route.is_some());
-        assert!(lines.route.is_none(), "an index segment: walked");
-    }
-
-    #[test]
-    fn bad_syntax_is_reported() {
-        for bad in [
-            "", "a..b", ".a", "a.", "a[", "a[x]", "a.[0]", "a]", "{{ a }}", " a", "/a/~2",
-        ] {
-            assert!(Path::parse(bad).is_err(), "{bad:?} should be rejected");
-        }
-        for good in [
-            "a",
-            "a[0][1]",
-            "a[-1].b",
-            "$",
-            "$.a",
-            "/",
-            "$/a",
-            r#"a["x.y"].z"#,
-        ] {
-            assert!(Path::parse(good).is_ok(), "{good:?} should parse");
-        }
-    }
+/// `keys` and then `key`.
+fn extended<'s>(keys: &[&'s str], key: &'s str) -> Vec<&'s str> {
+    let mut out = Vec::with_capacity(keys.len() + 1);
+    out.extend_from_slice(keys);
+    out.push(key);
+    out
 }
