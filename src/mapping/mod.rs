@@ -33,6 +33,8 @@ mod value;
 mod tests;
 #[cfg(test)]
 mod tests_projection;
+#[cfg(test)]
+mod tests_rows;
 
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use crate::config::FailurePolicy;
