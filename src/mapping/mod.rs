@@ -32,6 +32,8 @@ mod value;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_paths;
+#[cfg(test)]
 mod tests_projection;
 #[cfg(test)]
 mod tests_rows;

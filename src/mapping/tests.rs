@@ -3,17 +3,17 @@
 use super::*;
 use serde_json::json;
 
-const NOW: i64 = 1_800_000_000_000;
+pub(super) const NOW: i64 = 1_800_000_000_000;
 
 /// A block with the always-required fields shared, plus `rules`/extra keys from the test.
-fn plan_with(extra: &str) -> Result<MappingPlan, Vec<String>> {
+pub(super) fn plan_with(extra: &str) -> Result<MappingPlan, Vec<String>> {
     let text = format!(
         "- topic: t\n  fields:\n    timestamp: {{path: ts, transform: epoch_seconds}}\n    channel_type: SITE\n    user_id: {{path: user}}\n{extra}"
     );
     compile_text(&text)
 }
 
-fn compile_text(text: &str) -> Result<MappingPlan, Vec<String>> {
+pub(super) fn compile_text(text: &str) -> Result<MappingPlan, Vec<String>> {
     let y: Yaml = serde_yaml_ng::from_str(text).expect("test yaml");
     let mut errors = Vec::new();
     let p = compile(&y, &mut errors);
@@ -24,7 +24,7 @@ fn compile_text(text: &str) -> Result<MappingPlan, Vec<String>> {
     }
 }
 
-fn msg<'a>(
+pub(super) fn msg<'a>(
     topic: &'a str,
     payload: &'a [u8],
     headers: &'a [(&'a str, Option<&'a [u8]>)],
@@ -50,7 +50,7 @@ fn run(p: &MappingPlan, v: serde_json::Value) -> Processed {
 }
 
 /// The delivered event as JSON, or the reject reason.
-fn out(p: &MappingPlan, v: serde_json::Value) -> Result<serde_json::Value, String> {
+pub(super) fn out(p: &MappingPlan, v: serde_json::Value) -> Result<serde_json::Value, String> {
     match run(p, v) {
         Processed::Deliver(e) => Ok(serde_json::to_value(&e).expect("ser")),
         Processed::Filtered { reason } => Err(format!("filtered:{reason}")),
