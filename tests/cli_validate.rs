@@ -46,3 +46,30 @@ fn missing_file_is_a_config_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read"), "{stderr}");
 }
+
+#[test]
+fn a_bad_array_test_in_a_path_is_reported_at_its_yaml_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bad-test.yaml");
+    let config = r#"kafka: {bootstrap_servers: "b:9092", group_id: g}
+mcm: {platform_name: acme, platform_id: ACME_TEST, api_key: k}
+topics:
+  - topic: ga4.rows
+    rules:
+      - event_type: PAGE_VIEW
+        fields:
+          timestamp: {path: event_timestamp, transform: epoch_micros}
+          channel_type: SITE
+          user_id: {path: 'ids[type==email].value'}
+          page_id: {path: 'event_params[key=page_location].value.(string_value|int_value)'}
+"#;
+    std::fs::write(&path, config).expect("written");
+    let (code, _, stderr) = validate(path.to_str().expect("utf-8 path"));
+    assert_eq!(code, 2, "{stderr}");
+    let needle = "topics[0].rules[0].fields.user_id.path: bad path \"ids[type==email].value\": unknown operator `==` in `[type==email]`";
+    assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    assert!(
+        stderr.contains("1 error(s)"),
+        "the valid test path is accepted:\n{stderr}"
+    );
+}

@@ -315,4 +315,55 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_leaf_on_a_test_path_reads_the_chosen_element_from_the_projection_it_needs() {
+        use crate::mapping::need::{self, Need};
+        let yaml = "any: [{field: 'params[key=page_type].value.(string_value|int_value)', in: [product, 7]}, {field: 'ids[type~=^e].value', matches: '@'}]";
+        let y: Yaml = serde_yaml_ng::from_str(yaml).expect("yaml");
+        let mut errors = Vec::new();
+        let cond = Cond::compile(&y, "when", &mut errors).expect("compiles");
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut need = Need::default();
+        cond.need(&mut need);
+        need.number();
+        let msg = SourceMessage::BARE;
+        for (row, want) in [
+            (
+                r#"{"params":[{"key":"x"},{"key":"page_type","value":{"string_value":null,"int_value":7}}],"big":[1,2,3]}"#,
+                true,
+            ),
+            (
+                r#"{"params":[{"key":"page_type","value":{"string_value":"product"}}]}"#,
+                true,
+            ),
+            (
+                r#"{"params":[{"key":"page_type","value":{"string_value":"cart","int_value":7}}]}"#,
+                false,
+            ),
+            (
+                r#"{"params":[{"key":"other","value":{"string_value":"product"}}]}"#,
+                false,
+            ),
+            (
+                r#"{"params":{"key":"page_type"},"ids":[{"type":"device","value":"a@b"},{"type":"email","value":"c@d"}]}"#,
+                true,
+            ),
+            (
+                r#"{"ids":[{"type":"email","value":"no at"},{"type":"email","value":"c@d"}]}"#,
+                false,
+            ),
+        ] {
+            let ua = OnceCell::new();
+            let full = doc::decode(Some(row.as_bytes())).expect("valid");
+            let projected = need::decode(Some(row.as_bytes()), &need).expect("valid");
+            assert_eq!(cond.eval(&Ctx::at_root(&full, &msg, &ua)), want, "{row}");
+            assert_eq!(
+                cond.eval(&Ctx::at_root(&projected, &msg, &ua)),
+                want,
+                "projected {row}"
+            );
+        }
+        assert!(need.child("big").is_none(), "only what the leaves read");
+    }
 }

@@ -34,7 +34,11 @@ mod tests;
 #[cfg(test)]
 mod tests_conditional;
 #[cfg(test)]
+mod tests_paths;
+#[cfg(test)]
 mod tests_projection;
+#[cfg(test)]
+mod tests_rows;
 
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use crate::config::FailurePolicy;

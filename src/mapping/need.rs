@@ -5,7 +5,8 @@
 //! builds [`Node`]s only for needed members and lets serde_json skip the rest (`IgnoredAny`:
 //! still fully syntax-checked, no allocation). A path's final member is kept whole, so every
 //! value a rule reads — and every type error it could report — is exactly what a full decode
-//! gives. Array indices are not tracked: all elements of an array share one need. Ordinary
+//! gives. Array indices and element tests (`[key=…]`) are not tracked: all elements of an array
+//! share one need, which holds what a test reads as well as the rest of the path. Ordinary
 //! messages are read by the hand-written projected reader in `scan.rs` (same result, a
 //! fraction of the cost); whatever it declines, errors included, goes through serde_json here.
 //!

@@ -564,29 +564,38 @@ fn compile_if(cond: &Yaml, r: &mut MapReader<'_, '_>) -> Option<Origin> {
     })
 }
 
-/// Records an `each:` array: its elements need what `inner` records relative to them.
+/// Records an `each:` array: its elements need what `inner` records relative to them. A union in
+/// the path gives several arrays it may be (`inner` records for each); what its tests read is
+/// kept whole.
 pub fn need_each(
     each: &Path,
     need: &mut Need,
     scope: &[&str],
-    inner: impl FnOnce(&mut Need, &[&str]),
+    mut inner: impl FnMut(&mut Need, &[&str]),
 ) {
-    match each.need_keys(scope) {
-        (keys, false) => {
-            need.at(&keys);
-            inner(need, &keys);
+    let r = each.reach(scope);
+    for keys in &r.tested {
+        need.keep(keys);
+    }
+    for keys in &r.ends {
+        if r.stopped {
+            need.keep(keys);
+        } else {
+            need.at(keys);
+            inner(need, keys);
         }
-        (keys, true) => need.keep(&keys),
     }
 }
 
 /// The key path the elements of `each` are read at, as [`need_each`] records it; `None` when
-/// the array is kept whole (a pointer token that may be an index).
+/// the array is kept whole (a pointer token that may be an index) or may be one of several (a
+/// union): paths read from its elements then get no slot hints and are read by name.
 pub fn each_scope(each: &Path, scope: &[String]) -> Option<Vec<String>> {
     let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
-    match each.need_keys(&scope) {
-        (keys, false) => Some(keys.into_iter().map(str::to_string).collect()),
-        (_, true) => None,
+    let r = each.reach(&scope);
+    match r.ends.as_slice() {
+        [one] if !r.stopped => Some(one.iter().map(|k| k.to_string()).collect()),
+        _ => None,
     }
 }
 

@@ -3,17 +3,17 @@
 use super::*;
 use serde_json::json;
 
-const NOW: i64 = 1_800_000_000_000;
+pub(super) const NOW: i64 = 1_800_000_000_000;
 
 /// A block with the always-required fields shared, plus `rules`/extra keys from the test.
-fn plan_with(extra: &str) -> Result<MappingPlan, Vec<String>> {
+pub(super) fn plan_with(extra: &str) -> Result<MappingPlan, Vec<String>> {
     let text = format!(
         "- topic: t\n  fields:\n    timestamp: {{path: ts, transform: epoch_seconds}}\n    channel_type: SITE\n    user_id: {{path: user}}\n{extra}"
     );
     compile_text(&text)
 }
 
-fn compile_text(text: &str) -> Result<MappingPlan, Vec<String>> {
+pub(super) fn compile_text(text: &str) -> Result<MappingPlan, Vec<String>> {
     let y: Yaml = serde_yaml_ng::from_str(text).expect("test yaml");
     let mut errors = Vec::new();
     let p = compile(&y, &mut errors);
@@ -24,7 +24,7 @@ fn compile_text(text: &str) -> Result<MappingPlan, Vec<String>> {
     }
 }
 
-fn msg<'a>(
+pub(super) fn msg<'a>(
     topic: &'a str,
     payload: &'a [u8],
     headers: &'a [(&'a str, Option<&'a [u8]>)],
@@ -50,7 +50,7 @@ fn run(p: &MappingPlan, v: serde_json::Value) -> Processed {
 }
 
 /// The delivered event as JSON, or the reject reason.
-fn out(p: &MappingPlan, v: serde_json::Value) -> Result<serde_json::Value, String> {
+pub(super) fn out(p: &MappingPlan, v: serde_json::Value) -> Result<serde_json::Value, String> {
     match run(p, v) {
         Processed::Deliver(e) => Ok(serde_json::to_value(&e).expect("ser")),
         Processed::Filtered { reason } => Err(format!("filtered:{reason}")),
@@ -442,7 +442,7 @@ fn start_up_errors_carry_yaml_paths() {
     let expected = [
         "topics[0].on_no_match: \"ignore\" is not one of: skip, dlq",
         "topics[0].rules[0].when.field: bad path \"a..b\": empty segment (two dots, or a dot at the start)",
-        "topics[0].rules[0].fields.page_id.path: bad path \"items[x]\": `[…]` holds an integer index or a \"quoted key\"",
+        "topics[0].rules[0].fields.page_id.path: bad path \"items[x]\": `[…]` holds an integer index, a \"quoted key\" or a test such as `[key=value]`",
         "topics[0].rules[0].fields.items.fields.quantity: constant \"two\" is not a whole number",
         "topics[0].rules[0].fields.revenue.amount.transform: unknown transform `lowr` (did you mean `lower`?)",
         "topics[0].rules[0].fields.revenue.currency: constant \"usd\" is not an MCM currency code (upper-case, e.g. USD, EUR, KRW)",
@@ -472,7 +472,7 @@ fn a_bad_path_in_a_required_field_is_reported_as_itself_not_as_a_missing_field()
     .expect_err("must fail");
     assert_eq!(
         errs,
-        ["topics[0].rules[0].fields.page_id.path: bad path \"page[x]\": `[…]` holds an integer index or a \"quoted key\""]
+        ["topics[0].rules[0].fields.page_id.path: bad path \"page[x]\": `[…]` holds an integer index, a \"quoted key\" or a test such as `[key=value]`"]
     );
     // The same in the block's shared fields: the rules do not each claim it is missing.
     let errs = compile_text(

@@ -3,13 +3,18 @@
 //! same `Processed` as with a full decode; and the pipeline's `process_wire` always gives exactly
 //! the serialised event of `process`.
 
+use super::tests_rows::*;
 use super::*;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use std::path::Path;
 
 impl TopicMapping {
-    fn process_full_decode(&self, msg: &SourceMessage<'_>, opts: &ValidateOptions) -> Processed {
+    pub(super) fn process_full_decode(
+        &self,
+        msg: &SourceMessage<'_>,
+        opts: &ValidateOptions,
+    ) -> Processed {
         match doc::decode(msg.payload) {
             Ok(doc) => self.process_doc(&doc, msg, opts, |e| e.into_owned()).0,
             Err(e) => Processed::Reject {
@@ -41,7 +46,13 @@ fn wire_of(p: Processed) -> Processed<WireEvent> {
     }
 }
 
+/// The shipped examples' plans, and a block whose paths choose array elements and typed values
+/// ([`GA4_ROWS`]).
 fn example_plans() -> Vec<MappingPlan> {
+    let y: Yaml = serde_yaml_ng::from_str(GA4_ROWS).expect("yaml");
+    let mut errors = Vec::new();
+    let choosing = compile(&y, &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
     ["mcm-bridge.yaml", "segment.yaml", "ga4.yaml"]
         .iter()
         .map(|f| {
@@ -54,6 +65,7 @@ fn example_plans() -> Vec<MappingPlan> {
             assert!(errors.is_empty(), "{errors:?}");
             plan
         })
+        .chain([choosing])
         .collect()
 }
 
@@ -172,7 +184,7 @@ proptest! {
     }
 
     #[test]
-    fn projected_decode_gives_the_same_outcome_as_a_full_decode(v in json()) {
+    fn projected_decode_gives_the_same_outcome_as_a_full_decode(v in prop_oneof![json(), ga4_row()]) {
         let bytes = serde_json::to_vec(&v).expect("serialisable");
         let opts = ValidateOptions::at(1_800_000_000_000);
         for plan in example_plans() {
@@ -276,4 +288,45 @@ fn escaped_message_text_is_escaped_on_the_wire_and_plain_text_is_copied() {
         assert_eq!(segment.process_wire(&m, &opts), wire_of(owned), "{v:?}");
     }
     assert_eq!(delivered, values.len(), "every value maps");
+}
+
+// Paths that choose (`[key=…]` tests and `(a|b)` unions): each path drawn at random over GA4
+// BigQuery-like rows, alone and read from the elements of an `each:`, against its own need.
+// (The block that uses them in rules is among `example_plans`.)
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Each path alone, and each path read from the elements of an `each:` path: what the
+    /// projection its need makes gives exactly what a full decode gives.
+    #[test]
+    fn choosing_paths_read_the_same_from_their_projection(
+        paths in prop::collection::vec(choosing_path(), 1..4),
+        each in each_path(),
+        inner in inner_path(),
+        v in row_json(),
+    ) {
+        let mut parsed: Vec<path::Path> = paths.iter().map(|p| path::Path::parse(p).expect("generated paths parse")).collect();
+        let each = path::Path::parse(&each).expect("each");
+        let mut inner = path::Path::parse(&inner).expect("inner");
+        let mut need = need::Need::default();
+        parsed.iter().for_each(|p| p.need_value(&mut need, &[]));
+        source::need_each(&each, &mut need, &[], |need, scope| inner.need_value(need, scope));
+        need.number();
+        parsed.iter_mut().for_each(|p| p.hint(&need, &[]));
+        if let Some(scope) = source::each_scope(&each, &[]) {
+            inner.hint(&need, &scope);
+        }
+        let bytes = serde_json::to_vec(&v).expect("serialisable");
+        let full = doc::decode(Some(&bytes)).expect("an object");
+        let projected = need::decode(Some(&bytes), &need).expect("an object");
+        let read = |d: &doc::Doc<'_>| {
+            let mut out: Vec<Option<doc::Tree>> = parsed.iter().map(|p| p.resolve(d, d.root()).map(|n| d.tree(n))).collect();
+            for el in each.resolve(d, d.root()).and_then(|a| d.items(a)).unwrap_or_default() {
+                out.push(inner.resolve(d, el).map(|n| d.tree(n)));
+            }
+            out
+        };
+        prop_assert_eq!(read(&projected), read(&full), "{:?} each {} {}", paths, each, inner);
+    }
 }
