@@ -3,7 +3,8 @@
 //! Written as one name or a list of steps; a step with arguments is a one-key mapping:
 //! `transform: [trim, lower, {sha256: {normalize: true}}]`. Every name is checked at start-up
 //! (with a did-you-mean), every argument too (`divide: 0` is an error there, not a NaN later).
-//! An absent value skips the transforms (the field's `default:` applies after them).
+//! An absent value skips the transforms (the field's `default:` applies after them); a step
+//! that finds nothing in a value makes it absent for the steps after it in the same way.
 
 use super::error::{MapError, MapReason};
 use super::iso8601::parse_iso8601;
@@ -263,9 +264,11 @@ fn compile_lookup(
 }
 
 impl Transform {
-    /// Applies the step. Values borrowed from the message or the plan stay borrowed.
-    pub fn apply<'a>(&'a self, v: Val<'a>) -> Result<Val<'a>, MapError> {
-        Ok(match self {
+    /// Applies the step. Values borrowed from the message or the plan stay borrowed. `None`:
+    /// the step found nothing in the value (a part that is not there), so the value is absent
+    /// from here on, exactly as if the source had been missing.
+    pub fn apply<'a>(&'a self, v: Val<'a>) -> Result<Option<Val<'a>>, MapError> {
+        Ok(Some(match self {
             Transform::ToString => Val::Str(v.into_text()?),
             Transform::ToNumber => Val::Float(v.number()?),
             Transform::ToInteger => Val::Int(v.integer()?),
@@ -314,7 +317,7 @@ impl Transform {
                 let p = 10f64.powi(*places);
                 finite((v.number()? * p).round() / p)?
             }
-        })
+        }))
     }
 }
 
@@ -365,29 +368,40 @@ fn finite<'a>(f: f64) -> Result<Val<'a>, MapError> {
     }
 }
 
-/// Helper for tests and the docs: a value's text after one transform.
+/// Helper for tests: a value's text after the transforms `t` (YAML), `None` when a step made it
+/// absent.
 #[cfg(test)]
-fn run(t: &str, v: Val<'_>) -> Result<String, MapReason> {
+fn run_opt(t: &str, v: Val<'_>) -> Result<Option<String>, MapReason> {
     let y: Yaml = serde_yaml_ng::from_str(t).map_err(|_| MapReason::TypeMismatch)?;
     let mut errors = Vec::new();
     let ts = compile(&y, "t", &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
-    let mut cur = v;
+    let mut cur = Some(v);
     for step in &ts {
-        cur = step.apply(cur).map_err(|e| e.reason)?;
+        cur = match cur {
+            Some(c) => step.apply(c).map_err(|e| e.reason)?,
+            None => None,
+        };
     }
-    cur.into_string().map_err(|e| e.reason)
+    cur.map(Val::into_string).transpose().map_err(|e| e.reason)
+}
+
+/// [`run_opt`] for a value that must stay present (a test failure otherwise).
+#[cfg(test)]
+fn run(t: &str, v: Val<'_>) -> Result<String, MapReason> {
+    run_opt(t, v).map(|o| o.unwrap_or_else(|| panic!("{t}: the value became absent")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn s(x: &str) -> Val<'_> {
+    pub(super) fn s(x: &str) -> Val<'_> {
         Val::Str(Cow::Borrowed(x))
     }
 
-    fn compile_errors(t: &str) -> Vec<String> {
+    /// The start-up errors of the transforms `t` (YAML) at `f.transform`, as printed.
+    pub(super) fn compile_errors(t: &str) -> Vec<String> {
         let y: Yaml = serde_yaml_ng::from_str(t).expect("yaml");
         let mut errors = Vec::new();
         compile(&y, "f.transform", &mut errors);
