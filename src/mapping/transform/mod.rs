@@ -2,9 +2,16 @@
 //!
 //! Written as one name or a list of steps; a step with arguments is a one-key mapping:
 //! `transform: [trim, lower, {sha256: {normalize: true}}]`. Every name is checked at start-up
-//! (with a did-you-mean), every argument too (`divide: 0` is an error there, not a NaN later).
-//! An absent value skips the transforms (the field's `default:` applies after them); a step
-//! that finds nothing in a value makes it absent for the steps after it in the same way.
+//! (with a did-you-mean), every argument too (`divide: 0` is an error there, not a NaN later;
+//! regexes are compiled there). An absent value skips the transforms (the field's `default:`
+//! applies after them); a step that finds nothing (`split` past the end, a `regex` without a
+//! match) makes the value absent for the steps after it in the same way.
+//!
+//! The text steps live in a file each: [`text`] (split, strip, truncate) and [`pattern`] (regex,
+//! replace).
+
+mod pattern;
+mod text;
 
 use super::error::{MapError, MapReason};
 use super::iso8601::parse_iso8601;
@@ -17,13 +24,19 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Every transform name, for did-you-mean hints and the docs.
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 23] = [
     "string",
     "number",
     "integer",
     "lower",
     "upper",
     "trim",
+    "split",
+    "regex",
+    "replace",
+    "strip_prefix",
+    "strip_suffix",
+    "truncate",
     "lookup",
     "epoch_seconds",
     "epoch_millis",
@@ -45,6 +58,13 @@ pub enum Transform {
     Lower,
     Upper,
     Trim,
+    Split(text::Split),
+    Regex(pattern::Extract),
+    Replace(pattern::Replace),
+    StripPrefix(String),
+    StripSuffix(String),
+    /// At most this many bytes (see [`text::truncate`] for why bytes).
+    Truncate(usize),
     Lookup(Lookup),
     /// Epoch time with this many units per second (1, 1000, 1_000_000) → Unix ms.
     Epoch(f64),
@@ -172,6 +192,16 @@ fn compile_step(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<T
                 None
             }
         },
+        "split" => text::compile_split(arg, &arg_path, errors),
+        "regex" => pattern::compile_extract(arg, &arg_path, errors),
+        "replace" => pattern::compile_replace(arg, &arg_path, errors),
+        "strip_prefix" => {
+            text::compile_affix(name, arg, &arg_path, errors).map(Transform::StripPrefix)
+        }
+        "strip_suffix" => {
+            text::compile_affix(name, arg, &arg_path, errors).map(Transform::StripSuffix)
+        }
+        "truncate" => text::compile_truncate(arg, &arg_path, errors),
         "sha256" => compile_sha256(arg, &arg_path, errors),
         "lookup" => compile_lookup(arg, &arg_path, errors),
         other => {
@@ -269,6 +299,12 @@ impl Transform {
     /// from here on, exactly as if the source had been missing.
     pub fn apply<'a>(&'a self, v: Val<'a>) -> Result<Option<Val<'a>>, MapError> {
         Ok(Some(match self {
+            Transform::Split(t) => return t.apply(v),
+            Transform::Regex(t) => return t.apply(v),
+            Transform::Replace(t) => return t.apply(v),
+            Transform::StripPrefix(p) => return text::strip(v, p, true),
+            Transform::StripSuffix(p) => return text::strip(v, p, false),
+            Transform::Truncate(n) => return text::truncate(v, *n),
             Transform::ToString => Val::Str(v.into_text()?),
             Transform::ToNumber => Val::Float(v.number()?),
             Transform::ToInteger => Val::Int(v.integer()?),
