@@ -7,11 +7,12 @@
 //! applies after them); a step that finds nothing (`split` past the end, a `regex` without a
 //! match) makes the value absent for the steps after it in the same way.
 //!
-//! The text steps live in a file each: [`text`] (split, strip, truncate) and [`pattern`] (regex,
-//! replace).
+//! The newer steps live in a file each: [`text`] (split, strip, truncate), [`pattern`] (regex,
+//! replace) and [`url`] (parts of a URL).
 
 mod pattern;
 mod text;
+mod url;
 
 use super::error::{MapError, MapReason};
 use super::iso8601::parse_iso8601;
@@ -24,7 +25,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Every transform name, for did-you-mean hints and the docs.
-pub const NAMES: [&str; 23] = [
+pub const NAMES: [&str; 24] = [
     "string",
     "number",
     "integer",
@@ -37,6 +38,7 @@ pub const NAMES: [&str; 23] = [
     "strip_prefix",
     "strip_suffix",
     "truncate",
+    "url",
     "lookup",
     "epoch_seconds",
     "epoch_millis",
@@ -65,6 +67,7 @@ pub enum Transform {
     StripSuffix(String),
     /// At most this many bytes (see [`text::truncate`] for why bytes).
     Truncate(usize),
+    Url(self::url::UrlPart),
     Lookup(Lookup),
     /// Epoch time with this many units per second (1, 1000, 1_000_000) → Unix ms.
     Epoch(f64),
@@ -202,6 +205,7 @@ fn compile_step(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<T
             text::compile_affix(name, arg, &arg_path, errors).map(Transform::StripSuffix)
         }
         "truncate" => text::compile_truncate(arg, &arg_path, errors),
+        "url" => self::url::compile(arg, &arg_path, errors),
         "sha256" => compile_sha256(arg, &arg_path, errors),
         "lookup" => compile_lookup(arg, &arg_path, errors),
         other => {
@@ -305,6 +309,7 @@ impl Transform {
             Transform::StripPrefix(p) => return text::strip(v, p, true),
             Transform::StripSuffix(p) => return text::strip(v, p, false),
             Transform::Truncate(n) => return text::truncate(v, *n),
+            Transform::Url(part) => return part.apply(v),
             Transform::ToString => Val::Str(v.into_text()?),
             Transform::ToNumber => Val::Float(v.number()?),
             Transform::ToInteger => Val::Int(v.integer()?),
