@@ -20,6 +20,8 @@ pub enum MapReason {
     InvalidTimestamp,
     /// A currency is not in the MCM currency list after normalisation.
     UnknownCurrency,
+    /// A `language` transform's value has no ISO-639-1 language (`eng`, `english`, `*`).
+    UnknownLanguage,
     /// A lookup table has no entry for the value and no default.
     LookupNoMatch,
     /// A value for an MCM enum field (`channel_type`, `personalization_mode`) is not a member.

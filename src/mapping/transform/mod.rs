@@ -8,8 +8,9 @@
 //! match) makes the value absent for the steps after it in the same way.
 //!
 //! The newer steps live in a file each: [`text`] (split, strip, truncate), [`pattern`] (regex,
-//! replace) and [`url`] (parts of a URL).
+//! replace), [`url`] (parts of a URL) and [`language`] (a locale to its ISO-639-1 code).
 
+mod language;
 mod pattern;
 mod text;
 mod url;
@@ -25,7 +26,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Every transform name, for did-you-mean hints and the docs.
-pub const NAMES: [&str; 24] = [
+pub const NAMES: [&str; 25] = [
     "string",
     "number",
     "integer",
@@ -39,6 +40,7 @@ pub const NAMES: [&str; 24] = [
     "strip_suffix",
     "truncate",
     "url",
+    "language",
     "lookup",
     "epoch_seconds",
     "epoch_millis",
@@ -68,6 +70,7 @@ pub enum Transform {
     /// At most this many bytes (see [`text::truncate`] for why bytes).
     Truncate(usize),
     Url(self::url::UrlPart),
+    Language,
     Lookup(Lookup),
     /// Epoch time with this many units per second (1, 1000, 1_000_000) → Unix ms.
     Epoch(f64),
@@ -206,6 +209,7 @@ fn compile_step(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<T
         }
         "truncate" => text::compile_truncate(arg, &arg_path, errors),
         "url" => self::url::compile(arg, &arg_path, errors),
+        "language" => no_arg(Transform::Language, &mut err),
         "sha256" => compile_sha256(arg, &arg_path, errors),
         "lookup" => compile_lookup(arg, &arg_path, errors),
         other => {
@@ -310,6 +314,7 @@ impl Transform {
             Transform::StripSuffix(p) => return text::strip(v, p, false),
             Transform::Truncate(n) => return text::truncate(v, *n),
             Transform::Url(part) => return part.apply(v),
+            Transform::Language => return language::apply(v),
             Transform::ToString => Val::Str(v.into_text()?),
             Transform::ToNumber => Val::Float(v.number()?),
             Transform::ToInteger => Val::Int(v.integer()?),
