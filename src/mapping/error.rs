@@ -16,7 +16,8 @@ pub enum MapReason {
     InvalidNumber,
     /// A number is too large for its field, or arithmetic overflowed / was not finite.
     NumberOutOfRange,
-    /// A timestamp could not be read with the configured format.
+    /// A timestamp could not be read with the configured format (or, for a `datetime` in a
+    /// zone, is a local time that the zone skips).
     InvalidTimestamp,
     /// A currency is not in the MCM currency list after normalisation.
     UnknownCurrency,

@@ -8,8 +8,10 @@
 //! match) makes the value absent for the steps after it in the same way.
 //!
 //! The newer steps live in a file each: [`text`] (split, strip, truncate), [`pattern`] (regex,
-//! replace), [`url`] (parts of a URL) and [`language`] (a locale to its ISO-639-1 code).
+//! replace), [`url`] (parts of a URL), [`language`] (a locale to its ISO-639-1 code) and
+//! [`datetime`] (a formatted local date-time to Unix ms).
 
+mod datetime;
 mod language;
 mod pattern;
 mod text;
@@ -26,7 +28,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Every transform name, for did-you-mean hints and the docs.
-pub const NAMES: [&str; 25] = [
+pub const NAMES: [&str; 26] = [
     "string",
     "number",
     "integer",
@@ -46,6 +48,7 @@ pub const NAMES: [&str; 25] = [
     "epoch_millis",
     "epoch_micros",
     "iso8601",
+    "datetime",
     "currency",
     "sha256",
     "multiply",
@@ -75,6 +78,7 @@ pub enum Transform {
     /// Epoch time with this many units per second (1, 1000, 1_000_000) → Unix ms.
     Epoch(f64),
     Iso8601,
+    DateTime(datetime::DateTimeFormat),
     Currency,
     Sha256 {
         normalize: bool,
@@ -210,6 +214,7 @@ fn compile_step(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<T
         "truncate" => text::compile_truncate(arg, &arg_path, errors),
         "url" => self::url::compile(arg, &arg_path, errors),
         "language" => no_arg(Transform::Language, &mut err),
+        "datetime" => datetime::compile(arg, &arg_path, errors),
         "sha256" => compile_sha256(arg, &arg_path, errors),
         "lookup" => compile_lookup(arg, &arg_path, errors),
         other => {
@@ -315,6 +320,7 @@ impl Transform {
             Transform::Truncate(n) => return text::truncate(v, *n),
             Transform::Url(part) => return part.apply(v),
             Transform::Language => return language::apply(v),
+            Transform::DateTime(f) => return f.apply(v),
             Transform::ToString => Val::Str(v.into_text()?),
             Transform::ToNumber => Val::Float(v.number()?),
             Transform::ToInteger => Val::Int(v.integer()?),
