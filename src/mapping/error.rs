@@ -16,10 +16,13 @@ pub enum MapReason {
     InvalidNumber,
     /// A number is too large for its field, or arithmetic overflowed / was not finite.
     NumberOutOfRange,
-    /// A timestamp could not be read with the configured format.
+    /// A timestamp could not be read with the configured format (or, for a `datetime` in a
+    /// zone, is a local time that the zone skips).
     InvalidTimestamp,
     /// A currency is not in the MCM currency list after normalisation.
     UnknownCurrency,
+    /// A `language` transform's value has no ISO-639-1 language (`eng`, `english`, `*`).
+    UnknownLanguage,
     /// A lookup table has no entry for the value and no default.
     LookupNoMatch,
     /// A value for an MCM enum field (`channel_type`, `personalization_mode`) is not a member.

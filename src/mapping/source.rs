@@ -360,11 +360,14 @@ impl Source {
                 times,
             } => sum(each, filter.as_deref(), of, times.as_deref(), ctx, scope)?,
         };
-        if let Some(mut cur) = v.take() {
-            for t in &self.transforms {
-                cur = t.apply(cur)?;
+        // A step that finds nothing (`split` past the end, a `regex` without a match) makes the
+        // value absent: the later steps are skipped, as for a missing source, and `default:`
+        // applies.
+        for t in &self.transforms {
+            match v {
+                Some(cur) => v = t.apply(cur)?,
+                None => break,
             }
-            v = Some(cur);
         }
         match v {
             Some(v) if !v.is_empty() => Ok(Some(v)),

@@ -281,6 +281,119 @@ fn items_each_with_sum_for_revenue() {
 }
 
 #[test]
+fn text_url_language_and_datetime_steps_work_together_in_a_rule() {
+    // The worked example of docs/mapping.md (Transforms), plus split, replace, strip and truncate.
+    let p = compile_text(
+        r#"
+- topic: t
+  fields:
+    timestamp:
+      path: created_at
+      transform: {datetime: {format: "%Y-%m-%d %H:%M:%S%.f", zone: Europe/Berlin}}
+    channel_type: SITE
+    user_id: {path: user, transform: [trim, {strip_prefix: "user:"}, {truncate: 8}]}
+    custom_id: {path: ga_cookie, transform: {split: {on: ".", index: -2}}}
+    device:
+      language: {path: context.locale, transform: language}
+  rules:
+    - event_type: PAGE_VIEW
+      fields:
+        page_id:
+          path: context.page.url
+          transform:
+            - {url: path}
+            - {regex: "^/p/(\\d+)$"}
+          default: OTHER_PAGE
+        referrer_page_id:
+          path: context.page.referrer
+          transform: [{url: without_query}, {replace: {pattern: "^https?://", with: ""}}, {strip_suffix: "/"}]
+        search_query: {path: context.page.url, transform: {url: {query: q}}}
+"#,
+    )
+    .expect("compiles");
+    let message = |created: &str, locale: &str, url: &str| {
+        json!({
+            "created_at": created, "user": "  user:0123456789 ", "ga_cookie": "GA1.1.1234.5678",
+            "context": {"locale": locale, "page": {"url": url, "referrer": "https://www.example.com/list/?page=2#top"}}
+        })
+    };
+    let e = out(
+        &p,
+        message(
+            "2026-11-24 10:00:05.123",
+            "pt-BR",
+            "https://shop.example/p/123?q=red+shoes",
+        ),
+    )
+    .expect("delivered");
+    assert_eq!(e["timestamp"], json!(1_795_510_805_123_i64));
+    assert_eq!(e["user_id"], json!("01234567"));
+    assert_eq!(e["custom_id"], json!("1234"));
+    assert_eq!(e["device"], json!({"language": "pt"}));
+    assert_eq!(e["page_id"], json!("123"));
+    assert_eq!(e["referrer_page_id"], json!("www.example.com/list"));
+    assert_eq!(e["search_query"], json!("red shoes"));
+    // The regex finds nothing on another page: the source's default applies; no `q`: no field.
+    let e = out(&p, message("2026-11-24", "en", "/cart"));
+    assert!(
+        e.as_ref().is_err_and(
+            |e| e.starts_with("invalid_timestamp: timestamp: \"2026-11-24\" does not match")
+        ),
+        "{e:?}"
+    );
+    let e = out(&p, message("2026-11-24 10:00:05", "en_US", "/cart")).expect("delivered");
+    assert_eq!(e["page_id"], json!("OTHER_PAGE"));
+    assert_eq!(e["device"], json!({"language": "en"}));
+    assert_eq!(e.get("search_query"), None);
+    // A locale without a language, and a local time the zone skips, are rejected with reasons.
+    let r = out(&p, message("2026-11-24 10:00:05", "english", "/p/1"));
+    assert!(
+        r.as_ref()
+            .is_err_and(|e| e.starts_with("unknown_language: device.language: \"english\"")),
+        "{r:?}"
+    );
+    let r = out(&p, message("2026-03-29 02:30:00", "en", "/p/1"));
+    assert!(
+        r.as_ref()
+            .is_err_and(|e| e.contains("does not exist in Europe/Berlin")),
+        "{r:?}"
+    );
+    assert!(
+        r.as_ref()
+            .is_err_and(|e| e.starts_with("invalid_timestamp: timestamp:")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn new_transform_arguments_are_checked_at_start_up_with_rule_paths() {
+    let errs = plan_with(
+        r#"  rules:
+    - event_type: PAGE_VIEW
+      fields:
+        page_id: {path: url, transform: [{url: pth}, {regex: "(\\d+"}]}
+        referrer_page_id: {path: ref, transform: {replace: {pattern: "(a)", with: "$2"}}}
+        device: {language: {path: l, transform: {language: en}}}
+        search_query: {path: q, transform: {datetime: {format: "%H:%M", zone: Europe/Berlinn}}}
+"#,
+    )
+    .expect_err("bad arguments");
+    // In the order the fields are compiled (MCM's field order), each at its own path.
+    let at = "topics[0].rules[0].fields";
+    assert_eq!(
+        errs,
+        [
+            format!("{at}.search_query.transform.datetime.format: format \"%H:%M\": no complete date (a year, month and day, e.g. %Y-%m-%d; read back as \"04:05\"); a time alone cannot be placed"),
+            format!("{at}.search_query.transform.datetime.zone: unknown time zone \"Europe/Berlinn\" (did you mean `Europe/Berlin`?)"),
+            format!("{at}.page_id.transform[0].url: unknown URL part `pth` (did you mean `path`?): write `{{url: path}}`, `{{url: host}}`, `{{url: without_query}}` or `{{url: {{query: name}}}}`"),
+            format!("{at}.page_id.transform[1].regex: invalid regular expression \"(\\\\d+\": unclosed group"),
+            format!("{at}.referrer_page_id.transform.replace.with: `$2` refers to a group the pattern does not have: the pattern has group 1; 0 is the whole match; `$$` is a literal `$`"),
+            format!("{at}.device.language.transform.language: `language` takes no argument"),
+        ]
+    );
+}
+
+#[test]
 fn single_item_from_top_level_fields() {
     let p = plan_with(
         "  rules:\n    - event_type: ITEM_PAGE_VIEW\n      fields:\n        items: [{id: {path: product.id}, price: {amount: {path: product.price}, currency: USD}}]\n",
@@ -542,6 +655,7 @@ fn reject_classes_and_reason_codes_are_pinned() {
         MapReason::NumberOutOfRange,
         MapReason::InvalidTimestamp,
         MapReason::UnknownCurrency,
+        MapReason::UnknownLanguage,
         MapReason::LookupNoMatch,
         MapReason::InvalidEnum,
         MapReason::InvalidUtf8,
@@ -555,6 +669,7 @@ fn reject_classes_and_reason_codes_are_pinned() {
             "number_out_of_range",
             "invalid_timestamp",
             "unknown_currency",
+            "unknown_language",
             "lookup_no_match",
             "invalid_enum",
             "invalid_utf8",

@@ -2,8 +2,20 @@
 //!
 //! Written as one name or a list of steps; a step with arguments is a one-key mapping:
 //! `transform: [trim, lower, {sha256: {normalize: true}}]`. Every name is checked at start-up
-//! (with a did-you-mean), every argument too (`divide: 0` is an error there, not a NaN later).
-//! An absent value skips the transforms (the field's `default:` applies after them).
+//! (with a did-you-mean), every argument too (`divide: 0` is an error there, not a NaN later;
+//! regexes are compiled there). An absent value skips the transforms (the field's `default:`
+//! applies after them); a step that finds nothing (`split` past the end, a `regex` without a
+//! match) makes the value absent for the steps after it in the same way.
+//!
+//! The newer steps live in a file each: [`text`] (split, strip, truncate), [`pattern`] (regex,
+//! replace), [`url`] (parts of a URL), [`language`] (a locale to its ISO-639-1 code) and
+//! [`datetime`] (a formatted local date-time to Unix ms).
+
+mod datetime;
+mod language;
+mod pattern;
+mod text;
+mod url;
 
 use super::error::{MapError, MapReason};
 use super::iso8601::parse_iso8601;
@@ -16,18 +28,27 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Every transform name, for did-you-mean hints and the docs.
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 26] = [
     "string",
     "number",
     "integer",
     "lower",
     "upper",
     "trim",
+    "split",
+    "regex",
+    "replace",
+    "strip_prefix",
+    "strip_suffix",
+    "truncate",
+    "url",
+    "language",
     "lookup",
     "epoch_seconds",
     "epoch_millis",
     "epoch_micros",
     "iso8601",
+    "datetime",
     "currency",
     "sha256",
     "multiply",
@@ -44,10 +65,20 @@ pub enum Transform {
     Lower,
     Upper,
     Trim,
+    Split(text::Split),
+    Regex(pattern::Extract),
+    Replace(pattern::Replace),
+    StripPrefix(String),
+    StripSuffix(String),
+    /// At most this many bytes (see [`text::truncate`] for why bytes).
+    Truncate(usize),
+    Url(self::url::UrlPart),
+    Language,
     Lookup(Lookup),
     /// Epoch time with this many units per second (1, 1000, 1_000_000) → Unix ms.
     Epoch(f64),
     Iso8601,
+    DateTime(datetime::DateTimeFormat),
     Currency,
     Sha256 {
         normalize: bool,
@@ -171,6 +202,19 @@ fn compile_step(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<T
                 None
             }
         },
+        "split" => text::compile_split(arg, &arg_path, errors),
+        "regex" => pattern::compile_extract(arg, &arg_path, errors),
+        "replace" => pattern::compile_replace(arg, &arg_path, errors),
+        "strip_prefix" => {
+            text::compile_affix(name, arg, &arg_path, errors).map(Transform::StripPrefix)
+        }
+        "strip_suffix" => {
+            text::compile_affix(name, arg, &arg_path, errors).map(Transform::StripSuffix)
+        }
+        "truncate" => text::compile_truncate(arg, &arg_path, errors),
+        "url" => self::url::compile(arg, &arg_path, errors),
+        "language" => no_arg(Transform::Language, &mut err),
+        "datetime" => datetime::compile(arg, &arg_path, errors),
         "sha256" => compile_sha256(arg, &arg_path, errors),
         "lookup" => compile_lookup(arg, &arg_path, errors),
         other => {
@@ -263,9 +307,20 @@ fn compile_lookup(
 }
 
 impl Transform {
-    /// Applies the step. Values borrowed from the message or the plan stay borrowed.
-    pub fn apply<'a>(&'a self, v: Val<'a>) -> Result<Val<'a>, MapError> {
-        Ok(match self {
+    /// Applies the step. Values borrowed from the message or the plan stay borrowed. `None`:
+    /// the step found nothing in the value (a part that is not there), so the value is absent
+    /// from here on, exactly as if the source had been missing.
+    pub fn apply<'a>(&'a self, v: Val<'a>) -> Result<Option<Val<'a>>, MapError> {
+        Ok(Some(match self {
+            Transform::Split(t) => return t.apply(v),
+            Transform::Regex(t) => return t.apply(v),
+            Transform::Replace(t) => return t.apply(v),
+            Transform::StripPrefix(p) => return text::strip(v, p, true),
+            Transform::StripSuffix(p) => return text::strip(v, p, false),
+            Transform::Truncate(n) => return text::truncate(v, *n),
+            Transform::Url(part) => return part.apply(v),
+            Transform::Language => return language::apply(v),
+            Transform::DateTime(f) => return f.apply(v),
             Transform::ToString => Val::Str(v.into_text()?),
             Transform::ToNumber => Val::Float(v.number()?),
             Transform::ToInteger => Val::Int(v.integer()?),
@@ -314,7 +369,7 @@ impl Transform {
                 let p = 10f64.powi(*places);
                 finite((v.number()? * p).round() / p)?
             }
-        })
+        }))
     }
 }
 
@@ -365,29 +420,40 @@ fn finite<'a>(f: f64) -> Result<Val<'a>, MapError> {
     }
 }
 
-/// Helper for tests and the docs: a value's text after one transform.
+/// Helper for tests: a value's text after the transforms `t` (YAML), `None` when a step made it
+/// absent.
 #[cfg(test)]
-fn run(t: &str, v: Val<'_>) -> Result<String, MapReason> {
+fn run_opt(t: &str, v: Val<'_>) -> Result<Option<String>, MapReason> {
     let y: Yaml = serde_yaml_ng::from_str(t).map_err(|_| MapReason::TypeMismatch)?;
     let mut errors = Vec::new();
     let ts = compile(&y, "t", &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
-    let mut cur = v;
+    let mut cur = Some(v);
     for step in &ts {
-        cur = step.apply(cur).map_err(|e| e.reason)?;
+        cur = match cur {
+            Some(c) => step.apply(c).map_err(|e| e.reason)?,
+            None => None,
+        };
     }
-    cur.into_string().map_err(|e| e.reason)
+    cur.map(Val::into_string).transpose().map_err(|e| e.reason)
+}
+
+/// [`run_opt`] for a value that must stay present (a test failure otherwise).
+#[cfg(test)]
+fn run(t: &str, v: Val<'_>) -> Result<String, MapReason> {
+    run_opt(t, v).map(|o| o.unwrap_or_else(|| panic!("{t}: the value became absent")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn s(x: &str) -> Val<'_> {
+    pub(super) fn s(x: &str) -> Val<'_> {
         Val::Str(Cow::Borrowed(x))
     }
 
-    fn compile_errors(t: &str) -> Vec<String> {
+    /// The start-up errors of the transforms `t` (YAML) at `f.transform`, as printed.
+    pub(super) fn compile_errors(t: &str) -> Vec<String> {
         let y: Yaml = serde_yaml_ng::from_str(t).expect("yaml");
         let mut errors = Vec::new();
         compile(&y, "f.transform", &mut errors);
