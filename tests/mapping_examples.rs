@@ -59,6 +59,11 @@ fn ga4_example_passes_its_cases() {
 }
 
 #[test]
+fn ga4_bigquery_example_passes_its_cases() {
+    assert_all_pass("ga4-bigquery.yaml", "ga4-bigquery.cases.yaml", 15);
+}
+
+#[test]
 fn case_runner_reports_wrong_expectations_with_a_field_diff() {
     let plan = plan("segment.yaml");
     let text = r#"

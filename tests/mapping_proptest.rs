@@ -13,25 +13,30 @@ use std::sync::OnceLock;
 fn plans() -> &'static Vec<(MappingPlan, Vec<String>)> {
     static P: OnceLock<Vec<(MappingPlan, Vec<String>)>> = OnceLock::new();
     P.get_or_init(|| {
-        ["mcm-bridge.yaml", "segment.yaml", "ga4.yaml"]
-            .iter()
-            .map(|f| {
-                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("deploy/examples")
-                    .join(f);
-                let cfg = config::load(&path).expect("example config loads");
-                let mut errors = Vec::new();
-                let plan = mapping::compile(&cfg.topics, &mut errors);
-                assert!(errors.is_empty(), "{errors:?}");
-                let topics = plan.subscriptions();
-                (plan, topics)
-            })
-            .collect()
+        [
+            "mcm-bridge.yaml",
+            "segment.yaml",
+            "ga4.yaml",
+            "ga4-bigquery.yaml",
+        ]
+        .iter()
+        .map(|f| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/examples")
+                .join(f);
+            let cfg = config::load(&path).expect("example config loads");
+            let mut errors = Vec::new();
+            let plan = mapping::compile(&cfg.topics, &mut errors);
+            assert!(errors.is_empty(), "{errors:?}");
+            let topics = plan.subscriptions();
+            (plan, topics)
+        })
+        .collect()
     })
 }
 
 /// Keys the example rules look at, so generated messages hit real paths and conditions.
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 37] = [
     "kind",
     "type",
     "event",
@@ -56,8 +61,21 @@ const KEYS: [&str; 24] = [
     "page",
     "context",
     "user_agent",
+    "event_name",
+    "event_params",
+    "key",
+    "value",
+    "string_value",
+    "int_value",
+    "double_value",
+    "event_timestamp",
+    "item_id",
+    "ecommerce",
+    "platform",
+    "device",
+    "language",
 ];
-const WORDS: [&str; 12] = [
+const WORDS: [&str; 18] = [
     "page_view",
     "product_view",
     "cart_add",
@@ -70,6 +88,12 @@ const WORDS: [&str; 12] = [
     "view_item",
     "usd",
     "Home",
+    "page_location",
+    "currency",
+    "(not set)",
+    "https://shop.example/c/x?gclid=1",
+    "en-US",
+    "WEB",
 ];
 
 fn json() -> impl Strategy<Value = Value> {

@@ -113,7 +113,7 @@ impl Cond {
     }
 
     /// Records the message paths this condition reads from an element at `scope` (the key path
-    /// of the enclosing `each:`, as [`Path::need_keys`] takes it).
+    /// of the enclosing `each:`, as [`Path::reach`] takes it).
     pub fn need_in(&self, need: &mut Need, scope: &[&str]) {
         match self {
             Cond::All(list) | Cond::Any(list) => list.iter().for_each(|c| c.need_in(need, scope)),

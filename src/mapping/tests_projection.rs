@@ -53,20 +53,25 @@ fn example_plans() -> Vec<MappingPlan> {
     let mut errors = Vec::new();
     let choosing = compile(&y, &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
-    ["mcm-bridge.yaml", "segment.yaml", "ga4.yaml"]
-        .iter()
-        .map(|f| {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("deploy/examples")
-                .join(f);
-            let cfg = crate::config::load(&path).expect("example config loads");
-            let mut errors = Vec::new();
-            let plan = compile(&cfg.topics, &mut errors);
-            assert!(errors.is_empty(), "{errors:?}");
-            plan
-        })
-        .chain([choosing])
-        .collect()
+    [
+        "mcm-bridge.yaml",
+        "segment.yaml",
+        "ga4.yaml",
+        "ga4-bigquery.yaml",
+    ]
+    .iter()
+    .map(|f| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/examples")
+            .join(f);
+        let cfg = crate::config::load(&path).expect("example config loads");
+        let mut errors = Vec::new();
+        let plan = compile(&cfg.topics, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        plan
+    })
+    .chain([choosing])
+    .collect()
 }
 
 const KEYS: [&str; 20] = [
@@ -133,6 +138,7 @@ fn example_messages() -> Vec<(String, Value)> {
         "mcm-bridge.cases.yaml",
         "segment.cases.yaml",
         "ga4.cases.yaml",
+        "ga4-bigquery.cases.yaml",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("deploy/examples")
@@ -256,7 +262,8 @@ fn escaped_message_text_is_escaped_on_the_wire_and_plain_text_is_copied() {
             "timestamp": "2024-05-29T16:26:43.000Z",
             "userId": v,
             "anonymousId": format!("{v}-anon"),
-            "context": {"ip": v, "locale": v, "userAgent": v, "page": {"path": v, "referrer": v}},
+            // The locale goes through `language` (ISO 639-1 codes only, nothing to escape).
+            "context": {"ip": v, "locale": "en-US", "userAgent": v, "page": {"path": v, "referrer": v}},
             "properties": {
                 "revenue": 3, "currency": "usd",
                 "products": [{"product_id": v, "price": 1, "quantity": 3}, {"sku": v, "price": 2}]
