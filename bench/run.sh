@@ -19,6 +19,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EVENTS_MULTI=${EVENTS_MULTI:-500000}     # (3) bridge, PARTITIONS partitions, healthy sink (also 3h)
 EVENTS_SINGLE=${EVENTS_SINGLE:-200000}   # (4) bridge, 1 partition, sink latency LATENCY (~20 s)
 EVENTS_PEER=${EVENTS_PEER:-20000}        # (6) each peer, PARTITIONS partitions, healthy sink
+EVENTS_V2=${EVENTS_V2:-$EVENTS_MULTI}    # (3v) bridge, shop-v2 messages and rules v2 (0 skips)
 PARTITIONS=${PARTITIONS:-8}
 LATENCY=${LATENCY:-50ms}                 # (4) sink latency; ms or s
 MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-512}      # bridge mcm.max_in_flight (all scenarios)
@@ -184,7 +185,7 @@ if [[ "$HTTPS" == 1 && -n "$H2_MAX_STREAMS" ]]; then
 fi
 
 # ---- broker ------------------------------------------------------------------------------------
-T_MULTI=bench.multi; T_SINGLE=bench.single; T_PEER=bench.peer; T_STEADY=bench.steady
+T_MULTI=bench.multi; T_SINGLE=bench.single; T_PEER=bench.peer; T_STEADY=bench.steady; T_V2=bench.v2
 RUN_ID=r$(date +%s)
 # Starts a broker holding the given topics (name:partitions…) and sets BOOTSTRAP, BROKER_PID (the
 # process whose CPU is the broker's: the JVM for Apache Kafka) and BROKER_DESC.
@@ -257,20 +258,24 @@ start_broker() { # name:partitions…
   fi
 }
 if [[ "$BROKER" == kafka ]]; then
-  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS" "$T_STEADY:$PARTITIONS"
+  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS" "$T_STEADY:$PARTITIONS" "$T_V2:$PARTITIONS"
 else
-  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS"
+  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS" "$T_V2:$PARTITIONS"
 fi
 
-load() { # topic count → prints the producer's JSON line
+load() { # topic count [shape] → prints the producer's JSON line
   timeout "$SCENARIO_TIMEOUT" "$BIN/produce" --brokers "$BOOTSTRAP" --topic "$1" --count "$2" \
-    --run "$RUN_ID-$1" --batch "$PRODUCE_BATCH"
+    --run "$RUN_ID-$1" --batch "$PRODUCE_BATCH" --shape "${3:-shop}"
 }
 log "loading $EVENTS_MULTI messages into $T_MULTI ($PARTITIONS partitions)"
 LOAD_MULTI=$(load "$T_MULTI" "$EVENTS_MULTI")
 log "  $LOAD_MULTI"
 log "loading $EVENTS_SINGLE messages into $T_SINGLE (1 partition)"
 log "  $(load "$T_SINGLE" "$EVENTS_SINGLE")"
+if ((EVENTS_V2 > 0)); then
+  log "loading $EVENTS_V2 shop-v2 messages into $T_V2 ($PARTITIONS partitions)"
+  log "  $(load "$T_V2" "$EVENTS_V2" shop-v2)"
+fi
 if [[ "$PEERS" == 1 ]]; then
   log "loading $EVENTS_PEER messages into $T_PEER ($PARTITIONS partitions)"
   log "  $(load "$T_PEER" "$EVENTS_PEER")"
@@ -359,6 +364,8 @@ warm_rate() { # expected
 BRIDGE_PID=
 # The bridge's mcm.http_version and, against a TLS sandbox, mcm.tls.ca_file.
 BRIDGE_HTTP_VERSION=auto
+# The bridge's configuration template (row 3v maps shop-v2 messages with bench/bridge-v2.yaml.tmpl).
+BRIDGE_TMPL=$REPO/bench/bridge.yaml.tmpl
 start_bridge() { # scenario topic group
   local cfg=$WORK/bridge-$1.yaml tls="# plain http: no tls block"
   [[ -z "$SANDBOX_CA" ]] || tls="tls: {ca_file: \"$SANDBOX_CA\"}"
@@ -366,7 +373,7 @@ start_bridge() { # scenario topic group
   sed -e "s|@BOOTSTRAP@|$BOOTSTRAP|" -e "s|@GROUP@|$3|" -e "s|@BASE_URL@|$SANDBOX_URL|" \
     -e "s|@MAX_IN_FLIGHT@|$MAX_IN_FLIGHT|" -e "s|@OBSERVE@|$OBSERVE_ADDR|" \
     -e "s|@HTTP_VERSION@|$BRIDGE_HTTP_VERSION|" -e "s|@TLS@|$tls|" \
-    -e "s|@LOG_LEVEL@|$LOG_LEVEL|" -e "s|@TOPIC@|$2|" "$REPO/bench/bridge.yaml.tmpl" >"$cfg"
+    -e "s|@LOG_LEVEL@|$LOG_LEVEL|" -e "s|@TOPIC@|$2|" "$BRIDGE_TMPL" >"$cfg"
   "$BIN/mcm-bridge" run --config "$cfg" >>"$WORK/bridge-$1.log" 2>&1 &
   BRIDGE_PID=$!
   PIDS+=("$BRIDGE_PID")
@@ -477,6 +484,16 @@ bench_bridge multi "$T_MULTI" "$EVENTS_MULTI"
 stop_sandbox
 MULTI_RATE=$RATE MULTI_SECS=$SECS MULTI_CPU_US=$CPU_US MULTI_WARM=$WARM
 MULTI_SINK_CPU_US=$SINK_CPU_US MULTI_BROKER_CPU_US=$BROKER_CPU_US
+
+# ---- 3v. the same, shop-v2 messages mapped with rules v2 (issue 17: within 10 % of row 3) ------
+if ((EVENTS_V2 > 0)); then
+  log "bridge: $EVENTS_V2 shop-v2 events (rules v2), $PARTITIONS partitions, healthy sink"
+  start_sandbox
+  BRIDGE_TMPL=$REPO/bench/bridge-v2.yaml.tmpl bench_bridge v2 "$T_V2" "$EVENTS_V2"
+  stop_sandbox
+  V2_RATE=$RATE V2_SECS=$SECS V2_CPU_US=$CPU_US V2_WARM=$WARM
+  V2_SINK_CPU_US=$SINK_CPU_US V2_BROKER_CPU_US=$BROKER_CPU_US
+fi
 
 # ---- 3h. the same over HTTPS: HTTP/1.1 (what `auto` uses: it measured cheaper per event) and HTTP/2 -
 # Same topic, fresh group per row. Real MCM is HTTPS only; the sandbox offers h2 and http/1.1 and
@@ -695,6 +712,11 @@ tls_row() { # version label
   printf '| 3 | Bridge end to end, %s partitions, %s events, healthy sink | %s (%.1f s; %s/s after the first event); sandbox %.1f µs/event | %.1f | %.1f | lower ceiling (%s, %s/s) | **%s** |\n' \
     "$PARTITIONS" "$EVENTS_MULTI" "$(rate "$MULTI_RATE")" "$MULTI_SECS" "$(fmt_int "$MULTI_WARM")" "$MULTI_SINK_CPU_US" "$MULTI_CPU_US" "$MULTI_BROKER_CPU_US" \
     "$LOWER_NAME" "$(fmt_int "$LOWER_CEILING")" "$(ratio "$MULTI_RATE" "$LOWER_CEILING")"
+  if ((EVENTS_V2 > 0)); then
+    printf '| 3v | Row 3 with shop-v2 messages (typed id list, locale, page URLs) mapped with rules v2 (predicates, `if`/`when`, `url`, `language`, `truncate`), %s events | %s (%.1f s; %s/s after the first event); sandbox %.1f µs/event | %.1f | %.1f | row 3'"'"'s bridge CPU %.1f µs/event (target ≤ 1.10) | **%s** |\n' \
+      "$EVENTS_V2" "$(rate "$V2_RATE")" "$V2_SECS" "$(fmt_int "$V2_WARM")" "$V2_SINK_CPU_US" "$V2_CPU_US" "$V2_BROKER_CPU_US" \
+      "$MULTI_CPU_US" "$(ratio "$V2_CPU_US" "$MULTI_CPU_US")"
+  fi
   if [[ "$HTTPS" == 1 ]]; then
     tls_row http1 "HTTP/1.1 connection pool"
     tls_row http2 "HTTP/2, as many connections as the stream limit needs"
@@ -752,6 +774,10 @@ tls_row() { # version label
   fi
   printf '| Bridge CPU ≤ 20 µs/event over plain HTTP (3) | %.1f µs = %s of the budget (row 4: %.1f µs) | %s |\n' \
     "$MULTI_CPU_US" "$(ratio "$MULTI_CPU_US" 20)" "$SINGLE_CPU_US" "$(yes_no "$MULTI_CPU_US <= 20")"
+  if ((EVENTS_V2 > 0)); then
+    printf '| Rules v2 cost: bridge CPU per event within 10 %% of the shop mapping (3v ÷ 3) | %.1f ÷ %.1f µs = %s | %s |\n' \
+      "$V2_CPU_US" "$MULTI_CPU_US" "$(ratio "$V2_CPU_US" "$MULTI_CPU_US")" "$(yes_no "$V2_CPU_US <= 1.10 * $MULTI_CPU_US")"
+  fi
   if [[ "$HTTPS" == 1 ]]; then
     printf '| Bridge CPU ≤ 25 µs/event over HTTPS (3h) | http1 (= auto) %.1f µs = %s, http2 %.1f µs = %s of the budget | %s |\n' \
       "$TLS_HTTP1_CPU_US" "$(ratio "$TLS_HTTP1_CPU_US" 25)" "$TLS_HTTP2_CPU_US" "$(ratio "$TLS_HTTP2_CPU_US" 25)" \

@@ -11,6 +11,12 @@
 //! (epoch seconds, as the shop producer sends it), and one of four kinds in rotation: product
 //! view, cart add, search, home page view. The record key is the device id, so the default
 //! partitioner spreads messages over all partitions. Prints one JSON line with the figures.
+//!
+//! `--shape shop-v2` writes the same events the way many CDPs and GA4's BigQuery export lay them
+//! out, which only mapping rules v2 can read: identifiers in a typed list
+//! (`customer.ids: [{type: email, value}, {type: device, value}]`), a locale (`en-US`) for the
+//! device language, and full page URLs (`page.url`) instead of paths. `bench/run.sh` maps it with
+//! `bench/bridge-v2.yaml.tmpl` (row 3v) to compare its CPU per event with the shop shape's.
 
 // A plain synchronous program (no tokio runtime): blocking sleeps are the right tool here.
 #![allow(clippy::disallowed_methods)]
@@ -47,6 +53,15 @@ struct Args {
     /// Prefix of every event id, so that ids are unique across runs.
     #[arg(long, default_value = "bench")]
     run: String,
+    /// Message layout: `shop` (bench/bridge.yaml.tmpl) or `shop-v2` (bench/bridge-v2.yaml.tmpl).
+    #[arg(long, value_enum, default_value_t = Shape::Shop)]
+    shape: Shape,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Shape {
+    Shop,
+    ShopV2,
 }
 
 /// Counts delivery outcomes reported by librdkafka.
@@ -81,15 +96,28 @@ const UAS: [(&str, &str); 3] = [
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", "web"),
 ];
 
+/// Locales for `shop-v2`'s `locale` (mapped to ISO 639-1 with the `language` transform).
+const LOCALES: [&str; 4] = ["en-US", "de_DE", "pt-BR", "ko"];
+
 /// One shop message; `n` selects the kind and varies the ids.
-fn message(run: &str, n: u64, now_secs: u64) -> (String, String) {
+fn message(shape: Shape, run: &str, n: u64, now_secs: u64) -> (String, String) {
     let device = format!("dev-{}", n % 5003);
     let (ua, ch) = UAS[(n % 3) as usize];
-    let common = format!(
-        r#""event_id":"{run}-{n}","occurred_at":{ts},"channel":"{ch}","customer":{{"email":" User{u}@Example.com "}},"device_id":"{device}","user_agent":"{ua}""#,
-        ts = now_secs.saturating_sub(1),
-        u = n % 10_007,
-    );
+    let ts = now_secs.saturating_sub(1);
+    let u = n % 10_007;
+    let common = match shape {
+        Shape::Shop => format!(
+            r#""event_id":"{run}-{n}","occurred_at":{ts},"channel":"{ch}","customer":{{"email":" User{u}@Example.com "}},"device_id":"{device}","user_agent":"{ua}""#
+        ),
+        Shape::ShopV2 => format!(
+            r#""event_id":"{run}-{n}","occurred_at":{ts},"channel":"{ch}","customer":{{"ids":[{{"type":"device","value":"{device}"}},{{"type":"email","value":" User{u}@Example.com "}}]}},"locale":"{l}","user_agent":"{ua}""#,
+            l = LOCALES[(n % 4) as usize],
+        ),
+    };
+    let page = match shape {
+        Shape::Shop => r#""type":"home","path":"/""#,
+        Shape::ShopV2 => r#""type":"home","url":"https://shop.example/?utm_source=mail""#,
+    };
     let sku = n % 997;
     let body = match n % 4 {
         0 => format!(
@@ -107,7 +135,7 @@ fn message(run: &str, n: u64, now_secs: u64) -> (String, String) {
             r#"{{"kind":"search",{common},"query":"  running shoes size {q} "}}"#,
             q = 36 + n % 10,
         ),
-        _ => format!(r#"{{"kind":"page_view",{common},"page":{{"type":"home","path":"/"}}}}"#),
+        _ => format!(r#"{{"kind":"page_view",{common},"page":{{{page}}}}}"#),
     };
     (device, body)
 }
@@ -148,7 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if n % 1000 == 0 {
             ts = now_secs();
         }
-        let (key, body) = message(&args.run, n, ts);
+        let (key, body) = message(args.shape, &args.run, n, ts);
         let mut record = BaseRecord::to(&args.topic).key(&key).payload(&body);
         loop {
             match producer.send(record) {

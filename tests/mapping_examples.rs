@@ -110,3 +110,45 @@ fn examples_subscribe_to_their_topics() {
     assert_eq!(plan("segment.yaml").subscriptions(), ["segment.events"]);
     assert_eq!(plan("ga4.yaml").subscriptions(), ["ga4.events"]);
 }
+
+/// Row 3v of `bench/run.sh` maps `produce --shape shop-v2` messages with
+/// `bench/bridge-v2.yaml.tmpl`: its placeholders filled in as the script fills them, the template
+/// must validate and map one message of each kind as `bench/bridge-v2.cases.yaml` expects (a
+/// benchmark of rejections would measure nothing).
+#[test]
+fn bench_rules_v2_template_maps_its_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let template =
+        std::fs::read_to_string(root.join("bench/bridge-v2.yaml.tmpl")).expect("template");
+    let mut text = template;
+    for (placeholder, value) in [
+        ("@BOOTSTRAP@", "127.0.0.1:9092"),
+        ("@GROUP@", "bench"),
+        ("@BASE_URL@", "http://127.0.0.1:8080"),
+        ("@MAX_IN_FLIGHT@", "512"),
+        ("@OBSERVE@", "127.0.0.1:9100"),
+        ("@HTTP_VERSION@", "auto"),
+        ("@TLS@", "# plain http"),
+        ("@LOG_LEVEL@", "info"),
+        ("@TOPIC@", "bench.v2"),
+    ] {
+        text = text.replace(placeholder, value);
+    }
+    let body = text.lines().filter(|l| !l.trim_start().starts_with('#'));
+    let unfilled: Vec<&str> = body.filter(|l| l.contains('@')).collect();
+    assert!(unfilled.is_empty(), "unfilled placeholders: {unfilled:?}");
+    let env = |name: &str| (name == "MCM_API_KEY").then(|| "bench-key".to_string());
+    let cfg = config::load_str(&text, root, &env, Vec::<(String, String)>::new())
+        .unwrap_or_else(|e| panic!("bench/bridge-v2.yaml.tmpl: {e}"));
+    let mut errors = Vec::new();
+    let plan = mapping::compile(&cfg.topics, &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    let cases_text =
+        std::fs::read_to_string(root.join("bench/bridge-v2.cases.yaml")).expect("cases");
+    let list = cases::parse(&cases_text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(list.len(), 4, "one case per message kind of produce.rs");
+    for c in &list {
+        let r = cases::run(&plan, c, &ValidateOptions::now());
+        assert!(r.passed(), "{}: {}", r.name, r.diff.join("; "));
+    }
+}
