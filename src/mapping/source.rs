@@ -362,11 +362,13 @@ impl Source {
         };
         // A step that finds nothing (`split` past the end, a `regex` without a match) makes the
         // value absent: the later steps are skipped, as for a missing source, and `default:`
-        // applies.
+        // applies. Blank text counts as absent here as everywhere (a bare path gives nothing for
+        // it): an empty `context.locale` leaves `device.language` out rather than failing
+        // `language`, and an optional field never dead-letters a message for being blank.
         for t in &self.transforms {
             match v {
-                Some(cur) => v = t.apply(cur)?,
-                None => break,
+                Some(cur) if !cur.is_empty() => v = t.apply(cur)?,
+                _ => break,
             }
         }
         match v {
@@ -585,8 +587,10 @@ pub fn need_each(
             need.keep(keys);
         } else {
             need.at(keys);
-            inner(need, keys);
         }
+        // Also when the array is kept whole: paths relative to its elements are inside it, but
+        // `$.` paths read there (a `where:` on the root, an item's `$.currency`) are not.
+        inner(need, keys);
     }
 }
 

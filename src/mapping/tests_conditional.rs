@@ -262,3 +262,66 @@ fn conditional_start_up_errors_carry_yaml_paths() {
         errs.join("\n")
     );
 }
+
+#[test]
+fn root_paths_inside_an_each_kept_whole_are_still_projected() {
+    // A pointer `each:` whose token may be an index keeps the array whole; `$.` paths read from
+    // its elements (a `where:` on the root, an item's `$.currency`) lie outside it and must be
+    // recorded too, or the projected message would miss them.
+    let p = plan(
+        r#"    - event_type: PURCHASE
+      fields:
+        user_id: {path: user}
+        items:
+          each: /orders/0/lines
+          where: {field: $.market, equals: US}
+          fields:
+            id: {path: sku}
+            price: {amount: {path: price}, currency: {path: $.currency}}
+"#,
+    )
+    .expect("compiles");
+    let e = out(
+        &p,
+        json!({"ts": 1_700_000_000, "user": "u", "market": "US", "currency": "EUR",
+               "orders": [{"lines": [{"sku": "a", "price": 2}]}]}),
+    )
+    .expect("delivered");
+    assert_eq!(
+        e["items"],
+        json!([{"id": "a", "price": {"currency": "EUR", "amount": 2.0}}])
+    );
+}
+
+#[test]
+fn blank_text_skips_the_transforms_and_takes_the_default() {
+    // A blank locale is as absent as a missing one: no `unknown_language` rejection for an
+    // optional field, and a `default:` applies as it does for a bare path.
+    let p = plan(
+        r#"    - event_type: HOME
+      fields:
+        user_id: {path: user}
+        device: {language: {path: locale, transform: language}}
+        domain: {path: site, transform: [trim, lower], default: shop.example}
+"#,
+    )
+    .expect("compiles");
+    for blank in ["", "   "] {
+        let e = out(
+            &p,
+            json!({"ts": 1_700_000_000, "user": "u", "locale": blank, "site": blank}),
+        )
+        .expect("delivered");
+        assert!(e.get("device").is_none(), "{e}");
+        assert_eq!(e["domain"], json!("shop.example"));
+    }
+    let e = out(
+        &p,
+        json!({"ts": 1_700_000_000, "user": "u", "locale": "pt-BR", "site": " Shop.Example "}),
+    )
+    .expect("delivered");
+    assert_eq!(
+        (&e["device"]["language"], &e["domain"]),
+        (&json!("pt"), &json!("shop.example"))
+    );
+}

@@ -118,7 +118,7 @@ pub(super) fn choosing_path() -> impl Strategy<Value = String> {
         2 => key.clone().prop_map(|k| format!(".{k}")),
         1 => (-2i64..3).prop_map(|i| format!("[{i}]")),
         2 => test_segment(),
-        1 => prop::collection::vec(key.clone(), 1..4).prop_map(|alts| format!(".({})", alts.join("|"))),
+        1 => prop::collection::vec(key.clone(), 2..4).prop_map(|alts| format!(".({})", alts.join("|"))),
     ];
     let random = (key, prop::collection::vec(seg, 0..4))
         .prop_map(|(k, segs)| format!("{k}{}", segs.concat()));

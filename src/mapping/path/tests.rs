@@ -326,6 +326,9 @@ fn bad_tests_and_unions_say_what_is_wrong() {
         ("a[k..b=x]", "in `[k..b=x]`: sub-path \"k..b\": empty segment (two dots, or a dot at the start)"),
         ("a[$.k=x]", "in `[$.k=x]`: the sub-path is relative to the element, `$` cannot anchor it (quote a key that starts with `$`: `[[\"$type\"]=x]`)"),
         ("a[k[x=1]=2]", &format!("in `[k[x=1]`: {sub_only}")),
+        // Quotes at both ends with more between: a test on a quoted key, not a key.
+        ("a[\"k\"=\"x\"]", &format!("in `[\"k\"=\"x\"]`: {sub_only} (a key holding `\"` or `(` is quoted that way: `[[\"a(b)\"]=x]`)")),
+        ("a.(legacy)", "`(legacy)` names one key: a union lists at least two (`(a|b)`); a key that starts with `(` is written `[\"(legacy)\"]`"),
         ("a[\"k\"=x]", &format!("in `[\"k\"=x]`: {sub_only} (a key holding `\"` or `(` is quoted that way: `[[\"a(b)\"]=x]`)")),
         ("a[(k|j)=x]", &format!("in `[(k|j)=x]`: {sub_only} (a key holding `\"` or `(` is quoted that way: `[[\"a(b)\"]=x]`)")),
         ("a.(x|y", "unclosed `(`"),
@@ -340,7 +343,11 @@ fn bad_tests_and_unions_say_what_is_wrong() {
     for (path, want) in [
         ("a.(x||y)", format!("an empty key in `(…)`; {hint}")),
         ("a.()", format!("an empty key in `(…)`; {hint}")),
-        ("a.( x|y)", format!("spaces around \" x\" in `(…)`; {hint}")),
+        ("a.( x|y)", format!("a space in \" x\" in `(…)`; {hint}")),
+        (
+            "a.(not set|y)",
+            format!("a space in \"not set\" in `(…)`; {hint}"),
+        ),
         ("a.(x.y|z)", hint.to_string()),
         ("a.(\"x\"y)", hint.to_string()),
     ] {
@@ -366,7 +373,7 @@ fn good_tests_and_unions_parse_into_their_segments() {
         "[k=x]",
         "$.a[k=x]",
         "a.(x|y).z",
-        "(x)",
+        "(x|y)",
         r#"a.("x.y"|"(z)"|"")"#,
         "a.(x|y)[k=v].(p|q)",
         "price(usd)",
