@@ -3,7 +3,7 @@
 //! replays through exactly the same code.
 //!
 //! * [`process_message`]: one Kafka record (payload, key, header and timestamp bytes) through
-//!   decode → route → map → validate → serialise, against every block of the four shipped example
+//!   decode → route → map → validate → serialise, against every block of the five shipped example
 //!   configurations. The first four bytes of the input steer it (see [`split_message`]); the rest
 //!   is the payload, so a plain JSON seed with a 4-byte prefix is a useful corpus entry.
 //! * [`load_config`]: arbitrary text through `config::load_str` and `mapping::compile`.
@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// The example configurations, embedded so the harness needs no working directory.
-pub const EXAMPLES: [(&str, &str); 4] = [
+pub const EXAMPLES: [(&str, &str); 5] = [
     (
         "mcm-bridge.yaml",
         include_str!("../deploy/examples/mcm-bridge.yaml"),
@@ -33,6 +33,10 @@ pub const EXAMPLES: [(&str, &str); 4] = [
     (
         "ga4-bigquery.yaml",
         include_str!("../deploy/examples/ga4-bigquery.yaml"),
+    ),
+    (
+        "cdp-export.yaml",
+        include_str!("../deploy/examples/cdp-export.yaml"),
     ),
 ];
 

@@ -64,6 +64,11 @@ fn ga4_bigquery_example_passes_its_cases() {
 }
 
 #[test]
+fn cdp_export_example_passes_its_cases() {
+    assert_all_pass("cdp-export.yaml", "cdp-export.cases.yaml", 13);
+}
+
+#[test]
 fn case_runner_reports_wrong_expectations_with_a_field_diff() {
     let plan = plan("segment.yaml");
     let text = r#"

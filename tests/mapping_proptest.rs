@@ -18,6 +18,7 @@ fn plans() -> &'static Vec<(MappingPlan, Vec<String>)> {
             "segment.yaml",
             "ga4.yaml",
             "ga4-bigquery.yaml",
+            "cdp-export.yaml",
         ]
         .iter()
         .map(|f| {
@@ -36,7 +37,7 @@ fn plans() -> &'static Vec<(MappingPlan, Vec<String>)> {
 }
 
 /// Keys the example rules look at, so generated messages hit real paths and conditions.
-const KEYS: [&str; 37] = [
+const KEYS: [&str; 43] = [
     "kind",
     "type",
     "event",
@@ -74,8 +75,14 @@ const KEYS: [&str; 37] = [
     "platform",
     "device",
     "language",
+    "identities",
+    "channel",
+    "locale",
+    "order",
+    "line_type",
+    "unit_price",
 ];
-const WORDS: [&str; 18] = [
+const WORDS: [&str; 23] = [
     "page_view",
     "product_view",
     "cart_add",
@@ -94,6 +101,11 @@ const WORDS: [&str; 18] = [
     "https://shop.example/c/x?gclid=1",
     "en-US",
     "WEB",
+    "order_placed",
+    "app-ios",
+    "customer_id",
+    "2026-11-24 10:00:05.123",
+    "product",
 ];
 
 fn json() -> impl Strategy<Value = Value> {

@@ -58,6 +58,7 @@ fn example_plans() -> Vec<MappingPlan> {
         "segment.yaml",
         "ga4.yaml",
         "ga4-bigquery.yaml",
+        "cdp-export.yaml",
     ]
     .iter()
     .map(|f| {
@@ -139,6 +140,7 @@ fn example_messages() -> Vec<(String, Value)> {
         "segment.cases.yaml",
         "ga4.cases.yaml",
         "ga4-bigquery.cases.yaml",
+        "cdp-export.cases.yaml",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("deploy/examples")
