@@ -325,3 +325,28 @@ fn blank_text_skips_the_transforms_and_takes_the_default() {
         (&json!("pt"), &json!("shop.example"))
     );
 }
+
+#[test]
+fn a_default_next_to_if_covers_the_missing_branch_and_one_inside_when_does_not() {
+    let p = plan(
+        r#"    - event_type: HOME
+      fields:
+        user_id: {path: u}
+        custom_id: {if: {field: app, equals: true}, then: {path: sid}, default: web-visitor}
+        domain: {path: site, default: shop.example, when: {field: app, equals: true}}
+"#,
+    )
+    .expect("compiles");
+    let web = out(
+        &p,
+        json!({"ts": 1_700_000_000, "u": "a", "app": false, "sid": "s"}),
+    )
+    .expect("ok");
+    assert_eq!(web["custom_id"], json!("web-visitor"));
+    assert!(web.get("domain").is_none(), "{web}");
+    let app = out(&p, json!({"ts": 1_700_000_000, "u": "a", "app": true})).expect("ok");
+    assert_eq!(
+        (&app["custom_id"], &app["domain"]),
+        (&json!("web-visitor"), &json!("shop.example"))
+    );
+}
