@@ -60,7 +60,7 @@ fn ga4_example_passes_its_cases() {
 
 #[test]
 fn ga4_bigquery_example_passes_its_cases() {
-    assert_all_pass("ga4-bigquery.yaml", "ga4-bigquery.cases.yaml", 15);
+    assert_all_pass("ga4-bigquery.yaml", "ga4-bigquery.cases.yaml", 16);
 }
 
 #[test]
