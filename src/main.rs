@@ -24,11 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the bridge: consume, map, deliver, commit.
-    Run {
-        /// Configuration file.
-        #[arg(long, short, default_value = "mcm-bridge.yaml")]
-        config: PathBuf,
-    },
+    Run(mcm_bridge::cli::run::RunArgs),
     /// Check a configuration file (and its mapping rules) without touching Kafka or MCM.
     Validate {
         /// Configuration file.
@@ -81,7 +77,7 @@ fn main() -> ExitCode {
     mcm_bridge::malloc_tuning::tune();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => mcm_bridge::cli::run::run(&config),
+        Command::Run(args) => mcm_bridge::cli::run::run(&args),
         Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
         Command::Demo(args) => mcm_bridge::cli::demo::run(&args),
         Command::Generate(args) => mcm_bridge::cli::generate::run(&args),

@@ -3,11 +3,16 @@
 //! SIGINT, then drains, commits and exits 0 — or exits 3 when Kafka refused the login or a right
 //! needed to consume (after committing what finished; see `pipeline::coordinator`), or 4 when the
 //! final commit did not land in time (see `pipeline::shutdown`).
+//!
+//! `--dry-run` is shadow mode (`delivery.mode: shadow`); SIGHUP, and with `--watch-config` a
+//! changed file, reload the mapping rules live (`pipeline::reload`).
 
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
 use crate::pipeline::coordinator::Exit;
-use std::path::Path;
+use crate::pipeline::reload::Reloader;
+use crate::pipeline::Controls;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +34,33 @@ pub const EXIT_FINAL_COMMIT_FAILED: u8 = 4;
 /// for them for ever).
 const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 
-pub fn run(config_path: &Path) -> ExitCode {
-    let (config, plan) = match super::load_checked(config_path) {
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Configuration file.
+    #[arg(long, short, default_value = "mcm-bridge.yaml")]
+    pub config: PathBuf,
+    /// Shadow mode (as `delivery.mode: shadow`): consume under `delivery.shadow_group_id`, map
+    /// and validate, count what would be delivered or dead-lettered; never POST to MCM, never
+    /// write the DLQ, commit only the shadow group's offsets.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Reload the mapping rules when the configuration file changes (checked every
+    /// `--watch-interval`), as on SIGHUP.
+    #[arg(long)]
+    pub watch_config: bool,
+    /// How often `--watch-config` reads the file.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub watch_interval: Duration,
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let (mut config, plan) = match super::load_checked(&args.config) {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if args.dry_run {
+        config.enter_shadow_mode();
+    }
     crate::observe::logging::init(config.observe.log_format, &config.observe.log_level);
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -74,12 +101,21 @@ pub fn run(config_path: &Path) -> ExitCode {
                 shutdown.cancel();
             });
         }
-        let result = crate::pipeline::run(
+        let (reloader, reloads) =
+            Reloader::new(args.config.clone(), &config, &plan, metrics.clone());
+        tokio::spawn(reloader.run(
+            args.watch_config.then_some(args.watch_interval),
+            shutdown.clone(),
+        ));
+        let result = crate::pipeline::run_with(
             Arc::new(config),
             Arc::new(plan),
             metrics,
             health,
             shutdown.clone(),
+            Controls {
+                reloads: Some(reloads),
+            },
         )
         .await;
         shutdown.cancel();

@@ -53,8 +53,32 @@ impl FailurePolicy {
     }
 }
 
+/// Whether the bridge delivers, or only reports what it would deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumString, IntoStaticStr, VariantNames)]
+#[strum(serialize_all = "snake_case")]
+pub enum DeliveryMode {
+    /// POST to MCM, write the DLQ, commit the group's offsets.
+    Live,
+    /// The first step of a rollout: consume under `shadow_group_id`, map and validate everything,
+    /// count what would be delivered and dead-lettered, never POST to MCM nor write the DLQ, and
+    /// commit only the shadow group's offsets (see `pipeline::tasks`).
+    Shadow,
+}
+
+impl DeliveryMode {
+    /// The config spelling: `live`, `shadow`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
+    /// `live`, or `shadow` (also `run --dry-run`).
+    pub mode: DeliveryMode,
+    /// The consumer group of shadow mode; defaults to `<group_id>.shadow` and never equals
+    /// `kafka.group_id`, so a shadow run cannot move the production group's offsets.
+    pub shadow_group_id: String,
     pub ordering: Ordering,
     pub on_permanent_failure: FailurePolicy,
     /// Dead-letter topic; defaults to `<group_id>.dlq`.
@@ -79,6 +103,16 @@ pub(super) fn read_delivery(
     errors: &mut Vec<ConfigError>,
 ) -> Option<DeliveryConfig> {
     let mut r = MapReader::new(v, "delivery", errors)?;
+    let mode = r.choice("mode", DeliveryMode::Live);
+    let shadow_group_id = r.opt_string("shadow_group_id");
+    if let (Some(shadow), Some(k)) = (&shadow_group_id, kafka) {
+        if *shadow == k.group_id {
+            r.error(
+                "shadow_group_id",
+                "must differ from kafka.group_id: a shadow run commits its own group's offsets, never production's",
+            );
+        }
+    }
     let ordering = r.choice("ordering", Ordering::Unordered);
     let on_permanent_failure = r.choice("on_permanent_failure", FailurePolicy::Dlq);
     let dlq_topic = r.opt_string("dlq_topic");
@@ -146,7 +180,11 @@ pub(super) fn read_delivery(
     }
     r.finish();
     let dlq_topic = dlq_topic.or_else(|| kafka.map(|k| format!("{}.dlq", k.group_id)))?;
+    let shadow_group_id =
+        shadow_group_id.or_else(|| kafka.map(|k| format!("{}.shadow", k.group_id)))?;
     Some(DeliveryConfig {
+        mode,
+        shadow_group_id,
         ordering,
         on_permanent_failure,
         dlq_topic,

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod delivery;
 pub mod env_overlay;
 mod exposed_secrets;
+pub mod fingerprint;
 pub mod group_protocol;
 pub mod interpolate;
 pub mod kafka;
@@ -24,7 +25,7 @@ pub mod secret;
 pub mod tls;
 
 use decode::{ConfigError, ConfigErrors, MapReader};
-pub use delivery::{DeliveryConfig, FailurePolicy, Ordering};
+pub use delivery::{DeliveryConfig, DeliveryMode, FailurePolicy, Ordering};
 pub use group_protocol::GroupProtocol;
 use interpolate::Env;
 pub use kafka::{KafkaConfig, MANAGED_KAFKA_PROPERTIES};
@@ -49,6 +50,22 @@ pub struct Config {
     pub env_overrides: Vec<String>,
     /// Non-fatal findings (printed by `validate` and logged at start-up).
     pub warnings: Vec<String>,
+    /// What a live reload compares: the rules' hash and each other section's.
+    pub fingerprint: fingerprint::Fingerprint,
+}
+
+impl Config {
+    /// Shadow mode (`delivery.mode: shadow` or `run --dry-run`): consume under
+    /// `delivery.shadow_group_id` instead of `kafka.group_id`, so that every consumer the bridge
+    /// builds (offsets, lag, the group's commits) sees only the shadow group. Idempotent.
+    pub fn enter_shadow_mode(&mut self) {
+        self.delivery.mode = DeliveryMode::Shadow;
+        self.kafka.group_id = self.delivery.shadow_group_id.clone();
+    }
+
+    pub fn is_shadow(&self) -> bool {
+        self.delivery.mode == DeliveryMode::Shadow
+    }
 }
 
 /// Loads a configuration file with the real process environment.
@@ -125,6 +142,7 @@ pub fn load_str_with<T>(
     let mut errors = Vec::new();
     interpolate::interpolate_tree(&mut root, "", env, &mut errors);
     let mut warnings = Vec::new();
+    let mut fingerprint = fingerprint::Fingerprint::of(&root);
 
     let Some(mut r) = MapReader::new(&root, "", &mut errors) else {
         return Err(ConfigErrors(errors));
@@ -154,7 +172,11 @@ pub fn load_str_with<T>(
         (Some(kafka), Some(mcm), Some(delivery), Some(observe), Some(hooked))
             if errors.is_empty() =>
         {
-            let config = Config {
+            fingerprint.fold_secret("mcm", mcm.api_key.expose());
+            if let Some(sasl) = &kafka.security.sasl {
+                fingerprint.fold_secret("kafka", sasl.password.expose());
+            }
+            let mut config = Config {
                 kafka,
                 mcm,
                 delivery,
@@ -162,7 +184,11 @@ pub fn load_str_with<T>(
                 topics,
                 env_overrides,
                 warnings,
+                fingerprint,
             };
+            if config.is_shadow() {
+                config.enter_shadow_mode();
+            }
             Ok((config, hooked))
         }
         _ => Err(ConfigErrors(errors)),

@@ -77,6 +77,15 @@ pub struct Metrics {
     pub dlq_write_failures: IntCounter,
     pub kafka_access_denied: IntCounterVec,
     pub dead_letters_held: IntGauge,
+    /// 1 in shadow mode (`delivery.mode: shadow`, `run --dry-run`), 0 otherwise.
+    pub shadow_mode: IntGauge,
+    pub shadow_would_deliver: IntCounterVec,
+    pub shadow_would_dead_letter: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub mapping_info: IntGaugeVec,
+    pub config_restart_pending: IntGauge,
+    /// Read on every finished message: which of the two families above it counts in.
+    shadow: std::sync::atomic::AtomicBool,
 }
 
 /// Status codes pre-created at zero on `http_responses_total`: the ones the MCM API documents and
@@ -309,6 +318,41 @@ impl Metrics {
                 "dead_letters_held",
                 "Dead letters waiting because Kafka refused the DLQ write (their partitions paused, their offsets not committed) until a probe gets through.",
             ),
+            shadow_mode: gauge(
+                &r,
+                "shadow_mode",
+                "1 while the bridge runs in shadow mode (delivery.mode: shadow, run --dry-run): it maps and validates, never POSTs to MCM nor writes the DLQ, and counts in shadow_would_*_total instead of events_delivered_total and messages_dead_lettered_total.",
+            ),
+            shadow_would_deliver: counter_vec(
+                &r,
+                "shadow_would_deliver_total",
+                "Shadow mode: events that passed mapping and validation and would have been POSTed to MCM.",
+                &["topic", "event_type"],
+            ),
+            shadow_would_dead_letter: counter_vec(
+                &r,
+                "shadow_would_dead_letter_total",
+                "Shadow mode: messages that would have been dead-lettered, by reject reason.",
+                &["topic", "reason"],
+            ),
+            config_reloads: counter_vec(
+                &r,
+                "config_reloads_total",
+                "Configuration reloads (SIGHUP or a changed file under run --watch-config), by result: applied, unchanged, invalid (the old rules stay), restart_required (the topics changed: the old rules stay).",
+                &["result"],
+            ),
+            mapping_info: gauge_vec(
+                &r,
+                "mapping_info",
+                "1, labelled with the hash of the mapping rules in use (the interpolated topics section): which rules each replica runs after a reload.",
+                &["hash"],
+            ),
+            config_restart_pending: gauge(
+                &r,
+                "config_restart_pending",
+                "1 when the configuration file holds settings outside topics that differ from the running ones (kafka, mcm, delivery, observe): they take effect at the next restart.",
+            ),
+            shadow: std::sync::atomic::AtomicBool::new(false),
             registry: r,
             totals: Totals::default(),
         };
@@ -331,6 +375,9 @@ impl Metrics {
         }
         for reason in ["throttled", "server_error", "timeout", "connect"] {
             m.retries.with_label_values(&[reason]);
+        }
+        for result in ["applied", "unchanged", "invalid", "restart_required"] {
+            m.config_reloads.with_label_values(&[result]);
         }
         m.register_process_collector();
         m
@@ -355,6 +402,40 @@ impl Metrics {
         self.platform_info
             .with_label_values(&[platform_id, group])
             .set(1);
+    }
+
+    /// Shadow mode from now on: finished messages count in `shadow_would_*_total`.
+    pub fn set_shadow(&self) {
+        self.shadow.store(true, Ordering::Relaxed);
+        self.shadow_mode.set(1);
+    }
+
+    /// Counts one event MCM accepted, or in shadow mode one that would have been sent.
+    pub fn count_delivered(&self, topic: &str, event_type: &str) {
+        let family = if self.shadow.load(Ordering::Relaxed) {
+            &self.shadow_would_deliver
+        } else {
+            &self.events_delivered
+        };
+        family.with_label_values(&[topic, event_type]).inc();
+        Totals::inc(&self.totals.delivered);
+    }
+
+    /// Counts one message written to the DLQ, or in shadow mode one that would have been.
+    pub fn count_dead_lettered(&self, topic: &str, reason: &str) {
+        let family = if self.shadow.load(Ordering::Relaxed) {
+            &self.shadow_would_dead_letter
+        } else {
+            &self.messages_dead_lettered
+        };
+        family.with_label_values(&[topic, reason]).inc();
+        Totals::inc(&self.totals.dead_lettered);
+    }
+
+    /// Sets `mapping_info{hash}` to 1 for the rules now in use (and drops the previous hash).
+    pub fn set_mapping_hash(&self, hash: &str) {
+        self.mapping_info.reset();
+        self.mapping_info.with_label_values(&[hash]).set(1);
     }
 
     /// Counts one MCM answer in `http_requests_total{status_class}` and

@@ -14,13 +14,12 @@ use super::deliver::Deliverer;
 use super::lanes::lane_of;
 use super::process;
 use super::shutdown::{ending, final_offsets, CommitOutcome, Ending};
-use super::tasks::Tasks;
+use super::tasks::{Sink, Tasks};
 use super::work::Ack;
 use crate::config::Config;
 use crate::kafka::consumer::{
     tpl_of_tps, BridgeContext, IntakeGate, PollEvent, RevokeAnswer, RevokeReply, Tp,
 };
-use crate::kafka::dlq::DlqProducer;
 use crate::kafka::retention::Gaps;
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::observe::health::{Health, Heartbeat, Loop};
@@ -37,12 +36,16 @@ use tokio_util::sync::CancellationToken;
 pub struct Deps {
     pub config: Arc<Config>,
     pub plan: Arc<MappingPlan>,
+    /// Kept in shadow mode too: its concurrency limit and circuit state feed the core.
     pub deliverer: Arc<Deliverer>,
-    pub dlq: DlqProducer,
+    /// Where deliveries and dead letters go: MCM and the DLQ, or nowhere (shadow mode).
+    pub sink: Sink,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     /// Where skipped offsets go to be checked against the log start (loss past retention).
     pub gaps: Arc<Gaps>,
+    /// New mapping rules from live reloads (`pipeline::reload`), when enabled.
+    pub reloads: Option<mpsc::Receiver<Arc<MappingPlan>>>,
 }
 
 /// What the pipeline run ended with.
@@ -78,6 +81,7 @@ pub struct Coordinator {
     next_revoke: RevokeId,
     /// Beaten on every turn of [`Coordinator::run`]: `/healthz` notices a wedged coordinator.
     heartbeat: Heartbeat,
+    reloads: Option<mpsc::Receiver<Arc<MappingPlan>>>,
 }
 
 impl Coordinator {
@@ -106,7 +110,7 @@ impl Coordinator {
             core,
             config: deps.config,
             plan: deps.plan,
-            tasks: Tasks::new(deps.deliverer.clone(), deps.dlq, ack_tx),
+            tasks: Tasks::new(deps.sink, ack_tx),
             deliverer: deps.deliverer,
             metrics: deps.metrics,
             health: deps.health,
@@ -118,6 +122,7 @@ impl Coordinator {
             revokes: HashMap::new(),
             next_revoke: 1,
             heartbeat,
+            reloads: deps.reloads,
         }
     }
 
@@ -153,6 +158,12 @@ impl Coordinator {
                 }
                 _ = shutdown.cancelled(), if !self.core.is_shutting_down() => {
                     self.core.begin_shutdown(Instant::now());
+                }
+                // Between two messages: every message is mapped by exactly one plan, the one in
+                // force when it was taken; what is in flight keeps the body it was given.
+                Some(plan) = recv_or_never(&mut self.reloads) => {
+                    self.core.replace_plan(plan.clone());
+                    self.plan = plan;
                 }
             }
             self.carry_out_effects();
@@ -317,6 +328,20 @@ fn map(plan: &MappingPlan, config: &Config, msg: &OwnedMessage) -> Processed<Wir
         payload: msg.payload(),
     };
     process::process(plan, &source, &process::validate_options(config))
+}
+
+/// The next plan of `rx`, or never when reloads are off (or their sender is gone).
+async fn recv_or_never<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => match r.recv().await {
+            Some(v) => Some(v),
+            None => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.

@@ -17,6 +17,7 @@ pub mod lanes;
 pub mod offset_tracker;
 pub mod parked;
 pub mod process;
+pub mod reload;
 pub mod shutdown;
 pub mod tasks;
 pub mod work;
@@ -33,6 +34,7 @@ use coordinator::{Coordinator, Deps, Exit};
 use deliver::Deliverer;
 use std::sync::Arc;
 use std::time::Duration;
+use tasks::Sink;
 use tokio_util::sync::CancellationToken;
 
 /// Why the pipeline could not start.
@@ -87,6 +89,13 @@ pub fn liveness_bound(config: &Config) -> Duration {
         + LIVENESS_MARGIN
 }
 
+/// What a running pipeline can be given from outside besides its configuration.
+#[derive(Default)]
+pub struct Controls {
+    /// New mapping rules from live reloads ([`reload::Reloader`]).
+    pub reloads: Option<tokio::sync::mpsc::Receiver<Arc<MappingPlan>>>,
+}
+
 /// Runs the bridge until `shutdown` is cancelled; then drains, commits and closes the consumer
 /// (which leaves the group only as a dynamic member: a static one keeps its partitions for the
 /// session timeout, see [`crate::kafka::consumer`]).
@@ -97,6 +106,18 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: CancellationToken,
 ) -> Result<Exit, PipelineError> {
+    run_with(config, plan, metrics, health, shutdown, Controls::default()).await
+}
+
+/// [`run`] with [`Controls`].
+pub async fn run_with(
+    config: Arc<Config>,
+    plan: Arc<MappingPlan>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+    controls: Controls,
+) -> Result<Exit, PipelineError> {
     let subscriptions = plan.subscriptions();
     if subscriptions.is_empty() {
         return Err(PipelineError::NoTopics);
@@ -104,12 +125,27 @@ pub async fn run(
     metrics.set_platform(&config.mcm.platform_id, &config.kafka.group_id);
     let client = McmClient::new(&config.mcm)?;
     let deliverer = Arc::new(Deliverer::new(client, &config.mcm, metrics.clone()));
-    let dlq = DlqProducer::new(
-        &config.kafka,
-        &config.delivery.dlq_topic,
-        config.mcm.api_key.expose(),
-    )
-    .map_err(PipelineError::DlqProducer)?;
+    // Shadow mode builds no producer: it never writes the DLQ, and an idempotent producer would
+    // ask the cluster for a producer id (a right a shadow principal need not have).
+    let sink = if config.is_shadow() {
+        metrics.set_shadow();
+        tracing::warn!(
+            group = %config.kafka.group_id,
+            "shadow mode: mapping and validating only; nothing is sent to MCM or written to the DLQ"
+        );
+        Sink::Shadow
+    } else {
+        let dlq = DlqProducer::new(
+            &config.kafka,
+            &config.delivery.dlq_topic,
+            config.mcm.api_key.expose(),
+        )
+        .map_err(PipelineError::DlqProducer)?;
+        Sink::Live {
+            deliverer: deliverer.clone(),
+            dlq,
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL);
     // Offsets the coordinator saw skipped, checked against the log start by the lag sampler.
     let gaps = Arc::new(Gaps::default());
@@ -132,6 +168,7 @@ pub async fn run(
     tracing::info!(
         topics = %subscriptions.join(","),
         group = %config.kafka.group_id,
+        mode = config.delivery.mode.as_str(),
         endpoint = %config.mcm.events_url(),
         "pipeline started"
     );
@@ -139,10 +176,11 @@ pub async fn run(
         config: config.clone(),
         plan,
         deliverer,
-        dlq,
+        sink,
         metrics,
         health: health.clone(),
         gaps,
+        reloads: controls.reloads,
     };
     let coordinator = Coordinator::new(deps, poll.consumer.clone(), poll.gate.clone());
     // On a runtime worker, not on the caller's thread (`block_on` in `main`): tasks spawned from

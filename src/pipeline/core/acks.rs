@@ -70,11 +70,7 @@ impl<M: Clone> Core<M> {
         match result {
             AckResult::Delivered => {
                 let et = work.event_type.map_or("UNKNOWN", |t| t.as_str());
-                self.metrics
-                    .events_delivered
-                    .with_label_values(&[&topic, et])
-                    .inc();
-                Totals::inc(&self.metrics.totals.delivered);
+                self.metrics.count_delivered(&topic, et);
                 self.finish(work);
             }
             AckResult::Undeliverable(why) => {
@@ -100,11 +96,7 @@ impl<M: Clone> Core<M> {
             }
             AckResult::DeadLettered => {
                 let reason = work.why.as_ref().map_or("", |w| w.reason.as_str());
-                self.metrics
-                    .messages_dead_lettered
-                    .with_label_values(&[&*topic, reason])
-                    .inc();
-                Totals::inc(&self.metrics.totals.dead_lettered);
+                self.metrics.count_dead_lettered(&topic, reason);
                 let probe = work.dlq_probe;
                 self.finish(work);
                 if probe {

@@ -177,6 +177,12 @@ pub struct Core<M> {
 }
 
 impl<M: Clone> Core<M> {
+    /// New mapping rules from a live reload (same subscriptions, see `pipeline::reload`): the
+    /// per-topic failure policies of messages not yet judged follow them.
+    pub fn replace_plan(&mut self, plan: Arc<MappingPlan>) {
+        self.plan = plan;
+    }
+
     pub fn new(deps: CoreDeps, now: Instant) -> Core<M> {
         let CoreDeps {
             config,
