@@ -13,6 +13,7 @@ use super::core::{Core, CoreDeps, Effect, RevokeId, Taken};
 use super::deliver::Deliverer;
 use super::lanes::lane_of;
 use super::process;
+use super::reload::PlanSwap;
 use super::shutdown::{ending, final_offsets, CommitOutcome, Ending};
 use super::tasks::{Sink, Tasks};
 use super::work::Ack;
@@ -45,7 +46,7 @@ pub struct Deps {
     /// Where skipped offsets go to be checked against the log start (loss past retention).
     pub gaps: Arc<Gaps>,
     /// New mapping rules from live reloads (`pipeline::reload`), when enabled.
-    pub reloads: Option<mpsc::Receiver<Arc<MappingPlan>>>,
+    pub reloads: Option<mpsc::Receiver<PlanSwap>>,
 }
 
 /// What the pipeline run ended with.
@@ -81,7 +82,7 @@ pub struct Coordinator {
     next_revoke: RevokeId,
     /// Beaten on every turn of [`Coordinator::run`]: `/healthz` notices a wedged coordinator.
     heartbeat: Heartbeat,
-    reloads: Option<mpsc::Receiver<Arc<MappingPlan>>>,
+    reloads: Option<mpsc::Receiver<PlanSwap>>,
 }
 
 impl Coordinator {
@@ -148,6 +149,14 @@ impl Coordinator {
                 _ = sleep_until_or_never(next_retry), if next_retry.is_some() => {
                     self.core.unpark_due(Instant::now());
                 }
+                // Between two messages: every message is mapped by exactly one plan, the one in
+                // force when it was taken; what is in flight keeps the body it was given. Before
+                // new messages, so a steady stream of them cannot hold a reload back.
+                Some(swap) = recv_or_never(&mut self.reloads) => {
+                    self.core.replace_plan(swap.plan.clone());
+                    self.plan = swap.plan;
+                    let _ = swap.done.send(());
+                }
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_event(ev),
                     None => break Exit::ConsumerGone,
@@ -159,12 +168,7 @@ impl Coordinator {
                 _ = shutdown.cancelled(), if !self.core.is_shutting_down() => {
                     self.core.begin_shutdown(Instant::now());
                 }
-                // Between two messages: every message is mapped by exactly one plan, the one in
-                // force when it was taken; what is in flight keeps the body it was given.
-                Some(plan) = recv_or_never(&mut self.reloads) => {
-                    self.core.replace_plan(plan.clone());
-                    self.plan = plan;
-                }
+
             }
             self.carry_out_effects();
             self.apply_pauses();

@@ -93,7 +93,7 @@ pub fn liveness_bound(config: &Config) -> Duration {
 #[derive(Default)]
 pub struct Controls {
     /// New mapping rules from live reloads ([`reload::Reloader`]).
-    pub reloads: Option<tokio::sync::mpsc::Receiver<Arc<MappingPlan>>>,
+    pub reloads: Option<tokio::sync::mpsc::Receiver<reload::PlanSwap>>,
 }
 
 /// Runs the bridge until `shutdown` is cancelled; then drains, commits and closes the consumer

@@ -93,11 +93,20 @@ pub fn judge(running: &Running, loaded: Result<(Config, MappingPlan), ConfigErro
     }
 }
 
+/// New rules for the coordinator, and how it says they are in force.
+#[derive(Debug)]
+pub struct PlanSwap {
+    pub plan: Arc<MappingPlan>,
+    /// Answered once the coordinator took the plan: every message taken after that is mapped by
+    /// it.
+    pub done: tokio::sync::oneshot::Sender<()>,
+}
+
 /// Loads the configuration file when asked and hands valid new rules to the coordinator.
 pub struct Reloader {
     path: PathBuf,
     running: Running,
-    plans: mpsc::Sender<Arc<MappingPlan>>,
+    plans: mpsc::Sender<PlanSwap>,
     metrics: Arc<Metrics>,
 }
 
@@ -109,7 +118,7 @@ impl Reloader {
         config: &Config,
         plan: &MappingPlan,
         metrics: Arc<Metrics>,
-    ) -> (Reloader, mpsc::Receiver<Arc<MappingPlan>>) {
+    ) -> (Reloader, mpsc::Receiver<PlanSwap>) {
         let (plans, rx) = mpsc::channel(1);
         metrics.set_mapping_hash(&config.fingerprint.topics);
         let reloader = Reloader {
@@ -122,7 +131,8 @@ impl Reloader {
     }
 
     /// Loads the file once, acts on the verdict (logs it, counts it, swaps the rules) and returns
-    /// its `result` label. `why` says what asked (for the log).
+    /// its `result` label; `applied` once the coordinator has the new rules in force. `why` says
+    /// what asked (for the log).
     pub async fn reload(&mut self, why: &str) -> &'static str {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -144,11 +154,16 @@ impl Reloader {
                 hash,
                 restart_pending,
             } => {
-                let from = std::mem::replace(&mut self.running.fingerprint.topics, hash.clone());
-                if self.plans.send(Arc::new(plan)).await.is_err() {
+                let (done, taken) = tokio::sync::oneshot::channel();
+                let swap = PlanSwap {
+                    plan: Arc::new(plan),
+                    done,
+                };
+                if self.plans.send(swap).await.is_err() || taken.await.is_err() {
                     // The pipeline is stopping: nothing to swap into.
                     return result;
                 }
+                let from = std::mem::replace(&mut self.running.fingerprint.topics, hash.clone());
                 self.metrics.set_mapping_hash(&hash);
                 tracing::info!(%file, trigger = why, from = %from, to = %hash, "mapping rules reloaded");
                 self.note_restart_pending(&restart_pending);

@@ -241,16 +241,32 @@ impl Bridge {
 
     /// Starts a bridge on a configuration already loaded (e.g. with [`load_env`]).
     pub fn start_loaded(cfg: Config, plan: MappingPlan) -> Bridge {
+        Bridge::start_with(cfg, plan, Arc::new(Metrics::new()), Default::default())
+    }
+
+    /// [`Bridge::start_loaded`] with the pipeline's controls (live reloads) and its metrics.
+    pub fn start_with(
+        cfg: Config,
+        plan: MappingPlan,
+        metrics: Arc<Metrics>,
+        controls: mcm_bridge::pipeline::Controls,
+    ) -> Bridge {
         init_test_logs();
-        let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let (metrics, health, shutdown) = (metrics.clone(), health.clone(), shutdown.clone());
             async move {
-                mcm_bridge::pipeline::run(Arc::new(cfg), Arc::new(plan), metrics, health, shutdown)
-                    .await
-                    .expect("pipeline starts")
+                mcm_bridge::pipeline::run_with(
+                    Arc::new(cfg),
+                    Arc::new(plan),
+                    metrics,
+                    health,
+                    shutdown,
+                    controls,
+                )
+                .await
+                .expect("pipeline starts")
             }
         });
         Bridge {

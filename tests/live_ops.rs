@@ -1,0 +1,258 @@
+//! Changing and checking a bridge live (issue 18): shadow mode and live reload of the mapping
+//! rules, on Apache Kafka with the MCM sandbox, every id accounted for.
+//!
+//! - Shadow mode consumes under its own group, maps and validates everything, and counts what
+//!   would be delivered and dead-lettered — while the sandbox receives no request, the DLQ topic
+//!   stays empty, and the production group's offsets are never written.
+//! - A reload under load swaps the rules between two messages: no id lost or delivered twice,
+//!   every message mapped by the rules in force when it was taken (so per partition the rules
+//!   change at most once per reload), and everything taken after a reload returned uses its rules.
+
+mod support;
+
+use mcm_bridge::observe::metrics::Metrics;
+use mcm_bridge::pipeline::reload::Reloader;
+use mcm_bridge::pipeline::Controls;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+const TOPIC: &str = "events";
+
+/// A `topics:` section whose PAGE_VIEW events carry `marker` as their page id.
+fn topics_marked(marker: &str) -> String {
+    format!(
+        r#"topics:
+  - topic: {TOPIC}
+    on_no_match: dlq
+    fields:
+      id: {{path: id}}
+      timestamp: {{path: ts, transform: epoch_millis}}
+      channel_type: SITE
+      user_id: {{path: user}}
+    rules:
+      - when: {{field: kind, equals: page}}
+        event_type: PAGE_VIEW
+        fields:
+          page_id: "{marker}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shadow_mode_delivers_nothing_writes_no_dead_letter_and_commits_only_its_own_group() {
+    if Backend::apache(Protocol::Classic).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = Backend::Apache(Protocol::Classic).broker(TOPIC, 2);
+    b.create_topic("shop.dlq", 1);
+    let bootstrap = b.bootstrap_servers().to_string();
+    let mut records: Vec<Record> = Vec::new();
+    for i in 0..300 {
+        records.push((i % 2, None, Some(event(&format!("h-{i}"), "home"))));
+    }
+    for i in 0..50 {
+        // No rule matches: `on_no_match: dlq`.
+        records.push((i % 2, None, Some(event(&format!("x-{i}"), "unknown-kind"))));
+    }
+    for i in 0..20 {
+        records.push((i % 2, None, Some(format!("{{not json {i}").into_bytes())));
+    }
+    produce(&bootstrap, TOPIC, &records);
+    let text = config_text(&b, &sb.base_url(), "shop", "  mode: shadow", "");
+    let (cfg, plan) = load(&text);
+    assert_eq!(
+        cfg.kafka.group_id, "shop.shadow",
+        "shadow mode consumes as its own group"
+    );
+    let bridge = Bridge::start_loaded(cfg, plan);
+    bridge
+        .wait(Duration::from_secs(60), "every message judged", || {
+            bridge.finished() == 370
+        })
+        .await;
+    // Committed: the shadow group up to the end of every partition.
+    let ends = end_offsets(&bootstrap, TOPIC, 2);
+    bridge
+        .wait(
+            Duration::from_secs(30),
+            "the shadow group committed",
+            || {
+                committed(&bootstrap, "shop.shadow", TOPIC, 2)
+                    .iter()
+                    .zip(&ends)
+                    .all(|(c, e)| *c == Some(*e))
+            },
+        )
+        .await;
+    let m = &bridge.metrics;
+    let would_deliver = m
+        .shadow_would_deliver
+        .with_label_values(&[TOPIC, "HOME"])
+        .get();
+    let rendered = m.render();
+    let exit = bridge.stop().await;
+    assert_eq!(exit, mcm_bridge::pipeline::coordinator::Exit::Shutdown);
+
+    let stats = sb.stats().await;
+    assert_eq!(
+        stats.requests_total, 0,
+        "shadow mode must not POST: {stats:?}"
+    );
+    assert_eq!(would_deliver, 300);
+    let dead: BTreeMap<String, u64> = rendered
+        .lines()
+        .filter(|l| l.starts_with("mcm_bridge_shadow_would_dead_letter_total{"))
+        .filter_map(|l| {
+            let reason = l.split("reason=\"").nth(1)?.split('"').next()?;
+            Some((reason.to_string(), l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(dead.values().sum::<u64>(), 70, "{dead:?}");
+    assert_eq!(dead.get("invalid_json"), Some(&20), "{dead:?}");
+    assert!(rendered.contains("mcm_bridge_shadow_mode 1"));
+    assert!(
+        !rendered.contains("mcm_bridge_events_delivered_total{")
+            && !rendered.contains("mcm_bridge_messages_dead_lettered_total{"),
+        "the live families stay empty in shadow mode"
+    );
+    assert_eq!(
+        end_offsets(&bootstrap, "shop.dlq", 1),
+        vec![0],
+        "no dead letter written"
+    );
+    assert_eq!(
+        committed(&bootstrap, "shop", TOPIC, 2),
+        vec![None, None],
+        "the production group's offsets are never written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_under_load_loses_and_duplicates_nothing_and_maps_each_message_once() {
+    if Backend::apache(Protocol::Classic).is_none() {
+        return;
+    }
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: usize = 4_000;
+    const TAIL: usize = 100;
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = Backend::Apache(Protocol::Classic).broker(TOPIC, PARTITIONS);
+    b.create_topic("reload.dlq", 1);
+    let bootstrap = b.bootstrap_servers().to_string();
+    let file = dir.path().join("bridge.yaml");
+    let write = |marker: &str| {
+        let text =
+            config_text_with_topics(&b, &sb.base_url(), "reload", "", "", &topics_marked(marker));
+        std::fs::write(&file, text).expect("write config");
+    };
+    write("A");
+    let (cfg, plan) = mcm_bridge::cli::load_config_and_plan(&file).expect("config");
+    let metrics = Arc::new(Metrics::new());
+    let (mut reloader, reloads) = Reloader::new(file.clone(), &cfg, &plan, metrics.clone());
+    let bridge = Bridge::start_with(
+        cfg,
+        plan,
+        metrics,
+        Controls {
+            reloads: Some(reloads),
+        },
+    );
+    // Ids name their partition and their position in it: the order of the ids of a partition is
+    // its offset order.
+    let id = |p: i32, seq: usize| format!("r{p}-{seq:06}");
+    let producer = tokio::task::spawn_blocking({
+        let bootstrap = bootstrap.clone();
+        move || {
+            for chunk in 0..(PER_PARTITION / 200) {
+                let records: Vec<Record> = (0..PARTITIONS)
+                    .flat_map(|p| {
+                        (chunk * 200..(chunk + 1) * 200)
+                            .map(move |s| (p, None, Some(event(&id(p, s), "page"))))
+                    })
+                    .collect();
+                produce(&bootstrap, TOPIC, &records);
+                // On a blocking thread: spreads the load over the reloads.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        }
+    });
+    // Reload while the producer and the bridge run: alternate A and B.
+    let mut applied = 0;
+    let mut markers = ["B", "A"].iter().cycle();
+    while !producer.is_finished() {
+        write(markers.next().copied().unwrap_or("B"));
+        assert_eq!(reloader.reload("test").await, "applied");
+        applied += 1;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    producer.await.expect("producer");
+    // A last reload, then a tail produced after it returned: all of it under the new rules.
+    write("C");
+    assert_eq!(reloader.reload("test").await, "applied");
+    applied += 1;
+    // An unchanged file and a broken one change nothing.
+    assert_eq!(reloader.reload("test").await, "unchanged");
+    std::fs::write(&file, "kafka: [").expect("write");
+    assert_eq!(reloader.reload("test").await, "invalid");
+    let tail: Vec<Record> = (0..TAIL)
+        .map(|s| (0, None, Some(event(&id(0, PER_PARTITION + s), "page"))))
+        .collect();
+    produce(&bootstrap, TOPIC, &tail);
+
+    let total = PARTITIONS as usize * PER_PARTITION + TAIL;
+    let all: Vec<String> = (0..PARTITIONS)
+        .flat_map(|p| (0..PER_PARTITION).map(move |s| id(p, s)))
+        .chain((0..TAIL).map(|s| id(0, PER_PARTITION + s)))
+        .collect();
+    wait_all_accepted(&sb, &all, Duration::from_secs(120), |got| {
+        format!("{} of {total} accepted", got.len())
+    })
+    .await;
+    let reloads_applied = bridge
+        .metrics
+        .config_reloads
+        .with_label_values(&["applied"])
+        .get();
+    bridge.stop().await;
+
+    // Every id exactly once, with the page id the rules of its time gave it.
+    let text = std::fs::read_to_string(dir.path().join("accepted.jsonl")).expect("record");
+    let mut marker_of: HashMap<String, String> = HashMap::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("recorded JSON");
+        let id = v["id"].as_str().expect("id").to_string();
+        *seen.entry(id.clone()).or_default() += 1;
+        marker_of.insert(id, v["page_id"].as_str().unwrap_or("?").to_string());
+    }
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    assert_eq!(missing(&all, &seen.keys().cloned().collect()), 0);
+    eprintln!("{total} ids, {applied} reloads applied, {duplicates} duplicates");
+    assert_eq!(duplicates, 0, "no message delivered twice");
+    assert_eq!(seen.len(), total);
+    assert_eq!(reloads_applied, applied as u64);
+    for p in 0..PARTITIONS {
+        let sequence: Vec<&str> = (0..PER_PARTITION)
+            .map(|s| marker_of[&id(p, s)].as_str())
+            .collect();
+        assert!(sequence.iter().all(|m| ["A", "B"].contains(m) || *m == "C"));
+        let changes = sequence.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            changes <= applied,
+            "partition {p}: the rules changed {changes} times in offset order with {applied} reloads: a message was mapped by older rules after newer ones"
+        );
+    }
+    for s in 0..TAIL {
+        assert_eq!(
+            marker_of[&id(0, PER_PARTITION + s)],
+            "C",
+            "taken after the reload returned"
+        );
+    }
+}
