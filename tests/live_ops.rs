@@ -256,3 +256,238 @@ async fn a_reload_under_load_loses_and_duplicates_nothing_and_maps_each_message_
         );
     }
 }
+
+/// A free loopback port for a bridge process's observe listener.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The sum of the values of the samples of `/metrics` at `port` whose line starts with `series`.
+async fn metric(port: u16, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+struct Process {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    port: u16,
+}
+
+impl Process {
+    fn start(config: &std::path::Path, port: u16, extra: &[&str]) -> Process {
+        let log = config.with_extension(format!("{port}.log"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mcm-bridge"))
+            .args(["run", "--config"])
+            .arg(config)
+            .args(extra)
+            .env("RUST_LOG", "info,librdkafka=warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("bridge process starts");
+        Process { child, log, port }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `series` sums to `value`; the log on failure.
+    async fn wait_metric(&mut self, series: &str, value: f64) {
+        let mut last = None;
+        for _ in 0..600 {
+            assert!(
+                self.child.try_wait().expect("try_wait").is_none(),
+                "the bridge exited; log:\n{}",
+                self.log()
+            );
+            last = metric(self.port, series).await;
+            if last == Some(value) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{series} = {last:?}, not {value}; log:\n{}", self.log());
+    }
+
+    async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = self.child.kill();
+        panic!("the bridge did not stop within 30 s; log:\n{}", self.log());
+    }
+}
+
+/// The page ids of the accepted events whose id starts with `prefix`.
+fn accepted_markers(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join("accepted.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["id"].as_str().is_some_and(|id| id.starts_with(prefix)))
+        .map(|v| v["page_id"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_process_reloads_on_sighup_and_on_a_watched_file_and_dry_run_sends_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let broker = broker(TOPIC, 1);
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let file = dir.path().join("bridge.yaml");
+    let port = free_port();
+    let text = |group: &str, topic: &str, marker: &str| {
+        config_text_with_topics(
+            bootstrap.as_str(),
+            &sb.base_url(),
+            group,
+            "",
+            "",
+            &topics_marked(marker).replace(&format!("topic: {TOPIC}"), &format!("topic: {topic}")),
+        )
+        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+    };
+    let page = |prefix: &str, n: usize| -> Vec<Record> {
+        (0..n)
+            .map(|i| (0, None, Some(event(&format!("{prefix}{i}"), "page"))))
+            .collect()
+    };
+    std::fs::write(&file, text("live", TOPIC, "A")).expect("config");
+    let mut bridge = Process::start(&file, port, &[]);
+    produce(&bootstrap, TOPIC, &page("a-", 10));
+    bridge
+        .wait_metric("mcm_bridge_events_delivered_total{", 10.0)
+        .await;
+
+    // SIGHUP with new rules: applied, and the next events carry them.
+    std::fs::write(&file, text("live", TOPIC, "B")).expect("config");
+    bridge.signal("-HUP");
+    bridge
+        .wait_metric(r#"mcm_bridge_config_reloads_total{result="applied"}"#, 1.0)
+        .await;
+    produce(&bootstrap, TOPIC, &page("b-", 10));
+    bridge
+        .wait_metric("mcm_bridge_events_delivered_total{", 20.0)
+        .await;
+    // A broken file, another group, other topics: the B rules stay in force.
+    std::fs::write(&file, "topics: [").expect("config");
+    bridge.signal("-HUP");
+    bridge
+        .wait_metric(r#"mcm_bridge_config_reloads_total{result="invalid"}"#, 1.0)
+        .await;
+    std::fs::write(&file, text("other-group", TOPIC, "B")).expect("config");
+    bridge.signal("-HUP");
+    bridge
+        .wait_metric(
+            r#"mcm_bridge_config_reloads_total{result="unchanged"}"#,
+            1.0,
+        )
+        .await;
+    bridge
+        .wait_metric("mcm_bridge_config_restart_pending", 1.0)
+        .await;
+    std::fs::write(&file, text("live", "elsewhere", "C")).expect("config");
+    bridge.signal("-HUP");
+    bridge
+        .wait_metric(
+            r#"mcm_bridge_config_reloads_total{result="restart_required"}"#,
+            1.0,
+        )
+        .await;
+    produce(&bootstrap, TOPIC, &page("c-", 10));
+    bridge
+        .wait_metric("mcm_bridge_events_delivered_total{", 30.0)
+        .await;
+    let status = bridge.stop().await;
+    assert!(status.success(), "exit {status:?}");
+    assert_eq!(accepted_markers(dir.path(), "a-"), vec!["A"; 10]);
+    assert_eq!(accepted_markers(dir.path(), "b-"), vec!["B"; 10]);
+    assert_eq!(
+        accepted_markers(dir.path(), "c-"),
+        vec!["B"; 10],
+        "refused reloads keep B"
+    );
+
+    // --dry-run --watch-config: a changed file is picked up by itself, and nothing is sent.
+    std::fs::write(&file, text("live", TOPIC, "D")).expect("config");
+    let before = sb.stats().await.requests_total;
+    let port2 = free_port();
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .expect("config")
+            .replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{port2}")),
+    )
+    .expect("config");
+    let mut shadow = Process::start(
+        &file,
+        port2,
+        &["--dry-run", "--watch-config", "--watch-interval", "200ms"],
+    );
+    shadow.wait_metric("mcm_bridge_shadow_mode", 1.0).await;
+    // The shadow group reads the topic from the start: 30 events.
+    shadow
+        .wait_metric("mcm_bridge_shadow_would_deliver_total{", 30.0)
+        .await;
+    let edited = std::fs::read_to_string(&file)
+        .expect("config")
+        .replace("page_id: \"D\"", "page_id: \"E\"");
+    std::fs::write(&file, edited).expect("config");
+    shadow
+        .wait_metric(r#"mcm_bridge_config_reloads_total{result="applied"}"#, 1.0)
+        .await;
+    let status = shadow.stop().await;
+    assert!(status.success(), "exit {status:?}");
+    assert_eq!(
+        sb.stats().await.requests_total,
+        before,
+        "--dry-run sent nothing"
+    );
+    assert!(
+        shadow_log_names_group(&dir),
+        "the shadow run names its group"
+    );
+}
+
+fn shadow_log_names_group(dir: &tempfile::TempDir) -> bool {
+    std::fs::read_dir(dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .any(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .contains("live.shadow")
+        })
+}
