@@ -25,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run the bridge: consume, map, deliver, commit.
     Run(mcm_bridge::cli::run::RunArgs),
+    /// Watch a running bridge judge live messages: each source record next to the MCM event it
+    /// became, or why it was rejected (needs `observe.tap: true`).
+    Tap(mcm_bridge::cli::tap::TapArgs),
     /// Check a configuration file (and its mapping rules) without touching Kafka or MCM.
     Validate {
         /// Configuration file.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => mcm_bridge::cli::run::run(&args),
+        Command::Tap(args) => mcm_bridge::cli::tap::run(&args),
         Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
         Command::Demo(args) => mcm_bridge::cli::demo::run(&args),
         Command::Generate(args) => mcm_bridge::cli::generate::run(&args),

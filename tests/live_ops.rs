@@ -160,6 +160,7 @@ async fn a_reload_under_load_loses_and_duplicates_nothing_and_maps_each_message_
         metrics,
         Controls {
             reloads: Some(reloads),
+            tap: None,
         },
     );
     // Ids name their partition and their position in it: the order of the ids of a partition is
@@ -490,4 +491,167 @@ fn shadow_log_names_group(dir: &tempfile::TempDir) -> bool {
                 .unwrap_or_default()
                 .contains("live.shadow")
         })
+}
+
+/// Runs `mcm-bridge tap` with `args` while `feed` keeps producing, until the tap exits by itself
+/// (its `--limit` reached); its stdout.
+async fn tap_while(args: &[&str], mut feed: impl FnMut(usize)) -> String {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcm-bridge"))
+        .arg("tap")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tap starts");
+    // The tap sees only what is judged while it watches: keep messages coming until it has seen
+    // its limit (a hang detector bounds the wait, not a timing assertion).
+    for round in 0..300 {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        feed(round);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if child.try_wait().expect("try_wait").is_none() {
+        let _ = child.kill().await;
+        let out = child.wait_with_output().await.expect("tap output");
+        panic!(
+            "the tap did not reach its limit in 30 s; it printed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = child.wait_with_output().await.expect("tap output");
+    assert!(
+        out.status.success(),
+        "tap failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tap_shows_live_messages_next_to_the_events_sent_and_only_rejects_when_asked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let broker = broker(TOPIC, 1);
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let (port, tap_port) = (free_port(), free_port());
+    let topics = topics_marked("T").replace(
+        "user_id: {path: user}",
+        "user_id: {path: user, transform: {sha256: {normalize: true}}}",
+    );
+    let text = config_text_with_topics(bootstrap.as_str(), &sb.base_url(), "tap", "", "", &topics)
+        .replace(
+            "listen: 127.0.0.1:0",
+            &format!("listen: 127.0.0.1:{port}\n  tap: true\n  tap_listen: 127.0.0.1:{tap_port}"),
+        );
+    let file = dir.path().join("bridge.yaml");
+    std::fs::write(&file, text).expect("config");
+    let mut bridge = Process::start(&file, port, &[]);
+    bridge.wait_metric("mcm_bridge_ready", 1.0).await;
+    let config = file.to_str().expect("path");
+
+    let out = tap_while(
+        &["--config", config, "--limit", "5", "--format", "json"],
+        |round| {
+            produce(
+                &bootstrap,
+                TOPIC,
+                &[(
+                    0,
+                    Some(b"k".to_vec()),
+                    Some(event(&format!("t-{round}"), "page")),
+                )],
+            );
+        },
+    )
+    .await;
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    let tapped: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l["source"]["id"].as_str().map(str::to_string))
+        .collect();
+    wait_all_accepted(&sb, &tapped, Duration::from_secs(30), |got| {
+        format!("tapped {tapped:?}, accepted {got:?}")
+    })
+    .await;
+    let sent: HashMap<String, serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("accepted.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| (v["id"].as_str().unwrap_or("").to_string(), v))
+            .collect();
+    for line in &lines {
+        assert_eq!(line["topic"], TOPIC);
+        assert_eq!(line["key"], "k");
+        assert_eq!(line["outcome"], "deliver");
+        let id = line["source"]["id"].as_str().expect("the source record");
+        assert_eq!(
+            line["source"]["user"],
+            format!("user-{id}"),
+            "the source as produced"
+        );
+        // The event as sent: byte-for-byte the body the sandbox accepted, user id hashed.
+        let event = &line["event"];
+        assert_eq!(Some(event), sent.get(id));
+        let user = event["user_id"].as_str().expect("user_id");
+        assert_eq!(user.len(), 64, "hashed as sent: {user}");
+    }
+    assert!(!out.contains(API_KEY), "the API key never appears");
+
+    // Only rejects, as columns: good and bad messages flow, the rejects are shown.
+    let out = tap_while(
+        &[
+            "--config",
+            config,
+            "--limit",
+            "3",
+            "--rejected-only",
+            "--width",
+            "120",
+        ],
+        |round| {
+            produce(
+                &bootstrap,
+                TOPIC,
+                &[
+                    (0, None, Some(event(&format!("g-{round}"), "page"))),
+                    (0, None, Some(format!("{{broken {round}").into_bytes())),
+                ],
+            );
+        },
+    )
+    .await;
+    let heads: Vec<&str> = out.lines().filter(|l| l.starts_with("── ")).collect();
+    assert_eq!(heads.len(), 3, "{out}");
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.contains("→ REJECT decode/invalid_json")),
+        "{out}"
+    );
+    assert!(out.lines().all(|l| l.chars().count() <= 120), "{out}");
+    assert!(bridge.stop().await.success());
+
+    // A configuration without observe.tap: the tap says how to turn it on.
+    let off_file = dir.path().join("off.yaml");
+    let off_text = std::fs::read_to_string(&file)
+        .expect("config")
+        .replace("  tap: true\n", "");
+    std::fs::write(&off_file, off_text).expect("config");
+    let off = std::process::Command::new(env!("CARGO_BIN_EXE_mcm-bridge"))
+        .args(["tap", "--config"])
+        .arg(&off_file)
+        .output()
+        .expect("tap runs");
+    assert_eq!(off.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&off.stderr);
+    assert!(why.contains("observe.tap is off"), "{why}");
 }

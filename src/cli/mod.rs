@@ -6,6 +6,7 @@ pub mod generate;
 pub mod map;
 pub mod replay;
 pub mod run;
+pub mod tap;
 pub mod test;
 pub mod validate;
 

@@ -9,6 +9,7 @@
 
 use crate::observe::health::Health;
 use crate::observe::metrics::Metrics;
+use crate::observe::tap::Tap;
 use crate::pipeline::coordinator::Exit;
 use crate::pipeline::reload::Reloader;
 use crate::pipeline::Controls;
@@ -101,6 +102,26 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 shutdown.cancel();
             });
         }
+        let tap = match config.observe.tap {
+            None => None,
+            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    let tap = Arc::new(Tap::default());
+                    tracing::info!(listen = %addr, "serving /tap (observe.tap)");
+                    tokio::spawn(crate::observe::tap_server::serve(
+                        l,
+                        tap.clone(),
+                        shutdown.clone(),
+                        shutdown.clone().cancelled_owned(),
+                    ));
+                    Some(tap)
+                }
+                Err(e) => {
+                    tracing::error!(listen = %addr, error = %e, "cannot bind observe.tap_listen");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
         let (reloader, reloads) =
             Reloader::new(args.config.clone(), &config, &plan, metrics.clone());
         tokio::spawn(reloader.run(
@@ -115,6 +136,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             shutdown.clone(),
             Controls {
                 reloads: Some(reloads),
+                tap,
             },
         )
         .await;

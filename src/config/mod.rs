@@ -157,7 +157,7 @@ pub fn load_str_with<T>(
     let kafka = kafka::read_kafka(&kafka_v, base_dir, &mut errors, &mut warnings);
     let mcm = mcm::read_mcm(&mcm_v, base_dir, &mut errors, &mut warnings);
     let delivery = delivery::read_delivery(&delivery_v, kafka.as_ref(), mcm.as_ref(), &mut errors);
-    let observe = observe::read_observe(&observe_v, &mut errors);
+    let observe = observe::read_observe(&observe_v, &mut errors, &mut warnings);
     let hooked = if matches!(topics, Value::Sequence(_)) {
         Some(topics_hook(&topics, &mut errors))
     } else {

@@ -25,6 +25,7 @@ use crate::kafka::retention::Gaps;
 use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::observe::health::{Health, Heartbeat, Loop};
 use crate::observe::metrics::Metrics;
+use crate::observe::tap::Tap;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use std::collections::HashMap;
@@ -47,6 +48,8 @@ pub struct Deps {
     pub gaps: Arc<Gaps>,
     /// New mapping rules from live reloads (`pipeline::reload`), when enabled.
     pub reloads: Option<mpsc::Receiver<PlanSwap>>,
+    /// Where judged messages are offered to `mcm-bridge tap` watchers (`observe.tap`).
+    pub tap: Option<Arc<Tap>>,
 }
 
 /// What the pipeline run ended with.
@@ -83,6 +86,7 @@ pub struct Coordinator {
     /// Beaten on every turn of [`Coordinator::run`]: `/healthz` notices a wedged coordinator.
     heartbeat: Heartbeat,
     reloads: Option<mpsc::Receiver<PlanSwap>>,
+    tap: Option<Arc<Tap>>,
 }
 
 impl Coordinator {
@@ -124,6 +128,7 @@ impl Coordinator {
             next_revoke: 1,
             heartbeat,
             reloads: deps.reloads,
+            tap: deps.tap,
         }
     }
 
@@ -227,9 +232,9 @@ impl Coordinator {
             lane: lane_of(self.config.delivery.ordering, msg.key()),
             msg,
         };
-        let (plan, config) = (&self.plan, &self.config);
+        let (plan, config, tap) = (&self.plan, &self.config, self.tap.as_deref());
         self.core
-            .on_message(taken, |msg| map(plan, config, msg), now);
+            .on_message(taken, |msg| map(plan, config, tap, msg), now);
     }
 
     /// Executes the core's effects in order.
@@ -317,7 +322,13 @@ impl Coordinator {
 
 /// Decodes, routes, maps and validates one message (the same path as `map`, `test` and
 /// `replay-dlq`: [`super::process`]).
-fn map(plan: &MappingPlan, config: &Config, msg: &OwnedMessage) -> Processed<WireEvent> {
+/// Offers the result to the tap's watchers, if any.
+fn map(
+    plan: &MappingPlan,
+    config: &Config,
+    tap: Option<&Tap>,
+    msg: &OwnedMessage,
+) -> Processed<WireEvent> {
     let headers: Vec<(&str, Option<&[u8]>)> = msg
         .headers()
         .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
@@ -331,7 +342,11 @@ fn map(plan: &MappingPlan, config: &Config, msg: &OwnedMessage) -> Processed<Wir
         timestamp_ms: msg.timestamp().to_millis(),
         payload: msg.payload(),
     };
-    process::process(plan, &source, &process::validate_options(config))
+    let processed = process::process(plan, &source, &process::validate_options(config));
+    if let Some(tap) = tap {
+        tap.offer(&source, &processed);
+    }
+    processed
 }
 
 /// The next plan of `rx`, or never when reloads are off (or their sender is gone).

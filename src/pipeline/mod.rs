@@ -94,6 +94,8 @@ pub fn liveness_bound(config: &Config) -> Duration {
 pub struct Controls {
     /// New mapping rules from live reloads ([`reload::Reloader`]).
     pub reloads: Option<tokio::sync::mpsc::Receiver<reload::PlanSwap>>,
+    /// Where judged messages are offered to tap watchers (`observe.tap`).
+    pub tap: Option<Arc<crate::observe::tap::Tap>>,
 }
 
 /// Runs the bridge until `shutdown` is cancelled; then drains, commits and closes the consumer
@@ -181,6 +183,7 @@ pub async fn run_with(
         health: health.clone(),
         gaps,
         reloads: controls.reloads,
+        tap: controls.tap,
     };
     let coordinator = Coordinator::new(deps, poll.consumer.clone(), poll.gate.clone());
     // On a runtime worker, not on the caller's thread (`block_on` in `main`): tasks spawned from
