@@ -14,7 +14,8 @@
 #              from the Go module proxy), validates the built-in kinds with kubernetes-validate
 #              --strict against Kubernetes $K8S_VERSIONS, the CRDs (ServiceMonitor, ScaledObject)
 #              with the schemas in the @kubernetes-models npm packages, and cross-object rules:
-#              selectors match, probes, grace period > drain, mounts = config paths; the ConfigMap
+#              selectors match, probes, grace period > drain, mounts = config paths, the container
+#              port = observe.listen's, the KEDA query's job = the ServiceMonitor's; the ConfigMap
 #              is generated with a content hash and the workload mounts exactly that name; no
 #              Secret is rendered (the quick start's real key is never overwritten); no `replicas`
 #              on a workload KEDA scales; group.instance.id only on the StatefulSet, whose pod
@@ -23,8 +24,20 @@
 #              circuit or a halt holds), with bounded scale-up, no cooldownPeriod above zero
 #              replicas, max replicas ≤ partitions, and the namespace of the query = the
 #              kustomization's.
+#  helm        the chart deploy/helm/mcm-bridge with the real helm ($HELM_VERSION, built from the Go
+#              module proxy like kustomize; Debian has none): `helm lint --strict` (values.schema.json
+#              included) and `helm template` of five value sets (defaults; StatefulSet; PDB +
+#              ServiceMonitor + KEDA as a Deployment and as a StatefulSet; every option with the
+#              config as a file, another release name, namespace and Secret). Each output gets the
+#              kustomize output's checks above: kubernetes-validate, the CRD schemas, the
+#              cross-object rules (the config's checksum on the pod template instead of a hashed
+#              name; the KEDA query selects the release's Service and the ServiceMonitor's job) and
+#              the promtool test of the KEDA query. Then: the StatefulSet's pod template is the
+#              Deployment's plus the group instance id, and with what kustomize turns on, the chart
+#              renders the kustomize variants' objects (names, labels and selectors aside).
 #  systemd     systemd-analyze verify (any warning fails), TimeoutStopSec above the drain.
-#  yaml        yamllint (duplicate keys, syntax) on every YAML file we ship.
+#  yaml        yamllint (duplicate keys, syntax) on every YAML file we ship (the chart's templates are
+#              Go templates: their rendered output is linted instead).
 #  shell       shellcheck on this script.
 #
 # The mcm-bridge subcommands, flags and MCM_BRIDGE__… variables these files use are checked
@@ -33,10 +46,11 @@
 # Installs what it needs when missing (as root, Debian: apt-get; PyPI into a venv; npm into a
 # prefix), all under $CHECK_DEPLOY_TOOLS (default ~/.cache/mcm-bridge/check-deploy), with pinned
 # versions; a second run installs nothing. Every external command runs under a timeout.
-# kustomize is built once with `go install` (Go needed; CI machines have it) into $TOOLS/bin.
+# kustomize and helm are built once with `go install` (Go needed; CI machines have it) into
+# $TOOLS/bin (a helm of the pinned version on PATH is used instead).
 # Environment: K8S_VERSIONS (default "1.28.0 1.37.0"), PARTITIONS (partitions of the source
-# topics, default 8), CHECK_TIMEOUT (seconds per install step, default 600; the kustomize build
-# gets twice that).
+# topics, default 8), CHECK_TIMEOUT (seconds per install step, default 600; the kustomize and helm
+# builds get twice that).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +69,9 @@ PY_REQS=(
 )
 # sigs.k8s.io/kustomize/kustomize/v5 v5.8.1 needs Go ≥ 1.24 (kustomize/api v0.21.1).
 KUSTOMIZE_VERSION=v5.8.1
+# helm.sh/helm/v4 v4.3.2 needs Go ≥ 1.25; Debian packages no helm. Built from the Go module
+# proxy like kustomize, with the version stamped in (a plain `go install` reports "v4.3").
+HELM_VERSION=v4.3.2
 NPM_PKGS=(
     @kubernetes-models/keda@2.0.0
     @kubernetes-models/prometheus-operator@6.0.0
@@ -126,6 +143,27 @@ install_kustomize() {
         go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 }
 
+install_helm() {
+    local bin=$TOOLS/bin/helm
+    if [[ -x $bin && $("$bin" version --template '{{.Version}}' 2>/dev/null) == "$HELM_VERSION" ]]; then
+        return 0
+    fi
+    if command -v helm >/dev/null && [[ $(helm version --template '{{.Version}}' 2>/dev/null) == "$HELM_VERSION" ]]; then
+        mkdir -p "$TOOLS/bin"
+        ln -sf "$(command -v helm)" "$bin"
+        return 0
+    fi
+    if ! command -v go >/dev/null; then
+        echo "missing: go (helm $HELM_VERSION is built from the Go module proxy), or helm $HELM_VERSION on PATH" >&2
+        exit 1
+    fi
+    log "go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION (into $TOOLS/bin)"
+    mkdir -p "$TOOLS/bin"
+    GOBIN=$TOOLS/bin timeout "$((INSTALL_TIMEOUT * 2))" \
+        go install -ldflags "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+        "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+}
+
 # ---------------------------------------------------------------------------------- helpers
 PASSED=0
 FAILED=0
@@ -165,6 +203,7 @@ write_helpers() {
     cat >"$TOOLS/check_deploy.py" <<'PYEOF'
 """Cross-file checks for scripts/check-deploy.sh (stdlib + PyYAML only)."""
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -292,6 +331,7 @@ KDIR = "deploy/kubernetes"
 VARIANTS = {"deployment": KDIR, "statefulset": KDIR + "/statefulset"}
 KIND = {"deployment": "Deployment", "statefulset": "StatefulSet"}
 GROUP_INSTANCE_ENV = "MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID"
+KEY_FILE_ENV = "MCM_BRIDGE__MCM__API_KEY_FILE"
 
 
 def layout():
@@ -351,6 +391,10 @@ def container(workload):
 
 
 def kubernetes(rendered, variant):
+    """Cross-object rules of one rendered variant. CHECK_SOURCE=helm: rendered by the chart (the
+    config's checksum on the pod template instead of a hashed name; the config compared with
+    CONFIG_FILE when given; the Secret is SECRET=name/key, default examples/secret.yaml's)."""
+    helm = os.environ.get("CHECK_SOURCE") == "helm"
     docs = by_kind(rendered)
     kind = KIND[variant]
     other = ({"Deployment", "StatefulSet"} - {kind}).pop()
@@ -379,6 +423,7 @@ def kubernetes(rendered, variant):
                 bad(f"ServiceMonitor port {ep['port']} is not a Service port {names}")
     c = container(wl)
     cports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    env = {e["name"]: e for e in c.get("env", [])}
     for p in svc["spec"]["ports"]:
         if p["targetPort"] not in cports:
             bad(f"Service targetPort {p['targetPort']} is not a container port")
@@ -387,44 +432,64 @@ def kubernetes(rendered, variant):
     if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
         bad("readinessProbe must GET /readyz")
 
-    # The config: generated from base/mcm-bridge.yaml with a content hash, mounted by that name.
+    # The config: kustomize generates it from base/mcm-bridge.yaml with a content hash in the
+    # name; the chart renders a fixed name and puts the content's sha256 on the pod template.
+    # Either way a config change is a new pod template, and the pods mount exactly that ConfigMap.
     cm = docs["ConfigMap"]
     cm_name = cm["metadata"]["name"]
-    if not re.fullmatch(r"mcm-bridge-config-[a-z0-9]{10}", cm_name):
-        bad(f"ConfigMap {cm_name} has no content-hash suffix: use configMapGenerator, so a config change rolls out and back")
     args = c["args"]
     cfg_path = args[args.index("--config") + 1]
+    cfg_key = os.path.basename(cfg_path)
+    if cfg_key not in cm["data"]:
+        bad(f"ConfigMap has no key {cfg_key}")
+        return
+    cfg_text = cm["data"][cfg_key]
+    if helm:
+        checksum = pod["metadata"].get("annotations", {}).get("checksum/config")
+        if checksum != hashlib.sha256(cfg_text.encode("utf-8")).hexdigest():
+            bad(f"pod template annotation checksum/config {checksum} is not the sha256 of the ConfigMap's {cfg_key}: a config change would not roll the pods")
+    elif not re.fullmatch(r"mcm-bridge-config-[a-z0-9]{10}", cm_name):
+        bad(f"ConfigMap {cm_name} has no content-hash suffix: use configMapGenerator, so a config change rolls out and back")
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     cm_refs = [v["configMap"]["name"] for v in vols.values() if "configMap" in v]
-    if cm_refs != [cm_name]:
-        bad(f"the pods mount ConfigMaps {cm_refs}, not the generated {cm_name}")
+    if (cm_name not in cm_refs) if helm else (cm_refs != [cm_name]):
+        bad(f"the pods mount ConfigMaps {cm_refs}, not the rendered {cm_name}")
     by_cm = [n for n, v in vols.items() if v.get("configMap", {}).get("name") == cm_name]
-    if not by_cm or os.path.join(mounts[by_cm[0]], os.path.basename(cfg_path)) != cfg_path:
+    if not by_cm or os.path.join(mounts.get(by_cm[0], "?"), cfg_key) != cfg_path:
         bad(f"--config {cfg_path} is not where the ConfigMap is mounted")
-    if os.path.basename(cfg_path) not in cm["data"]:
-        bad(f"ConfigMap has no key {os.path.basename(cfg_path)}")
-        return
-    with open(os.path.join(ROOT, KDIR, "base", os.path.basename(cfg_path)), encoding="utf-8") as f:
-        if cm["data"][os.path.basename(cfg_path)] != f.read():
-            bad("the generated ConfigMap differs from base/mcm-bridge.yaml")
-    cfg = yaml.safe_load(cm["data"][os.path.basename(cfg_path)])
+    expected = os.environ.get("CONFIG_FILE") or (None if helm else os.path.join(ROOT, KDIR, "base", cfg_key))
+    if expected:
+        with open(expected, encoding="utf-8") as f:
+            if cfg_text != f.read():
+                bad(f"the ConfigMap's {cfg_key} differs from {os.path.relpath(expected, ROOT)}")
+    cfg = yaml.safe_load(cfg_text)
 
-    # The API key: a Secret created out of band, never rendered (apply must not overwrite it).
+    # The API key: a Secret created out of band, never rendered (apply must not overwrite it),
+    # mounted where mcm.api_key_file (or its environment override) points.
     if "Secret" in docs:
-        bad("a Secret is rendered: `kubectl apply -k` would overwrite the real API key with it")
-    key_file = cfg["mcm"].get("api_key_file")
+        bad("a Secret is rendered: `kubectl apply -k` / `helm upgrade` would overwrite the real API key with it")
+    key_file = env.get(KEY_FILE_ENV, {}).get("value") or cfg["mcm"].get("api_key_file")
+    if helm and not key_file:
+        bad(f"the chart must point {KEY_FILE_ENV} at the mounted Secret")
     if key_file:
         example = load(KDIR + "/examples/secret.yaml")
         sec_name = example["metadata"]["name"]
-        by_sec = [n for n, v in vols.items() if v.get("secret", {}).get("secretName") == sec_name]
         keys = set(example.get("stringData", {})) | set(example.get("data", {}))
-        if not by_sec or os.path.dirname(key_file) != mounts[by_sec[0]].rstrip("/"):
+        if os.environ.get("SECRET"):
+            sec_name, key = os.environ["SECRET"].split("/")
+            keys = {key}
+        by_sec = [n for n, v in vols.items() if v.get("secret", {}).get("secretName") == sec_name]
+        if not by_sec or os.path.dirname(key_file) != mounts.get(by_sec[0], "?").rstrip("/"):
             bad(f"mcm.api_key_file {key_file} is not in the mount of Secret {sec_name}")
         if os.path.basename(key_file) not in keys:
-            bad(f"examples/secret.yaml has no key {os.path.basename(key_file)}")
-        if example["metadata"].get("namespace") != wl["metadata"].get("namespace"):
+            bad(f"mcm.api_key_file {key_file}: Secret {sec_name} has no key {os.path.basename(key_file)} (has {sorted(keys)})")
+        if not helm and example["metadata"].get("namespace") != wl["metadata"].get("namespace"):
             bad("examples/secret.yaml is not in the namespace the kustomization deploys to")
+
+    listen = (cfg.get("observe") or {}).get("listen", "0.0.0.0:9464")
+    if str(cports.get("metrics")) != listen.rsplit(":", 1)[-1]:
+        bad(f"container port metrics {cports.get('metrics')} is not the port of observe.listen {listen}")
 
     drain = duration_s(cfg.get("delivery", {}).get("drain_timeout", "15s"))
     session = duration_s(cfg["kafka"].get("session_timeout", "45s"))
@@ -435,7 +500,6 @@ def kubernetes(rendered, variant):
         bad("delivery.drain_timeout must be below kafka.session_timeout")
 
     # Static membership only where pod names are stable.
-    env = {e["name"]: e for e in c.get("env", [])}
     if "group_instance_id" in cfg["kafka"]:
         bad("kafka.group_instance_id in the shared config: static membership belongs to the StatefulSet only")
     if kind == "Deployment" and GROUP_INSTANCE_ENV in env:
@@ -486,22 +550,49 @@ def keda(so, wl, docs):
         for metric in ("mcm_bridge_consumer_lag_messages", "mcm_bridge_circuit_state", "mcm_bridge_halted"):
             if metric not in q:
                 bad(f"KEDA query does not use {metric}")
-        for sel in re.findall(r"\{([^}]*)\}", q):
+        sels = re.findall(r"\{([^}]*)\}", q)
+        for sel in sels:
             if f'namespace="{ns}"' not in sel.replace(" ", ""):
-                bad(f"KEDA query selector {{{sel}}} does not select namespace=\"{ns}\" (kustomization namespace)")
+                bad(f"KEDA query selector {{{sel}}} does not select namespace=\"{ns}\" (the workload's namespace)")
+        if len({sel.replace(" ", "") for sel in sels}) != 1:
+            bad(f"the KEDA query's selectors differ ({sels}): every metric must select the same pods")
+            continue
+        labels = dict(re.findall(r'(\w+)\s*=\s*"([^"]*)"', sels[0]))
+        if "ServiceMonitor" in docs and labels.get("job") != scrape_job(docs):
+            bad(f"KEDA query selects job=\"{labels.get('job')}\", the ServiceMonitor scrapes as job=\"{scrape_job(docs)}\"")
+        if os.environ.get("CHECK_SOURCE") == "helm" and "service" not in labels:
+            bad("the chart's KEDA query must select service=\"<the Service>\": two releases in one namespace would scale on each other's lag")
+        if "service" in labels and labels["service"] != docs["Service"]["metadata"]["name"]:
+            bad(f"KEDA query selects service=\"{labels['service']}\", not the Service {docs['Service']['metadata']['name']}")
         if md.get("ignoreNullValues") != "false":
             bad('ignoreNullValues must be "false": an empty answer would scale in')
         hold = re.search(r"\*\s*(\d+)\s*\)?\s*$", q)
         if not hold or hold.group(1) != md["threshold"]:
             bad("the hold branch must multiply the replica count by the threshold")
         with open(os.environ["KEDA_TEST"], "w", encoding="utf-8") as f:
-            f.write(keda_promtool_test(q, ns, int(md["threshold"])))
+            f.write(keda_promtool_test(q, labels, int(md["threshold"])))
 
 
-def keda_promtool_test(query, ns, threshold):
+def scrape_job(docs):
+    """The job label the ServiceMonitor gives the bridge's series (the Prometheus Operator's
+    rules: a relabeling of `job` wins, else the value of the Service label named by jobLabel,
+    else the Service's name)."""
+    sm, svc = docs["ServiceMonitor"], docs["Service"]
+    for ep in sm["spec"]["endpoints"]:
+        for r in ep.get("relabelings", []):
+            if r.get("targetLabel") == "job" and r.get("action", "replace").lower() == "replace":
+                return r.get("replacement")
+    label = sm["spec"].get("jobLabel")
+    if label:
+        return svc["metadata"].get("labels", {}).get(label)
+    return svc["metadata"]["name"]
+
+
+def keda_promtool_test(query, labels, threshold):
     """promtool unit test of the query: lag scales while all is well; an open circuit, a halt or
-    no lag series at all answer the current replica count (the autoscaler holds)."""
-    sel = f'job="mcm-bridge",namespace="{ns}"'
+    no lag series at all answer the current replica count (the autoscaler holds); the bridges of
+    another namespace (or another release: any other value of a selected label) do not count."""
+    sel = ",".join(f'{k}="{v}"' for k, v in labels.items())
     series = [
         (f'mcm_bridge_consumer_lag_messages{{{sel},pod="a",topic="t",partition="0"}}', "12000x12"),
         (f'mcm_bridge_consumer_lag_messages{{{sel},pod="b",topic="t",partition="1"}}', "3000x12"),
@@ -512,10 +603,16 @@ def keda_promtool_test(query, ns, threshold):
         (f'mcm_bridge_halted{{{sel},pod="b"}}', "0 0 0 0 0 0 1 1 1 0 0 0 0"),
         (f'up{{{sel},pod="a"}}', "1x12"),
         (f'up{{{sel},pod="b"}}', "1x12"),
-        # Another namespace's bridge must not count.
-        ('mcm_bridge_consumer_lag_messages{job="mcm-bridge",namespace="elsewhere",pod="z",topic="t",partition="0"}', "99999x12"),
-        ('mcm_bridge_circuit_state{job="mcm-bridge",namespace="elsewhere",pod="z"}', "1x12"),
     ]
+    # Another namespace's (or release's) bridge must not count.
+    for k in labels:
+        if k == "job":
+            continue
+        other = ",".join(f'{n}="{"elsewhere" if n == k else v}"' for n, v in labels.items())
+        series += [
+            (f'mcm_bridge_consumer_lag_messages{{{other},pod="z",topic="t",partition="0"}}', "99999x12"),
+            (f'mcm_bridge_circuit_state{{{other},pod="z"}}', "1x12"),
+        ]
     lag = 15000
     hold = 2 * threshold
     cases = [(1, lag), (4, hold), (5, hold), (7, hold), (10, lag)]
@@ -545,7 +642,7 @@ def variants(dep_rendered, sts_rendered):
     cb = container({"spec": {"template": b}})
     cb["env"] = [e for e in cb.get("env", []) if e["name"] != GROUP_INSTANCE_ENV]
     if a != b:
-        bad("statefulset/statefulset.yaml's pod template drifted from deployment.yaml's (beyond the group instance id)")
+        bad("the StatefulSet's pod template drifted from the Deployment's (beyond the group instance id)")
     for k in set(dep) | set(sts):
         if k in ("Deployment", "StatefulSet", "ScaledObject"):
             continue
@@ -557,6 +654,87 @@ def variants(dep_rendered, sts_rendered):
         so_b["spec"]["scaleTargetRef"] = so_a["spec"]["scaleTargetRef"]
         if so_a != so_b:
             bad("the two variants' ScaledObjects differ beyond their target")
+
+
+def same_as_kustomize(helm_rendered, kustomize_rendered):
+    """The chart renders the kustomize variant's objects: the same kinds with the same specs, but
+    for names, labels and selectors (the chart adds the release), the pod template's annotations
+    (the config checksum), the key file path (the chart sets it in the environment, kustomize in
+    the config) and the way the ServiceMonitor names the job (the same job either way)."""
+    h, k = by_kind(helm_rendered), by_kind(kustomize_rendered)
+    if set(h) != set(k):
+        bad(f"the chart renders {sorted(h)}, kustomize {sorted(k)}")
+        return
+    if "ServiceMonitor" in h and scrape_job(h) != scrape_job(k):
+        bad(f"the chart's ServiceMonitor scrapes as job={scrape_job(h)}, kustomize's as job={scrape_job(k)}")
+    a, b = normalized(h), normalized(k)
+    diffs = []
+    diff("", a, b, diffs)
+    for d in diffs[:12]:
+        bad(f"chart vs kustomize: {d}")
+
+
+def normalized(docs):
+    docs = json.loads(json.dumps(docs))
+    wl = docs.get("Deployment") or docs.get("StatefulSet")
+    key_file = None
+    if wl:
+        spec = wl["spec"]
+        pod = spec["template"]
+        pod.pop("metadata", None)
+        spec.pop("serviceName", None)
+        c = container(wl)
+        for e in c.get("env", []):
+            if e["name"] == KEY_FILE_ENV:
+                key_file = e["value"]
+        c["env"] = [e for e in c.get("env", []) if e["name"] != KEY_FILE_ENV]
+        for v in pod["spec"].get("volumes", []):
+            if "configMap" in v and v["name"] == "config":
+                v["configMap"]["name"] = "<config>"
+    cm = docs.get("ConfigMap")
+    if cm:
+        cm["data"] = {n: yaml.safe_load(t) for n, t in cm["data"].items()}
+        for cfg in cm["data"].values():
+            if key_file:
+                cfg.setdefault("mcm", {})["api_key_file"] = key_file
+    if "Service" in docs:
+        docs["Service"]["spec"]["selector"] = "<selector>"
+    sm = docs.get("ServiceMonitor")
+    if sm:
+        sm["spec"] = {"endpoints": [{k: ep.get(k) for k in ("port", "path", "interval")} for ep in sm["spec"]["endpoints"]]}
+    so = docs.get("ScaledObject")
+    if so:
+        so["spec"]["scaleTargetRef"]["name"] = "<name>"
+        for t in so["spec"]["triggers"]:
+            q = re.sub(r"\{[^}]*\}", "{}", t["metadata"]["query"])
+            t["metadata"]["query"] = " ".join(q.split())
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in list(node):
+                if key == "matchLabels":
+                    node[key] = "<selector>"
+                else:
+                    walk(node[key])
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for d in docs.values():
+        d.pop("metadata", None)
+        walk(d)
+    return docs
+
+
+def diff(path, a, b, out):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            diff(f"{path}.{key}" if path else str(key), a.get(key, "<absent>"), b.get(key, "<absent>"), out)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff(f"{path}[{i}]", x, y, out)
+    elif a != b:
+        out.append(f"{path}: {json.dumps(a)[:120]} (chart) != {json.dumps(b)[:120]} (kustomize)")
 
 
 def systemd():
@@ -584,6 +762,8 @@ if __name__ == "__main__":
         kubernetes(sys.argv[2], sys.argv[3])
     if what == "variants":
         variants(sys.argv[2], sys.argv[3])
+    if what == "same-as-kustomize":
+        same_as_kustomize(sys.argv[2], sys.argv[3])
     for p in problems:
         print(f"  {p}")
     sys.exit(1 if problems else 0)
@@ -627,6 +807,7 @@ install_apt
 install_py
 install_npm
 install_kustomize
+install_helm
 write_helpers
 
 VENV=$TOOLS/venv/bin
@@ -660,25 +841,80 @@ check "kubernetes: every manifest used by a kustomization, examples outside them
     "$VENV/python" "$TOOLS/check_deploy.py" layout
 printf 'groups: []\n' >"$WORK/empty-rules.yml"
 export KEDA_EMPTY_RULES=$WORK/empty-rules.yml
+# check_rendered LABEL OUT VARIANT [VAR=value…]: the checks of one rendered manifest (kustomize
+# build or helm template output, plus OUT.json): the Kubernetes schemas, the CRD schemas, the
+# cross-object rules (check_deploy.py kubernetes, with the VAR=value settings in its environment)
+# and, when a ScaledObject is rendered, the promtool test of its query.
+check_rendered() {
+    local label=$1 out=$2 variant=$3 v
+    shift 3
+    local test=$out.keda.test.yml
+    for v in $K8S_VERSIONS; do
+        check "$label: kubernetes-validate --strict -k $v (built-in kinds)" \
+            "$VENV/kubernetes-validate" --strict --quiet --no-warn -k "$v" "$out"
+    done
+    check "$label: CRDs (ServiceMonitor, ScaledObject) vs @kubernetes-models schemas" \
+        node "$TOOLS/npm/check_crds.mjs" "$out.json"
+    check "$label: selectors, probes, mounts, config rollout, no Secret, membership, KEDA" \
+        env KEDA_TEST="$test" "$@" "$VENV/python" "$TOOLS/check_deploy.py" kubernetes "$out" "$variant"
+    if grep -q '^kind: ScaledObject$' "$out"; then
+        check "$label: promtool test of the KEDA query (lag scales; open circuit, halt hold)" \
+            promtool test rules "$test"
+    fi
+}
+
 for variant in deployment statefulset; do
     dir=deploy/kubernetes
     [[ $variant == statefulset ]] && dir=deploy/kubernetes/statefulset
     out=$WORK/$variant.yaml
     check "kubernetes ($variant): kustomize build $dir" build_variant "$dir" "$out"
-    for v in $K8S_VERSIONS; do
-        check "kubernetes ($variant): kubernetes-validate --strict -k $v (built-in kinds)" \
-            "$VENV/kubernetes-validate" --strict --quiet --no-warn -k "$v" "$out"
-    done
-    check "kubernetes ($variant): CRDs (ServiceMonitor, ScaledObject) vs @kubernetes-models schemas" \
-        node "$TOOLS/npm/check_crds.mjs" "$out.json"
-    check "kubernetes ($variant): selectors, probes, mounts, hashed config, no Secret, membership, KEDA" \
-        env KEDA_TEST="$WORK/keda-$variant.test.yml" \
-        "$VENV/python" "$TOOLS/check_deploy.py" kubernetes "$out" "$variant"
-    check "kubernetes ($variant): promtool test of the KEDA query (lag scales; open circuit, halt hold)" \
-        promtool test rules "$WORK/keda-$variant.test.yml"
+    check_rendered "kubernetes ($variant)" "$out" "$variant"
 done
 check "kubernetes: the StatefulSet's pod template is the Deployment's plus the group instance id" \
     "$VENV/python" "$TOOLS/check_deploy.py" variants "$WORK/deployment.yaml" "$WORK/statefulset.yaml"
+
+# The Helm chart: lint, then render each value set and put the output through the same checks.
+CHART=deploy/helm/mcm-bridge
+export HELM_CACHE_HOME=$WORK/helm/cache HELM_CONFIG_HOME=$WORK/helm/config HELM_DATA_HOME=$WORK/helm/data
+# A config given as a file (configFile): the kustomize one without its key path (the chart sets it).
+sed '/^ *api_key_file:/d' deploy/kubernetes/base/mcm-bridge.yaml >"$WORK/helm-config.yaml"
+# NAME|VARIANT|RELEASE|NAMESPACE|helm lint/template arguments|VAR=value… for the rules
+HELM_SETS=(
+    "defaults|deployment|mcm-bridge|mcm-bridge||"
+    "statefulset|statefulset|mcm-bridge|mcm-bridge|-f $CHART/ci/statefulset-values.yaml|"
+    "keda|deployment|mcm-bridge|mcm-bridge|-f $CHART/ci/keda-values.yaml|"
+    "keda-statefulset|statefulset|mcm-bridge|mcm-bridge|-f $CHART/ci/keda-statefulset-values.yaml|"
+    "options|deployment|shop|shop|-f $CHART/ci/options-values.yaml --set-file configFile=$WORK/helm-config.yaml|SECRET=shop-mcm-api-key/mcm-key CONFIG_FILE=$WORK/helm-config.yaml"
+)
+# helm template RELEASE CHART -n NAMESPACE ARGS… > OUT, plus OUT.json for the CRD check.
+render_chart() {
+    local out=$1
+    shift
+    "$TOOLS/bin/helm" template "$@" >"$out" && "$TOOLS/venv/bin/python" "$TOOLS/check_deploy.py" tojson "$out"
+}
+export -f render_chart
+for set in "${HELM_SETS[@]}"; do
+    IFS="|" read -r name variant release ns args_text env_text <<<"$set"
+    read -r -a helm_args <<<"$args_text"
+    read -r -a rule_env <<<"CHECK_SOURCE=helm $env_text"
+    out=$WORK/helm-$name.yaml
+    # helm lint runs `fail` in lint mode (logged, not an error): the chart's own refusals show in
+    # the helm template check below.
+    check "helm ($name): helm lint --strict" \
+        "$TOOLS/bin/helm" lint --strict --quiet "$CHART" -n "$ns" "${helm_args[@]}"
+    check "helm ($name): helm template" render_chart "$out" "$release" "$CHART" -n "$ns" "${helm_args[@]}"
+    # Nothing to check when the chart refused the values (the failure above is counted).
+    [[ -s $out.json ]] || continue
+    check_rendered "helm ($name)" "$out" "$variant" "${rule_env[@]}"
+done
+check "helm: the StatefulSet's pod template is the Deployment's plus the group instance id" \
+    "$VENV/python" "$TOOLS/check_deploy.py" variants "$WORK/helm-defaults.yaml" "$WORK/helm-statefulset.yaml"
+check "helm: the same with PodDisruptionBudget, ServiceMonitor and KEDA" \
+    "$VENV/python" "$TOOLS/check_deploy.py" variants "$WORK/helm-keda.yaml" "$WORK/helm-keda-statefulset.yaml"
+check "helm: with what kustomize turns on, the chart renders deploy/kubernetes's objects" \
+    "$VENV/python" "$TOOLS/check_deploy.py" same-as-kustomize "$WORK/helm-keda.yaml" "$WORK/deployment.yaml"
+check "helm: and as a StatefulSet, deploy/kubernetes/statefulset's" \
+    "$VENV/python" "$TOOLS/check_deploy.py" same-as-kustomize "$WORK/helm-keda-statefulset.yaml" "$WORK/statefulset.yaml"
 
 # systemd-analyze verify insists that ExecStart's binary exists: verify a copy that runs
 # /bin/true instead (the mcm-bridge command lines are checked by tests/deploy_references.rs).
@@ -696,9 +932,18 @@ rules:
   truthy: {check-keys: false}
   braces: {max-spaces-inside: 1}
 EOF
-mapfile -t YAML_FILES < <(find docker-compose.yml deploy/compose deploy/kubernetes -name '*.y*ml' | sort)
+# A Helm chart's templates are Go templates, not YAML: yamllint reads the chart's plain YAML
+# (Chart.yaml, values.yaml, ci/) and, below, what the templates render.
+mapfile -t YAML_FILES < <(find docker-compose.yml deploy/compose deploy/kubernetes deploy/helm \
+    -path '*/templates' -prune -o -name '*.y*ml' -print | sort)
 check "yaml: yamllint (${#YAML_FILES[@]} files)" \
     "$VENV/yamllint" --strict -c "$WORK/yamllint.yaml" "${YAML_FILES[@]}"
+# toYaml writes block sequences unindented, the templates indent theirs: both are fine.
+cat "$WORK/yamllint.yaml" - >"$WORK/yamllint-rendered.yaml" <<'EOF'
+  indentation: {indent-sequences: whatever}
+EOF
+check "yaml: yamllint of the chart's rendered output (${#HELM_SETS[@]} value sets)" \
+    "$VENV/yamllint" --strict -c "$WORK/yamllint-rendered.yaml" "$WORK"/helm-*.yaml
 
 check "shell: shellcheck scripts/check-deploy.sh" shellcheck scripts/check-deploy.sh
 

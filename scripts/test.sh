@@ -8,7 +8,7 @@
 #      retention (with the alert firing in a real Prometheus) and the demo's accounting;
 #   2. monitoring: promtool rule tests, then a real Prometheus scraping a running demo, evaluating
 #      every dashboard and alert expression (scripts/check-monitoring.sh);
-#   3. deployment files: compose, Kubernetes, Dockerfile, systemd (scripts/check-deploy.sh);
+#   3. deployment files: compose, Kubernetes, Helm, Dockerfile, systemd (scripts/check-deploy.sh);
 #   4. chaos, small profile: SIGKILLs, rebalances, sink and broker outages against real bridge
 #      processes, then exact accounting of every id (scripts/chaos.sh, docs/chaos.md); then the
 #      same on Apache Kafka (3 brokers: leader/coordinator SIGKILLs, restarts, network partition,
@@ -68,7 +68,7 @@ if [[ ${SKIP_MONITORING:-0} != 1 ]]; then
 fi
 
 if [[ ${SKIP_DEPLOY:-0} != 1 ]]; then
-    step "deployment files: compose, Kubernetes, Dockerfile, systemd"
+    step "deployment files: compose, Kubernetes, Helm, Dockerfile, systemd"
     "$ROOT/scripts/check-deploy.sh"
 fi
 

@@ -1,18 +1,18 @@
 //! The deployment files must only use what the binary has.
 //!
 //! Reads `docker-compose.yml`, `deploy/Dockerfile`, `deploy/compose/*.yaml`,
-//! `deploy/kubernetes/**/*.yaml`, `deploy/systemd/*.service`, `docs/deployment.md` and
-//! `docs/operations.md`, and extracts
-//! every `mcm-bridge <subcommand> --flag …` invocation (container commands and args, `ExecStart`
-//! lines, and command lines written in comments and docs) and every `MCM_BRIDGE__A__B`
-//! environment override. Then:
+//! `deploy/kubernetes/**/*.yaml`, the Helm chart `deploy/helm/mcm-bridge/**`,
+//! `deploy/systemd/*.service`, `docs/deployment.md` and `docs/operations.md`, and extracts
+//! every `mcm-bridge <subcommand> --flag …` invocation (container commands and args, also as the
+//! chart's templates write them, `ExecStart` lines, and command lines written in comments and
+//! docs) and every `MCM_BRIDGE__A__B` environment override. Then:
 //!
 //! - each subcommand must exist and each flag must appear in `mcm-bridge <subcommand> --help`;
 //! - each override must name a real config key: `deploy/examples/mcm-bridge.yaml` loaded with it
 //!   set must have no error at that path (and must load cleanly when the file gives the value);
-//! - the compose and Kubernetes configs must pass `mcm-bridge validate` (the Kubernetes one both
-//!   as the Deployment runs it and with the StatefulSet's group instance id) and keep the
-//!   example's mapping rules (`topics:`) unchanged.
+//! - the compose and Kubernetes configs, and the chart's default `config:`, must pass
+//!   `mcm-bridge validate` (the Kubernetes ones both as the Deployment runs them and with the
+//!   StatefulSet's group instance id) and keep the example's mapping rules (`topics:`) unchanged.
 //!
 //! Engine-free checks of the same files (schemas, linters): `scripts/check-deploy.sh`.
 
@@ -61,6 +61,21 @@ fn kubernetes_files() -> Vec<String> {
         .collect()
 }
 
+/// The Helm chart: its plain YAML (Chart.yaml, values.yaml, ci/) and its templates, which are
+/// Go templates (read as text only).
+const CHART: &str = "deploy/helm/mcm-bridge";
+
+fn chart_templates() -> Vec<String> {
+    files(&format!("{CHART}/templates"), &[".yaml", ".tpl", ".txt"])
+}
+
+fn chart_files() -> Vec<String> {
+    let mut all = files(CHART, &[".yaml"]);
+    all.extend(files(&format!("{CHART}/ci"), &[".yaml"]));
+    all.extend(chart_templates());
+    all
+}
+
 /// Every file this test reads.
 fn deploy_files() -> Vec<String> {
     let mut all = vec![
@@ -71,6 +86,7 @@ fn deploy_files() -> Vec<String> {
     ];
     all.extend(files("deploy/compose", &[".yaml", ".yml"]));
     all.extend(kubernetes_files());
+    all.extend(chart_files());
     all.extend(files("deploy/systemd", &[".service"]));
     all
 }
@@ -226,10 +242,33 @@ fn from_kubernetes() -> Vec<Invocation> {
     out
 }
 
+/// The container args of the chart's templates, written as a YAML flow sequence of literals on
+/// one line (`args: ["run", "--config", "/etc/…"]`), the only YAML a template line can be read as.
+fn from_helm() -> Vec<Invocation> {
+    let mut out = Vec::new();
+    for file in chart_templates() {
+        for (n, line) in read(&file).lines().enumerate() {
+            let Some(seq) = line.trim().strip_prefix("args:") else {
+                continue;
+            };
+            assert!(
+                !seq.contains("{{"),
+                "{file}:{}: keep the container args literal, so this test can read them",
+                n + 1
+            );
+            let argv: Value = serde_yaml_ng::from_str(seq)
+                .unwrap_or_else(|e| panic!("{file}:{}: args: {e}", n + 1));
+            out.extend(from_argv(format!("{file}:{}", n + 1), &strings(&argv)));
+        }
+    }
+    out
+}
+
 fn all_invocations() -> Vec<Invocation> {
     let mut all = from_compose();
     all.extend(from_dockerfile());
     all.extend(from_kubernetes());
+    all.extend(from_helm());
     for file in deploy_files() {
         all.extend(from_text(&file, &read(&file)));
     }
@@ -286,6 +325,14 @@ fn extraction_finds_the_invocations_we_know_are_there() {
         has(
             "run",
             "deploy/kubernetes/statefulset/statefulset.yaml",
+            "--config"
+        ),
+        "{all:#?}"
+    );
+    assert!(
+        has(
+            "run",
+            "deploy/helm/mcm-bridge/templates/_helpers.tpl",
             "--config"
         ),
         "{all:#?}"
@@ -381,8 +428,8 @@ fn env_overrides() -> BTreeMap<String, (BTreeSet<String>, Option<String>)> {
 }
 
 /// Turns a value as written in a deploy file into one the config would see: compose's
-/// `${VAR:-default}` → default, Kubernetes' `$(POD_NAME)` → a pod name. Placeholders (`<…>`) and
-/// anything else unresolvable give None.
+/// `${VAR:-default}` → default, Kubernetes' `$(POD_NAME)` → a pod name. Placeholders (`<…>`),
+/// Helm template actions (`{{ … }}`) and anything else unresolvable give None.
 fn resolve(raw: &str) -> Option<String> {
     let v = raw.trim_matches(['"', '\'']);
     let compose = Regex::new(r"^\$\{[A-Z0-9_]+:-([^}]*)\}$").expect("static regex");
@@ -392,7 +439,7 @@ fn resolve(raw: &str) -> Option<String> {
     if v == "$(POD_NAME)" {
         return Some("mcm-bridge-7c9d8f6b5-x2kqp".into());
     }
-    (!v.contains(['$', '<', '>', '…'])).then(|| v.to_string())
+    (!v.contains(['$', '<', '>', '…']) && !v.contains("{{")).then(|| v.to_string())
 }
 
 fn example_env(name: &str) -> Option<String> {
@@ -402,9 +449,19 @@ fn example_env(name: &str) -> Option<String> {
 #[test]
 fn env_overrides_in_deploy_files_name_real_config_keys() {
     let overrides = env_overrides();
+    for name in [
+        "MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID",
+        "MCM_BRIDGE__MCM__API_KEY_FILE",
+    ] {
+        assert!(
+            overrides.contains_key(name),
+            "extraction found {overrides:?}"
+        );
+    }
+    let (sources, _) = &overrides["MCM_BRIDGE__MCM__API_KEY_FILE"];
     assert!(
-        overrides.contains_key("MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID"),
-        "extraction found {overrides:?}"
+        sources.iter().any(|s| s.starts_with(CHART)),
+        "the chart's {sources:?}"
     );
     let example = read("deploy/examples/mcm-bridge.yaml");
     let base = root().join("deploy/examples");
@@ -516,6 +573,37 @@ fn compose_and_kubernetes_configs_validate_and_keep_the_example_mappings() {
     std::fs::write(&key, "demo-key\n").expect("write key");
     let key = key.to_string_lossy().into_owned();
     // As the Deployment runs it, and as the StatefulSet does (static membership).
+    validate(&cfg, &[("MCM_BRIDGE__MCM__API_KEY_FILE", key.as_str())]);
+    validate(
+        &cfg,
+        &[
+            ("MCM_BRIDGE__MCM__API_KEY_FILE", key.as_str()),
+            ("MCM_BRIDGE__KAFKA__GROUP_INSTANCE_ID", "mcm-bridge-3"),
+        ],
+    );
+}
+
+/// The chart's default `config:` (values.yaml) is a config the bridge accepts, as the chart runs
+/// it: the key file comes from the environment (MCM_BRIDGE__MCM__API_KEY_FILE, pointing into the
+/// mounted Secret), and the StatefulSet adds the group instance id. Its mapping rules are the
+/// example's. (That it equals the kustomize config: scripts/check-deploy.sh.)
+#[test]
+fn chart_default_config_validates_and_keeps_the_example_mappings() {
+    let values: Value =
+        serde_yaml_ng::from_str(&read(&format!("{CHART}/values.yaml"))).expect("values.yaml");
+    let config = values.get("config").expect("values.yaml has a config:");
+    let text = serde_yaml_ng::to_string(config).expect("config as YAML");
+    assert_eq!(
+        topics_of(&text, "values.yaml config"),
+        topics_of(&read("deploy/examples/mcm-bridge.yaml"), "example"),
+        "{CHART}/values.yaml config.topics differ from deploy/examples/mcm-bridge.yaml"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("mcm-bridge.yaml");
+    let key = dir.path().join("api-key");
+    std::fs::write(&cfg, text).expect("write config");
+    std::fs::write(&key, "demo-key\n").expect("write key");
+    let key = key.to_string_lossy().into_owned();
     validate(&cfg, &[("MCM_BRIDGE__MCM__API_KEY_FILE", key.as_str())]);
     validate(
         &cfg,
