@@ -1,0 +1,338 @@
+//! The Kafka half of `doctor`: connects as `run` does and asks what the bridge will need —
+//! brokers and login, its topics, READ on its group, WRITE on its DLQ topic — without changing
+//! anything.
+//!
+//! One client, built from `run`'s consumer settings ([`consumer_config`]: `kafka:` with its
+//! security settings and `kafka.properties`), under its own `client.id` (`<client_id>-doctor`).
+//! It is never subscribed, so it never joins the group and no running bridge is rebalanced; its
+//! static-membership id is dropped so it cannot fence a running member either; it has
+//! `allow.auto.create.topics=false` so that no request of it creates a topic. Every question is a
+//! read-only request (Metadata, DescribeGroups/ConsumerGroupDescribe, DescribeConfigs), each
+//! bounded by the timeout; a refused login ends the wait at once. The answers are judged in
+//! [`verdict`].
+//!
+//! Blocking: runs on a thread of its own (librdkafka calls block). The client is dropped on a
+//! detached thread, since closing a consumer whose brokers are gone can take long.
+
+pub mod verdict;
+
+use crate::config::KafkaConfig;
+use crate::doctor::report::Check;
+use crate::kafka::access::Refusal;
+use crate::kafka::consumer::consumer_config;
+use crate::kafka::describe::{self, Operation, TopicDescription};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+use regex::Regex;
+use std::sync::Mutex;
+use std::time::Duration;
+use verdict::{AutoCreate, Connection, Who};
+
+/// What the Kafka checks look at.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kafka: KafkaConfig,
+    /// The consumer's subscriptions (`MappingPlan::subscriptions`): exact names, and `^…`
+    /// regexes for `pattern:` blocks.
+    pub subscriptions: Vec<String>,
+    pub dlq_topic: String,
+    /// Bound of each request.
+    pub timeout: Duration,
+}
+
+/// Records what librdkafka reports while the checks wait.
+#[derive(Debug, Default)]
+struct Seen {
+    refusal: Mutex<Option<Refusal>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Seen {
+    fn refusal(&self) -> Option<Refusal> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn login_refused(&self) -> bool {
+        matches!(self.refusal(), Some(Refusal::Authentication { .. }))
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl ClientContext for Seen {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match Refusal::of_client_error(&error, reason) {
+            Some(refusal) => {
+                let mut first = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert(refusal);
+            }
+            None => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("{error}: {reason}"));
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Seen {}
+
+/// The client: `run`'s consumer settings, made unable to join, fence or create.
+fn client(k: &KafkaConfig) -> Result<BaseConsumer<Seen>, KafkaError> {
+    let mut c = consumer_config(k);
+    c.set("client.id", format!("{}-doctor", k.client_id))
+        .set("allow.auto.create.topics", "false");
+    c.remove("group.instance.id");
+    c.remove("statistics.interval.ms");
+    c.create_with_context(Seen::default())
+        .map_err(|e| crate::kafka::security::scrub(e, k))
+}
+
+/// Runs every Kafka check; blocking, bounded by a few times the timeout.
+pub fn check(t: &Target) -> Vec<Check> {
+    let k = &t.kafka;
+    let principal = k.security.principal();
+    let who = Who {
+        principal: principal.as_deref(),
+        group: &k.group_id,
+        dlq_topic: &t.dlq_topic,
+    };
+    let (exact, patterns): (Vec<&String>, Vec<&String>) =
+        t.subscriptions.iter().partition(|s| !s.starts_with('^'));
+    let later = || -> Vec<(&'static str, String)> {
+        let mut names: Vec<(&'static str, String)> = exact
+            .iter()
+            .map(|s| ("kafka.topic", s.to_string()))
+            .collect();
+        names.extend(patterns.iter().map(|p| ("kafka.pattern", shown(p))));
+        names.push(("kafka.group", k.group_id.clone()));
+        names.push(("kafka.dlq", t.dlq_topic.clone()));
+        names
+    };
+    let consumer = match client(k) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut checks = vec![Check::fail(
+                "kafka.brokers",
+                &k.bootstrap_servers,
+                format!("cannot create the Kafka client: {e}"),
+            )
+            .fix("correct the kafka.properties entry librdkafka refused")];
+            checks.extend(verdict::skipped(&later()));
+            return checks;
+        }
+    };
+    let seen = consumer.context().clone();
+    // Serves the client's error callbacks while a request waits, and stops waiting for a
+    // request once the login was refused.
+    let mut give_up = || {
+        let _ = consumer.poll(Duration::ZERO);
+        seen.login_refused()
+    };
+
+    let answer = describe::describe_cluster(consumer.client(), t.timeout, &mut give_up);
+    let broker_id = answer
+        .as_ref()
+        .ok()
+        .and_then(|d| d.controller.as_ref().or(d.nodes.first()).map(|n| n.id));
+    let cluster_create = answer.as_ref().ok().is_some_and(|d| {
+        d.operations
+            .as_ref()
+            .is_some_and(|ops| ops.contains(&Operation::Create))
+    });
+    let connection = Connection {
+        bootstrap: &k.bootstrap_servers,
+        security: k.security.describe(),
+        answer,
+        refusal: seen.refusal(),
+        last_error: seen.last_error(),
+        timeout: t.timeout,
+    };
+    let (mut checks, usable) = verdict::connection(connection, &who);
+    if !usable {
+        checks.extend(verdict::skipped(&later()));
+        close(consumer);
+        return checks;
+    }
+
+    // Which topics each pattern takes: the ones the principal can see, as the consumer would.
+    let matched: Vec<(&String, Result<Vec<String>, String>)> = if patterns.is_empty() {
+        Vec::new()
+    } else {
+        let listing = consumer
+            .fetch_metadata(None, t.timeout)
+            .map(|m| {
+                m.topics()
+                    .iter()
+                    .map(|t| t.name().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| format!("cannot list the topics: {e}"));
+        patterns
+            .iter()
+            .map(|p| (*p, listing.clone().and_then(|all| matching(p, &all))))
+            .collect()
+    };
+    let mut names: Vec<String> = exact.iter().map(|s| s.to_string()).collect();
+    for (_, m) in &matched {
+        names.extend(m.iter().flatten().cloned());
+    }
+    names.push(t.dlq_topic.clone());
+    names.sort();
+    names.dedup();
+    let described = describe::describe_topics(consumer.client(), &names, t.timeout, &mut give_up)
+        .map_err(|e| e.to_string());
+    let find = |name: &str| -> Result<TopicDescription, String> {
+        match &described {
+            Ok(all) => all
+                .iter()
+                .find(|d| d.name == name)
+                .cloned()
+                .ok_or_else(|| "missing from the broker's answer".to_string()),
+            Err(e) => Err(e.clone()),
+        }
+    };
+
+    for name in &exact {
+        checks.push(match find(name) {
+            Ok(d) => verdict::topic(&d, &who),
+            Err(e) => Check::fail("kafka.topic", *name, format!("cannot be described: {e}")),
+        });
+    }
+    for (p, m) in &matched {
+        let descs = m
+            .clone()
+            .and_then(|names| names.iter().map(|n| find(n)).collect::<Result<Vec<_>, _>>());
+        checks.push(match descs {
+            Ok(d) => verdict::pattern(&shown(p), &d, &who),
+            Err(e) => Check::fail("kafka.pattern", shown(p), e),
+        });
+    }
+    checks.push(verdict::group(
+        describe::describe_group(consumer.client(), &k.group_id, t.timeout, &mut give_up),
+        &who,
+    ));
+    checks.push(match find(&t.dlq_topic) {
+        Ok(d) => {
+            let auto =
+                (d.error == Some(RDKafkaErrorCode::UnknownTopicOrPartition)).then(|| AutoCreate {
+                    broker: broker_auto_create(k, broker_id, t.timeout),
+                    producer: producer_auto_create(k),
+                    cluster_create,
+                });
+            verdict::dlq(&d, auto.as_ref(), &who)
+        }
+        Err(e) => Check::fail(
+            "kafka.dlq",
+            &t.dlq_topic,
+            format!("cannot be described: {e}"),
+        ),
+    });
+    close(consumer);
+    checks
+}
+
+/// A subscription as the user wrote it: `^(p).*` (how `mapping` anchors a `pattern:`) is shown
+/// as `^p`.
+fn shown(subscription: &str) -> String {
+    subscription
+        .strip_prefix("^(")
+        .and_then(|s| s.strip_suffix(").*"))
+        .map_or_else(|| subscription.to_string(), |inner| format!("^{inner}"))
+}
+
+/// The topics of `all` a subscription regex takes, as librdkafka matches it: a regex search
+/// over the name, internal `__…` topics left out (as in `kafka::topic_partitions`).
+fn matching(subscription: &str, all: &[String]) -> Result<Vec<String>, String> {
+    let re = Regex::new(subscription).map_err(|e| format!("invalid regex: {e}"))?;
+    let mut out: Vec<String> = all
+        .iter()
+        .filter(|t| !t.starts_with("__") && re.is_match(t))
+        .cloned()
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The DLQ producer's `allow.auto.create.topics` (librdkafka's producer default: true).
+fn producer_auto_create(k: &KafkaConfig) -> bool {
+    k.properties
+        .get("allow.auto.create.topics")
+        .is_none_or(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0"))
+}
+
+/// The broker's `auto.create.topics.enable` (DescribeConfigs, which needs DESCRIBE_CONFIGS on
+/// the cluster), through an admin client built as `run` builds its own.
+fn broker_auto_create(
+    k: &KafkaConfig,
+    broker: Option<i32>,
+    timeout: Duration,
+) -> Result<bool, String> {
+    const KEY: &str = "auto.create.topics.enable";
+    let broker = broker.ok_or("no broker id in the cluster description")?;
+    let admin: AdminClient<Seen> = crate::kafka::admin_config(k, "doctor")
+        .create_with_context(Seen::default())
+        .map_err(|e| {
+            format!(
+                "cannot create an admin client: {}",
+                crate::kafka::security::scrub(e, k)
+            )
+        })?;
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let spec = [ResourceSpecifier::Broker(broker)];
+    // This thread is the doctor's own: blocking on the admin future is what it is for.
+    let answer = futures::executor::block_on(admin.describe_configs(&spec, &opts))
+        .map_err(|e| format!("cannot read {KEY}: {e}"))?;
+    let value = answer
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("cannot read {KEY}: empty answer"))?
+        .map_err(|code| format!("cannot read {KEY}: {code}"))?
+        .get(KEY)
+        .and_then(|e| e.value.clone());
+    match value.as_deref() {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(format!("{KEY} is {other:?}")),
+        // rdkafka 0.39 turns a refused DescribeConfigs into an empty answer (see
+        // kafka::topic_retention).
+        None => Err(format!(
+            "cannot read {KEY}: the broker answered nothing, as it does without DESCRIBE_CONFIGS on the cluster"
+        )),
+    }
+}
+
+/// Drops the client on a thread of its own: closing a consumer whose brokers are gone can block
+/// for a long time, and nothing of it is needed any more.
+fn close(consumer: BaseConsumer<Seen>) {
+    let _ = std::thread::Builder::new()
+        .name("doctor-close".into())
+        .spawn(move || drop(consumer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_is_shown_as_written_and_matches_as_the_consumer_does() {
+        assert_eq!(shown(r"^(shop\..*).*"), r"^shop\..*");
+        assert_eq!(shown("orders"), "orders");
+        let all = ["shop.a", "__consumer_offsets", "billing", "shop.b"].map(String::from);
+        assert_eq!(
+            matching(r"^(shop\..*).*", &all),
+            Ok(vec!["shop.a".to_string(), "shop.b".to_string()])
+        );
+        assert_eq!(matching("^(.*).*", &all).map(|v| v.len()), Ok(3));
+    }
+}
