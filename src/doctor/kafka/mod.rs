@@ -28,7 +28,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use regex::Regex;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use verdict::{AutoCreate, Connection, Who};
 
 /// What the Kafka checks look at.
@@ -78,8 +78,14 @@ impl ClientContext for Seen {
                 first.get_or_insert(refusal);
             }
             None => {
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(format!("{error}: {reason}"));
+                // librdkafka's words name the broker and the cause ("Connect to ipv4#… failed:
+                // Connection refused"); the summary "1/1 brokers are down" that follows them
+                // does not replace them.
+                let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+                let summary = error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown);
+                if !summary || last.is_none() {
+                    *last = Some(reason.to_string());
+                }
             }
         }
     }
@@ -219,7 +225,7 @@ pub fn check(t: &Target) -> Vec<Check> {
         });
     }
     checks.push(verdict::group(
-        describe::describe_group(consumer.client(), &k.group_id, t.timeout, &mut give_up),
+        describe_group(&consumer, &k.group_id, t.timeout, &mut give_up),
         &who,
     ));
     checks.push(match find(&t.dlq_topic) {
@@ -240,6 +246,45 @@ pub fn check(t: &Target) -> Vec<Check> {
     });
     close(consumer);
     checks
+}
+
+/// The group's description, asked again while its coordinator is still loading or moving
+/// (a fresh cluster creating `__consumer_offsets`, a broker restart), up to `timeout` in all.
+fn describe_group(
+    consumer: &BaseConsumer<Seen>,
+    group: &str,
+    timeout: Duration,
+    give_up: &mut dyn FnMut() -> bool,
+) -> Result<describe::GroupDescription, describe::DescribeError> {
+    const RETRY_PAUSE: Duration = Duration::from_millis(200);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer =
+            describe::describe_group(consumer.client(), group, left.max(RETRY_PAUSE), give_up);
+        let transient = match &answer {
+            Ok(d) => d
+                .error
+                .as_ref()
+                .is_some_and(|(code, _)| coordinator_busy(*code)),
+            Err(describe::DescribeError::Failed { code, .. }) => coordinator_busy(*code),
+            Err(_) => false,
+        };
+        if !transient || Instant::now() + RETRY_PAUSE >= deadline {
+            return answer;
+        }
+        #[allow(clippy::disallowed_methods)] // the doctor's own blocking thread
+        std::thread::sleep(RETRY_PAUSE);
+    }
+}
+
+fn coordinator_busy(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::CoordinatorLoadInProgress
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::NotCoordinator
+    )
 }
 
 /// A subscription as the user wrote it: `^(p).*` (how `mapping` anchors a `pattern:`) is shown

@@ -19,6 +19,10 @@ use std::time::Duration;
 /// broker listed what the principal may do, and the right was not among it).
 const NOT_AUTHORIZED: &str = "not among its KIP-430 authorized operations";
 
+/// What TOPIC_AUTHORIZATION_FAILED on a describe means.
+const NO_DESCRIBE: &str =
+    "not even DESCRIBE is granted, so Kafka does not say whether the topic exists";
+
 /// Which principal the checks run as, and the names `access` explains refusals with.
 #[derive(Debug, Clone, Copy)]
 pub struct Who<'a> {
@@ -104,7 +108,7 @@ pub fn connection(c: Connection<'_>, who: &Who<'_>) -> (Vec<Check>, bool) {
             }
             let as_whom = who
                 .principal
-                .map_or_else(|| "the connection".to_string(), |p| p.to_string());
+                .map_or_else(|| "(no SASL login)".to_string(), |p| p.to_string());
             let auth = Check::pass("kafka.auth", as_whom, format!("accepted ({})", c.security));
             (vec![brokers(detail), auth], true)
         }
@@ -172,7 +176,7 @@ pub fn topic(d: &TopicDescription, who: &Who<'_>) -> Check {
         Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
             let refusal = Refusal::Topic {
                 topic: Some(d.name.clone()),
-                detail: "not even DESCRIBE is granted".into(),
+                detail: NO_DESCRIBE.into(),
             };
             Check::fail(name, &d.name, AccessDenied::explain(refusal, who.names(&[])).to_string())
         }
@@ -352,7 +356,7 @@ pub fn dlq(d: &TopicDescription, auto: Option<&AutoCreate>, who: &Who<'_>) -> Ch
         Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
             let denied = AccessDenied {
                 code: "TOPIC_AUTHORIZATION_FAILED",
-                detail: "not even DESCRIBE is granted".into(),
+                detail: NO_DESCRIBE.into(),
                 ..who.denied(Right::Write, Resource::Topics(vec![topic.into()]), role, &[])
             };
             Check::fail(name, topic, denied.to_string())
