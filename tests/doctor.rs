@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use support::apache_kafka::{self, KafkaOptions};
-use support::{ApacheKafka, API_KEY, PLATFORM};
+use support::{
+    event, produce, wait_all_accepted, ApacheKafka, Bridge, KafkaTarget, Protocol, API_KEY,
+    PLATFORM,
+};
 
 /// SCRAM users of the shared cluster.
 const USERS: [&str; 5] = [
@@ -329,6 +332,90 @@ async fn everything_right_passes_every_check_and_changes_nothing() {
         Vec::<String>::new()
     );
     sb.shutdown().await.expect("sandbox stops");
+}
+
+/// A bridge's Kafka target on the PLAINTEXT listener with a group protocol.
+struct Plain(String, Protocol);
+
+impl KafkaTarget for Plain {
+    fn bootstrap(&self) -> &str {
+        &self.0
+    }
+    fn protocol(&self) -> Protocol {
+        self.1
+    }
+}
+
+fn rebalances(bridge: &Bridge) -> Vec<u64> {
+    ["assign", "revoke", "lost"]
+        .iter()
+        .map(|kind| bridge.metrics.rebalances.with_label_values(&[kind]).get())
+        .collect()
+}
+
+/// A bridge runs in the group; the doctor describes the group (seeing that one member) without
+/// joining it: the bridge keeps its partitions, goes through no rebalance, and delivers a record
+/// produced after the doctor finished.
+async fn a_running_bridge_is_described_not_rebalanced(protocol: Protocol, tag: &str) {
+    let Some(k) = cluster() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = plain_sandbox(dir.path()).await;
+    let group = format!("g-{tag}");
+    let topic = format!("{tag}.events");
+    k.create_topic_with(&topic, 2, &[]);
+    k.create_topic_with(&format!("{group}.dlq"), 1, &[]);
+    let topics = support::TEST_TOPICS.replace("topic: events", &format!("topic: {topic}"));
+    let target = Plain(k.bootstrap_servers().to_string(), protocol);
+    let text = support::config_text_with_topics(target, &sb.base_url(), &group, "", "", &topics);
+    let bridge = Bridge::start(&text);
+    bridge
+        .wait(Duration::from_secs(120), "both partitions assigned", || {
+            bridge.metrics.assigned_partitions.get() == 2
+        })
+        .await;
+    let before = rebalances(&bridge);
+
+    let run = doctor(dir.path(), &text, &["doctor"], "").await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let line = run.line("kafka.group", &group);
+    assert!(
+        line.starts_with(&format!(
+            "PASS  kafka.group {group}: READ granted (described, not joined; 1 member now)"
+        )),
+        "{line}"
+    );
+
+    let id = format!("{tag}-after-doctor");
+    produce(
+        k.bootstrap_servers(),
+        &topic,
+        &[(0, None, Some(event(&id, "home")))],
+    );
+    wait_all_accepted(
+        &sb,
+        std::slice::from_ref(&id),
+        Duration::from_secs(60),
+        |_| "the record produced after the doctor ran".into(),
+    )
+    .await;
+    assert_eq!(
+        rebalances(&bridge),
+        before,
+        "no rebalance: assign, revoke, lost"
+    );
+    assert_eq!(bridge.metrics.assigned_partitions.get(), 2);
+    bridge.stop().await;
+    sb.shutdown().await.expect("sandbox stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_bridge_is_described_not_rebalanced_classic() {
+    a_running_bridge_is_described_not_rebalanced(Protocol::Classic, "doc-run-classic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_bridge_is_described_not_rebalanced_consumer() {
+    a_running_bridge_is_described_not_rebalanced(Protocol::Consumer, "doc-run-consumer").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
