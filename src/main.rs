@@ -43,7 +43,7 @@ enum Command {
         #[arg(long, value_enum, requires = "online")]
         format: Option<mcm_bridge::doctor::Format>,
         /// With --online: bound of each check (default 10s).
-        #[arg(long, value_parser = humantime::parse_duration, requires = "online")]
+        #[arg(long, value_parser = mcm_bridge::cli::doctor::parse_timeout, requires = "online")]
         timeout: Option<std::time::Duration>,
     },
     /// Check that the bridge could work, without changing anything: the configuration, then Kafka

@@ -423,8 +423,9 @@ async fn a_topic_that_does_not_exist_fails_naming_it() {
     let Some(k) = cluster() else { return };
     let dir = tempfile::tempdir().expect("tmp");
     let sb = plain_sandbox(dir.path()).await;
-    let n = Names::new(&k, "doc-missing");
+    let mut n = Names::new(&k, "doc-missing");
     let nope = "doc-missing.nope";
+    n.dlq = "doc-missing.no-dlq".into();
     let text = config_text(
         k.bootstrap_servers(),
         Login::Plain,
@@ -441,12 +442,79 @@ async fn a_topic_that_does_not_exist_fails_naming_it() {
     );
     assert!(line.contains(&format!("--create --topic {nope}")), "{line}");
     assert!(run.line("kafka.topic", &n.topic).starts_with("PASS"));
+    // The test cluster does not create topics on use (scripts/kafka.py), which the DLQ check
+    // reads from the broker's configuration.
+    let dlq = run.line("kafka.dlq", &n.dlq);
+    assert!(
+        dlq.starts_with(&format!("FAIL  kafka.dlq {}: does not exist, and the brokers do not create topics on use (auto.create.topics.enable=false)", n.dlq)),
+        "{dlq}"
+    );
+    assert!(
+        dlq.contains(&format!("--create --topic {}", n.dlq)),
+        "{dlq}"
+    );
     // Described, not created.
-    let topics = k.tool(
+    let topics = list_topics(&k);
+    assert!(
+        !topics.iter().any(|t| t == nope || *t == n.dlq),
+        "{topics:?}"
+    );
+    sb.shutdown().await.expect("sandbox stops");
+}
+
+fn list_topics(k: &ApacheKafka) -> Vec<String> {
+    k.tool(
         "org.apache.kafka.tools.TopicCommand",
         &["--bootstrap-server", "{bootstrap}", "--list"],
+    )
+    .lines()
+    .map(|l| l.trim().to_string())
+    .collect()
+}
+
+/// On brokers that create topics on use, the doctor still creates none, and says that a missing
+/// DLQ topic would be created on the first dead letter (a warning: with the brokers' defaults).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_created_where_the_brokers_create_topics_on_use() {
+    if apache_kafka::skipped() {
+        eprintln!("SKIP_APACHE_KAFKA=1: skipping");
+        return;
+    }
+    let k = ApacheKafka::start(&KafkaOptions {
+        set: vec![("auto.create.topics.enable".into(), "true".into())],
+        ..KafkaOptions::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = plain_sandbox(dir.path()).await;
+    let n = Names {
+        topic: "auto.events".into(),
+        group: "g-auto".into(),
+        dlq: "g-auto.dlq".into(),
+    };
+    k.create_topic_with(&n.topic, 1, &[]);
+    let nope = "auto.nope";
+    let text = config_text(
+        k.bootstrap_servers(),
+        Login::Plain,
+        &n,
+        &plain_mcm(&sb, ""),
+        &[&n.topic, nope],
     );
-    assert!(!topics.lines().any(|t| t.trim() == nope), "{topics}");
+    let run = doctor(dir.path(), &text, &["doctor"], "").await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run
+        .line("kafka.topic", nope)
+        .starts_with(&format!("FAIL  kafka.topic {nope}: does not exist")));
+    let dlq = run.line("kafka.dlq", &n.dlq);
+    assert!(
+        dlq.starts_with(&format!("WARN  kafka.dlq {}: does not exist; the brokers would create it with their defaults on the first dead letter (auto.create.topics.enable=true; this principal may CREATE topics)", n.dlq)),
+        "{dlq}"
+    );
+    let topics = list_topics(&k);
+    assert!(
+        !topics.iter().any(|t| t == nope || *t == n.dlq),
+        "{topics:?}"
+    );
     sb.shutdown().await.expect("sandbox stops");
 }
 

@@ -24,8 +24,23 @@ pub struct OnlineArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Bound of each check (e.g. 10s, 1m): a broker or host that does not answer within it fails.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
+}
+
+/// Shortest and longest `--timeout`: below a second a healthy broker or TLS handshake can miss
+/// it; above ten minutes a dead one would look like a hang.
+const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(600);
+
+/// `--timeout`: a duration between 1s and 10m.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if TIMEOUT_RANGE.contains(&d) {
+        Ok(d)
+    } else {
+        Err("must be between 1s and 10m".into())
+    }
 }
 
 pub fn run(path: &Path, args: &OnlineArgs) -> ExitCode {
@@ -57,4 +72,19 @@ pub fn run(path: &Path, args: &OnlineArgs) -> ExitCode {
     // The runtime may hold a connection attempt the checks stopped waiting for: not waited for.
     rt.shutdown_background();
     ExitCode::from(doctor::report::exit_code(&checks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_is_a_duration_between_a_second_and_ten_minutes() {
+        assert_eq!(parse_timeout("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_timeout("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("500ms").is_err());
+        assert!(parse_timeout("1h").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
 }

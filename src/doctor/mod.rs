@@ -65,8 +65,8 @@ pub async fn run(config: &Config, plan: &MappingPlan, timeout: Duration) -> Vec<
                 "kafka.brokers",
                 &config.kafka.bootstrap_servers,
                 format!(
-                    "the Kafka checks did not finish within {}s",
-                    bound.as_secs()
+                    "the Kafka checks did not finish within {}",
+                    humantime::format_duration(bound)
                 ),
             )],
         }

@@ -133,7 +133,10 @@ pub fn connection(c: Connection<'_>, who: &Who<'_>) -> (Vec<Check>, bool) {
                         | RDKafkaErrorCode::BrokerTransportFailure
                         | RDKafkaErrorCode::AllBrokersDown,
                     ..
-                } => format!("unreachable after {}s: {why}", c.timeout.as_secs()),
+                } => format!(
+                    "unreachable after {}: {why}",
+                    humantime::format_duration(c.timeout)
+                ),
                 _ => format!("no usable answer: {why}"),
             };
             let unreachable = Check::fail("kafka.brokers", c.bootstrap, detail).fix(

@@ -141,8 +141,8 @@ async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketA
         }
         Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
         Err(_) => Err(format!(
-            "no DNS answer for {host} after {}s",
-            timeout.as_secs()
+            "no DNS answer for {host} after {}",
+            humantime::format_duration(timeout)
         )),
     }
 }
@@ -174,7 +174,12 @@ async fn connect(
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| Err(format!("unreachable after {}s", timeout.as_secs())))
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "unreachable after {}",
+                humantime::format_duration(timeout)
+            ))
+        })
 }
 
 /// A TLS handshake with `run`'s trust settings; the certificate must be valid for `host`.
@@ -192,7 +197,12 @@ async fn handshake(
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
     let done = tokio::time::timeout(timeout, connector.connect(name, stream))
         .await
-        .map_err(|_| format!("no TLS handshake within {}s", timeout.as_secs()))?;
+        .map_err(|_| {
+            format!(
+                "no TLS handshake within {}",
+                humantime::format_duration(timeout)
+            )
+        })?;
     let conn = done.map_err(|e| match crate::mcm::client::certificate_hint(&e) {
         Some(hint) => format!("{hint}: {e}"),
         None => format!("TLS handshake failed: {e}"),
