@@ -29,7 +29,7 @@ use rdkafka::ClientContext;
 use regex::Regex;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use verdict::{AutoCreate, Connection, Who};
+use verdict::{AutoCreate, Connection, SettingUnknown, Who};
 
 /// What the Kafka checks look at.
 #[derive(Debug, Clone)]
@@ -322,38 +322,28 @@ fn broker_auto_create(
     k: &KafkaConfig,
     broker: Option<i32>,
     timeout: Duration,
-) -> Result<bool, String> {
-    const KEY: &str = "auto.create.topics.enable";
-    let broker = broker.ok_or("no broker id in the cluster description")?;
+) -> Result<bool, SettingUnknown> {
+    let broker = broker.ok_or(SettingUnknown::NoBroker)?;
     let admin: AdminClient<Seen> = crate::kafka::admin_config(k, "doctor")
         .create_with_context(Seen::default())
-        .map_err(|e| {
-            format!(
-                "cannot create an admin client: {}",
-                crate::kafka::security::scrub(e, k)
-            )
-        })?;
+        .map_err(|e| SettingUnknown::Client(crate::kafka::security::scrub(e, k)))?;
     let opts = AdminOptions::new().request_timeout(Some(timeout));
     let spec = [ResourceSpecifier::Broker(broker)];
     // This thread is the doctor's own: blocking on the admin future is what it is for.
     let answer = futures::executor::block_on(admin.describe_configs(&spec, &opts))
-        .map_err(|e| format!("cannot read {KEY}: {e}"))?;
+        .map_err(SettingUnknown::Request)?;
     let value = answer
         .into_iter()
         .next()
-        .ok_or_else(|| format!("cannot read {KEY}: empty answer"))?
-        .map_err(|code| format!("cannot read {KEY}: {code}"))?
-        .get(KEY)
+        .ok_or(SettingUnknown::Empty)?
+        .map_err(SettingUnknown::Refused)?
+        .get("auto.create.topics.enable")
         .and_then(|e| e.value.clone());
     match value.as_deref() {
         Some("true") => Ok(true),
         Some("false") => Ok(false),
-        Some(other) => Err(format!("{KEY} is {other:?}")),
-        // rdkafka 0.39 turns a refused DescribeConfigs into an empty answer (see
-        // kafka::topic_retention).
-        None => Err(format!(
-            "cannot read {KEY}: the broker answered nothing, as it does without DESCRIBE_CONFIGS on the cluster"
-        )),
+        Some(other) => Err(SettingUnknown::Unexpected(other.to_string())),
+        None => Err(SettingUnknown::Empty),
     }
 }
 

@@ -79,14 +79,14 @@ pub async fn check(cfg: &McmConfig, timeout: Duration) -> Vec<Check> {
             addrs
         }
         Err(e) => {
-            checks.push(Check::fail("mcm.dns", &host, e).fix(
+            checks.push(Check::fail("mcm.dns", &host, e.to_string()).fix(
                 "check mcm.platform_name / mcm.base_url (the host Moloco gave you) and this machine's DNS",
             ));
             checks.extend(later(0));
             return checks;
         }
     };
-    let stream = match connect(&addrs, timeout).await {
+    let stream = match connect(&host, &addrs, timeout).await {
         Ok((stream, addr)) => {
             checks.push(Check::pass(
                 "mcm.tcp",
@@ -96,7 +96,7 @@ pub async fn check(cfg: &McmConfig, timeout: Duration) -> Vec<Check> {
             stream
         }
         Err(e) => {
-            checks.push(Check::fail("mcm.tcp", format!("{host}:{port}"), e).fix(
+            checks.push(Check::fail("mcm.tcp", format!("{host}:{port}"), e.to_string()).fix(
                 "check that this host may open connections to it (firewalls, egress rules; the bridge connects directly, without a proxy)",
             ));
             checks.extend(later(1));
@@ -107,7 +107,7 @@ pub async fn check(cfg: &McmConfig, timeout: Duration) -> Vec<Check> {
         match handshake(cfg, &host, stream, timeout).await {
             Ok(detail) => checks.push(Check::pass("mcm.tls", &host, detail)),
             Err(e) => {
-                checks.push(Check::fail("mcm.tls", &host, e).fix(
+                checks.push(Check::fail("mcm.tls", &host, e.to_string()).fix(
                     "if a TLS-inspecting proxy or a private CA signs the certificate, add that CA to mcm.tls.ca_file; otherwise check mcm.base_url's host",
                 ));
                 checks.extend(later(2));
@@ -126,24 +126,61 @@ pub async fn check(cfg: &McmConfig, timeout: Duration) -> Vec<Check> {
     checks
 }
 
-async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+/// Why the endpoint could not be reached, with what was tried.
+#[derive(Debug, thiserror::Error)]
+pub enum ReachError {
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{host} resolves to no address")]
+    NoAddress { host: String },
+    #[error("no DNS answer for {host} after {}", humantime::format_duration(*timeout))]
+    DnsTimeout { host: String, timeout: Duration },
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("unreachable after {}", humantime::format_duration(*timeout))]
+    ConnectTimeout { timeout: Duration },
+    #[error("cannot set up TLS with the platform's certificate store and mcm.tls.ca_file: {0}")]
+    TlsSetup(rustls::Error),
+    #[error("{host:?} is not a valid TLS server name")]
+    ServerName { host: String },
+    /// `hint` says what to do about a refused certificate (see `mcm::client`).
+    #[error("{}: {source}", hint.unwrap_or("TLS handshake failed"))]
+    Handshake {
+        hint: Option<&'static str>,
+        source: std::io::Error,
+    },
+    #[error("no TLS handshake within {}", humantime::format_duration(*timeout))]
+    HandshakeTimeout { timeout: Duration },
+}
+
+async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ReachError> {
     if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    let host_owned = || host.to_string();
     match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
         Ok(Ok(addrs)) => {
             let addrs: Vec<SocketAddr> = addrs.collect();
             if addrs.is_empty() {
-                Err(format!("{host} resolves to no address"))
+                Err(ReachError::NoAddress { host: host_owned() })
             } else {
                 Ok(addrs)
             }
         }
-        Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
-        Err(_) => Err(format!(
-            "no DNS answer for {host} after {}",
-            humantime::format_duration(timeout)
-        )),
+        Ok(Err(source)) => Err(ReachError::Resolve {
+            host: host_owned(),
+            source,
+        }),
+        Err(_) => Err(ReachError::DnsTimeout {
+            host: host_owned(),
+            timeout,
+        }),
     }
 }
 
@@ -157,29 +194,33 @@ fn show(addrs: &[SocketAddr]) -> String {
     }
 }
 
-/// A connection to the first address that takes one, all within `timeout`.
+/// A connection to the first address that takes one, all within `timeout`; `addrs` is not
+/// empty ([`resolve`] says so otherwise).
 async fn connect(
+    host: &str,
     addrs: &[SocketAddr],
     timeout: Duration,
-) -> Result<(TcpStream, SocketAddr), String> {
+) -> Result<(TcpStream, SocketAddr), ReachError> {
     let attempt = async {
-        let mut last = String::from("no address");
+        let mut last = ReachError::NoAddress {
+            host: host.to_string(),
+        };
         for addr in addrs {
             match TcpStream::connect(addr).await {
                 Ok(s) => return Ok((s, *addr)),
-                Err(e) => last = format!("{addr}: {e}"),
+                Err(source) => {
+                    last = ReachError::Connect {
+                        addr: *addr,
+                        source,
+                    }
+                }
             }
         }
-        Err(format!("cannot connect ({last})"))
+        Err(last)
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "unreachable after {}",
-                humantime::format_duration(timeout)
-            ))
-        })
+        .unwrap_or(Err(ReachError::ConnectTimeout { timeout }))
 }
 
 /// A TLS handshake with `run`'s trust settings; the certificate must be valid for `host`.
@@ -188,25 +229,20 @@ async fn handshake(
     host: &str,
     stream: TcpStream,
     timeout: Duration,
-) -> Result<String, String> {
-    let tls = crate::mcm::client::tls_config(&cfg.tls.extra_roots).map_err(|e| {
-        format!("cannot set up TLS with the platform's certificate store and mcm.tls.ca_file: {e}")
-    })?;
+) -> Result<String, ReachError> {
+    let tls = crate::mcm::client::tls_config(&cfg.tls.extra_roots).map_err(ReachError::TlsSetup)?;
     let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-        .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let done = tokio::time::timeout(timeout, connector.connect(name, stream))
-        .await
-        .map_err(|_| {
-            format!(
-                "no TLS handshake within {}",
-                humantime::format_duration(timeout)
-            )
-        })?;
-    let conn = done.map_err(|e| match crate::mcm::client::certificate_hint(&e) {
-        Some(hint) => format!("{hint}: {e}"),
-        None => format!("TLS handshake failed: {e}"),
+        .map_err(|_| ReachError::ServerName {
+        host: host.to_string(),
     })?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let conn = tokio::time::timeout(timeout, connector.connect(name, stream))
+        .await
+        .map_err(|_| ReachError::HandshakeTimeout { timeout })?
+        .map_err(|source| ReachError::Handshake {
+            hint: crate::mcm::client::certificate_hint(&source),
+            source,
+        })?;
     let version = conn
         .get_ref()
         .1
@@ -239,4 +275,52 @@ async fn probe(cfg: &McmConfig, timeout: Duration, url: &str) -> Check {
     };
     let attempt = client.send(Bytes::from_static(PROBE_BODY)).await;
     verdict::probe(&attempt.outcome, &cfg.platform_id, url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_three_addresses_are_shown() {
+        let addrs: Vec<SocketAddr> = (1..=5)
+            .map(|i| SocketAddr::from(([10, 0, 0, i], 443)))
+            .collect();
+        assert_eq!(show(&addrs[..1]), "10.0.0.1");
+        assert_eq!(show(&addrs), "10.0.0.1, 10.0.0.2, 10.0.0.3 and 2 more");
+    }
+
+    #[test]
+    fn reach_errors_say_what_was_tried_and_for_how_long() {
+        let t = Duration::from_millis(2500);
+        assert_eq!(
+            ReachError::ConnectTimeout { timeout: t }.to_string(),
+            "unreachable after 2s 500ms"
+        );
+        let dns = ReachError::DnsTimeout {
+            host: "acme-evt.mcm-api.moloco.com".into(),
+            timeout: t,
+        };
+        assert_eq!(
+            dns.to_string(),
+            "no DNS answer for acme-evt.mcm-api.moloco.com after 2s 500ms"
+        );
+        let refused = ReachError::Handshake {
+            hint: Some("the server's TLS certificate was refused"),
+            source: std::io::Error::other("invalid peer certificate"),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "the server's TLS certificate was refused: invalid peer certificate"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ip_address_needs_no_dns() {
+        let addrs = resolve("[::1]", 8443, Duration::from_secs(1)).await;
+        assert_eq!(
+            addrs.ok(),
+            Some(vec!["[::1]:8443".parse().expect("a socket address")])
+        );
+    }
 }

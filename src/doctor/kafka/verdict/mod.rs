@@ -12,6 +12,7 @@ use crate::kafka::access::{AccessDenied, Names, Refusal, Resource, Right};
 use crate::kafka::describe::{
     ClusterDescription, DescribeError, GroupDescription, Operation, TopicDescription,
 };
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
@@ -278,11 +279,30 @@ pub fn group(answer: Result<GroupDescription, DescribeError>, who: &Who<'_>) -> 
     }
 }
 
+/// Why the broker's `auto.create.topics.enable` is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingUnknown {
+    #[error("the cluster description named no broker to ask")]
+    NoBroker,
+    #[error("cannot create an admin client: {0}")]
+    Client(KafkaError),
+    #[error("cannot read auto.create.topics.enable: {0}")]
+    Request(KafkaError),
+    #[error("cannot read auto.create.topics.enable: {0}")]
+    Refused(RDKafkaErrorCode),
+    /// rdkafka 0.39 turns a refused DescribeConfigs into an empty answer (see
+    /// `kafka::topic_retention`).
+    #[error("cannot read auto.create.topics.enable: the broker answered nothing, as it does without DESCRIBE_CONFIGS on the cluster")]
+    Empty,
+    #[error("auto.create.topics.enable is {0:?}")]
+    Unexpected(String),
+}
+
 /// Whether Kafka would create a missing DLQ topic on the first dead letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoCreate {
     /// The broker's `auto.create.topics.enable`, or why it could not be read.
-    pub broker: Result<bool, String>,
+    pub broker: Result<bool, SettingUnknown>,
     /// The DLQ producer's `allow.auto.create.topics` (librdkafka's producer default: true).
     pub producer: bool,
     /// CREATE on the cluster (a topic-level CREATE ACL, which this cannot see, would do too).

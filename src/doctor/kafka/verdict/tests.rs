@@ -333,10 +333,14 @@ fn the_dlq_needs_write_and_a_missing_one_says_whether_kafka_would_create_it() {
     );
     let unknown = dlq(
         &missing,
-        Some(&auto(Err("no DESCRIBE_CONFIGS".into()), true)),
+        Some(&auto(Err(SettingUnknown::Empty), true)),
         &WHO,
     );
     assert_eq!(unknown.status, Status::Fail);
-    assert!(unknown.detail.contains("unknown (no DESCRIBE_CONFIGS)"));
+    assert!(
+        unknown.detail.contains("unknown (cannot read auto.create.topics.enable: the broker answered nothing, as it does without DESCRIBE_CONFIGS on the cluster)"),
+        "{}",
+        unknown.detail
+    );
     assert!(dlq(&topic_desc("g.dlq", None, None), None, &WHO).status == Status::Warn);
 }
