@@ -104,6 +104,20 @@ fn client(k: &KafkaConfig) -> Result<BaseConsumer<Seen>, KafkaError> {
         .map_err(|e| crate::kafka::security::scrub(e, k))
 }
 
+/// What DescribeCluster told that later checks use.
+struct ClusterFacts {
+    /// A broker to ask for its configuration (the controller the brokers report, or any).
+    broker_id: Option<i32>,
+    /// CREATE on the cluster: the principal may have topics created.
+    cluster_create: bool,
+}
+
+/// The subscriptions split: exact topic names, and `^…` regexes of `pattern:` blocks.
+struct Subscribed<'a> {
+    exact: Vec<&'a String>,
+    patterns: Vec<&'a String>,
+}
+
 /// Runs every Kafka check; blocking, bounded by a few times the timeout.
 pub fn check(t: &Target) -> Vec<Check> {
     let k = &t.kafka;
@@ -113,18 +127,8 @@ pub fn check(t: &Target) -> Vec<Check> {
         group: &k.group_id,
         dlq_topic: &t.dlq_topic,
     };
-    let (exact, patterns): (Vec<&String>, Vec<&String>) =
-        t.subscriptions.iter().partition(|s| !s.starts_with('^'));
-    let later = || -> Vec<(&'static str, String)> {
-        let mut names: Vec<(&'static str, String)> = exact
-            .iter()
-            .map(|s| ("kafka.topic", s.to_string()))
-            .collect();
-        names.extend(patterns.iter().map(|p| ("kafka.pattern", shown(p))));
-        names.push(("kafka.group", k.group_id.clone()));
-        names.push(("kafka.dlq", t.dlq_topic.clone()));
-        names
-    };
+    let (exact, patterns) = t.subscriptions.iter().partition(|s| !s.starts_with('^'));
+    let subs = Subscribed { exact, patterns };
     let consumer = match client(k) {
         Ok(c) => c,
         Err(e) => {
@@ -134,84 +138,86 @@ pub fn check(t: &Target) -> Vec<Check> {
                 format!("cannot create the Kafka client: {e}"),
             )
             .fix("correct the kafka.properties entry librdkafka refused")];
-            checks.extend(verdict::skipped(&later()));
+            checks.extend(verdict::skipped(&not_run(t, &subs)));
             return checks;
         }
     };
-    let seen = consumer.context().clone();
-    // Serves the client's error callbacks while a request waits, and stops waiting for a
-    // request once the login was refused.
-    let mut give_up = || {
-        let _ = consumer.poll(Duration::ZERO);
-        seen.login_refused()
-    };
+    let (mut checks, facts) = connect(&consumer, t, &who);
+    match facts {
+        Some(facts) => checks.extend(rights(&consumer, t, &who, &subs, &facts)),
+        None => checks.extend(verdict::skipped(&not_run(t, &subs))),
+    }
+    close(consumer);
+    checks
+}
 
-    let answer = describe::describe_cluster(consumer.client(), t.timeout, &mut give_up);
-    let broker_id = answer
-        .as_ref()
-        .ok()
-        .and_then(|d| d.controller.as_ref().or(d.nodes.first()).map(|n| n.id));
-    let cluster_create = answer.as_ref().ok().is_some_and(|d| {
-        d.operations
+/// Serves the client's error callbacks while a request waits, and stops waiting once the login
+/// was refused.
+fn give_up(consumer: &BaseConsumer<Seen>) -> impl FnMut() -> bool + '_ {
+    move || {
+        let _ = consumer.poll(Duration::ZERO);
+        consumer.context().login_refused()
+    }
+}
+
+/// `kafka.brokers` and `kafka.auth`, and what the other checks need (none when they cannot run).
+fn connect(
+    consumer: &BaseConsumer<Seen>,
+    t: &Target,
+    who: &Who<'_>,
+) -> (Vec<Check>, Option<ClusterFacts>) {
+    let answer = describe::describe_cluster(consumer.client(), t.timeout, &mut give_up(consumer));
+    let facts = answer.as_ref().ok().map(|d| ClusterFacts {
+        broker_id: d.controller.as_ref().or(d.nodes.first()).map(|n| n.id),
+        cluster_create: d
+            .operations
             .as_ref()
-            .is_some_and(|ops| ops.contains(&Operation::Create))
+            .is_some_and(|ops| ops.contains(&Operation::Create)),
     });
+    let seen = consumer.context();
     let connection = Connection {
-        bootstrap: &k.bootstrap_servers,
-        security: k.security.describe(),
+        bootstrap: &t.kafka.bootstrap_servers,
+        security: t.kafka.security.describe(),
         answer,
         refusal: seen.refusal(),
         last_error: seen.last_error(),
         timeout: t.timeout,
     };
-    let (mut checks, usable) = verdict::connection(connection, &who);
-    if !usable {
-        checks.extend(verdict::skipped(&later()));
-        close(consumer);
-        return checks;
-    }
+    let (checks, usable) = verdict::connection(connection, who);
+    (checks, facts.filter(|_| usable))
+}
 
-    // Which topics each pattern takes: the ones the principal can see, as the consumer would.
-    let matched: Vec<(&String, Result<Vec<String>, String>)> = if patterns.is_empty() {
-        Vec::new()
-    } else {
-        let listing = consumer
-            .fetch_metadata(None, t.timeout)
-            .map(|m| {
-                m.topics()
-                    .iter()
-                    .map(|t| t.name().to_string())
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|e| format!("cannot list the topics: {e}"));
-        patterns
-            .iter()
-            .map(|p| (*p, listing.clone().and_then(|all| matching(p, &all))))
-            .collect()
-    };
-    let mut names: Vec<String> = exact.iter().map(|s| s.to_string()).collect();
+/// The checks after the connection: each topic and pattern, the group, the DLQ topic.
+fn rights(
+    consumer: &BaseConsumer<Seen>,
+    t: &Target,
+    who: &Who<'_>,
+    subs: &Subscribed<'_>,
+    facts: &ClusterFacts,
+) -> Vec<Check> {
+    let matched = pattern_matches(consumer, t, &subs.patterns);
+    // One DescribeTopics for the named topics, the pattern's topics and the DLQ topic.
+    let mut names: Vec<String> = subs.exact.iter().map(|s| s.to_string()).collect();
     for (_, m) in &matched {
         names.extend(m.iter().flatten().cloned());
     }
     names.push(t.dlq_topic.clone());
     names.sort();
     names.dedup();
-    let described = describe::describe_topics(consumer.client(), &names, t.timeout, &mut give_up)
-        .map_err(|e| e.to_string());
+    let described =
+        describe::describe_topics(consumer.client(), &names, t.timeout, &mut give_up(consumer))
+            .map_err(|e| e.to_string());
     let find = |name: &str| -> Result<TopicDescription, String> {
-        match &described {
-            Ok(all) => all
-                .iter()
-                .find(|d| d.name == name)
-                .cloned()
-                .ok_or_else(|| "missing from the broker's answer".to_string()),
-            Err(e) => Err(e.clone()),
-        }
+        let all = described.as_ref().map_err(Clone::clone)?;
+        all.iter()
+            .find(|d| d.name == name)
+            .cloned()
+            .ok_or_else(|| "missing from the broker's answer".to_string())
     };
-
-    for name in &exact {
+    let mut checks = Vec::new();
+    for name in &subs.exact {
         checks.push(match find(name) {
-            Ok(d) => verdict::topic(&d, &who),
+            Ok(d) => verdict::topic(&d, who),
             Err(e) => Check::fail("kafka.topic", *name, format!("cannot be described: {e}")),
         });
     }
@@ -220,23 +226,21 @@ pub fn check(t: &Target) -> Vec<Check> {
             .clone()
             .and_then(|names| names.iter().map(|n| find(n)).collect::<Result<Vec<_>, _>>());
         checks.push(match descs {
-            Ok(d) => verdict::pattern(&shown(p), &d, &who),
+            Ok(d) => verdict::pattern(&shown(p), &d, who),
             Err(e) => Check::fail("kafka.pattern", shown(p), e),
         });
     }
-    checks.push(verdict::group(
-        describe_group(&consumer, &k.group_id, t.timeout, &mut give_up),
-        &who,
-    ));
+    let group = describe_group(consumer, &t.kafka.group_id, t.timeout);
+    checks.push(verdict::group(group, who));
     checks.push(match find(&t.dlq_topic) {
         Ok(d) => {
-            let auto =
-                (d.error == Some(RDKafkaErrorCode::UnknownTopicOrPartition)).then(|| AutoCreate {
-                    broker: broker_auto_create(k, broker_id, t.timeout),
-                    producer: producer_auto_create(k),
-                    cluster_create,
-                });
-            verdict::dlq(&d, auto.as_ref(), &who)
+            let missing = d.error == Some(RDKafkaErrorCode::UnknownTopicOrPartition);
+            let auto = missing.then(|| AutoCreate {
+                broker: broker_auto_create(&t.kafka, facts.broker_id, t.timeout),
+                producer: producer_auto_create(&t.kafka),
+                cluster_create: facts.cluster_create,
+            });
+            verdict::dlq(&d, auto.as_ref(), who)
         }
         Err(e) => Check::fail(
             "kafka.dlq",
@@ -244,8 +248,44 @@ pub fn check(t: &Target) -> Vec<Check> {
             format!("cannot be described: {e}"),
         ),
     });
-    close(consumer);
     checks
+}
+
+/// The topics each pattern takes: the ones the principal can see, as the consumer would.
+fn pattern_matches<'a>(
+    consumer: &BaseConsumer<Seen>,
+    t: &Target,
+    patterns: &[&'a String],
+) -> Vec<(&'a String, Result<Vec<String>, String>)> {
+    if patterns.is_empty() {
+        return Vec::new();
+    }
+    let listing = consumer
+        .fetch_metadata(None, t.timeout)
+        .map(|m| {
+            m.topics()
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect::<Vec<_>>()
+        })
+        .map_err(|e| format!("cannot list the topics: {e}"));
+    patterns
+        .iter()
+        .map(|p| (*p, listing.clone().and_then(|all| matching(p, &all))))
+        .collect()
+}
+
+/// The checks that were not run, by name and subject.
+fn not_run(t: &Target, subs: &Subscribed<'_>) -> Vec<(&'static str, String)> {
+    let mut names: Vec<(&'static str, String)> = subs
+        .exact
+        .iter()
+        .map(|s| ("kafka.topic", s.to_string()))
+        .collect();
+    names.extend(subs.patterns.iter().map(|p| ("kafka.pattern", shown(p))));
+    names.push(("kafka.group", t.kafka.group_id.clone()));
+    names.push(("kafka.dlq", t.dlq_topic.clone()));
+    names
 }
 
 /// The group's description, asked again while its coordinator is still loading or moving
@@ -254,14 +294,17 @@ fn describe_group(
     consumer: &BaseConsumer<Seen>,
     group: &str,
     timeout: Duration,
-    give_up: &mut dyn FnMut() -> bool,
 ) -> Result<describe::GroupDescription, describe::DescribeError> {
     const RETRY_PAUSE: Duration = Duration::from_millis(200);
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let answer =
-            describe::describe_group(consumer.client(), group, left.max(RETRY_PAUSE), give_up);
+        let answer = describe::describe_group(
+            consumer.client(),
+            group,
+            left.max(RETRY_PAUSE),
+            &mut give_up(consumer),
+        );
         let transient = match &answer {
             Ok(d) => d
                 .error
