@@ -243,12 +243,13 @@ async fn handshake(
             hint: crate::mcm::client::certificate_hint(&source),
             source,
         })?;
+    // rustls spells them `TLSv1_3`.
     let version = conn
         .get_ref()
         .1
         .protocol_version()
         .and_then(|v| v.as_str())
-        .unwrap_or("TLS");
+        .map_or_else(|| "TLS".to_string(), |v| v.replace("TLSv1_", "TLS 1."));
     let trust = if cfg.tls.ca_file.is_some() {
         "the platform's store and mcm.tls.ca_file"
     } else {
