@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod doctor;
 pub mod generator;
 pub mod kafka;
 pub mod malloc_tuning;

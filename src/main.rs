@@ -28,12 +28,28 @@ enum Command {
     /// Watch a running bridge judge live messages: each source record next to the MCM event it
     /// became, or why it was rejected (needs `observe.tap: true`).
     Tap(mcm_bridge::cli::tap::TapArgs),
-    /// Check a configuration file (and its mapping rules) without touching Kafka or MCM.
+    /// Check a configuration file (and its mapping rules) without touching Kafka or MCM; with
+    /// `--online`, then also connect to both (the same as `doctor`).
     Validate {
         /// Configuration file.
         #[arg(long, short, default_value = "mcm-bridge.yaml")]
         config: PathBuf,
+        /// Also check Kafka (brokers, login, topics, group and DLQ rights) and MCM (DNS, TCP, TLS,
+        /// API key and platform id), changing nothing: see `doctor`.
+        #[arg(long)]
+        online: bool,
+        /// With --online: `text` or `json` (one object per check).
+        #[arg(long, value_enum, requires = "online")]
+        format: Option<mcm_bridge::doctor::Format>,
+        /// With --online: bound of each check (default 10s).
+        #[arg(long, value_parser = mcm_bridge::cli::doctor::parse_timeout, requires = "online")]
+        timeout: Option<std::time::Duration>,
     },
+    /// Check that the bridge could work, without changing anything: the configuration, then Kafka
+    /// (brokers, login, topics, READ on the group, WRITE on the DLQ topic — without joining or
+    /// writing) and MCM (DNS, TCP, TLS, API key and platform id — with a request MCM must refuse).
+    /// Exit 0: all passed (warnings allowed); 1: a check failed; 2: invalid configuration.
+    Doctor(mcm_bridge::cli::doctor::DoctorArgs),
     /// The whole product on this machine: embedded Kafka, MCM sandbox, generator and the bridge.
     Demo(mcm_bridge::cli::demo::DemoArgs),
     /// Produce realistic shop traffic to Kafka.
@@ -82,7 +98,24 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => mcm_bridge::cli::run::run(&args),
         Command::Tap(args) => mcm_bridge::cli::tap::run(&args),
-        Command::Validate { config } => mcm_bridge::cli::validate::run(&config),
+        Command::Validate {
+            config,
+            online: false,
+            ..
+        } => mcm_bridge::cli::validate::run(&config),
+        Command::Validate {
+            config,
+            online: true,
+            format,
+            timeout,
+        } => mcm_bridge::cli::doctor::run(
+            &config,
+            &mcm_bridge::cli::doctor::OnlineArgs {
+                format: format.unwrap_or_default(),
+                timeout: timeout.unwrap_or(mcm_bridge::doctor::DEFAULT_TIMEOUT),
+            },
+        ),
+        Command::Doctor(args) => mcm_bridge::cli::doctor::run(&args.config, &args.online),
         Command::Demo(args) => mcm_bridge::cli::demo::run(&args),
         Command::Generate(args) => mcm_bridge::cli::generate::run(&args),
         Command::ReplayDlq(args) => mcm_bridge::cli::replay::run(&args),

@@ -221,6 +221,52 @@ async fn other_methods_are_405_and_unrouted_paths_are_text_404() {
     assert_eq!(sb.stats().await.method_not_allowed, 1);
 }
 
+/// `mcm-bridge doctor` checks the key and platform with `{}` (doctor::mcm::PROBE_BODY), counting
+/// on the documented order: the key (401/403), the platform (404), the route (text 404), and
+/// only then the body (400 INVALID_ARGUMENT). The probe is never stored.
+#[tokio::test]
+async fn the_doctor_probe_is_refused_after_key_platform_and_route_and_never_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("accepted.jsonl");
+    let mut cfg = SandboxConfig::new(PLATFORM, KEY);
+    cfg.record = Some(path.clone());
+    let sb = start(cfg).await;
+    let probe = || mcm_bridge::doctor::mcm::PROBE_BODY.to_vec();
+
+    let (status, env) = envelope(post(&sb, None, probe()).await).await;
+    assert_eq!(
+        (status, env["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!(16))
+    );
+    let (status, env) = envelope(post(&sb, Some("wrong"), probe()).await).await;
+    assert_eq!(
+        (status, env["code"].clone()),
+        (StatusCode::FORBIDDEN, json!(7))
+    );
+    let other = format!("{}{}", sb.base_url(), sandbox::events_path("OTHER_TEST"));
+    let (status, env) = envelope(post_to(&other, Some(KEY), probe()).await).await;
+    assert_eq!(
+        (status, env["code"].clone()),
+        (StatusCode::NOT_FOUND, json!(5))
+    );
+    let extra = format!("{}/v1{}", sb.base_url(), sandbox::events_path(PLATFORM));
+    let resp = post_to(&extra, Some(KEY), probe()).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.text().await.expect("body"), "404 page not found\n");
+    let (status, env) = envelope(post(&sb, Some(KEY), probe()).await).await;
+    assert_eq!(
+        (status, env["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!(3))
+    );
+    assert_eq!(env["details"][0]["reason"], "missing_event_type");
+
+    let stats = sb.stats().await;
+    assert_eq!(stats.accepted_total, 0);
+    assert_eq!(stats.rejected_total, 1);
+    assert_eq!(std::fs::read_to_string(&path).expect("record file"), "");
+    sb.shutdown().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn invalid_json_is_400_invalid_json() {
     let sb = start_default().await;

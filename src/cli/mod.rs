@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod dev_broker;
+pub mod doctor;
 pub mod generate;
 pub mod map;
 pub mod replay;

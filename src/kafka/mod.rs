@@ -4,6 +4,7 @@
 pub mod access;
 pub mod commit;
 pub mod consumer;
+pub mod describe;
 pub mod dlq;
 pub mod lag;
 pub mod mock;
@@ -13,7 +14,23 @@ pub mod security;
 pub mod topic_partitions;
 pub mod topic_retention;
 
+use crate::config::KafkaConfig;
+use rdkafka::config::ClientConfig;
 use std::collections::BTreeMap;
+
+/// The settings of an auxiliary admin client (the retention reader, `doctor`): the brokers, the
+/// user's properties that apply to it, and the security settings. `role` names it in
+/// `client.id` (`<client_id>-<role>`).
+pub fn admin_config(k: &KafkaConfig, role: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.bootstrap_servers)
+        .set("client.id", format!("{}-{role}", k.client_id));
+    for (key, value) in shared_properties(&k.properties) {
+        c.set(key, value);
+    }
+    security::apply(&mut c, k);
+    c
+}
 
 /// The user's `kafka.properties` that also apply to a producer or admin client (TLS, SASL,
 /// timeouts…): consumer-only settings would make librdkafka refuse to create such a client.

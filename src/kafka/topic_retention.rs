@@ -9,7 +9,6 @@
 use super::security::QuietContext;
 use crate::config::KafkaConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaResult;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,13 +27,7 @@ pub struct TopicRetention {
 
 impl TopicRetention {
     pub fn new(k: &KafkaConfig) -> KafkaResult<TopicRetention> {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &k.bootstrap_servers)
-            .set("client.id", format!("{}-admin", k.client_id));
-        for (key, value) in super::shared_properties(&k.properties) {
-            c.set(key, value);
-        }
-        super::security::apply(&mut c, k);
+        let c = super::admin_config(k, "admin");
         Ok(TopicRetention {
             admin: c
                 .create_with_context(QuietContext {

@@ -302,7 +302,7 @@ fn http1_client(cfg: &McmConfig, connector: HttpsConnector<HttpConnector>) -> Ht
 /// rustls with the platform's certificate store (what browsers and curl on the host trust) plus
 /// `extra_roots` (`mcm.tls.ca_file`), and the aws-lc-rs provider, named explicitly so a second
 /// provider elsewhere in the dependency tree cannot make the choice ambiguous.
-fn tls_config(
+pub(crate) fn tls_config(
     extra_roots: &[rustls::pki_types::CertificateDer<'static>],
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -374,7 +374,7 @@ fn sources<'a>(
 /// What to do about a certificate error in the chain, if there is one. rustls' error arrives
 /// wrapped in `io::Error`s (tokio-rustls wraps it, hyper-rustls wraps that), whose `source()`
 /// skips the wrapped error, so each wrapper is opened with `get_ref`.
-fn certificate_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+pub(crate) fn certificate_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     let mut inner: &(dyn std::error::Error + 'static) = e;
     while let Some(wrapped) = inner
         .downcast_ref::<std::io::Error>()
