@@ -183,20 +183,25 @@ async fn a_reload_under_load_loses_and_duplicates_nothing_and_maps_each_message_
             }
         }
     });
-    // Reload while the producer and the bridge run: alternate A and B.
-    let mut applied = 0;
-    let mut markers = ["B", "A"].iter().cycle();
+    // Reload while the producer and the bridge run, each time to rules of its own (marker M001,
+    // M002, …). After each reload returns, a probe produced then must carry that reload's
+    // marker or a later one: the new rules are in force for everything taken from then on.
+    let mut applied = 0usize;
+    let mut probes: Vec<(String, usize)> = Vec::new();
     while !producer.is_finished() {
-        write(markers.next().copied().unwrap_or("B"));
-        assert_eq!(reloader.reload("test").await, "applied");
         applied += 1;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        write(&format!("M{applied:03}"));
+        assert_eq!(reloader.reload("test").await, "applied");
+        let probe = format!("q-{applied:03}");
+        produce(&bootstrap, TOPIC, &[(1, None, Some(event(&probe, "page")))]);
+        probes.push((probe, applied));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     producer.await.expect("producer");
     // A last reload, then a tail produced after it returned: all of it under the new rules.
-    write("C");
-    assert_eq!(reloader.reload("test").await, "applied");
     applied += 1;
+    write(&format!("M{applied:03}"));
+    assert_eq!(reloader.reload("test").await, "applied");
     // An unchanged file and a broken one change nothing.
     assert_eq!(reloader.reload("test").await, "unchanged");
     std::fs::write(&file, "kafka: [").expect("write");
@@ -206,11 +211,12 @@ async fn a_reload_under_load_loses_and_duplicates_nothing_and_maps_each_message_
         .collect();
     produce(&bootstrap, TOPIC, &tail);
 
-    let total = PARTITIONS as usize * PER_PARTITION + TAIL;
     let all: Vec<String> = (0..PARTITIONS)
         .flat_map(|p| (0..PER_PARTITION).map(move |s| id(p, s)))
         .chain((0..TAIL).map(|s| id(0, PER_PARTITION + s)))
+        .chain(probes.iter().map(|(p, _)| p.clone()))
         .collect();
+    let total = all.len();
     wait_all_accepted(&sb, &all, Duration::from_secs(120), |got| {
         format!("{} of {total} accepted", got.len())
     })
@@ -238,22 +244,37 @@ async fn a_reload_under_load_loses_and_duplicates_nothing_and_maps_each_message_
     assert_eq!(duplicates, 0, "no message delivered twice");
     assert_eq!(seen.len(), total);
     assert_eq!(reloads_applied, applied as u64);
+    // Per partition, in offset order, the rules never go back to an older reload's: a message
+    // mapped by older rules after newer ones would show a smaller marker after a larger one.
+    let number = |m: &str| -> usize {
+        m.strip_prefix('M')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("page id {m:?} is no reload's marker"))
+    };
     for p in 0..PARTITIONS {
-        let sequence: Vec<&str> = (0..PER_PARTITION)
-            .map(|s| marker_of[&id(p, s)].as_str())
+        let sequence: Vec<usize> = (0..PER_PARTITION)
+            .map(|s| number(&marker_of[&id(p, s)]))
             .collect();
-        assert!(sequence.iter().all(|m| ["A", "B"].contains(m) || *m == "C"));
-        let changes = sequence.windows(2).filter(|w| w[0] != w[1]).count();
+        if let Some(w) = sequence.windows(2).find(|w| w[1] < w[0]) {
+            panic!(
+                "partition {p}: rules M{:03} after M{:03} in offset order",
+                w[1], w[0]
+            );
+        }
+    }
+    for (probe, reload) in &probes {
+        let got = number(&marker_of[probe]);
         assert!(
-            changes <= applied,
-            "partition {p}: the rules changed {changes} times in offset order with {applied} reloads: a message was mapped by older rules after newer ones"
+            got >= *reload,
+            "{probe}, produced after reload {reload} returned, was mapped by M{got:03}"
         );
     }
+    let last = format!("M{applied:03}");
     for s in 0..TAIL {
         assert_eq!(
             marker_of[&id(0, PER_PARTITION + s)],
-            "C",
-            "taken after the reload returned"
+            last,
+            "taken after the last reload returned"
         );
     }
 }
@@ -343,8 +364,17 @@ impl Process {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = self.child.kill();
         panic!("the bridge did not stop within 30 s; log:\n{}", self.log());
+    }
+}
+
+impl Drop for Process {
+    /// A failing test must not leave its bridge running (`stop` consumed the child already).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -642,9 +672,11 @@ async fn tap_shows_live_messages_next_to_the_events_sent_and_only_rejects_when_a
 
     // A configuration without observe.tap: the tap says how to turn it on.
     let off_file = dir.path().join("off.yaml");
+    // Without the bridge's secrets too: the tap reads only the observe section.
     let off_text = std::fs::read_to_string(&file)
         .expect("config")
-        .replace("  tap: true\n", "");
+        .replace("  tap: true\n", "")
+        .replace(API_KEY, "${MCM_KEY_NOT_SET_FOR_THE_TAP}");
     std::fs::write(&off_file, off_text).expect("config");
     let off = std::process::Command::new(env!("CARGO_BIN_EXE_mcm-bridge"))
         .args(["tap", "--config"])

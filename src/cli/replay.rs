@@ -49,8 +49,12 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             .clone()
             .unwrap_or_else(|| config.delivery.dlq_topic.clone()),
         since_ms,
-        dry_run: args.dry_run,
+        // A shadow configuration never sends: its replay is a dry run too.
+        dry_run: args.dry_run || config.is_shadow(),
     };
+    if config.is_shadow() && !args.dry_run {
+        eprintln!("delivery.mode is shadow: replaying as a dry run (nothing sent or appended)");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

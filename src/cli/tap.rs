@@ -56,11 +56,18 @@ pub fn run(args: &TapArgs) -> ExitCode {
     let addr = match args.address {
         Some(a) => a,
         None => {
-            let (config, _) = match super::load_checked(&args.config) {
-                Ok(v) => v,
-                Err(code) => return code,
+            // Only the observe section: no API key or Kafka password needed to watch.
+            let observe = match crate::config::load_observe(&args.config) {
+                Ok(o) => o,
+                Err(errors) => {
+                    eprintln!("{}: {} error(s)", args.config.display(), errors.0.len());
+                    for e in &errors.0 {
+                        eprintln!("  {e}");
+                    }
+                    return ExitCode::from(super::validate::EXIT_INVALID_CONFIG);
+                }
             };
-            match config.observe.tap {
+            match observe.tap {
                 Some(a) => a,
                 None => {
                     eprintln!(
@@ -160,6 +167,9 @@ async fn stream(url: &str, format: TapFormat, width: usize) -> Result<(), String
         pending.extend_from_slice(&data);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue; // a keepalive
+            }
             let text = match format {
                 TapFormat::Json => String::from_utf8_lossy(&line).into_owned(),
                 TapFormat::Columns => match serde_json::from_slice::<Value>(&line) {

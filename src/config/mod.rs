@@ -58,9 +58,15 @@ impl Config {
     /// Shadow mode (`delivery.mode: shadow` or `run --dry-run`): consume under
     /// `delivery.shadow_group_id` instead of `kafka.group_id`, so that every consumer the bridge
     /// builds (offsets, lag, the group's commits) sees only the shadow group. Idempotent.
+    /// The client id gets `-shadow`, so that broker quotas and logs tell the shadow consumer
+    /// from production's (a shadow run reading the retained history must not use production's
+    /// fetch quota).
     pub fn enter_shadow_mode(&mut self) {
         self.delivery.mode = DeliveryMode::Shadow;
-        self.kafka.group_id = self.delivery.shadow_group_id.clone();
+        if self.kafka.group_id != self.delivery.shadow_group_id {
+            self.kafka.group_id = self.delivery.shadow_group_id.clone();
+            self.kafka.client_id = format!("{}-shadow", self.kafka.client_id);
+        }
     }
 
     pub fn is_shadow(&self) -> bool {
@@ -97,6 +103,33 @@ pub fn load_with<T>(
         cfg.warnings.push(w);
     }
     Ok((cfg, hooked))
+}
+
+/// Only the `observe` section of a configuration file, as `run` reads it (overrides and `${VAR}`
+/// applied to it), without the other sections: `mcm-bridge tap` needs the tap's address, not the
+/// API key or the Kafka password, so it runs where those secrets are not.
+pub fn load_observe(path: &Path) -> Result<ObserveConfig, ConfigErrors> {
+    let fail = |message: String| ConfigErrors(vec![ConfigError::new("", message)]);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let mut root: Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| fail(format!("invalid YAML: {e}")))?;
+    root.apply_merge()
+        .map_err(|e| fail(format!("invalid YAML merge: {e}")))?;
+    env_overlay::apply(&mut root, std::env::vars());
+    let mut observe = root.get("observe").cloned().unwrap_or(Value::Null);
+    let mut errors = Vec::new();
+    interpolate::interpolate_tree(
+        &mut observe,
+        "observe",
+        &interpolate::ProcessEnv,
+        &mut errors,
+    );
+    let mut warnings = Vec::new();
+    match observe::read_observe(&observe, &mut errors, &mut warnings) {
+        Some(o) if errors.is_empty() => Ok(o),
+        _ => Err(ConfigErrors(errors)),
+    }
 }
 
 /// Loads a configuration from text. `base_dir` resolves a relative `api_key_file`; `env` serves

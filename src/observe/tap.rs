@@ -5,7 +5,10 @@
 //! sent; the API key is a request header and never part of it), or the reason it was rejected.
 //!
 //! Lossy by design: a watcher that falls behind is told how many records it missed rather than
-//! slowing the pipeline (a bounded broadcast channel). Served on its own listener, off unless
+//! slowing the pipeline (a bounded broadcast channel). Records are kept serialised, with the
+//! source cut at 8 KiB, so a stalled watcher holds at most [`BACKLOG`] lines of a few KiB each.
+//! While watched, each message costs the coordinator one record (two small JSON encodings), unless
+//! every watcher wants rejects only and the message was not rejected. Served on its own listener, off unless
 //! `observe.tap` is set, on loopback unless configured otherwise (`crate::observe::tap_server`):
 //! source records hold whatever the producers put in them.
 
@@ -16,10 +19,11 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Records a watcher may fall behind by before it misses some.
-const BACKLOG: usize = 1024;
+const BACKLOG: usize = 256;
 
-/// Source payloads larger than this are shown as the start of their text.
-const MAX_SOURCE_BYTES: usize = 64 * 1024;
+/// Source payloads larger than this are shown as the start of their text: the tap is for reading
+/// by a person, and the cap bounds what a stalled watcher holds.
+const MAX_SOURCE_BYTES: usize = 8 * 1024;
 
 /// How many watchers at once: each one costs the coordinator a record per message.
 pub const MAX_WATCHERS: usize = 4;
@@ -34,7 +38,7 @@ pub struct TapRecord {
     pub key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
-    /// The record's value: its JSON, or its text when it is not JSON (cut at 64 KiB), or null.
+    /// The record's value: its JSON, or its text when it is not JSON or longer than 8 KiB (cut there), or null.
     pub source: serde_json::Value,
     /// `deliver`, `filtered` or `reject`.
     pub outcome: &'static str,
@@ -96,6 +100,27 @@ impl TapRecord {
     }
 }
 
+/// A record as it travels to the watchers: what their filters read, and its JSON line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TapLine {
+    pub topic: String,
+    pub rejected: bool,
+    /// The record's JSON, newline-terminated.
+    pub json: bytes::Bytes,
+}
+
+impl TapLine {
+    pub fn of(record: &TapRecord) -> TapLine {
+        let mut json = serde_json::to_vec(record).unwrap_or_default();
+        json.push(b'\n');
+        TapLine {
+            topic: record.topic.clone(),
+            rejected: record.is_rejected(),
+            json: json.into(),
+        }
+    }
+}
+
 fn source_value(payload: &[u8]) -> serde_json::Value {
     if payload.len() <= MAX_SOURCE_BYTES {
         if let Ok(v) = serde_json::from_slice(payload) {
@@ -122,11 +147,11 @@ pub struct TapFilter {
 }
 
 impl TapFilter {
-    pub fn accepts(&self, r: &TapRecord) -> bool {
+    pub fn accepts(&self, r: &TapLine) -> bool {
         if self.topic.as_deref().is_some_and(|t| t != r.topic) {
             return false;
         }
-        if self.rejected_only && !r.is_rejected() {
+        if self.rejected_only && !r.rejected {
             return false;
         }
         match self.sample {
@@ -138,8 +163,10 @@ impl TapFilter {
 
 /// The hub the coordinator offers records to.
 pub struct Tap {
-    tx: broadcast::Sender<Arc<TapRecord>>,
+    tx: broadcast::Sender<Arc<TapLine>>,
     watchers: AtomicUsize,
+    /// Watchers that want more than rejects: while none does, accepted messages build nothing.
+    want_all: AtomicUsize,
 }
 
 impl Default for Tap {
@@ -147,6 +174,7 @@ impl Default for Tap {
         Tap {
             tx: broadcast::channel(BACKLOG).0,
             watchers: AtomicUsize::new(0),
+            want_all: AtomicUsize::new(0),
         }
     }
 }
@@ -164,18 +192,30 @@ impl Tap {
 
     /// Offers one judged message to the watchers (nothing happens when there are none).
     pub fn offer(&self, source: &SourceMessage<'_>, processed: &Processed<WireEvent>) {
-        if self.is_watched() {
-            // No receiver left between the check and the send: the record is simply dropped.
-            let _ = self.tx.send(Arc::new(TapRecord::of(source, processed)));
+        if !self.is_watched() {
+            return;
         }
+        let rejected = matches!(processed, Processed::Reject { .. });
+        if !rejected && self.want_all.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // No receiver left between the check and the send: the record is simply dropped.
+        let _ = self
+            .tx
+            .send(Arc::new(TapLine::of(&TapRecord::of(source, processed))));
     }
 
-    /// A new watcher; it stops counting when the [`Watcher`] is dropped.
-    pub fn watch(self: &Arc<Tap>) -> Result<Watcher, TooManyWatchers> {
+    /// A new watcher with what it wants to see; it stops counting when the [`Watcher`] is
+    /// dropped.
+    pub fn watch(self: &Arc<Tap>, filter: TapFilter) -> Result<Watcher, TooManyWatchers> {
         let before = self.watchers.fetch_add(1, Ordering::Relaxed);
+        if !filter.rejected_only {
+            self.want_all.fetch_add(1, Ordering::Relaxed);
+        }
         let watcher = Watcher {
             rx: self.tx.subscribe(),
             tap: self.clone(),
+            filter,
         };
         if before >= MAX_WATCHERS {
             return Err(TooManyWatchers);
@@ -186,14 +226,16 @@ impl Tap {
 
 /// One watcher's subscription.
 pub struct Watcher {
-    rx: broadcast::Receiver<Arc<TapRecord>>,
+    rx: broadcast::Receiver<Arc<TapLine>>,
     tap: Arc<Tap>,
+    filter: TapFilter,
 }
 
 /// What a watcher gets next.
 #[derive(Debug, PartialEq)]
 pub enum Seen {
-    Record(Arc<TapRecord>),
+    /// A record its filter accepts.
+    Record(Arc<TapLine>),
     /// It fell behind and missed this many records.
     Missed(u64),
     /// The bridge is stopping.
@@ -201,11 +243,15 @@ pub enum Seen {
 }
 
 impl Watcher {
+    /// The next record the filter accepts (cancel-safe: nothing is lost by dropping the future).
     pub async fn next(&mut self) -> Seen {
-        match self.rx.recv().await {
-            Ok(r) => Seen::Record(r),
-            Err(broadcast::error::RecvError::Lagged(n)) => Seen::Missed(n),
-            Err(broadcast::error::RecvError::Closed) => Seen::Closed,
+        loop {
+            match self.rx.recv().await {
+                Ok(r) if self.filter.accepts(&r) => return Seen::Record(r),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => return Seen::Missed(n),
+                Err(broadcast::error::RecvError::Closed) => return Seen::Closed,
+            }
         }
     }
 }
@@ -213,6 +259,9 @@ impl Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.tap.watchers.fetch_sub(1, Ordering::Relaxed);
+        if !self.filter.rejected_only {
+            self.tap.want_all.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -255,13 +304,14 @@ mod tests {
         let src = source("shop", br#"{"id":"e1","email":"A@x"}"#);
         tap.offer(&src, &delivered()); // no one watching: dropped
         assert!(!tap.is_watched());
-        let mut w = tap.watch().expect("a watcher");
+        let mut w = tap.watch(TapFilter::default()).expect("a watcher");
         assert!(tap.is_watched());
         tap.offer(&src, &delivered());
         let Seen::Record(r) = w.next().await else {
             panic!("expected a record");
         };
-        let line = serde_json::to_value(&*r).expect("JSON");
+        assert!(r.json.ends_with(b"\n"));
+        let line: serde_json::Value = serde_json::from_slice(&r.json).expect("JSON");
         assert_eq!(line["topic"], "shop");
         assert_eq!(line["partition"], 2);
         assert_eq!(line["offset"], 41);
@@ -280,11 +330,20 @@ mod tests {
     #[tokio::test]
     async fn rejects_carry_their_reason_and_odd_payloads_their_text() {
         let tap = Arc::new(Tap::default());
-        let mut w = tap.watch().expect("a watcher");
+        let only_rejects = TapFilter {
+            rejected_only: true,
+            ..TapFilter::default()
+        };
+        let mut w = tap.watch(only_rejects).expect("a watcher");
+        // Only rejects are wanted: an accepted message is not even built.
+        tap.offer(&source("shop", b"{}"), &delivered());
+        assert_eq!(tap.tx.len(), 0);
         tap.offer(&source("shop", b"{not json"), &rejected());
-        let Seen::Record(r) = w.next().await else {
+        let Seen::Record(line) = w.next().await else {
             panic!("expected a record");
         };
+        assert!(line.rejected);
+        let r = TapRecord::of(&source("shop", b"{not json"), &rejected());
         assert_eq!(r.source, serde_json::json!("{not json"));
         assert_eq!(r.outcome, "reject");
         assert_eq!(r.class, Some("validation"));
@@ -299,27 +358,33 @@ mod tests {
     #[tokio::test]
     async fn a_slow_watcher_is_told_what_it_missed_and_watchers_are_bounded() {
         let tap = Arc::new(Tap::default());
-        let mut w = tap.watch().expect("a watcher");
+        let mut w = tap.watch(TapFilter::default()).expect("a watcher");
         let src = source("shop", b"{}");
         for _ in 0..BACKLOG + 5 {
             tap.offer(&src, &delivered());
         }
         assert_eq!(w.next().await, Seen::Missed(5));
-        let more: Vec<_> = (1..MAX_WATCHERS).map(|_| tap.watch()).collect();
+        let more: Vec<_> = (1..MAX_WATCHERS)
+            .map(|_| tap.watch(TapFilter::default()))
+            .collect();
         assert!(more.iter().all(Result::is_ok));
-        assert_eq!(tap.watch().err(), Some(TooManyWatchers));
+        assert_eq!(tap.watch(TapFilter::default()).err(), Some(TooManyWatchers));
         drop(more);
+        drop(w);
+        assert_eq!(tap.want_all.load(Ordering::Relaxed), 0);
         assert!(
-            tap.watch().is_ok(),
+            tap.watch(TapFilter::default()).is_ok(),
             "a turned-away watcher does not hold a place"
         );
     }
 
     #[test]
     fn the_filter_picks_topic_rejects_and_a_sample() {
-        let ok = TapRecord::of(&source("shop", b"{}"), &delivered());
-        let bad = TapRecord::of(&source("shop", b"{}"), &rejected());
-        let other = TapRecord::of(&source("ads", b"{}"), &delivered());
+        let line =
+            |topic, p: &Processed<WireEvent>| TapLine::of(&TapRecord::of(&source(topic, b"{}"), p));
+        let ok = line("shop", &delivered());
+        let bad = line("shop", &rejected());
+        let other = line("ads", &delivered());
         let f = TapFilter {
             topic: Some("shop".into()),
             ..TapFilter::default()

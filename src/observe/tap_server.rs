@@ -1,6 +1,8 @@
 //! `GET /tap` on the tap listener (`observe.tap`): a stream of JSON lines, one per judged message
 //! that passes the query's filter (`topic`, `rejected_only`, `sample`), ending after `limit` lines
-//! or when the bridge stops. A line `{"missed": n}` says the watcher fell behind by `n` records.
+//! or when the bridge stops. A line `{"missed": n}` says the watcher fell behind by `n` records;
+//! an empty line every 15 s of silence is a keepalive (a watcher that went away without closing
+//! its connection is noticed by the write, and frees its place).
 //! See [`super::tap`] for what a line holds.
 
 use super::tap::{Seen, Tap, TapFilter, Watcher};
@@ -14,6 +16,7 @@ use bytes::Bytes;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
@@ -57,18 +60,17 @@ async fn tap_stream(State(s): State<TapState>, Query(q): Query<TapQuery>) -> Res
             return (StatusCode::BAD_REQUEST, "sample must be in (0, 1]\n").into_response();
         }
     }
-    let watcher = match s.tap.watch() {
-        Ok(w) => w,
-        Err(e) => return (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response(),
-    };
     let filter = TapFilter {
         topic: q.topic,
         rejected_only: q.rejected_only,
         sample: q.sample,
     };
+    let watcher = match s.tap.watch(filter) {
+        Ok(w) => w,
+        Err(e) => return (StatusCode::TOO_MANY_REQUESTS, format!("{e}\n")).into_response(),
+    };
     let session = Session {
         watcher,
-        filter,
         left: q.limit,
         stop: s.stop,
     };
@@ -83,9 +85,11 @@ async fn tap_stream(State(s): State<TapState>, Query(q): Query<TapQuery>) -> Res
         .into_response()
 }
 
+/// How long a tap stream may stay silent before it sends an empty line.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
 struct Session {
     watcher: Watcher,
-    filter: TapFilter,
     /// Lines still to send (`None`: until the watcher goes away).
     left: Option<u64>,
     stop: CancellationToken,
@@ -96,25 +100,21 @@ impl Session {
         if self.left == Some(0) {
             return None;
         }
-        loop {
-            let seen = tokio::select! {
-                () = self.stop.cancelled() => return None,
-                seen = self.watcher.next() => seen,
-            };
-            let mut line = match seen {
-                Seen::Record(r) if self.filter.accepts(&r) => {
-                    if let Some(left) = &mut self.left {
-                        *left = left.saturating_sub(1);
-                    }
-                    serde_json::to_vec(&*r).ok()?
+        let seen = tokio::select! {
+            () = self.stop.cancelled() => return None,
+            () = tokio::time::sleep(KEEPALIVE) => return Some(Bytes::from_static(b"\n")),
+            seen = self.watcher.next() => seen,
+        };
+        match seen {
+            Seen::Record(line) => {
+                if let Some(left) = &mut self.left {
+                    *left = left.saturating_sub(1);
                 }
-                Seen::Record(_) => continue,
-                // Not counted against the limit: it is news about the stream, not a record.
-                Seen::Missed(n) => serde_json::to_vec(&serde_json::json!({ "missed": n })).ok()?,
-                Seen::Closed => return None,
-            };
-            line.push(b'\n');
-            return Some(Bytes::from(line));
+                Some(line.json.clone())
+            }
+            // Not counted against the limit: it is news about the stream, not a record.
+            Seen::Missed(n) => Some(Bytes::from(format!("{{\"missed\":{n}}}\n"))),
+            Seen::Closed => None,
         }
     }
 }

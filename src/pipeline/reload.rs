@@ -108,6 +108,11 @@ pub struct Reloader {
     running: Running,
     plans: mpsc::Sender<PlanSwap>,
     metrics: Arc<Metrics>,
+    /// Listening from the start, so that a SIGHUP right after start reloads instead of taking
+    /// its default action (terminating the process).
+    hangups: Hangups,
+    /// The file's bytes when last loaded (what `--watch-config` compares with).
+    last: Option<Vec<u8>>,
 }
 
 impl Reloader {
@@ -122,17 +127,19 @@ impl Reloader {
         let (plans, rx) = mpsc::channel(1);
         metrics.set_mapping_hash(&config.fingerprint.topics);
         let reloader = Reloader {
+            last: std::fs::read(&path).ok(),
             path,
             running: Running::of(config, plan),
             plans,
             metrics,
+            hangups: hangups(),
         };
         (reloader, rx)
     }
 
     /// Loads the file once, acts on the verdict (logs it, counts it, swaps the rules) and returns
-    /// its `result` label; `applied` once the coordinator has the new rules in force. `why` says
-    /// what asked (for the log).
+    /// its `result` label; `applied` once the coordinator has the new rules in force (`stopped`,
+    /// uncounted, when the pipeline ended first). `why` says what asked (for the log).
     pub async fn reload(&mut self, why: &str) -> &'static str {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -160,8 +167,8 @@ impl Reloader {
                     done,
                 };
                 if self.plans.send(swap).await.is_err() || taken.await.is_err() {
-                    // The pipeline is stopping: nothing to swap into.
-                    return result;
+                    // The pipeline is stopping: nothing to swap into, nothing counted.
+                    return "stopped";
                 }
                 let from = std::mem::replace(&mut self.running.fingerprint.topics, hash.clone());
                 self.metrics.set_mapping_hash(&hash);
@@ -212,8 +219,7 @@ impl Reloader {
     pub async fn run(mut self, watch: Option<Duration>, shutdown: CancellationToken) {
         // tokio's interval panics on zero; a tenth of a second is already a busy poll.
         let watch = watch.map(|d| d.max(Duration::from_millis(100)));
-        let mut hup = hangups();
-        let mut last = std::fs::read(&self.path).ok();
+        let mut hup = self.hangups.take();
         let mut poll = tokio::time::interval(watch.unwrap_or(Duration::from_secs(3600)));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
@@ -221,13 +227,13 @@ impl Reloader {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 Some(()) = recv_hangup(&mut hup) => {
-                    last = std::fs::read(&self.path).ok();
+                    self.last = std::fs::read(&self.path).ok();
                     self.reload("SIGHUP").await;
                 }
                 _ = poll.tick(), if watch.is_some() => {
                     let now = std::fs::read(&self.path).ok();
-                    if now.is_some() && now != last {
-                        last = now;
+                    if now.is_some() && now != self.last {
+                        self.last = now;
                         self.reload("file changed").await;
                     }
                 }
@@ -240,6 +246,7 @@ impl Reloader {
 type Hangups = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
 type Hangups = Option<()>;
+// (A `Signal` needs a runtime: `Reloader::new` is called inside one, by `run` and the tests.)
 
 #[cfg(unix)]
 fn hangups() -> Hangups {
