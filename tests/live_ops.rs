@@ -303,6 +303,18 @@ async fn metric(port: u16, series: &str) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum())
 }
 
+/// The `hash` labels of `mcm_bridge_mapping_info` at `port`.
+async fn mapping_hashes(port: u16) -> Vec<String> {
+    let text = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter_map(|l| l.strip_prefix("mcm_bridge_mapping_info{hash=\""))
+        .filter_map(|l| l.split('"').next().map(str::to_string))
+        .collect()
+}
+
 struct Process {
     child: std::process::Child,
     log: std::path::PathBuf,
@@ -419,6 +431,8 @@ async fn the_process_reloads_on_sighup_and_on_a_watched_file_and_dry_run_sends_n
     bridge
         .wait_metric("mcm_bridge_events_delivered_total{", 10.0)
         .await;
+    let hash_a = mapping_hashes(port).await;
+    assert_eq!(hash_a.len(), 1, "one rules hash from the start: {hash_a:?}");
 
     // SIGHUP with new rules: applied, and the next events carry them.
     std::fs::write(&file, text("live", TOPIC, "B")).expect("config");
@@ -426,6 +440,11 @@ async fn the_process_reloads_on_sighup_and_on_a_watched_file_and_dry_run_sends_n
     bridge
         .wait_metric(r#"mcm_bridge_config_reloads_total{result="applied"}"#, 1.0)
         .await;
+    let hash_b = mapping_hashes(port).await;
+    assert!(
+        hash_b.len() == 1 && hash_b != hash_a,
+        "{hash_a:?} then {hash_b:?}"
+    );
     produce(&bootstrap, TOPIC, &page("b-", 10));
     bridge
         .wait_metric("mcm_bridge_events_delivered_total{", 20.0)

@@ -125,6 +125,7 @@ pub async fn run_with(
         return Err(PipelineError::NoTopics);
     }
     metrics.set_platform(&config.mcm.platform_id, &config.kafka.group_id);
+    metrics.set_mapping_hash(&config.fingerprint.topics);
     let client = McmClient::new(&config.mcm)?;
     let deliverer = Arc::new(Deliverer::new(client, &config.mcm, metrics.clone()));
     // Shadow mode builds no producer: it never writes the DLQ, and an idempotent producer would

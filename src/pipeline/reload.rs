@@ -125,7 +125,6 @@ impl Reloader {
         metrics: Arc<Metrics>,
     ) -> (Reloader, mpsc::Receiver<PlanSwap>) {
         let (plans, rx) = mpsc::channel(1);
-        metrics.set_mapping_hash(&config.fingerprint.topics);
         let reloader = Reloader {
             last: std::fs::read(&path).ok(),
             path,
