@@ -147,7 +147,7 @@ pub fn check(t: &Target) -> Vec<Check> {
         Some(facts) => checks.extend(rights(&consumer, t, &who, &subs, &facts)),
         None => checks.extend(verdict::skipped(&not_run(t, &subs))),
     }
-    close(consumer);
+    close(consumer, t.timeout);
     checks
 }
 
@@ -390,12 +390,22 @@ fn broker_auto_create(
     }
 }
 
-/// Drops the client on a thread of its own: closing a consumer whose brokers are gone can block
-/// for a long time, and nothing of it is needed any more.
-fn close(consumer: BaseConsumer<Seen>) {
-    let _ = std::thread::Builder::new()
+/// Drops the client on a thread of its own and waits for it up to `within`: closing a consumer
+/// whose brokers are gone can block for a long time, and nothing of it is needed any more. But it
+/// must not be left closing while the process exits when it can be helped: exit's clean-up
+/// (OpenSSL's among it) under a librdkafka thread still tearing down a TLS connection killed the
+/// process with a signal after it had printed its report (seen once in CI, SASL_SSL cluster).
+fn close(consumer: BaseConsumer<Seen>, within: Duration) {
+    let (closed, wait) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
         .name("doctor-close".into())
-        .spawn(move || drop(consumer));
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+    if spawned.is_ok() {
+        let _ = wait.recv_timeout(within);
+    }
 }
 
 #[cfg(test)]
