@@ -330,14 +330,23 @@ async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_lose
     // one rebalance this test causes, e.g. a missed heartbeat). The final stops below happen
     // with everything delivered, so they add none.
     let revokes = revokes(&[&a, &second]);
+    // A refused commit (the mock broker answers a revoke's commits RebalanceInProgress while
+    // the group rebalances, seen in CI) leaves finished messages uncommitted: their next owner
+    // replays them too, up to `delivery.max_uncommitted_per_partition` (4 × the 4-request
+    // window here) per partition — the design's bound, and no loss.
+    let refused: u64 = [&a, &second]
+        .iter()
+        .map(|x| x.metrics.commits.with_label_values(&["error"]).get())
+        .sum();
     a.stop().await;
     second.stop().await;
     assert_committed_to_end(b.bootstrap_servers(), "g-s", "events", 4);
     let dups = duplicates(&sb).await;
     assert!(revokes >= 1, "the second member's join revokes partitions");
+    let replay_bound = if refused > 0 { 16 * 4 } else { 0 };
     assert!(
-        dups as u64 <= 4 * revokes,
-        "{dups} duplicates for {revokes} revokes of a 4-request window"
+        dups as u64 <= 4 * revokes + replay_bound,
+        "{dups} duplicates for {revokes} revokes of a 4-request window ({refused} commits refused)"
     );
     sb.shutdown().await.expect("sandbox stops");
 }
@@ -416,7 +425,8 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
     )
     .await;
     let second = Bridge::start(&text);
-    wait_until(Duration::from_secs(30), "the early revoke commit", || {
+    // A hang detector: the mock broker's rebalance can take a while on a busy machine.
+    wait_until(Duration::from_secs(60), "the early revoke commit", || {
         group_committed(&b) != before_revoke
     })
     .await;
