@@ -358,9 +358,33 @@ async fn stalled_sink_turns_the_gate_into_a_pause_and_a_rebalance_meanwhile_lose
 /// last accepted commit (here 50 events per revoked partition); with it, only the hung requests.
 /// The early commit must not pass them either: they never finish before the drain deadline, and
 /// every one of them must still arrive.
+///
+/// The mock broker refuses every commit while a rebalance round is joining or syncing, and a
+/// second join (e.g. the new member re-joining once its topic metadata arrives) can put the
+/// group back there just as the revoke begins: then the early commit is refused by the broker
+/// itself (seen in CI, about one run in four under load) and this run cannot show what it is
+/// about. Such a run still checks that nothing is lost, and the scenario is run again on a fresh
+/// broker and group, up to 4 times; the early commit must be seen accepted in one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
+    for run in 1..=4 {
+        if refused_final_revoke_commit_scenario(run).await == EarlyCommit::Accepted {
+            return;
+        }
+        eprintln!("run {run}: the mock broker's own rebalance refused the early revoke commit");
+    }
+    panic!("the early revoke commit was refused by the broker's rebalance in all 4 runs");
+}
+
+#[derive(Debug, PartialEq)]
+enum EarlyCommit {
+    Accepted,
+    RefusedByTheBroker,
+}
+
+async fn refused_final_revoke_commit_scenario(run: u32) -> EarlyCommit {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let group = format!("g-f{run}");
     let refuse_commits = |b: &MockBroker, n: usize| {
         b.inject_errors(
             RDKafkaApiKey::OffsetCommit,
@@ -370,7 +394,7 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
         .expect("inject");
     };
     let group_committed = |b: &MockBroker| {
-        tokio::task::block_in_place(|| committed(b.bootstrap_servers(), "g-f", "events", 4))
+        tokio::task::block_in_place(|| committed(b.bootstrap_servers(), &group, "events", 4))
     };
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
@@ -382,7 +406,7 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
     let text = config_text(
         b.bootstrap_servers(),
         &sb.base_url(),
-        "g-f",
+        &group,
         // The replay bound would stop delivery while commits are refused: this test is about
         // what a revoke commits, so it lifts the bound.
         "  max_in_flight_per_partition: 1\n  max_uncommitted_per_partition: 100000",
@@ -424,12 +448,34 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
         || a.metrics.in_flight_messages.get() >= 4,
     )
     .await;
+    // Nothing finishes while every request hangs, so no commit is tried until the revoke.
+    let refused_at_start = a.metrics.commits.with_label_values(&["error"]).get();
     let second = Bridge::start(&text);
     // A hang detector: the mock broker's rebalance can take a while on a busy machine.
-    wait_until(Duration::from_secs(60), "the early revoke commit", || {
-        group_committed(&b) != before_revoke
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the early revoke commit's answer",
+        || {
+            group_committed(&b) != before_revoke
+                || a.metrics.commits.with_label_values(&["error"]).get() > refused_at_start
+        },
+    )
     .await;
+    if group_committed(&b) == before_revoke {
+        // Refused by the broker's own rebalance: check only that nothing is lost.
+        faults.latency = Duration::ZERO;
+        sb.set_faults(&faults).expect("faults");
+        let all: Vec<String> = first.iter().chain(&middle).chain(&later).cloned().collect();
+        wait_all_accepted(&sb, &all, Duration::from_secs(120), |got| {
+            format!("lost {} ids", missing(&all, got))
+        })
+        .await;
+        a.stop().await;
+        second.stop().await;
+        assert_committed_to_end(b.bootstrap_servers(), &group, "events", 4);
+        sb.shutdown().await.expect("sandbox stops");
+        return EarlyCommit::RefusedByTheBroker;
+    }
     let refused_before = a.metrics.commits.with_label_values(&["error"]).get();
     // Refused until cleared below: the final revoke commit retries for its whole
     // `final_commit_timeout` and gives up, and B gets the partitions after that.
@@ -454,7 +500,7 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
     let revokes = revokes(&[&a, &second]);
     a.stop().await;
     second.stop().await;
-    assert_committed_to_end(b.bootstrap_servers(), "g-f", "events", 4);
+    assert_committed_to_end(b.bootstrap_servers(), &group, "events", 4);
     let dups = duplicates(&sb).await;
     // A hung request the revoke gave up on may still complete on the sandbox's side, and its
     // message is sent again by the next owner: at most one per partition per revoke.
@@ -463,6 +509,7 @@ async fn refused_final_revoke_commit_repeats_only_the_requests_in_flight() {
         "{dups} duplicates for {revokes} revokes of a 4-request window"
     );
     sb.shutdown().await.expect("sandbox stops");
+    EarlyCommit::Accepted
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
