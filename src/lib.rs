@@ -16,3 +16,4 @@ pub mod mcm;
 pub mod observe;
 pub mod pipeline;
 pub mod sandbox;
+pub mod schema;

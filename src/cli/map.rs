@@ -50,7 +50,12 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
         timestamp_ms: args.timestamp_ms.or_else(|| Some(now_ms())),
         payload: Some(&payload),
     };
-    let (out, rule) = match process::process_named(&plan, &msg, &process::validate_options(&cfg)) {
+    let (out, rule) = match process::process_named(
+        &plan,
+        &msg,
+        &process::validate_options(&cfg),
+        &crate::schema::SchemaBook::new(1),
+    ) {
         Ok(named) => named,
         Err(_) => {
             eprintln!(

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// The sections outside `topics`, in the order a restart notice names them.
-pub const SECTIONS: [&str; 4] = ["kafka", "mcm", "delivery", "observe"];
+pub const SECTIONS: [&str; 5] = ["kafka", "mcm", "delivery", "observe", "schema_registry"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fingerprint {

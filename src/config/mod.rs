@@ -21,6 +21,7 @@ pub mod kafka;
 pub mod kafka_security;
 pub mod mcm;
 pub mod observe;
+pub mod schema_registry;
 pub mod secret;
 pub mod tls;
 
@@ -44,6 +45,8 @@ pub struct Config {
     pub mcm: McmConfig,
     pub delivery: DeliveryConfig,
     pub observe: ObserveConfig,
+    /// Where `format: avro` / `json_schema` topics' schemas come from (`None` when not set).
+    pub schema_registry: Option<schema_registry::SchemaRegistryConfig>,
     /// The raw `topics:` list, compiled by [`crate::mapping`].
     pub topics: Value,
     /// Dotted paths set by `MCM_BRIDGE__…` variables (for the `validate` summary).
@@ -184,6 +187,7 @@ pub fn load_str_with<T>(
     let mcm_v = r.raw("mcm").cloned().unwrap_or(Value::Null);
     let delivery_v = r.raw("delivery").cloned().unwrap_or(Value::Null);
     let observe_v = r.raw("observe").cloned().unwrap_or(Value::Null);
+    let registry_v = r.raw("schema_registry").cloned();
     let topics = r.raw("topics").cloned().unwrap_or(Value::Null);
     r.finish();
 
@@ -191,6 +195,12 @@ pub fn load_str_with<T>(
     let mcm = mcm::read_mcm(&mcm_v, base_dir, &mut errors, &mut warnings);
     let delivery = delivery::read_delivery(&delivery_v, kafka.as_ref(), mcm.as_ref(), &mut errors);
     let observe = observe::read_observe(&observe_v, &mut errors, &mut warnings);
+    let schema_registry = registry_v
+        .as_ref()
+        .and_then(|v| schema_registry::read_schema_registry(v, base_dir, &mut errors));
+    if registry_v.is_none() {
+        require_registry_for_schemad_topics(&topics, &mut errors);
+    }
     let hooked = if matches!(topics, Value::Sequence(_)) {
         Some(topics_hook(&topics, &mut errors))
     } else {
@@ -209,11 +219,23 @@ pub fn load_str_with<T>(
             if let Some(sasl) = &kafka.security.sasl {
                 fingerprint.fold_secret("kafka", sasl.password.expose());
             }
+            if let Some(sr) = &schema_registry {
+                match &sr.auth {
+                    schema_registry::RegistryAuth::Basic { password, .. } => {
+                        fingerprint.fold_secret("schema_registry", password.expose())
+                    }
+                    schema_registry::RegistryAuth::Bearer(token) => {
+                        fingerprint.fold_secret("schema_registry", token.expose())
+                    }
+                    schema_registry::RegistryAuth::None => {}
+                }
+            }
             let mut config = Config {
                 kafka,
                 mcm,
                 delivery,
                 observe,
+                schema_registry,
                 topics,
                 env_overrides,
                 warnings,
@@ -225,6 +247,27 @@ pub fn load_str_with<T>(
             Ok((config, hooked))
         }
         _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// A block with `format: avro` or `json_schema` reads its schemas from the registry: without a
+/// `schema_registry` section, every one of its messages would wait for a schema forever.
+fn require_registry_for_schemad_topics(topics: &Value, errors: &mut Vec<ConfigError>) {
+    let Value::Sequence(blocks) = topics else {
+        return;
+    };
+    for (i, block) in blocks.iter().enumerate() {
+        if let Some(f) = block.get("format").and_then(Value::as_str) {
+            if f != "json" {
+                errors.push(ConfigError::new(
+                    format!("topics[{i}].format"),
+                    format!(
+                        "`format: {f}` reads schemas from a registry: add a `schema_registry:` \
+                         section with its url (see docs/formats.md)"
+                    ),
+                ));
+            }
+        }
     }
 }
 

@@ -36,7 +36,17 @@ impl fmt::Debug for McmTls {
 
 /// Reads `mcm.tls` (`v` is its value; `Null` when absent). `base_dir` resolves a relative path.
 pub fn read_tls(v: &Value, base_dir: &Path, errors: &mut Vec<ConfigError>) -> McmTls {
-    let Some(mut r) = MapReader::new(v, "mcm.tls", errors) else {
+    read_tls_at(v, "mcm.tls", base_dir, errors)
+}
+
+/// Like [`read_tls`], for a `tls:` section at `path` (the schema registry's has the same keys).
+pub fn read_tls_at(
+    v: &Value,
+    path: &str,
+    base_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> McmTls {
+    let Some(mut r) = MapReader::new(v, path.to_string(), errors) else {
         return McmTls::default();
     };
     let ca_file = r.opt::<PathBuf>("ca_file");

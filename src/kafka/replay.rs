@@ -18,6 +18,7 @@ use crate::mapping::{MappingPlan, Processed, SourceMessage};
 use crate::pipeline::deliver::Deliverer;
 use crate::pipeline::process;
 use crate::pipeline::work::AckResult;
+use crate::schema::FetchOnDemand;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -51,6 +52,12 @@ pub enum ReplayError {
     NoSuchTopic(String),
     #[error("MCM client: {0}")]
     Client(#[from] crate::mcm::client::ClientError),
+    #[error("{0}")]
+    RegistryClient(#[from] crate::schema::registry::RegistryClientError),
+    /// The schema a dead letter needs could not be fetched: stopped before judging it, so it is
+    /// not dead-lettered again for the registry's sake.
+    #[error("{0}; replay stopped (run it again when the registry answers)")]
+    Registry(#[from] crate::schema::FetchError),
     #[error("record {topic}[{partition}]@{offset} lacks the mcm.source.topic header: not written by mcm-bridge")]
     NotADeadLetter {
         topic: String,
@@ -87,6 +94,7 @@ pub async fn replay(
     deliverer: &Deliverer,
     opts: &ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
+    let mut schemas = FetchOnDemand::new(config.schema_registry.as_ref())?;
     let k = &config.kafka;
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &k.bootstrap_servers)
@@ -175,7 +183,16 @@ pub async fn replay(
         let partition = record.partition();
         let offset = record.offset();
         report.read += 1;
-        let outcome = replay_one(config, plan, deliverer, &record, opts.dry_run, &cancel).await?;
+        let outcome = replay_one(
+            config,
+            plan,
+            deliverer,
+            &mut schemas,
+            &record,
+            opts.dry_run,
+            &cancel,
+        )
+        .await?;
         match outcome {
             Outcome::Delivered => report.delivered += 1,
             Outcome::WouldDeliver => report.would_deliver += 1,
@@ -215,6 +232,7 @@ async fn replay_one(
     config: &Config,
     plan: &MappingPlan,
     deliverer: &Deliverer,
+    schemas: &mut FetchOnDemand,
     record: &OwnedMessage,
     dry_run: bool,
     cancel: &CancellationToken,
@@ -252,7 +270,15 @@ async fn replay_one(
         },
         payload: record.payload(),
     };
-    let processed = process::process(plan, &source, &process::validate_options(config));
+    if let Some(block) = plan.route(&topic) {
+        schemas.ensure(block, source.payload).await?;
+    }
+    let processed = process::process(
+        plan,
+        &source,
+        &process::validate_options(config),
+        &schemas.book,
+    );
     match processed {
         Processed::Filtered { .. } => Ok(Outcome::Filtered),
         Processed::Reject {

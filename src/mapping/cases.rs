@@ -192,7 +192,9 @@ pub fn run(plan: &MappingPlan, case: &Case, opts: &ValidateOptions) -> CaseResul
         diff: Vec::new(),
         rule: None,
     };
-    let Ok((got, rule)) = process::process_named(plan, &msg, opts) else {
+    let Ok((got, rule)) =
+        process::process_named(plan, &msg, opts, &crate::schema::SchemaBook::new(1))
+    else {
         res.diff
             .push(format!("no topic block matches topic {:?}", case.topic));
         return res;

@@ -238,6 +238,30 @@ pub enum DecodeError {
     InvalidJson(String),
     #[error("the payload is JSON {0}, not an object")]
     NotAnObject(&'static str),
+    /// Schema'd topics (docs/formats.md): a value must start with the Confluent framing, magic
+    /// byte 0 then the schema id.
+    #[error(
+        "the payload starts with byte {0:#04x}, not the schema registry framing's magic byte 0"
+    )]
+    BadMagicByte(u8),
+    #[error("the payload has {0} bytes, fewer than the schema registry framing's 5")]
+    #[strum(serialize = "truncated_frame")]
+    Truncated(usize),
+    #[error("the schema registry has no schema with id {0}")]
+    SchemaNotFound(u32),
+    #[error("schema {id} from the registry cannot be used: {why}")]
+    SchemaInvalid { id: u32, why: String },
+    #[error("schema {id} is a {found} schema, but this topic's block says `format: {expected}`")]
+    SchemaTypeMismatch {
+        id: u32,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("the payload does not decode with its Avro schema: {0}")]
+    #[strum(serialize = "avro_decode")]
+    Avro(String),
+    #[error("schema {0} is not known here (no registry was reachable to fetch it)")]
+    SchemaUnavailable(u32),
 }
 
 impl DecodeError {

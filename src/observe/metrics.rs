@@ -84,6 +84,10 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub mapping_info: IntGaugeVec,
     pub config_restart_pending: IntGauge,
+    /// Schema registry fetches by result (`pipeline::schema_wait`).
+    pub schema_fetches: IntCounterVec,
+    /// Messages held until their schema is fetched.
+    pub schema_wait_messages: IntGauge,
     /// Read on every finished message: which of the two families above it counts in.
     shadow: std::sync::atomic::AtomicBool,
 }
@@ -128,6 +132,10 @@ fn histogram(r: &Registry, n: &str, help: &str, buckets: Vec<f64>) -> Histogram 
         .expect("each metric is registered once");
     h
 }
+
+/// The `result` label values of `schema_fetches_total`.
+pub const SCHEMA_FETCH_RESULTS: [&str; 5] =
+    ["ok", "not_found", "invalid", "unavailable", "refused"];
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -352,6 +360,17 @@ impl Metrics {
                 "config_restart_pending",
                 "1 when the configuration file holds settings outside topics that differ from the running ones (kafka, mcm, delivery, observe): they take effect at the next restart.",
             ),
+            schema_fetches: counter_vec(
+                &r,
+                "schema_fetches_total",
+                "Schema registry fetches (a schema id and its references), by result: ok, not_found (the registry has no such id: its messages are dead-lettered as schema_not_found), invalid (the schema does not parse), unavailable (retried; consumption waits) and refused (401/403 or an answer that is not a registry's: consumption waits until fixed).",
+                &["result"],
+            ),
+            schema_wait_messages: gauge(
+                &r,
+                "schema_wait_messages",
+                "Messages held (consumption paused) until the schema they name is fetched from the registry; stays above 0 while the registry is unavailable or refuses.",
+            ),
             shadow: std::sync::atomic::AtomicBool::new(false),
             registry: r,
             totals: Totals::default(),
@@ -378,6 +397,9 @@ impl Metrics {
         }
         for result in ["applied", "unchanged", "invalid", "restart_required"] {
             m.config_reloads.with_label_values(&[result]);
+        }
+        for result in SCHEMA_FETCH_RESULTS {
+            m.schema_fetches.with_label_values(&[result]);
         }
         m.register_process_collector();
         m

@@ -14,6 +14,7 @@ use super::deliver::Deliverer;
 use super::lanes::lane_of;
 use super::process;
 use super::reload::PlanSwap;
+use super::schema_wait::{Admit, SchemaWait};
 use super::shutdown::{ending, final_offsets, CommitOutcome, Ending};
 use super::tasks::{Sink, Tasks};
 use super::work::Ack;
@@ -26,6 +27,7 @@ use crate::mapping::{MappingPlan, Processed, SourceMessage, WireEvent};
 use crate::observe::health::{Health, Heartbeat, Loop};
 use crate::observe::metrics::Metrics;
 use crate::observe::tap::Tap;
+use crate::schema::{self, FetchError, Known, RegistryClient, SchemaBook};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use std::collections::HashMap;
@@ -50,7 +52,12 @@ pub struct Deps {
     pub reloads: Option<mpsc::Receiver<PlanSwap>>,
     /// Where judged messages are offered to `mcm-bridge tap` watchers (`observe.tap`).
     pub tap: Option<Arc<Tap>>,
+    /// Where schema'd topics' schemas come from (`schema_registry`), when configured.
+    pub registry: Option<RegistryClient>,
 }
+
+/// A schema fetch's answer: the id and what the registry said.
+type Fetched = (u32, Result<Known, FetchError>);
 
 /// What the pipeline run ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +94,11 @@ pub struct Coordinator {
     heartbeat: Heartbeat,
     reloads: Option<mpsc::Receiver<PlanSwap>>,
     tap: Option<Arc<Tap>>,
+    /// Messages waiting for their schema, and the schemas known.
+    schemas: SchemaWait<OwnedMessage>,
+    registry: Option<RegistryClient>,
+    fetched_tx: mpsc::Sender<Fetched>,
+    fetched_rx: mpsc::Receiver<Fetched>,
 }
 
 impl Coordinator {
@@ -111,6 +123,13 @@ impl Coordinator {
             mpsc::channel(deps.config.mcm.max_in_flight.saturating_mul(2).max(64));
         let (commit_tx, commit_rx) = mpsc::channel(1);
         let heartbeat = deps.health.heartbeat(Loop::Coordinator);
+        // One fetch runs at a time: its answer always has room.
+        let (fetched_tx, fetched_rx) = mpsc::channel(1);
+        let cache_size = deps
+            .config
+            .schema_registry
+            .as_ref()
+            .map_or(1, |r| r.cache_size);
         Coordinator {
             core,
             config: deps.config,
@@ -129,6 +148,10 @@ impl Coordinator {
             heartbeat,
             reloads: deps.reloads,
             tap: deps.tap,
+            schemas: SchemaWait::new(cache_size),
+            registry: deps.registry,
+            fetched_tx,
+            fetched_rx,
         }
     }
 
@@ -151,6 +174,7 @@ impl Coordinator {
                 Some(done) = self.commit_rx.recv() => {
                     self.core.on_commit_done(done.seq, done.result, done.elapsed, Instant::now());
                 }
+                Some((id, answer)) = self.fetched_rx.recv() => self.on_schema_fetched(id, answer),
                 _ = sleep_until_or_never(next_retry), if next_retry.is_some() => {
                     self.core.unpark_due(Instant::now());
                 }
@@ -171,9 +195,12 @@ impl Coordinator {
                     self.metrics.circuit_state.set(self.deliverer.circuit_metric());
                 }
                 _ = shutdown.cancelled(), if !self.core.is_shutting_down() => {
+                    // Held messages were never seen by the core, so nothing committed passes
+                    // them: the next run reads them again.
+                    self.schemas.clear();
+                    self.update_schema_wait();
                     self.core.begin_shutdown(Instant::now());
                 }
-
             }
             self.carry_out_effects();
             self.apply_pauses();
@@ -210,11 +237,22 @@ impl Coordinator {
                 lost,
                 reply,
             } => {
+                // Held messages of these partitions go back to Kafka with them (never seen by
+                // the core, so never committed): their next owner reads them again.
+                self.schemas.forget(|m| {
+                    partitions
+                        .iter()
+                        .any(|tp| tp.partition == m.partition() && &*tp.topic == m.topic())
+                });
+                self.release_held(now);
                 let id = self.next_revoke;
                 self.next_revoke += 1;
                 self.revokes.insert(id, reply);
                 self.core.on_revoked(partitions, lost, id, now);
             }
+            // Positions say everything below them was handed over, and held messages were: the
+            // core must not advance past them (that would commit them undelivered).
+            PollEvent::Positions(_) if self.schemas.is_holding() => {}
             PollEvent::Positions(at) => self.core.on_positions(at),
             PollEvent::Error(e) => self.health.set_broker_error(Some(e)),
             PollEvent::Denied(refusal) => self.core.on_access_denied(refusal, now),
@@ -222,6 +260,114 @@ impl Coordinator {
     }
 
     fn on_message(&mut self, msg: OwnedMessage, now: Instant) {
+        let needs = self
+            .plan
+            .route(msg.topic())
+            .and_then(|block| schema::missing_schema(block, msg.payload(), self.schemas.book()));
+        match self.schemas.admit(msg, needs) {
+            Admit::Pass(msg) => self.take(msg, now),
+            Admit::Held { fetch } => {
+                if let Some(id) = fetch {
+                    self.fetch_schema(id, Duration::ZERO);
+                }
+                self.update_schema_wait();
+            }
+        }
+    }
+
+    /// The registry answered (or failed to) for schema `id`.
+    fn on_schema_fetched(&mut self, id: u32, answer: Result<Known, FetchError>) {
+        let max = self
+            .config
+            .schema_registry
+            .as_ref()
+            .map_or(Duration::from_secs(30), |r| r.max_backoff);
+        let result = match answer {
+            Ok(known) => {
+                let result = match &known {
+                    Known::NotFound => "not_found",
+                    Known::Invalid(_) => "invalid",
+                    _ => "ok",
+                };
+                if let Known::Invalid(why) = &known {
+                    tracing::warn!(
+                        schema_id = id,
+                        why,
+                        "schema cannot be used; its messages are dead-lettered as schema_invalid"
+                    );
+                }
+                self.schemas.learned(id, known);
+                self.release_held(Instant::now());
+                result
+            }
+            Err(e) => {
+                let refused = matches!(e, FetchError::Refused { .. });
+                let delay = self.schemas.failed(refused, max);
+                if refused {
+                    tracing::error!(schema_id = id, error = %e, retry_in = ?delay, "schema registry refused; consumption paused until it answers (nothing is dead-lettered for this)");
+                } else {
+                    tracing::warn!(schema_id = id, error = %e, retry_in = ?delay, "schema registry unavailable; consumption paused");
+                }
+                self.fetch_schema(id, delay);
+                if refused {
+                    "refused"
+                } else {
+                    "unavailable"
+                }
+            }
+        };
+        self.metrics
+            .schema_fetches
+            .with_label_values(&[result])
+            .inc();
+    }
+
+    /// Maps the held messages whose schemas are known now, in order, and fetches the next
+    /// missing one.
+    fn release_held(&mut self, now: Instant) {
+        let plan = self.plan.clone();
+        let (ready, fetch) = self.schemas.release(|m, book| {
+            plan.route(m.topic())
+                .and_then(|block| schema::missing_schema(block, m.payload(), book))
+        });
+        if let Some(id) = fetch {
+            self.fetch_schema(id, Duration::ZERO);
+        }
+        for msg in ready {
+            self.take(msg, now);
+        }
+        self.update_schema_wait();
+    }
+
+    fn update_schema_wait(&mut self) {
+        let held = self.schemas.held();
+        self.metrics
+            .schema_wait_messages
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
+        self.core.set_schema_wait(held > 0);
+    }
+
+    /// Fetches schema `id` after `delay`; the answer comes back on `fetched_rx`.
+    fn fetch_schema(&self, id: u32, delay: Duration) {
+        let tx = self.fetched_tx.clone();
+        let Some(client) = self.registry.clone() else {
+            // Config validation requires a registry for schema'd blocks; without one (a test
+            // building the pipeline by hand) the messages decode as schema_unavailable.
+            let _ = tx.try_send((
+                id,
+                Ok(Known::Invalid("no schema_registry configured".into())),
+            ));
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let answer = client.fetch(id).await;
+            let _ = tx.send((id, answer)).await;
+        });
+    }
+
+    /// Hands a message to the core (mapping it).
+    fn take(&mut self, msg: OwnedMessage, now: Instant) {
         let bytes =
             (msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len)) as u64;
         let taken = Taken {
@@ -233,8 +379,9 @@ impl Coordinator {
             msg,
         };
         let (plan, config, tap) = (&self.plan, &self.config, self.tap.as_deref());
+        let book = self.schemas.book();
         self.core
-            .on_message(taken, |msg| map(plan, config, tap, msg), now);
+            .on_message(taken, |msg| map(plan, config, tap, book, msg), now);
     }
 
     /// Executes the core's effects in order.
@@ -327,6 +474,7 @@ fn map(
     plan: &MappingPlan,
     config: &Config,
     tap: Option<&Tap>,
+    schemas: &SchemaBook,
     msg: &OwnedMessage,
 ) -> Processed<WireEvent> {
     let headers: Vec<(&str, Option<&[u8]>)> = msg
@@ -342,7 +490,7 @@ fn map(
         timestamp_ms: msg.timestamp().to_millis(),
         payload: msg.payload(),
     };
-    let processed = process::process(plan, &source, &process::validate_options(config));
+    let processed = process::process(plan, &source, &process::validate_options(config), schemas);
     if let Some(tap) = tap {
         tap.offer(&source, &processed);
     }

@@ -18,6 +18,7 @@ pub mod offset_tracker;
 pub mod parked;
 pub mod process;
 pub mod reload;
+pub mod schema_wait;
 pub mod shutdown;
 pub mod tasks;
 pub mod work;
@@ -46,6 +47,8 @@ pub enum PipelineError {
     Consumer(rdkafka::error::KafkaError),
     #[error("DLQ producer: {0}")]
     DlqProducer(rdkafka::error::KafkaError),
+    #[error("{0}")]
+    Registry(#[from] crate::schema::registry::RegistryClientError),
     #[error("no topics to subscribe to: the topics section is empty")]
     NoTopics,
     #[error("the coordinator task failed: {0}")]
@@ -185,6 +188,11 @@ pub async fn run_with(
         gaps,
         reloads: controls.reloads,
         tap: controls.tap,
+        registry: config
+            .schema_registry
+            .as_ref()
+            .map(crate::schema::RegistryClient::new)
+            .transpose()?,
     };
     let coordinator = Coordinator::new(deps, poll.consumer.clone(), poll.gate.clone());
     // On a runtime worker, not on the caller's thread (`block_on` in `main`): tasks spawned from

@@ -14,6 +14,7 @@ use crate::config::{Config, McmConfig};
 use crate::kafka::dlq::DlqReason;
 use crate::mapping::{MappingPlan, Processed, RejectClass, SourceMessage, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
+use crate::schema::{self, SchemaBook};
 
 /// The reject reason of a message whose topic no `topics:` block maps.
 pub const NO_MAPPING_FOR_TOPIC: &str = "no_mapping_for_topic";
@@ -53,12 +54,18 @@ pub fn validate_options_at(mcm: &McmConfig, now_ms: i64) -> ValidateOptions {
 
 /// Decodes, routes, maps and validates one message, a valid event straight to its request body:
 /// the pipeline's path. A topic no block maps is a [`NoMapping::reject`].
+/// Schema'd blocks decode with the schemas in `schemas` (one the book lacks is a
+/// `schema_unavailable` reject: the pipeline fetches before it calls this).
 pub fn process(
     plan: &MappingPlan,
     source: &SourceMessage<'_>,
     opts: &ValidateOptions,
+    schemas: &SchemaBook,
 ) -> Processed<WireEvent> {
     match plan.route(source.topic) {
+        Some(block) if block.format.uses_registry() => {
+            block.process_decoded_wire(schema::decode(block, source.payload, schemas), source, opts)
+        }
         Some(block) => block.process_wire(source, opts),
         None => NoMapping {
             topic: source.topic,
@@ -74,8 +81,14 @@ pub fn process_named<'p, 'm>(
     plan: &'p MappingPlan,
     source: &SourceMessage<'m>,
     opts: &ValidateOptions,
+    schemas: &SchemaBook,
 ) -> Result<(Processed, Option<&'p str>), NoMapping<'m>> {
     match plan.route(source.topic) {
+        Some(block) if block.format.uses_registry() => Ok(block.process_decoded_named(
+            schema::decode(block, source.payload, schemas),
+            source,
+            opts,
+        )),
         Some(block) => Ok(block.process_named(source, opts)),
         None => Err(NoMapping {
             topic: source.topic,
@@ -183,12 +196,17 @@ topics:
             serde_json::json!({"currency": "USD", "amount": 19}),
         );
         let src = msg("shop.orders", &body);
-        let Processed::Deliver(wire) = process(&plan, &src, &opts) else {
-            panic!("expected delivery: {:?}", process(&plan, &src, &opts));
+        let Processed::Deliver(wire) = process(&plan, &src, &opts, &SchemaBook::new(1)) else {
+            panic!(
+                "expected delivery: {:?}",
+                process(&plan, &src, &opts, &SchemaBook::new(1))
+            );
         };
         assert_eq!(wire.event_type, crate::mcm::event::EventType::Purchase);
         // The same bytes as the readable event `map` prints, serialised.
-        let Ok((Processed::Deliver(event), rule)) = process_named(&plan, &src, &opts) else {
+        let Ok((Processed::Deliver(event), rule)) =
+            process_named(&plan, &src, &opts, &SchemaBook::new(1))
+        else {
             panic!("expected a readable event");
         };
         assert_eq!(wire.body, event.to_json_bytes());
@@ -204,7 +222,7 @@ topics:
         let body = order(NOW, serde_json::json!({"currency": "USD", "amount": 19}));
         let src = msg("shop.returns", &body);
         assert_eq!(
-            process(&plan, &src, &opts),
+            process(&plan, &src, &opts, &SchemaBook::new(1)),
             Processed::Reject {
                 class: RejectClass::NoMatch,
                 reason: "no_mapping_for_topic".into(),
@@ -212,7 +230,7 @@ topics:
             }
         );
         assert_eq!(
-            process_named(&plan, &src, &opts),
+            process_named(&plan, &src, &opts, &SchemaBook::new(1)),
             Err(NoMapping {
                 topic: "shop.returns"
             })
@@ -230,7 +248,7 @@ topics:
             class,
             reason,
             detail,
-        } = process(&plan, &src, &opts)
+        } = process(&plan, &src, &opts, &SchemaBook::new(1))
         else {
             panic!("strict validation should reject a PURCHASE without revenue");
         };
@@ -251,12 +269,22 @@ topics:
         };
         let ahead = order(NOW + 4_000, serde_json::Value::Null);
         assert!(matches!(
-            process(&plan, &msg("shop.orders", &ahead), &relaxed),
+            process(
+                &plan,
+                &msg("shop.orders", &ahead),
+                &relaxed,
+                &SchemaBook::new(1)
+            ),
             Processed::Deliver(_)
         ));
         let too_far = order(NOW + 6_000, serde_json::Value::Null);
         assert!(matches!(
-            process(&plan, &msg("shop.orders", &too_far), &relaxed),
+            process(
+                &plan,
+                &msg("shop.orders", &too_far),
+                &relaxed,
+                &SchemaBook::new(1)
+            ),
             Processed::Reject {
                 class: RejectClass::Validation,
                 ..

@@ -159,6 +159,9 @@ pub struct Core<M> {
     /// Kafka refused the login or a consuming right: the run ends with exit code 3.
     access_denied: bool,
     circuit_open: bool,
+    /// The shell holds messages until their schema is fetched (`pipeline::schema_wait`):
+    /// every partition pauses meanwhile.
+    schema_wait: bool,
     shutdown_deadline: Option<Instant>,
     next_commit: Instant,
     commits: CommitLedger,
@@ -219,6 +222,7 @@ impl<M: Clone> Core<M> {
             dlq_hold: None,
             access_denied: false,
             circuit_open: false,
+            schema_wait: false,
             shutdown_deadline: None,
             commits,
             commits_stalled: false,

@@ -1,0 +1,180 @@
+//! What the bridge knows of each schema id: a parsed schema, or the registry's permanent answer
+//! that there is none or that it cannot be used. Bounded: beyond `capacity` ids the oldest
+//! learned is forgotten (and fetched again if a message needs it). Pure: filled by the pipeline
+//! with what [`super::registry`] fetched.
+
+use crate::mapping::avro_doc::{avro_doc, Names};
+use crate::mapping::doc::{DecodeError, Doc};
+use apache_avro::schema::{ResolvedSchema, Schema};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A parsed Avro schema with the schemas it references (by name).
+#[derive(Debug)]
+pub struct AvroSchema {
+    main: Schema,
+    references: Vec<Schema>,
+    /// Every named type of `main` and its references, for following `Ref`s.
+    names: Names,
+}
+
+impl AvroSchema {
+    /// Parses `text` with the texts of the schemas it references (in any order).
+    pub fn parse(text: &str, references: &[String]) -> Result<AvroSchema, String> {
+        let (main, references) = if references.is_empty() {
+            (
+                Schema::parse_str(text).map_err(|e| e.to_string())?,
+                Vec::new(),
+            )
+        } else {
+            Schema::parse_str_with_list(text, references).map_err(|e| e.to_string())?
+        };
+        // References first: names resolve in order.
+        let mut all: Vec<&Schema> = references.iter().collect();
+        all.push(&main);
+        let names = ResolvedSchema::try_from(all)
+            .map_err(|e| e.to_string())?
+            .get_names()
+            .iter()
+            .map(|(n, s)| (n.clone(), (*s).clone()))
+            .collect();
+        Ok(AvroSchema {
+            main,
+            references,
+            names,
+        })
+    }
+
+    /// Decodes one datum (the bytes after the framing) into a document.
+    pub fn decode(&self, mut body: &[u8]) -> Result<Doc<'static>, DecodeError> {
+        let value = apache_avro::from_avro_datum_schemata(
+            &self.main,
+            self.references.iter().collect(),
+            &mut body,
+            None,
+        )
+        .map_err(|e| DecodeError::Avro(e.to_string()))?;
+        if !body.is_empty() {
+            return Err(DecodeError::Avro(format!(
+                "{} bytes left after the record (written with another schema?)",
+                body.len()
+            )));
+        }
+        avro_doc(value, &self.main, &self.names)
+    }
+}
+
+/// What the registry said about one schema id.
+#[derive(Debug, Clone)]
+pub enum Known {
+    Avro(Arc<AvroSchema>),
+    /// A JSON Schema: values are JSON; the schema itself is not checked against them (the
+    /// mapping rules and MCM's validation judge the content).
+    Json,
+    /// A schema of a type this version does not read (PROTOBUF), by its registry type name.
+    Other(String),
+    /// 404 with the registry's "schema not found" code.
+    NotFound,
+    /// The registry's text does not parse, or a reference cannot be resolved.
+    Invalid(String),
+}
+
+impl Known {
+    /// The registry's `schemaType` name.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Known::Avro(_) => "AVRO",
+            Known::Json => "JSON",
+            Known::Other(t) => t,
+            Known::NotFound | Known::Invalid(_) => "unknown",
+        }
+    }
+}
+
+/// Schema ids and what is known of them, at most `capacity`.
+#[derive(Debug)]
+pub struct SchemaBook {
+    known: HashMap<u32, Known>,
+    /// Ids in the order they were learned, for forgetting the oldest.
+    order: VecDeque<u32>,
+    capacity: usize,
+}
+
+impl SchemaBook {
+    pub fn new(capacity: usize) -> SchemaBook {
+        SchemaBook {
+            known: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn knows(&self, id: u32) -> bool {
+        self.known.contains_key(&id)
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Known> {
+        self.known.get(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// Records what the registry said of `id`, forgetting the oldest id beyond the capacity.
+    pub fn learn(&mut self, id: u32, known: Known) {
+        if self.known.insert(id, known).is_none() {
+            self.order.push_back(id);
+        }
+        while self.known.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.known.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_id_is_forgotten_beyond_the_capacity() {
+        let mut b = SchemaBook::new(2);
+        b.learn(1, Known::Json);
+        b.learn(2, Known::NotFound);
+        b.learn(2, Known::Json);
+        assert_eq!(b.len(), 2);
+        b.learn(3, Known::Json);
+        assert!(!b.knows(1) && b.knows(2) && b.knows(3));
+    }
+
+    #[test]
+    fn references_resolve_by_name_and_leftover_bytes_are_refused() {
+        let address = r#"{"type":"record","name":"Address","namespace":"acme","fields":[
+            {"name":"city","type":"string"}]}"#;
+        let order = r#"{"type":"record","name":"Order","namespace":"acme","fields":[
+            {"name":"id","type":"string"},{"name":"ship_to","type":"acme.Address"}]}"#;
+        let s = AvroSchema::parse(order, &[address.to_string()]).expect("parse");
+        // "o1" then "Oslo": zig-zag lengths 4 and 8.
+        let datum = [4, b'o', b'1', 8, b'O', b's', b'l', b'o'];
+        let doc = s.decode(&datum).expect("decode");
+        let ship = doc.get(doc.root(), "ship_to").expect("ship_to");
+        assert!(doc.get(ship, "city").is_some());
+        let mut longer = datum.to_vec();
+        longer.push(0);
+        assert!(matches!(s.decode(&longer), Err(DecodeError::Avro(_))));
+        assert!(matches!(s.decode(&datum[..3]), Err(DecodeError::Avro(_))));
+        assert!(
+            AvroSchema::parse(order, &[]).is_err(),
+            "unresolved reference"
+        );
+    }
+}

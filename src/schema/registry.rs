@@ -1,0 +1,368 @@
+//! Fetching schemas from a Confluent-compatible schema registry: `GET /schemas/ids/{id}`, then
+//! each reference's `GET /subjects/{subject}/versions/{version}` (recursively), and what each
+//! failure means for the messages that wait on it.
+//!
+//! The classes follow Moloco's failure protocol for MCM, applied to the registry:
+//! - **retry** ([`FetchError::Unavailable`]): no connection, a timeout, 5xx, 408 or 429 — the
+//!   registry blinked, the message is healthy, so the pipeline pauses and tries again;
+//! - **halt** ([`FetchError::Refused`]): 401/403 (the credentials), or an answer that is not a
+//!   registry's (a 404 without the registry's error code, another 4xx, a body that is not its
+//!   JSON) — the configuration is wrong, and dead-lettering would throw away every message of
+//!   the topic, so the pipeline stays paused and says so until it is fixed;
+//! - **permanent** ([`Known::NotFound`], [`Known::Invalid`]): the registry itself says there is
+//!   no such schema (404 with error code 40403), or gives one that does not parse — those
+//!   messages can never be decoded and go to the DLQ with that reason.
+//!
+//! Stricter than Confluent's own deserializers, which fail the message on any registry error:
+//! only the registry's own "not found" dead-letters.
+
+use super::book::{AvroSchema, Known};
+use crate::config::schema_registry::{RegistryAuth, SchemaRegistryConfig};
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Why a fetch gave no answer about the schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// Worth retrying: the registry may be back soon.
+    #[error("schema registry unavailable at {url}: {why}")]
+    Unavailable { url: String, why: String },
+    /// Not worth retrying until the configuration changes (credentials, URL).
+    #[error("schema registry at {url} refused: {why}")]
+    Refused { url: String, why: String },
+}
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryClientError {
+    #[error("schema_registry.url {url:?}: {why}")]
+    InvalidUrl { url: String, why: String },
+    #[error("schema_registry TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("schema_registry credentials cannot be sent in an HTTP header")]
+    InvalidCredentials,
+}
+
+type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// At most this many schemas are fetched for one id (itself and its references, transitively).
+const MAX_SCHEMAS_PER_ID: usize = 64;
+
+/// An answer body larger than this is not a schema the bridge will use.
+const MAX_BODY: usize = 8 << 20;
+
+/// Path segment characters kept as they are (RFC 3986 unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[derive(Clone)]
+pub struct RegistryClient {
+    client: Client,
+    urls: Vec<String>,
+    auth: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("urls", &self.urls)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /schemas/ids/{id}` and `GET /subjects/{s}/versions/{v}` answers (extra fields ignored).
+#[derive(Debug, Deserialize)]
+struct SchemaAnswer {
+    schema: String,
+    /// Absent for AVRO, as Confluent's registry answers.
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<Reference>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+struct Reference {
+    name: String,
+    subject: String,
+    version: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorAnswer {
+    error_code: i64,
+}
+
+/// One request's outcome, before it is judged for an id or a reference.
+enum Got {
+    Schema(SchemaAnswer),
+    /// The registry's own 404 (its error code says what is missing).
+    NotFound(i64),
+}
+
+impl RegistryClient {
+    pub fn new(cfg: &SchemaRegistryConfig) -> Result<RegistryClient, RegistryClientError> {
+        let mut urls = Vec::new();
+        for u in &cfg.urls {
+            let trimmed = u.trim_end_matches('/').to_string();
+            let uri: Uri = trimmed.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+                RegistryClientError::InvalidUrl {
+                    url: u.clone(),
+                    why: e.to_string(),
+                }
+            })?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(RegistryClientError::InvalidUrl {
+                    url: u.clone(),
+                    why: "expected an http:// or https:// URL with a host".into(),
+                });
+            }
+            urls.push(trimmed);
+        }
+        let auth = match &cfg.auth {
+            RegistryAuth::None => None,
+            RegistryAuth::Basic { username, password } => {
+                let raw = format!("{username}:{}", password.expose());
+                let text = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                );
+                Some(
+                    HeaderValue::from_str(&text)
+                        .map_err(|_| RegistryClientError::InvalidCredentials)?,
+                )
+            }
+            RegistryAuth::Bearer(token) => Some(
+                HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| RegistryClientError::InvalidCredentials)?,
+            ),
+        }
+        .map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(cfg.timeout));
+        tcp.set_nodelay(true);
+        let tls = crate::mcm::client::tls_config(&cfg.tls.extra_roots)
+            .map_err(RegistryClientError::Tls)?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Ok(RegistryClient {
+            client,
+            urls,
+            auth,
+            timeout: cfg.timeout,
+        })
+    }
+
+    /// What the registry says of schema `id`, with its references resolved; `Err` when it
+    /// could not say (see the module docs for which errors are retried).
+    pub async fn fetch(&self, id: u32) -> Result<Known, FetchError> {
+        let main = match self.get(&format!("/schemas/ids/{id}")).await? {
+            Got::Schema(s) => s,
+            Got::NotFound(_) => return Ok(Known::NotFound),
+        };
+        let kind = main
+            .schema_type
+            .as_deref()
+            .unwrap_or("AVRO")
+            .to_ascii_uppercase();
+        match kind.as_str() {
+            "AVRO" => {}
+            "JSON" => return Ok(Known::Json),
+            _ => return Ok(Known::Other(kind)),
+        }
+        // References, breadth first, each fetched once (a diamond of references is common).
+        let mut texts = Vec::new();
+        let mut seen: HashSet<Reference> = HashSet::new();
+        let mut queue: Vec<Reference> = main.references.clone();
+        while let Some(r) = queue.pop() {
+            if !seen.insert(r.clone()) {
+                continue;
+            }
+            if seen.len() > MAX_SCHEMAS_PER_ID {
+                return Ok(Known::Invalid(format!(
+                    "more than {MAX_SCHEMAS_PER_ID} referenced schemas"
+                )));
+            }
+            let path = format!(
+                "/subjects/{}/versions/{}",
+                utf8_percent_encode(&r.subject, SEGMENT),
+                r.version
+            );
+            match self.get(&path).await? {
+                Got::Schema(s) => {
+                    queue.extend(s.references.iter().cloned());
+                    texts.push(s.schema);
+                }
+                Got::NotFound(code) => {
+                    return Ok(Known::Invalid(format!(
+                        "its reference {:?} (subject {:?} version {}) is not in the registry \
+                         (error code {code})",
+                        r.name, r.subject, r.version
+                    )))
+                }
+            }
+        }
+        // Deepest references last fetched: first to resolve.
+        texts.reverse();
+        Ok(match AvroSchema::parse(&main.schema, &texts) {
+            Ok(s) => Known::Avro(std::sync::Arc::new(s)),
+            Err(why) => Known::Invalid(why),
+        })
+    }
+
+    /// One GET, tried against each URL in turn while they are unavailable.
+    async fn get(&self, path: &str) -> Result<Got, FetchError> {
+        let mut last = None;
+        for base in &self.urls {
+            match self.get_from(base, path).await {
+                Err(e @ FetchError::Unavailable { .. }) => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| FetchError::Refused {
+            url: String::new(),
+            why: "no schema_registry.url".into(),
+        }))
+    }
+
+    async fn get_from(&self, base: &str, path: &str) -> Result<Got, FetchError> {
+        let url = format!("{base}{path}");
+        let unavailable = |why: String| FetchError::Unavailable {
+            url: url.clone(),
+            why,
+        };
+        let refused = |why: String| FetchError::Refused {
+            url: url.clone(),
+            why,
+        };
+        let mut req = Request::get(&url)
+            .header(
+                header::ACCEPT,
+                "application/vnd.schemaregistry.v1+json, application/json",
+            )
+            .header(header::USER_AGENT, crate::mcm::client::USER_AGENT);
+        if let Some(auth) = &self.auth {
+            req = req.header(header::AUTHORIZATION, auth.clone());
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| refused(format!("cannot build the request: {e}")))?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            let status = resp.status();
+            let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| unavailable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, FetchError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))??;
+        judge(status, &body).map_err(|(retry, why)| {
+            if retry {
+                unavailable(why)
+            } else {
+                refused(why)
+            }
+        })
+    }
+}
+
+/// An answer's meaning; `Err((retry, why))` when it says nothing about the schema.
+fn judge(status: StatusCode, body: &[u8]) -> Result<Got, (bool, String)> {
+    let snippet = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    match status.as_u16() {
+        200 => serde_json::from_slice::<SchemaAnswer>(body)
+            .map(Got::Schema)
+            .map_err(|e| {
+                (
+                    false,
+                    format!("200 but not a schema answer ({e}): {}", snippet()),
+                )
+            }),
+        // 40401 subject, 40402 version, 40403 schema not found: the registry's own words.
+        404 => match serde_json::from_slice::<ErrorAnswer>(body) {
+            Ok(e) if (40400..40500).contains(&e.error_code) => Ok(Got::NotFound(e.error_code)),
+            _ => Err((
+                false,
+                format!(
+                    "404 without a registry error code (is the URL a schema registry's?): {}",
+                    snippet()
+                ),
+            )),
+        },
+        401 | 403 => Err((
+            false,
+            format!("{status}: check schema_registry credentials"),
+        )),
+        408 | 429 | 500..=599 => Err((true, format!("{status}: {}", snippet()))),
+        _ => Err((false, format!("{status}: {}", snippet()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_registrys_own_not_found_is_permanent() {
+        let nf = judge(
+            StatusCode::NOT_FOUND,
+            br#"{"error_code":40403,"message":"Schema 7 not found"}"#,
+        );
+        assert!(matches!(nf, Ok(Got::NotFound(40403))));
+        assert!(matches!(
+            judge(StatusCode::NOT_FOUND, b"<html>nginx</html>"),
+            Err((false, _))
+        ));
+        assert!(matches!(
+            judge(StatusCode::UNAUTHORIZED, b""),
+            Err((false, _))
+        ));
+        assert!(matches!(
+            judge(StatusCode::SERVICE_UNAVAILABLE, b""),
+            Err((true, _))
+        ));
+        assert!(matches!(
+            judge(StatusCode::TOO_MANY_REQUESTS, b""),
+            Err((true, _))
+        ));
+        assert!(matches!(judge(StatusCode::OK, b"<html>"), Err((false, _))));
+        let ok = judge(
+            StatusCode::OK,
+            br#"{"schema":"\"string\"","references":[]}"#,
+        );
+        assert!(matches!(ok, Ok(Got::Schema(_))));
+    }
+}
