@@ -33,6 +33,7 @@ pub mod faults;
 mod handle;
 mod listen;
 pub mod recorder;
+pub mod registry;
 mod state;
 pub mod stats;
 pub mod tls;
