@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Encodes JSON records with Confluent's own serializers and produces them to Kafka.
+
+An encoder independent of the bridge: each stdin line (one JSON object) is encoded by
+confluent-kafka's AvroSerializer or JSONSerializer, which register the schema in the registry
+(auto-register, TopicNameStrategy: subject `<topic>-value`) and frame the value in Confluent's
+wire format (magic byte 0, 4-byte big-endian schema id, payload). The values are produced to
+`--topic`, or with `--raw-out FILE` written to FILE as one hex line each (no broker needed).
+
+    scripts/schema_produce.py --registry http://127.0.0.1:8081 --format avro \\
+        --schema-file user.avsc --topic users --bootstrap 127.0.0.1:9092 --key-field id < users.jsonl
+
+Needs confluent-kafka[avro,schemaregistry,json]==2.16.2 and fastavro (the Rust tests build a venv
+with them: tests/support/python_serializers.rs). Exits non-zero if any record fails to encode or
+to be delivered; prints `produced N` at the end.
+"""
+
+import argparse
+import io
+import json
+import sys
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+# Confluent's wire format: magic byte 0 and a 4-byte schema id before the payload.
+HEADER_LEN = 5
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--registry", required=True, help="schema registry URL")
+    p.add_argument("--format", required=True, choices=["avro", "json_schema"])
+    p.add_argument("--schema-file", required=True)
+    p.add_argument("--topic", required=True, help="also names the subject: <topic>-value")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (required unless --raw-out)")
+    p.add_argument("--key-field", help="record field whose value (UTF-8) is the message key")
+    p.add_argument("--basic-auth", help="user:pass for the registry")
+    p.add_argument("--raw-out", help="write hex-encoded values to this file instead of Kafka")
+    p.add_argument("--fastavro-check", action="store_true",
+                   help="decode each Avro value with fastavro after the 5-byte header and "
+                        "require the record back")
+    args = p.parse_args(argv)
+    if args.raw_out is None and args.bootstrap is None:
+        p.error("--bootstrap is required unless --raw-out is given")
+    if args.fastavro_check and args.format != "avro":
+        p.error("--fastavro-check applies to --format avro only")
+    return args
+
+
+def serializer(args, schema_str):
+    conf = {"url": args.registry}
+    if args.basic_auth:
+        conf["basic.auth.user.info"] = args.basic_auth
+    client = SchemaRegistryClient(conf)
+    ser_conf = {"auto.register.schemas": True}
+    if args.format == "avro":
+        return AvroSerializer(schema_registry_client=client, schema_str=schema_str, conf=ser_conf)
+    return JSONSerializer(schema_str=schema_str, schema_registry_client=client, conf=ser_conf)
+
+
+def fastavro_check(schema_str, record, value):
+    # Imported here so the JSON path does not need fastavro.
+    from fastavro import parse_schema, schemaless_reader
+
+    if len(value) < HEADER_LEN or value[0] != 0:
+        raise AssertionError(f"value does not start with magic byte 0: {value[:HEADER_LEN].hex()}")
+    parsed = parse_schema(json.loads(schema_str))
+    decoded = schemaless_reader(io.BytesIO(value[HEADER_LEN:]), parsed, None)
+    if decoded != record:
+        raise AssertionError(f"fastavro decoded {decoded!r}, expected {record!r}")
+
+
+def read_records(stream):
+    records = []
+    for n, line in enumerate(stream, start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"stdin line {n}: not JSON: {e}")
+    return records
+
+
+def key_of(args, record, n):
+    if not args.key_field:
+        return None
+    if args.key_field not in record:
+        raise SystemExit(f"record {n} has no field {args.key_field!r} (--key-field)")
+    return str(record[args.key_field]).encode("utf-8")
+
+
+def main(argv):
+    args = parse_args(argv)
+    with open(args.schema_file, encoding="utf-8") as f:
+        schema_str = f.read()
+    records = read_records(sys.stdin)
+    ser = serializer(args, schema_str)
+    ctx = SerializationContext(args.topic, MessageField.VALUE)
+    encoded = []
+    for n, record in enumerate(records, start=1):
+        # Registration errors (401, 503, 422) surface here and end the run with a traceback.
+        value = ser(record, ctx)
+        if args.fastavro_check:
+            fastavro_check(schema_str, record, value)
+        encoded.append((key_of(args, record, n), value))
+
+    if args.raw_out:
+        with open(args.raw_out, "w", encoding="utf-8") as out:
+            for _, value in encoded:
+                out.write(value.hex() + "\n")
+        print(f"produced {len(encoded)}")
+        return 0
+
+    failures = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failures.append(f"{msg.topic()}: {err}")
+
+    producer = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True})
+    for key, value in encoded:
+        while True:
+            try:
+                producer.produce(args.topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                # The local queue is full: let deliveries drain it, then try again.
+                producer.poll(0.5)
+        producer.poll(0)
+    remaining = producer.flush(60)
+    if remaining:
+        failures.append(f"{remaining} messages still undelivered after 60 s")
+    if failures:
+        for failure in failures:
+            print(f"delivery failed: {failure}", file=sys.stderr)
+        return 1
+    print(f"produced {len(encoded)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

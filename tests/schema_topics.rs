@@ -1,0 +1,321 @@
+//! Schema'd topics end to end (issue 19): Avro and JSON Schema values written by Confluent's own
+//! Python serializers (an encoder independent of the bridge) through the sandbox's schema
+//! registry, consumed from Apache Kafka and delivered to the MCM sandbox — with the registry
+//! down in the middle of the run. Every id is accounted for: delivered exactly once, or
+//! dead-lettered with its exact reason; nothing is dead-lettered because the registry blinked.
+
+mod support;
+
+use mcm_bridge::sandbox::registry::{spawn_registry, RegistryConfig};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use support::python_serializers::schema_produce;
+use support::*;
+
+const AVRO_TOPIC: &str = "orders.avro";
+const JSON_TOPIC: &str = "orders.json";
+const GROUP: &str = "shop";
+
+const AVRO_V1: &str = r#"{"type":"record","name":"PageView","namespace":"acme.shop","fields":[
+  {"name":"id","type":"string"},
+  {"name":"user","type":"string"},
+  {"name":"kind","type":{"type":"enum","name":"Kind","symbols":["home","page"]}},
+  {"name":"page","type":["null","string"],"default":null},
+  {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}
+]}"#;
+
+/// v2 adds a field: a new schema id, which the bridge first meets while the registry is down.
+const AVRO_V2: &str = r#"{"type":"record","name":"PageView","namespace":"acme.shop","fields":[
+  {"name":"id","type":"string"},
+  {"name":"user","type":"string"},
+  {"name":"kind","type":{"type":"enum","name":"Kind","symbols":["home","page"]}},
+  {"name":"page","type":["null","string"],"default":null},
+  {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"price","type":["null","double"],"default":null}
+]}"#;
+
+const JSON_SCHEMA: &str = r#"{"$schema":"http://json-schema.org/draft-07/schema#","title":"PageView",
+  "type":"object","properties":{"id":{"type":"string"},"user":{"type":"string"},
+  "kind":{"type":"string"},"page":{"type":["string","null"]},"ts":{"type":"integer"}},
+  "required":["id","user","kind","ts"]}"#;
+
+fn topics() -> String {
+    let block = |topic: &str, format: &str| {
+        format!(
+            r#"  - topic: {topic}
+    format: {format}
+    on_no_match: dlq
+    fields:
+      id: {{path: id}}
+      timestamp: {{path: ts}}
+      channel_type: SITE
+      user_id: {{path: user}}
+    rules:
+      - when: {{field: kind, equals: home}}
+        event_type: HOME
+      - when: {{field: kind, equals: page}}
+        event_type: PAGE_VIEW
+        fields:
+          page_id: {{path: page}}
+"#
+        )
+    };
+    format!(
+        "topics:\n{}{}",
+        block(AVRO_TOPIC, "avro"),
+        block(JSON_TOPIC, "json_schema")
+    )
+}
+
+/// JSON lines of `n` records `prefix-i`, alternating home and page views.
+fn lines(prefix: &str, n: usize) -> Vec<String> {
+    let ts = chrono_now_ms() - 60_000;
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}-{i}");
+            let mut v =
+                serde_json::json!({"id": id, "user": format!("user-{id}"), "ts": ts + i as i64});
+            if i % 2 == 0 {
+                v["kind"] = "home".into();
+                v["page"] = serde_json::Value::Null;
+            } else {
+                v["kind"] = "page".into();
+                v["page"] = format!("p-{i}").into();
+            }
+            v.to_string()
+        })
+        .collect()
+}
+
+/// Encodes `records` with Confluent's serializer for `format` (registering `schema` under
+/// `<topic>-value`) and returns the framed values.
+fn encode(
+    registry: &str,
+    topic: &str,
+    format: &str,
+    schema: &str,
+    records: &[String],
+) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let schema_file = dir.path().join("schema.json");
+    std::fs::write(&schema_file, schema).expect("schema file");
+    let out = dir.path().join("values.hex");
+    let args = [
+        "--registry",
+        registry,
+        "--format",
+        format,
+        "--schema-file",
+        schema_file.to_str().expect("utf-8 path"),
+        "--topic",
+        topic,
+        "--raw-out",
+        out.to_str().expect("utf-8 path"),
+    ];
+    schema_produce(&args, records);
+    std::fs::read_to_string(&out)
+        .expect("values")
+        .lines()
+        .map(|l| hex::decode(l.trim()).expect("hex"))
+        .collect()
+}
+
+fn framed(id: u32, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![0];
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn keyed(values: Vec<Vec<u8>>, ids: &[String]) -> Vec<Record> {
+    values
+        .into_iter()
+        .zip(ids)
+        .enumerate()
+        .map(|(i, (v, id))| ((i % 2) as i32, Some(id.as_bytes().to_vec()), Some(v)))
+        .collect()
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn schema_id(value: &[u8]) -> u32 {
+    u32::from_be_bytes([value[1], value[2], value[3], value[4]])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_letters_nothing() {
+    let Some(backend) = Backend::apache(Protocol::Classic) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let registry = spawn_registry(RegistryConfig::default())
+        .await
+        .expect("registry");
+    let url = registry.base_url();
+    let b = backend.broker(AVRO_TOPIC, 2);
+    b.create_topic(JSON_TOPIC, 2);
+    b.create_topic(&format!("{GROUP}.dlq"), 1);
+    let bootstrap = b.bootstrap_servers().to_string();
+
+    // Encoded up front, while the registry is up: v1 and v2 get their ids here.
+    let first = ids("a1", 200);
+    let second = ids("a2", 200);
+    let json = ids("j", 100);
+    let v1 = encode(&url, AVRO_TOPIC, "avro", AVRO_V1, &lines("a1", 200));
+    let v2 = encode(&url, AVRO_TOPIC, "avro", AVRO_V2, &lines("a2", 200));
+    let js = encode(
+        &url,
+        JSON_TOPIC,
+        "json_schema",
+        JSON_SCHEMA,
+        &lines("j", 100),
+    );
+    let (id1, id2) = (schema_id(&v1[0]), schema_id(&v2[0]));
+    assert_ne!(id1, id2, "v2 is a new schema id");
+    // Permanently undecodable, each with its reason (keyed by label).
+    let bad: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("plain-json", event("bad-1", "home"), "bad_magic_byte"),
+        ("unknown-id", framed(9_999, &v1[0][5..]), "schema_not_found"),
+        ("cut-datum", v2[0][..8].to_vec(), "avro_decode"),
+        ("three-bytes", vec![0, 0, 0], "truncated_frame"),
+        (
+            "json-on-avro-id",
+            framed(schema_id(&js[0]), &v1[0][5..]),
+            "schema_type_mismatch",
+        ),
+    ];
+
+    let text = config_text_with_topics(&b, &sb.base_url(), GROUP, "", "", &topics())
+        + &format!("schema_registry:\n  url: {url}\n  max_backoff: 500ms\n");
+    let bridge = Bridge::start(&text);
+    produce(&bootstrap, AVRO_TOPIC, &keyed(v1, &first));
+    produce(&bootstrap, JSON_TOPIC, &keyed(js, &json));
+    let early: Vec<String> = first.iter().chain(&json).cloned().collect();
+    wait_all_accepted(&sb, &early, Duration::from_secs(60), |got| {
+        format!("lost {} of the first ids", missing(&early, got))
+    })
+    .await;
+    let hits_before = registry.schema_by_id_hits();
+    eprintln!("registry GET /schemas/ids hits before the outage: {hits_before}");
+
+    // The registry goes down; v2 values (a schema the bridge has not seen) and the bad records
+    // arrive meanwhile.
+    registry.set_unavailable(true);
+    let held_from = end_offsets(&bootstrap, AVRO_TOPIC, 2);
+    produce(&bootstrap, AVRO_TOPIC, &keyed(v2, &second));
+    let bad_records: Vec<Record> = bad
+        .iter()
+        .map(|(label, v, _)| (0, Some(label.as_bytes().to_vec()), Some(v.clone())))
+        .collect();
+    produce(&bootstrap, AVRO_TOPIC, &bad_records);
+    bridge
+        .wait(
+            Duration::from_secs(30),
+            "fetches failing while the registry is down",
+            || {
+                bridge
+                    .metrics
+                    .schema_fetches
+                    .with_label_values(&["unavailable"])
+                    .get()
+                    >= 3
+            },
+        )
+        .await;
+    assert!(
+        bridge.metrics.schema_wait_messages.get() > 0,
+        "messages wait for v2"
+    );
+    // A few commit intervals (200 ms) with messages held: no commit may pass them (the poll
+    // thread's idle positions say they were handed over; a commit there would lose them on a
+    // crash).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let committed_now = committed(&bootstrap, GROUP, AVRO_TOPIC, 2);
+    for (p, (c, held)) in committed_now.iter().zip(&held_from).enumerate() {
+        assert!(
+            c.unwrap_or(0) <= *held,
+            "partition {p}: committed {c:?} past the held messages from {held}"
+        );
+    }
+    assert_eq!(
+        bridge.dead_lettered(),
+        0,
+        "nothing dead-lettered while the registry is down"
+    );
+    let got = accepted_set(&sb).await;
+    assert!(
+        second.iter().all(|id| !got.contains(id)),
+        "no v2 message can be delivered before its schema is fetched"
+    );
+
+    registry.set_unavailable(false);
+    let all: Vec<String> = first.iter().chain(&second).chain(&json).cloned().collect();
+    wait_all_accepted(&sb, &all, Duration::from_secs(60), |got| {
+        format!("lost {} ids", missing(&all, got))
+    })
+    .await;
+    bridge
+        .wait(
+            Duration::from_secs(30),
+            "every bad record dead-lettered",
+            || bridge.dead_lettered() == bad.len() as u64,
+        )
+        .await;
+    assert_eq!(bridge.metrics.schema_wait_messages.get(), 0);
+    bridge.stop().await;
+
+    // Exactly once each.
+    let delivered = sb.accepted_ids().await.expect("record");
+    let counts = counts(&delivered);
+    let dups: usize = counts.values().map(|n| n - 1).sum();
+    assert_eq!(dups, 0, "duplicates");
+    let want: HashSet<&String> = all.iter().collect();
+    assert!(
+        counts.keys().all(|id| want.contains(id)),
+        "only the good ids are delivered"
+    );
+    // Each bad record once, with its reason, and the schema id it named.
+    let dlq = read_all(&bootstrap, &format!("{GROUP}.dlq"), 1);
+    let seen: BTreeMap<String, String> = dlq
+        .iter()
+        .map(|m| {
+            let h = headers(m);
+            (
+                String::from_utf8_lossy(rdkafka::Message::key(m).unwrap_or_default()).into_owned(),
+                h.get("mcm.error.reason").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, String> = bad
+        .iter()
+        .map(|(l, _, r)| (l.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(seen, want, "dead letters and their reasons");
+    assert_eq!(dlq.len(), bad.len(), "each dead letter once");
+    // Cached: v1, v2, the JSON schema and the unknown id, each fetched once it answered.
+    let fetched_ok = registry.schema_by_id_hits() - hits_before;
+    assert!(
+        fetched_ok >= 3,
+        "v2, the unknown id and retries were fetched after the outage began ({fetched_ok})"
+    );
+    assert_eq!(
+        hits_before, 2,
+        "v1 and the JSON schema fetched once each for 300 messages (the encoders register, they \
+         do not fetch by id)"
+    );
+    for topic in [AVRO_TOPIC, JSON_TOPIC] {
+        let ends = end_offsets(&bootstrap, topic, 2);
+        let committed = committed(&bootstrap, GROUP, topic, 2);
+        assert_eq!(
+            committed,
+            ends.iter().map(|e| Some(*e)).collect::<Vec<_>>(),
+            "{topic}: committed to the end"
+        );
+    }
+    let _ = (id1, id2);
+    registry.shutdown().await.expect("registry stops");
+    sb.shutdown().await.expect("sandbox stops");
+}
