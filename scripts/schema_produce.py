@@ -39,6 +39,8 @@ def parse_args(argv):
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (required unless --raw-out)")
     p.add_argument("--key-field", help="record field whose value (UTF-8) is the message key")
     p.add_argument("--basic-auth", help="user:pass for the registry")
+    p.add_argument("--message-timeout-ms", type=int, default=30000,
+                   help="give up on a delivery after this long (default 30000; flush waits 60 s)")
     p.add_argument("--raw-out", help="write hex-encoded values to this file instead of Kafka")
     p.add_argument("--fastavro-check", action="store_true",
                    help="decode each Avro value with fastavro after the 5-byte header and "
@@ -123,7 +125,10 @@ def main(argv):
         if err is not None:
             failures.append(f"{msg.topic()}: {err}")
 
-    producer = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True})
+    # A delivery gives up (by default after 30 s) inside flush's 60 s, so a dead broker is
+    # reported per message instead of as a bare count.
+    producer = Producer({"bootstrap.servers": args.bootstrap, "enable.idempotence": True,
+                         "message.timeout.ms": args.message_timeout_ms})
     for key, value in encoded:
         while True:
             try:

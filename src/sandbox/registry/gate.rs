@@ -38,6 +38,10 @@ pub enum RouteKind {
     SubjectVersionRaw,
     /// `GET /config` and `GET /config/{subject}`
     Config,
+    /// `GET /associations/resources/{namespace}/{name}`: unrouted (answered 404, as by a registry
+    /// without the associations API), but counted, because confluent-kafka-python 2.16's default
+    /// subject name strategy asks it first and falls back to the topic name on 404.
+    Associations,
     /// Anything else (answered 404 or 405).
     Other,
 }
@@ -62,6 +66,7 @@ impl RouteKind {
             ["subjects", _, "versions", _] if get => RouteKind::SubjectVersion,
             ["subjects", _, "versions", _, "schema"] if get => RouteKind::SubjectVersionRaw,
             ["config"] | ["config", _] if get => RouteKind::Config,
+            ["associations", "resources", _, _] if get => RouteKind::Associations,
             _ => RouteKind::Other,
         }
     }
@@ -179,6 +184,7 @@ mod tests {
                 SubjectVersionRaw,
             ),
             (Method::GET, "/config/a", Config),
+            (Method::GET, "/associations/resources/-/users", Associations),
             (Method::DELETE, "/subjects/a", Other),
             (Method::GET, "/schemas/ids", Other),
         ];

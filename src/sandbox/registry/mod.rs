@@ -4,8 +4,10 @@
 //! Routes: `POST /subjects/{s}/versions` (register), `POST /subjects/{s}` (lookup),
 //! `GET /schemas/ids/{id}[/schema]`, `GET /schemas/types`, `GET /subjects`,
 //! `GET /subjects/{s}/versions`, `GET /subjects/{s}/versions/{v|latest}[/schema]`, `GET /config`
-//! and `GET /config/{s}`. Answers, error codes and content types follow Confluent's API reference
-//! ([`routes`]); ids, versions and de-duplication follow its server ([`store`]). Tests can require
+//! and `GET /config/{s}`; `GET /associations/…` (which confluent-kafka-python 2.16's default
+//! subject name strategy asks before falling back to `<topic>-value`) answers 404, as a registry
+//! without the associations API does. Answers, error codes and content types follow Confluent's API reference
+//! ([`routes`], [`wire`]); ids, versions and de-duplication follow its server ([`store`]). Tests can require
 //! HTTP basic auth ([`RegistryConfig::basic_auth`]), take the registry down at runtime
 //! ([`RegistryHandle::set_unavailable`]: every request answers 503, error code 50003) and count
 //! requests per route ([`RegistryHandle::hits`]) — counted before auth and outage, so every
@@ -18,10 +20,11 @@
 
 mod gate;
 mod routes;
-pub mod store;
+mod store;
+mod wire;
 
 pub use gate::RouteKind;
-pub use store::{Reference, RegistryError, SchemaType};
+pub use wire::{Reference, RegistryError, SchemaType, VersionSpec};
 
 use super::SandboxError;
 use axum::routing::{get, post};

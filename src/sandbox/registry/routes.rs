@@ -6,9 +6,8 @@
 //! or `application/json` (anything else is 415, as Confluent's server answers), and may carry
 //! members this registry ignores (`metadata`, `ruleSet`, …), as Confluent's clients send them.
 
-use super::store::{
-    Reference, RegistryError, SchemaType, StoredSchema, SubjectVersion, VersionSpec,
-};
+use super::store::{StoredSchema, SubjectVersion};
+use super::wire::{Reference, RegistryError, SchemaType, VersionSpec};
 use super::Shared;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -101,8 +100,39 @@ pub fn error_body(status: StatusCode, code: u32, message: &str) -> Response {
 }
 
 fn registry_error(e: &RegistryError) -> Response {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error_body(status, e.error_code(), &e.to_string())
+    ErrorAnswer::from(e).into_response()
+}
+
+/// An error answer before it is rendered: small enough to travel in a `Result`.
+#[derive(Debug)]
+struct ErrorAnswer {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
+
+impl ErrorAnswer {
+    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> ErrorAnswer {
+        ErrorAnswer {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&RegistryError> for ErrorAnswer {
+    fn from(e: &RegistryError) -> ErrorAnswer {
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ErrorAnswer::new(status, e.error_code(), e.to_string())
+    }
+}
+
+impl IntoResponse for ErrorAnswer {
+    fn into_response(self) -> Response {
+        error_body(self.status, self.code, &self.message)
+    }
 }
 
 /// Unrouted paths, in the shape Confluent's server (Jersey) answers them.
@@ -122,27 +152,27 @@ pub async fn method_not_allowed() -> Response {
 fn parse_request(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(SchemaType, String, Vec<Reference>), Response> {
+) -> Result<(SchemaType, String, Vec<Reference>), ErrorAnswer> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     if !content_type.is_some_and(|t| ACCEPTED_TYPES.contains(&t.as_str())) {
-        return Err(error_body(
+        return Err(ErrorAnswer::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             415,
             "HTTP 415 Unsupported Media Type",
         ));
     }
     let request: SchemaRequest = serde_json::from_slice(body)
-        .map_err(|e| error_body(StatusCode::BAD_REQUEST, 400, &e.to_string()))?;
+        .map_err(|e| ErrorAnswer::new(StatusCode::BAD_REQUEST, 400, e.to_string()))?;
     let schema_type = match request.schema_type.as_deref() {
         None => SchemaType::Avro,
-        Some(name) => SchemaType::parse(name).map_err(|e| registry_error(&e))?,
+        Some(name) => SchemaType::parse(name).map_err(|e| ErrorAnswer::from(&e))?,
     };
     let text = request.schema.ok_or_else(|| {
-        registry_error(&RegistryError::InvalidSchema {
+        ErrorAnswer::from(&RegistryError::InvalidSchema {
             reason: "Empty schema".into(),
         })
     })?;
@@ -158,7 +188,7 @@ pub async fn register(
 ) -> Response {
     let (schema_type, text, references) = match parse_request(&headers, &body) {
         Ok(parsed) => parsed,
-        Err(answer) => return answer,
+        Err(answer) => return answer.into_response(),
     };
     match s
         .store()
@@ -178,7 +208,7 @@ pub async fn lookup(
 ) -> Response {
     let (schema_type, text, references) = match parse_request(&headers, &body) {
         Ok(parsed) => parsed,
-        Err(answer) => return answer,
+        Err(answer) => return answer.into_response(),
     };
     let store = s.store();
     match store.lookup(&subject, schema_type, &text, &references) {
@@ -188,16 +218,16 @@ pub async fn lookup(
 }
 
 /// A path id that is not a number names no schema; Confluent (Jersey) answers such paths 404.
-fn parse_id(id: &str) -> Result<u32, Response> {
+fn parse_id(id: &str) -> Result<u32, ErrorAnswer> {
     id.parse::<u32>()
-        .map_err(|_| error_body(StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found"))
+        .map_err(|_| ErrorAnswer::new(StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found"))
 }
 
 /// `GET /schemas/ids/{id}` (a `subject` query is accepted and ignored).
 pub async fn schema_by_id(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(answer) => return answer,
+        Err(answer) => return answer.into_response(),
     };
     match s.store().schema(id) {
         Ok(schema) => json_answer(StatusCode::OK, &SchemaBody::of(schema)),
@@ -209,7 +239,7 @@ pub async fn schema_by_id(State(s): State<Arc<Shared>>, Path(id): Path<String>) 
 pub async fn schema_by_id_raw(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(answer) => return answer,
+        Err(answer) => return answer.into_response(),
     };
     match s.store().schema(id) {
         Ok(schema) => raw_answer(StatusCode::OK, schema.text.clone()),
