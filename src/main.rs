@@ -80,6 +80,10 @@ enum Command {
         /// Record timestamp in Unix milliseconds (default: now).
         #[arg(long)]
         timestamp_ms: Option<i64>,
+        /// For a `format: avro` block: the Avro schema (.avsc) the JSON message on stdin is
+        /// encoded with, as a registry serializer would (docs/formats.md).
+        #[arg(long)]
+        schema_file: Option<PathBuf>,
     },
     /// Run YAML test cases (message + metadata → expected MCM event or error) against the mappings.
     Test {
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
             partition,
             offset,
             timestamp_ms,
+            schema_file,
         } => mcm_bridge::cli::map::run(&mcm_bridge::cli::map::MapArgs {
             config: &config,
             topic: &topic,
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
             partition,
             offset,
             timestamp_ms,
+            schema_file: schema_file.as_deref(),
         }),
         Command::Test { config, cases } => mcm_bridge::cli::test::run(&config, &cases),
     }

@@ -173,7 +173,7 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
         JSON_SCHEMA,
         &lines("j", 100),
     );
-    let (id1, id2) = (schema_id(&v1[0]), schema_id(&v2[0]));
+    let (id1, id2, json_id) = (schema_id(&v1[0]), schema_id(&v2[0]), schema_id(&js[0]));
     assert_ne!(id1, id2, "v2 is a new schema id");
     // Permanently undecodable, each with its reason (keyed by label).
     let bad: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -183,7 +183,7 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
         ("three-bytes", vec![0, 0, 0], "truncated_frame"),
         (
             "json-on-avro-id",
-            framed(schema_id(&js[0]), &v1[0][5..]),
+            framed(json_id, &v1[0][5..]),
             "schema_type_mismatch",
         ),
     ];
@@ -294,6 +294,17 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
         .map(|(l, _, r)| (l.to_string(), r.to_string()))
         .collect();
     assert_eq!(seen, want, "dead letters and their reasons");
+    for m in &dlq {
+        let h = headers(m);
+        let label = String::from_utf8_lossy(rdkafka::Message::key(m).unwrap_or_default()).into_owned();
+        let want_id = match label.as_str() {
+            "unknown-id" => Some("9999".to_string()),
+            "cut-datum" => Some(id2.to_string()),
+            "json-on-avro-id" => Some(json_id.to_string()),
+            _ => None,
+        };
+        assert_eq!(h.get("mcm.schema.id").cloned(), want_id, "{label}: mcm.schema.id");
+    }
     assert_eq!(dlq.len(), bad.len(), "each dead letter once");
     // Cached: v1, v2, the JSON schema and the unknown id, each fetched once it answered.
     let fetched_ok = registry.schema_by_id_hits() - hits_before;

@@ -19,6 +19,8 @@ pub struct MapArgs<'a> {
     pub partition: i32,
     pub offset: i64,
     pub timestamp_ms: Option<i64>,
+    /// The Avro schema a `format: avro` block's JSON message is encoded with.
+    pub schema_file: Option<&'a Path>,
 }
 
 pub fn run(args: &MapArgs<'_>) -> ExitCode {
@@ -41,6 +43,32 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
         eprintln!("cannot read the message from stdin: {e}");
         return ExitCode::from(2);
     }
+    // A schema'd block's message is given as JSON and encoded as a registry serializer frames
+    // it, so the pipeline's own decode reads it (docs/formats.md).
+    let mut book = crate::schema::SchemaBook::new(1);
+    if let Some(format) = plan
+        .route(args.topic)
+        .map(|b| b.format)
+        .filter(|f| f.uses_registry())
+    {
+        let schema = match args.schema_file.map(std::fs::read_to_string).transpose() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cannot read --schema-file: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match crate::schema::local::encode(format, &payload, schema.as_deref()) {
+            Ok((framed, known)) => {
+                payload = framed;
+                book = known;
+            }
+            Err(e) => {
+                eprintln!("topic {:?} is `format: {}`: {e}", args.topic, format.as_str());
+                return ExitCode::from(2);
+            }
+        }
+    }
     let msg = SourceMessage {
         topic: args.topic,
         partition: args.partition,
@@ -54,7 +82,7 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
         &plan,
         &msg,
         &process::validate_options(&cfg),
-        &crate::schema::SchemaBook::new(1),
+        &book,
     ) {
         Ok(named) => named,
         Err(_) => {

@@ -22,7 +22,7 @@ pub fn run(config: &Path, case_files: &[PathBuf]) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let list = match cases::parse(&text) {
+        let mut list = match cases::parse(&text) {
             Ok(l) => l,
             Err(errs) => {
                 eprintln!("{}: {} case-file error(s):", file.display(), errs.len());
@@ -32,6 +32,20 @@ pub fn run(config: &Path, case_files: &[PathBuf]) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        // Schema files are read relative to the case file.
+        let dir = file.parent().unwrap_or(Path::new("."));
+        for case in &mut list {
+            if let Some(name) = &case.schema_file {
+                let path = dir.join(name);
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => case.avro_schema = Some(t),
+                    Err(e) => {
+                        eprintln!("{}: case {:?}: cannot read schema_file {}: {e}", file.display(), case.name, path.display());
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+        }
         println!("{}", file.display());
         for case in &list {
             let r = cases::run(&plan, case, &opts);

@@ -7,8 +7,12 @@
 //!   topic: shop.events            # routed like a live message
 //!   key: user-1                   # optional; also headers: {k: v}, timestamp_ms, partition, offset
 //!   message: {type: product_viewed, …}   # or raw: "not json", or tombstone: true
+//!   schema_file: product_viewed.avsc   # `format: avro` blocks: the message is encoded with it
 //!   expect: {event: {event_type: ITEM_PAGE_VIEW, …}}   # or {error: reason_code} or {filtered: true}
 //! ```
+//! On a schema'd block (`format: avro` / `json_schema`) a `message:` is framed and encoded as a
+//! registry serializer would ([`crate::schema::local`]) and decoded by the pipeline's own path;
+//! `raw:` is sent as written (to test what bad framing does).
 //! Expected events are compared exactly (every field, both ways); numbers compare by value, so
 //! `amount: 20` matches `20.0`.
 
@@ -16,6 +20,7 @@ use super::{MappingPlan, Processed, SourceMessage};
 use crate::config::decode::{index, kind, ConfigError, MapReader};
 use crate::mcm::validate::ValidateOptions;
 use crate::pipeline::process;
+use crate::schema::{local, SchemaBook};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 use std::collections::BTreeMap;
@@ -40,6 +45,12 @@ pub struct Case {
     pub offset: i64,
     /// `None` is a tombstone.
     pub payload: Option<Vec<u8>>,
+    /// The payload was given as `message:` (JSON), so a schema'd block gets it encoded.
+    pub from_message: bool,
+    /// `schema_file:` as written (relative to the case file; the caller reads it into
+    /// `avro_schema`).
+    pub schema_file: Option<String>,
+    pub avro_schema: Option<String>,
     pub expect: Expect,
 }
 
@@ -104,6 +115,8 @@ fn parse_case(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<Cas
     let tombstone = r.opt::<bool>("tombstone").unwrap_or(false);
     let raw = r.opt::<String>("raw");
     let message = r.raw("message");
+    let from_message = message.is_some();
+    let schema_file = r.opt_string("schema_file");
     let payload = match (message, raw, tombstone) {
         (Some(m), None, false) => {
             let at = r.child_path("message");
@@ -142,6 +155,9 @@ fn parse_case(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<Cas
         partition,
         offset,
         payload: payload?,
+        from_message,
+        schema_file,
+        avro_schema: None,
         expect: expect?,
     })
 }
@@ -178,6 +194,30 @@ pub fn run(plan: &MappingPlan, case: &Case, opts: &ValidateOptions) -> CaseResul
         .iter()
         .map(|(k, v)| (k.as_str(), Some(v.as_bytes())))
         .collect();
+    let mut res = CaseResult {
+        name: case.name.clone(),
+        diff: Vec::new(),
+        rule: None,
+    };
+    let schemad = plan
+        .route(&case.topic)
+        .map(|b| b.format)
+        .filter(|f| f.uses_registry());
+    let (payload, book) = match (schemad, &case.payload) {
+        (Some(format), Some(json)) if case.from_message => {
+            match local::encode(format, json, case.avro_schema.as_deref()) {
+                Ok(x) => (Some(x.0), x.1),
+                Err(e) => {
+                    res.diff.push(format!(
+                        "cannot encode the message for `format: {}`: {e}",
+                        format.as_str()
+                    ));
+                    return res;
+                }
+            }
+        }
+        _ => (case.payload.clone(), SchemaBook::new(1)),
+    };
     let msg = SourceMessage {
         topic: &case.topic,
         partition: case.partition,
@@ -185,16 +225,9 @@ pub fn run(plan: &MappingPlan, case: &Case, opts: &ValidateOptions) -> CaseResul
         key: case.key.as_deref().map(str::as_bytes),
         headers: &headers,
         timestamp_ms: case.timestamp_ms,
-        payload: case.payload.as_deref(),
+        payload: payload.as_deref(),
     };
-    let mut res = CaseResult {
-        name: case.name.clone(),
-        diff: Vec::new(),
-        rule: None,
-    };
-    let Ok((got, rule)) =
-        process::process_named(plan, &msg, opts, &crate::schema::SchemaBook::new(1))
-    else {
+    let Ok((got, rule)) = process::process_named(plan, &msg, opts, &book) else {
         res.diff
             .push(format!("no topic block matches topic {:?}", case.topic));
         return res;
@@ -319,9 +352,54 @@ mod tests {
     }
 
     #[test]
+    fn a_case_on_an_avro_block_is_encoded_with_its_schema_and_decoded_by_the_pipelines_path() {
+        let topics: Yaml = serde_yaml_ng::from_str(
+            r#"
+- topic: views
+  format: avro
+  fields:
+    id: {path: id}
+    timestamp: {path: ts}
+    channel_type: SITE
+    user_id: {path: user}
+  rules:
+    - event_type: HOME
+"#,
+        )
+        .expect("yaml");
+        let mut errors = Vec::new();
+        let plan = super::super::compile(&topics, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let schema = r#"{"type":"record","name":"V","fields":[{"name":"id","type":"string"},
+            {"name":"user","type":"string"},
+            {"name":"ts","type":{"type":"long","logicalType":"timestamp-micros"}}]}"#;
+        let mut list = parse(
+            "- {name: home, topic: views, schema_file: v.avsc, message: {id: a, user: u, ts: 1765000000000123}, expect: {event: {id: a, event_type: HOME, timestamp: 1765000000000, channel_type: SITE, user_id: u}}}\n\
+             - {name: plain json, topic: views, raw: '{\"id\": \"a\"}', expect: {error: bad_magic_byte}}\n\
+             - {name: no schema, topic: views, message: {id: a}, expect: {error: whatever}}\n",
+        )
+        .expect("cases");
+        assert_eq!(list[0].schema_file.as_deref(), Some("v.avsc"));
+        list[0].avro_schema = Some(schema.to_string());
+        let opts = ValidateOptions {
+            strict: false,
+            now_ms: 1_765_000_100_000,
+            future_tolerance_ms: 3_600_000,
+        };
+        let results: Vec<CaseResult> = list.iter().map(|c| run(&plan, c, &opts)).collect();
+        assert!(results[0].passed(), "{:?}", results[0].diff);
+        assert!(results[1].passed(), "{:?}", results[1].diff);
+        assert!(
+            results[2].diff[0].contains("give the Avro schema"),
+            "{:?}",
+            results[2].diff
+        );
+    }
+
+    #[test]
     fn case_file_errors_have_paths() {
         let errs = parse("- {name: a, topic: t, message: {}, raw: x, expect: {error: e}}\n- {topic: t, message: {}, expect: {event: {}, filtered: true}, extra: 1}\n").expect_err("bad");
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["[0].message: give exactly one of `message:` (JSON as YAML), `raw:` (text) or `tombstone: true`", "[1].expect: give exactly one of `event:`, `error:` or `filtered: true`", "[1].extra: unknown key (expected one of: expect, headers, key, message, name, offset, partition, raw, timestamp_ms, tombstone, topic)"]);
+        assert_eq!(shown, ["[0].message: give exactly one of `message:` (JSON as YAML), `raw:` (text) or `tombstone: true`", "[1].expect: give exactly one of `event:`, `error:` or `filtered: true`", "[1].extra: unknown key (expected one of: expect, headers, key, message, name, offset, partition, raw, schema_file, timestamp_ms, tombstone, topic)"]);
     }
 }

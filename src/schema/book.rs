@@ -45,6 +45,16 @@ impl AvroSchema {
         })
     }
 
+    /// `json` as a datum of this schema (apache-avro's schema resolution: objects to records
+    /// with their defaults, strings to enum symbols, values to the union branch they fit).
+    pub fn encode_json(&self, json: serde_json::Value) -> Result<Vec<u8>, String> {
+        let value = apache_avro::types::Value::from(json)
+            .resolve_schemata(&self.main, self.references.iter().collect())
+            .map_err(|e| e.to_string())?;
+        apache_avro::to_avro_datum_schemata(&self.main, self.references.iter().collect(), value)
+            .map_err(|e| e.to_string())
+    }
+
     /// Decodes one datum (the bytes after the framing) into a document.
     pub fn decode(&self, mut body: &[u8]) -> Result<Doc<'static>, DecodeError> {
         let value = apache_avro::from_avro_datum_schemata(

@@ -10,6 +10,7 @@
 
 pub mod book;
 pub mod framing;
+pub mod local;
 pub mod registry;
 
 pub use book::{Known, SchemaBook};
