@@ -20,6 +20,7 @@ EVENTS_MULTI=${EVENTS_MULTI:-500000}     # (3) bridge, PARTITIONS partitions, he
 EVENTS_SINGLE=${EVENTS_SINGLE:-200000}   # (4) bridge, 1 partition, sink latency LATENCY (~20 s)
 EVENTS_PEER=${EVENTS_PEER:-20000}        # (6) each peer, PARTITIONS partitions, healthy sink
 EVENTS_V2=${EVENTS_V2:-$EVENTS_MULTI}    # (3v) bridge, shop-v2 messages and rules v2 (0 skips)
+EVENTS_AVRO=${EVENTS_AVRO:-$EVENTS_MULTI}  # (3a) bridge, row 3's events as Avro via a registry (0 skips)
 PARTITIONS=${PARTITIONS:-8}
 LATENCY=${LATENCY:-50ms}                 # (4) sink latency; ms or s
 MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-512}      # bridge mcm.max_in_flight (all scenarios)
@@ -119,10 +120,11 @@ BIN=$WORK/bin
 mkdir -p "$BIN"
 log "building release bridge + bench examples into $BENCH_TARGET_DIR"
 (cd "$REPO" && cargo build --release --locked --quiet --target-dir "$BENCH_TARGET_DIR" \
-  --bin mcm-bridge --example produce --example consume_only)
+  --bin mcm-bridge --example produce --example consume_only --example registry)
 # Copy at once: a shared target dir may be overwritten by other builds during the run.
 cp "$BENCH_TARGET_DIR/release/mcm-bridge" "$BIN/"
-cp "$BENCH_TARGET_DIR/release/examples/produce" "$BENCH_TARGET_DIR/release/examples/consume_only" "$BIN/"
+cp "$BENCH_TARGET_DIR/release/examples/produce" "$BENCH_TARGET_DIR/release/examples/consume_only" \
+  "$BENCH_TARGET_DIR/release/examples/registry" "$BIN/"
 
 if [[ "$BROKER" == tansu && -z "$TANSU" ]]; then
   TANSU=$(command -v tansu || echo "$HOME/.cargo/bin/tansu")
@@ -186,6 +188,7 @@ fi
 
 # ---- broker ------------------------------------------------------------------------------------
 T_MULTI=bench.multi; T_SINGLE=bench.single; T_PEER=bench.peer; T_STEADY=bench.steady; T_V2=bench.v2
+T_AVRO=bench.avro
 RUN_ID=r$(date +%s)
 # Starts a broker holding the given topics (name:partitions…) and sets BOOTSTRAP, BROKER_PID (the
 # process whose CPU is the broker's: the JVM for Apache Kafka) and BROKER_DESC.
@@ -258,9 +261,9 @@ start_broker() { # name:partitions…
   fi
 }
 if [[ "$BROKER" == kafka ]]; then
-  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS" "$T_STEADY:$PARTITIONS" "$T_V2:$PARTITIONS"
+  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS" "$T_STEADY:$PARTITIONS" "$T_V2:$PARTITIONS" "$T_AVRO:$PARTITIONS"
 else
-  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS" "$T_V2:$PARTITIONS"
+  start_broker "$T_MULTI:$PARTITIONS" "$T_SINGLE:1" "$T_PEER:$PARTITIONS" "$T_V2:$PARTITIONS" "$T_AVRO:$PARTITIONS"
 fi
 
 load() { # topic count [shape] → prints the producer's JSON line
@@ -275,6 +278,26 @@ log "  $(load "$T_SINGLE" "$EVENTS_SINGLE")"
 if ((EVENTS_V2 > 0)); then
   log "loading $EVENTS_V2 shop-v2 messages into $T_V2 ($PARTITIONS partitions)"
   log "  $(load "$T_V2" "$EVENTS_V2" shop-v2)"
+fi
+if ((EVENTS_AVRO > 0)); then
+  # The in-memory schema registry (the sandbox's, Confluent-compatible) with the shop schema
+  # registered under the topic's subject, as Confluent's serializers would; the loader writes
+  # row 3's events in its framing with that id.
+  REGISTRY_ADDR=127.0.0.1:$(free_port)
+  "$BIN/registry" --listen "$REGISTRY_ADDR" --register "$T_AVRO-value=$REPO/bench/shop.avsc" \
+    >"$WORK/registry.out" 2>>"$WORK/registry.log" &
+  REGISTRY_PID=$!
+  PIDS+=("$REGISTRY_PID")
+  for _ in $(seq 1 100); do [[ -s "$WORK/registry.out" ]] && break; sleep 0.1; done
+  REGISTRY_URL=$(jq -r .url "$WORK/registry.out")
+  AVRO_SCHEMA_ID=$(jq -r ".ids[\"$T_AVRO-value\"]" "$WORK/registry.out")
+  [[ -n "$AVRO_SCHEMA_ID" && "$AVRO_SCHEMA_ID" != null ]] || die "the bench registry did not start: $(cat "$WORK/registry.log")"
+  log "loading $EVENTS_AVRO messages into $T_AVRO as Avro (schema id $AVRO_SCHEMA_ID at $REGISTRY_URL)"
+  log "  $(timeout "$SCENARIO_TIMEOUT" "$BIN/produce" --brokers "$BOOTSTRAP" --topic "$T_AVRO" --count "$EVENTS_AVRO" \
+    --run "$RUN_ID-$T_AVRO" --batch "$PRODUCE_BATCH" --avro-schema "$REPO/bench/shop.avsc" --schema-id "$AVRO_SCHEMA_ID")"
+  # Row 3's template with `format: avro` on its block and the registry: the same rules.
+  sed -e 's|^    on_no_match: skip|    format: avro\n    on_no_match: skip|' "$REPO/bench/bridge.yaml.tmpl" >"$WORK/bridge-avro.yaml.tmpl"
+  printf 'schema_registry:\n  url: "%s"\n' "$REGISTRY_URL" >>"$WORK/bridge-avro.yaml.tmpl"
 fi
 if [[ "$PEERS" == 1 ]]; then
   log "loading $EVENTS_PEER messages into $T_PEER ($PARTITIONS partitions)"
@@ -493,6 +516,16 @@ if ((EVENTS_V2 > 0)); then
   stop_sandbox
   V2_RATE=$RATE V2_SECS=$SECS V2_CPU_US=$CPU_US V2_WARM=$WARM
   V2_SINK_CPU_US=$SINK_CPU_US V2_BROKER_CPU_US=$BROKER_CPU_US
+fi
+
+# ---- 3a. the same events as Avro through a schema registry (issue 19: decoding ≤ ~5 µs/event) ---
+if ((EVENTS_AVRO > 0)); then
+  log "bridge: $EVENTS_AVRO Avro events (format: avro, same rules), $PARTITIONS partitions, healthy sink"
+  start_sandbox
+  BRIDGE_TMPL=$WORK/bridge-avro.yaml.tmpl bench_bridge avro "$T_AVRO" "$EVENTS_AVRO"
+  stop_sandbox
+  AVRO_RATE=$RATE AVRO_SECS=$SECS AVRO_CPU_US=$CPU_US AVRO_WARM=$WARM
+  AVRO_SINK_CPU_US=$SINK_CPU_US AVRO_BROKER_CPU_US=$BROKER_CPU_US
 fi
 
 # ---- 3h. the same over HTTPS: HTTP/1.1 (what `auto` uses: it measured cheaper per event) and HTTP/2 -
@@ -716,6 +749,11 @@ tls_row() { # version label
     printf '| 3v | Row 3 with shop-v2 messages (typed id list, locale, page URLs) mapped with rules v2 (predicates, `if`/`when`, `url`, `language`, `truncate`), %s events | %s (%.1f s; %s/s after the first event); sandbox %.1f µs/event | %.1f | %.1f | row 3'"'"'s bridge CPU %.1f µs/event (target ≤ 1.10) | **%s** |\n' \
       "$EVENTS_V2" "$(rate "$V2_RATE")" "$V2_SECS" "$(fmt_int "$V2_WARM")" "$V2_SINK_CPU_US" "$V2_CPU_US" "$V2_BROKER_CPU_US" \
       "$MULTI_CPU_US" "$(ratio "$V2_CPU_US" "$MULTI_CPU_US")"
+  fi
+  if ((EVENTS_AVRO > 0)); then
+    printf '| 3a | Row 3'"'"'s events as Avro in the schema registry framing (`format: avro`, schema fetched once from the in-memory registry), same rules, %s events | %s (%.1f s; %s/s after the first event); sandbox %.1f µs/event | %.1f | %.1f | row 3'"'"'s bridge CPU %.1f µs/event: Avro costs %+.1f µs/event (target ≤ ~5) | **%s** |\n' \
+      "$EVENTS_AVRO" "$(rate "$AVRO_RATE")" "$AVRO_SECS" "$(fmt_int "$AVRO_WARM")" "$AVRO_SINK_CPU_US" "$AVRO_CPU_US" "$AVRO_BROKER_CPU_US" \
+      "$MULTI_CPU_US" "$(calc "$AVRO_CPU_US - $MULTI_CPU_US")" "$(ratio "$AVRO_CPU_US" "$MULTI_CPU_US")"
   fi
   if [[ "$HTTPS" == 1 ]]; then
     tls_row http1 "HTTP/1.1 connection pool"

@@ -17,6 +17,10 @@
 //! (`customer.ids: [{type: email, value}, {type: device, value}]`), a locale (`en-US`) for the
 //! device language, and full page URLs (`page.url`) instead of paths. `bench/run.sh` maps it with
 //! `bench/bridge-v2.yaml.tmpl` (row 3v) to compare its CPU per event with the shop shape's.
+//!
+//! `--avro-schema bench/shop.avsc --schema-id N` writes the same events as Avro in the schema
+//! registry framing (magic byte 0, the id, the datum), as Confluent's serializers do: row 3a maps
+//! them with the same rules and `format: avro`, to show what decoding Avro costs.
 
 // A plain synchronous program (no tokio runtime): blocking sleeps are the right tool here.
 #![allow(clippy::disallowed_methods)]
@@ -56,6 +60,57 @@ struct Args {
     /// Message layout: `shop` (bench/bridge.yaml.tmpl) or `shop-v2` (bench/bridge-v2.yaml.tmpl).
     #[arg(long, value_enum, default_value_t = Shape::Shop)]
     shape: Shape,
+    /// Write Avro with this schema (an `.avsc` whose fields are the shape's) instead of JSON.
+    #[arg(long, requires = "schema_id")]
+    avro_schema: Option<std::path::PathBuf>,
+    /// The registry's id of `--avro-schema`, written in each value's framing.
+    #[arg(long)]
+    schema_id: Option<u32>,
+}
+
+/// `json` as an Avro value of `schema`, field by field: a record's fields from the object's
+/// members (absent → the field's default, `null` for the optional ones), a `["null", T]` union's
+/// branch by presence. Enough for the bench shapes; anything else is an error.
+fn avro_of(
+    json: &serde_json::Value,
+    schema: &apache_avro::Schema,
+) -> Result<apache_avro::types::Value, String> {
+    use apache_avro::types::Value as A;
+    use apache_avro::Schema as S;
+    use serde_json::Value as J;
+    Ok(match (schema, json) {
+        (S::Union(u), J::Null) => {
+            let i = u
+                .variants()
+                .iter()
+                .position(|s| matches!(s, S::Null))
+                .ok_or("null for a union without a null branch")?;
+            A::Union(i as u32, Box::new(A::Null))
+        }
+        (S::Union(u), v) => {
+            let (i, branch) = u
+                .variants()
+                .iter()
+                .enumerate()
+                .find(|(_, s)| !matches!(s, S::Null))
+                .ok_or("a union without a non-null branch")?;
+            A::Union(i as u32, Box::new(avro_of(v, branch)?))
+        }
+        (S::Record(r), J::Object(m)) => A::Record(
+            r.fields
+                .iter()
+                .map(|f| {
+                    Ok((
+                        f.name.clone(),
+                        avro_of(m.get(&f.name).unwrap_or(&J::Null), &f.schema)?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        (S::String, J::String(s)) => A::String(s.clone()),
+        (S::Long, J::Number(n)) => A::Long(n.as_i64().ok_or("not an integer")?),
+        (s, v) => return Err(format!("{v} does not fit {s:?}")),
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -162,6 +217,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("acks", "1")
         .create_with_context(Counting::default())?;
 
+    let avro = match (&args.avro_schema, args.schema_id) {
+        (Some(file), Some(id)) => Some((
+            apache_avro::Schema::parse_str(&std::fs::read_to_string(file)?)?,
+            id,
+        )),
+        _ => None,
+    };
     let started = Instant::now();
     let mut ts = now_secs();
     for n in 0..count {
@@ -177,6 +239,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ts = now_secs();
         }
         let (key, body) = message(args.shape, &args.run, n, ts);
+        let body: Vec<u8> = match &avro {
+            None => body.into_bytes(),
+            Some((schema, id)) => {
+                let json: serde_json::Value = serde_json::from_str(&body)?;
+                let datum = apache_avro::to_avro_datum(schema, avro_of(&json, schema)?)?;
+                let mut v = Vec::with_capacity(datum.len() + 5);
+                v.push(0);
+                v.extend_from_slice(&id.to_be_bytes());
+                v.extend_from_slice(&datum);
+                v
+            }
+        };
         let mut record = BaseRecord::to(&args.topic).key(&key).payload(&body);
         loop {
             match producer.send(record) {

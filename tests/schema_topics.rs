@@ -296,14 +296,19 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
     assert_eq!(seen, want, "dead letters and their reasons");
     for m in &dlq {
         let h = headers(m);
-        let label = String::from_utf8_lossy(rdkafka::Message::key(m).unwrap_or_default()).into_owned();
+        let label =
+            String::from_utf8_lossy(rdkafka::Message::key(m).unwrap_or_default()).into_owned();
         let want_id = match label.as_str() {
             "unknown-id" => Some("9999".to_string()),
             "cut-datum" => Some(id2.to_string()),
             "json-on-avro-id" => Some(json_id.to_string()),
             _ => None,
         };
-        assert_eq!(h.get("mcm.schema.id").cloned(), want_id, "{label}: mcm.schema.id");
+        assert_eq!(
+            h.get("mcm.schema.id").cloned(),
+            want_id,
+            "{label}: mcm.schema.id"
+        );
     }
     assert_eq!(dlq.len(), bad.len(), "each dead letter once");
     // Cached: v1, v2, the JSON schema and the unknown id, each fetched once it answered.

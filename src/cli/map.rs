@@ -64,7 +64,11 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
                 book = known;
             }
             Err(e) => {
-                eprintln!("topic {:?} is `format: {}`: {e}", args.topic, format.as_str());
+                eprintln!(
+                    "topic {:?} is `format: {}`: {e}",
+                    args.topic,
+                    format.as_str()
+                );
                 return ExitCode::from(2);
             }
         }
@@ -78,23 +82,19 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
         timestamp_ms: args.timestamp_ms.or_else(|| Some(now_ms())),
         payload: Some(&payload),
     };
-    let (out, rule) = match process::process_named(
-        &plan,
-        &msg,
-        &process::validate_options(&cfg),
-        &book,
-    ) {
-        Ok(named) => named,
-        Err(_) => {
-            eprintln!(
-                "no block in {} maps topic {:?} (subscriptions: {})",
-                args.config.display(),
-                args.topic,
-                plan.subscriptions().join(", ")
-            );
-            return ExitCode::from(1);
-        }
-    };
+    let (out, rule) =
+        match process::process_named(&plan, &msg, &process::validate_options(&cfg), &book) {
+            Ok(named) => named,
+            Err(_) => {
+                eprintln!(
+                    "no block in {} maps topic {:?} (subscriptions: {})",
+                    args.config.display(),
+                    args.topic,
+                    plan.subscriptions().join(", ")
+                );
+                return ExitCode::from(1);
+            }
+        };
     if let Some(rule) = rule {
         eprintln!("rule: {rule}");
     }

@@ -40,7 +40,12 @@ pub fn run(config: &Path, case_files: &[PathBuf]) -> ExitCode {
                 match std::fs::read_to_string(&path) {
                     Ok(t) => case.avro_schema = Some(t),
                     Err(e) => {
-                        eprintln!("{}: case {:?}: cannot read schema_file {}: {e}", file.display(), case.name, path.display());
+                        eprintln!(
+                            "{}: case {:?}: cannot read schema_file {}: {e}",
+                            file.display(),
+                            case.name,
+                            path.display()
+                        );
                         return ExitCode::from(2);
                     }
                 }

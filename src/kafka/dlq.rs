@@ -430,8 +430,28 @@ mod tests {
         let h = dlq_headers("t", 0, 0, &why("avro_decode"), "", Some(&framed));
         assert_eq!(id(h).as_deref(), Some("258"));
         // Not framed, or another reason: no id to name.
-        assert_eq!(id(dlq_headers("t", 0, 0, &why("bad_magic_byte"), "", Some(b"{}"))), None);
-        assert_eq!(id(dlq_headers("t", 0, 0, &why("invalid_json"), "", Some(&framed))), None);
+        assert_eq!(
+            id(dlq_headers(
+                "t",
+                0,
+                0,
+                &why("bad_magic_byte"),
+                "",
+                Some(b"{}")
+            )),
+            None
+        );
+        assert_eq!(
+            id(dlq_headers(
+                "t",
+                0,
+                0,
+                &why("invalid_json"),
+                "",
+                Some(&framed)
+            )),
+            None
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ pub const LOCAL_SCHEMA_ID: u32 = 1;
 /// Why local input could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocalInputError {
-    #[error("this topic's block reads Avro: give the Avro schema (.avsc) the message is written with")]
+    #[error(
+        "this topic's block reads Avro: give the Avro schema (.avsc) the message is written with"
+    )]
     SchemaNeeded,
     #[error("the schema does not parse: {0}")]
     BadSchema(String),
@@ -101,7 +103,11 @@ mod tests {
             encode(Format::Avro, b"{}", None).err(),
             Some(LocalInputError::SchemaNeeded)
         );
-        let e = encode(Format::Avro, br#"{"id":"a","kind":"other","ts":1}"#, Some(SCHEMA));
+        let e = encode(
+            Format::Avro,
+            br#"{"id":"a","kind":"other","ts":1}"#,
+            Some(SCHEMA),
+        );
         assert!(matches!(e, Err(LocalInputError::DoesNotFit(_))), "{e:?}");
         let (bytes, book) = encode(Format::JsonSchema, br#"{"a":1}"#, None).expect("json");
         assert_eq!(&bytes[5..], br#"{"a":1}"#);
