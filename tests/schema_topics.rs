@@ -335,3 +335,68 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
     registry.shutdown().await.expect("registry stops");
     sb.shutdown().await.expect("sandbox stops");
 }
+
+/// `validate --online` / `doctor` with a registry: it answers with the credentials, and each
+/// schema'd block's rule paths are checked against the latest schema of `<topic>-value`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_registry_and_the_rules_paths_against_the_latest_schema() {
+    use mcm_bridge::doctor::Status;
+    use mcm_bridge::sandbox::registry::SchemaType;
+    let registry = spawn_registry(RegistryConfig {
+        basic_auth: Some(("bridge".into(), "s3cret".into())),
+    })
+    .await
+    .expect("registry");
+    let url = registry.base_url();
+    registry
+        .register(&format!("{AVRO_TOPIC}-value"), SchemaType::Avro, AVRO_V1, &[])
+        .expect("register avro");
+    registry
+        .register(&format!("{JSON_TOPIC}-value"), SchemaType::Json, JSON_SCHEMA, &[])
+        .expect("register json");
+    // The Avro block also reads a field the schema does not have.
+    let topics = topics().replacen(
+        "      user_id: {path: user}",
+        "      user_id: {first: [{path: user}, {path: customer.phone}]}",
+        1,
+    );
+    let config = |password: &str| {
+        config_text_with_topics("127.0.0.1:9", "http://127.0.0.1:9", GROUP, "", "", &topics)
+            + &format!(
+                "schema_registry:\n  url: {url}\n  basic_auth: {{username: bridge, password: {password}}}\n"
+            )
+    };
+    let (cfg, plan) = load(&config("s3cret"));
+    let checks =
+        mcm_bridge::doctor::registry::check(cfg.schema_registry.as_ref().expect("registry"), &plan)
+            .await;
+    let shown: Vec<String> = checks
+        .iter()
+        .map(|c| format!("{:?} {} {}: {}", c.status, c.name, c.subject, c.detail))
+        .collect();
+    assert_eq!(checks.len(), 3, "{shown:#?}");
+    assert_eq!(checks[0].status, Status::Pass, "{shown:#?}");
+    assert_eq!(checks[1].status, Status::Warn, "{shown:#?}");
+    assert!(
+        checks[1].detail.contains("customer.phone") && !checks[1].detail.contains("user,"),
+        "{shown:#?}"
+    );
+    assert_eq!(checks[2].status, Status::Pass, "{shown:#?}");
+
+    let (cfg, plan) = load(&config("wrong"));
+    let checks =
+        mcm_bridge::doctor::registry::check(cfg.schema_registry.as_ref().expect("registry"), &plan)
+            .await;
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].status, Status::Fail);
+    assert!(checks[0].detail.contains("refuses"), "{}", checks[0].detail);
+
+    registry.set_unavailable(true);
+    let (cfg, plan) = load(&config("s3cret"));
+    let checks =
+        mcm_bridge::doctor::registry::check(cfg.schema_registry.as_ref().expect("registry"), &plan)
+            .await;
+    assert_eq!(checks[0].status, Status::Fail);
+    assert!(checks[0].detail.contains("unreachable or failing"), "{}", checks[0].detail);
+    registry.shutdown().await.expect("registry stops");
+}

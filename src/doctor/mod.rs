@@ -16,6 +16,7 @@
 
 pub mod kafka;
 pub mod mcm;
+pub mod registry;
 pub mod report;
 
 pub use report::{Check, Format, Status};
@@ -71,8 +72,19 @@ pub async fn run(config: &Config, plan: &MappingPlan, timeout: Duration) -> Vec<
             )],
         }
     };
-    let (mut checks, mcm_checks) = tokio::join!(kafka_checks, mcm::check(&config.mcm, timeout));
+    let registry_checks = async {
+        match &config.schema_registry {
+            Some(r) => registry::check(r, plan).await,
+            None => Vec::new(),
+        }
+    };
+    let (mut checks, mcm_checks, registry_checks) = tokio::join!(
+        kafka_checks,
+        mcm::check(&config.mcm, timeout),
+        registry_checks
+    );
     checks.extend(mcm_checks);
+    checks.extend(registry_checks);
     checks
 }
 

@@ -101,6 +101,25 @@ impl Need {
         cur
     }
 
+    /// Every path the rules read, as member names from the root, leaves only (array elements
+    /// are transparent: `items[0].sku` is `items.sku`). For `validate --online`'s check against a
+    /// registered schema.
+    pub fn paths(&self) -> Vec<Vec<String>> {
+        fn walk(n: &Need, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            for (i, k) in n.keys().enumerate() {
+                prefix.push(k.to_string());
+                match n.children.get(i) {
+                    Some(c) if !c.children.is_empty() => walk(c, prefix, out),
+                    _ => out.push(prefix.clone()),
+                }
+                prefix.pop();
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), &mut out);
+        out
+    }
+
     /// Keeps the whole value at `keys`.
     pub fn keep(&mut self, keys: &[&str]) {
         self.at(keys).all = true;

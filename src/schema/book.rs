@@ -55,6 +55,39 @@ impl AvroSchema {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether a value of this schema can hold `path` (member names from the root; arrays are
+    /// transparent, a union holds what any branch holds, a map holds any key).
+    pub fn has_path(&self, path: &[String]) -> bool {
+        fn has(s: &Schema, names: &Names, path: &[String], depth: usize) -> bool {
+            if depth > 64 {
+                return false; // a recursive schema followed too far
+            }
+            let s = match s {
+                Schema::Ref { name } => match names.get(name) {
+                    Some(s) => s,
+                    None => return false,
+                },
+                s => s,
+            };
+            match s {
+                Schema::Union(u) => u.variants().iter().any(|b| has(b, names, path, depth + 1)),
+                Schema::Array(a) => has(&a.items, names, path, depth + 1),
+                _ if path.is_empty() => true,
+                Schema::Record(r) => r
+                    .fields
+                    .iter()
+                    .find(|f| f.name == path[0])
+                    .is_some_and(|f| has(&f.schema, names, &path[1..], depth + 1)),
+                Schema::Map(m) => has(&m.types, names, &path[1..], depth + 1),
+                Schema::Duration => {
+                    path.len() == 1 && ["months", "days", "millis"].contains(&path[0].as_str())
+                }
+                _ => false,
+            }
+        }
+        has(&self.main, &self.names, path, 0)
+    }
+
     /// Decodes one datum (the bytes after the framing) into a document.
     pub fn decode(&self, mut body: &[u8]) -> Result<Doc<'static>, DecodeError> {
         let value = apache_avro::from_avro_datum_schemata(
@@ -164,6 +197,34 @@ mod tests {
         assert_eq!(b.len(), 2);
         b.learn(3, Known::Json);
         assert!(!b.knows(1) && b.knows(2) && b.knows(3));
+    }
+
+    #[test]
+    fn paths_are_checked_through_records_unions_arrays_and_maps() {
+        let s = AvroSchema::parse(
+            r#"{"type":"record","name":"E","fields":[
+              {"name":"customer","type":["null",{"type":"record","name":"C","fields":[
+                 {"name":"email","type":"string"}]}]},
+              {"name":"items","type":{"type":"array","items":{"type":"record","name":"I",
+                 "fields":[{"name":"sku","type":"string"}]}}},
+              {"name":"attrs","type":{"type":"map","values":"string"}},
+              {"name":"again","type":["null","C"]}]}"#,
+            &[],
+        )
+        .expect("schema");
+        let p = |t: &str| t.split('.').map(String::from).collect::<Vec<_>>();
+        for ok in [
+            "customer.email",
+            "items.sku",
+            "items",
+            "attrs.color",
+            "again.email",
+        ] {
+            assert!(s.has_path(&p(ok)), "{ok}");
+        }
+        for missing in ["customer.phone", "items.price", "nope", "customer.email.x"] {
+            assert!(!s.has_path(&p(missing)), "{missing}");
+        }
     }
 
     #[test]

@@ -181,10 +181,59 @@ impl RegistryClient {
     /// What the registry says of schema `id`, with its references resolved; `Err` when it
     /// could not say (see the module docs for which errors are retried).
     pub async fn fetch(&self, id: u32) -> Result<Known, FetchError> {
-        let main = match self.get(&format!("/schemas/ids/{id}")).await? {
-            Got::Schema(s) => s,
-            Got::NotFound(_) => return Ok(Known::NotFound),
-        };
+        match self.get(&format!("/schemas/ids/{id}")).await? {
+            Got::Schema(s) => self.resolve(s).await,
+            Got::NotFound(_) => Ok(Known::NotFound),
+        }
+    }
+
+    /// The latest schema registered under `subject` (`None`: no such subject), with its
+    /// references resolved: what `validate --online` checks the rules' paths against.
+    pub async fn latest(&self, subject: &str) -> Result<Option<Known>, FetchError> {
+        let path = format!(
+            "/subjects/{}/versions/latest",
+            utf8_percent_encode(subject, SEGMENT)
+        );
+        match self.get(&path).await? {
+            Got::Schema(s) => self.resolve(s).await.map(Some),
+            Got::NotFound(_) => Ok(None),
+        }
+    }
+
+    /// Whether the registry answers with these credentials (`GET /subjects`, the cheapest call
+    /// that needs them).
+    pub async fn ping(&self) -> Result<(), FetchError> {
+        let mut last = None;
+        for base in &self.urls {
+            match self.get_raw(base, "/subjects").await {
+                Ok((status, body)) => {
+                    return match judge(status, &body) {
+                        // A list of subjects is not a schema answer: a 200 is enough here.
+                        _ if status == StatusCode::OK => Ok(()),
+                        Err((true, why)) => Err(FetchError::Unavailable {
+                            url: format!("{base}/subjects"),
+                            why,
+                        }),
+                        _ => Err(FetchError::Refused {
+                            url: format!("{base}/subjects"),
+                            why: format!(
+                                "{status}: {}",
+                                String::from_utf8_lossy(&body[..body.len().min(200)])
+                            ),
+                        }),
+                    };
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| FetchError::Refused {
+            url: String::new(),
+            why: "no schema_registry.url".into(),
+        }))
+    }
+
+    /// `main` with its references fetched and parsed.
+    async fn resolve(&self, main: SchemaAnswer) -> Result<Known, FetchError> {
         let kind = main
             .schema_type
             .as_deref()
@@ -251,6 +300,19 @@ impl RegistryClient {
     }
 
     async fn get_from(&self, base: &str, path: &str) -> Result<Got, FetchError> {
+        let (status, body) = self.get_raw(base, path).await?;
+        let url = format!("{base}{path}");
+        judge(status, &body).map_err(|(retry, why)| {
+            if retry {
+                FetchError::Unavailable { url, why }
+            } else {
+                FetchError::Refused { url, why }
+            }
+        })
+    }
+
+    /// One GET's status and body; `Err` only when no answer came (always worth retrying).
+    async fn get_raw(&self, base: &str, path: &str) -> Result<(StatusCode, Bytes), FetchError> {
         let url = format!("{base}{path}");
         let unavailable = |why: String| FetchError::Unavailable {
             url: url.clone(),
@@ -286,16 +348,9 @@ impl RegistryClient {
                 .to_bytes();
             Ok::<_, FetchError>((status, body))
         };
-        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))??;
-        judge(status, &body).map_err(|(retry, why)| {
-            if retry {
-                unavailable(why)
-            } else {
-                refused(why)
-            }
-        })
+            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))?
     }
 }
 
