@@ -26,6 +26,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use clap::Parser;
+use mcm_bridge::generator::avro::{avro_of, framed};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -68,50 +69,6 @@ struct Args {
     schema_id: Option<u32>,
 }
 
-/// `json` as an Avro value of `schema`, field by field: a record's fields from the object's
-/// members (absent → the field's default, `null` for the optional ones), a `["null", T]` union's
-/// branch by presence. Enough for the bench shapes; anything else is an error.
-fn avro_of(
-    json: &serde_json::Value,
-    schema: &apache_avro::Schema,
-) -> Result<apache_avro::types::Value, String> {
-    use apache_avro::types::Value as A;
-    use apache_avro::Schema as S;
-    use serde_json::Value as J;
-    Ok(match (schema, json) {
-        (S::Union(u), J::Null) => {
-            let i = u
-                .variants()
-                .iter()
-                .position(|s| matches!(s, S::Null))
-                .ok_or("null for a union without a null branch")?;
-            A::Union(i as u32, Box::new(A::Null))
-        }
-        (S::Union(u), v) => {
-            let (i, branch) = u
-                .variants()
-                .iter()
-                .enumerate()
-                .find(|(_, s)| !matches!(s, S::Null))
-                .ok_or("a union without a non-null branch")?;
-            A::Union(i as u32, Box::new(avro_of(v, branch)?))
-        }
-        (S::Record(r), J::Object(m)) => A::Record(
-            r.fields
-                .iter()
-                .map(|f| {
-                    Ok((
-                        f.name.clone(),
-                        avro_of(m.get(&f.name).unwrap_or(&J::Null), &f.schema)?,
-                    ))
-                })
-                .collect::<Result<_, String>>()?,
-        ),
-        (S::String, J::String(s)) => A::String(s.clone()),
-        (S::Long, J::Number(n)) => A::Long(n.as_i64().ok_or("not an integer")?),
-        (s, v) => return Err(format!("{v} does not fit {s:?}")),
-    })
-}
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Shape {
@@ -244,11 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some((schema, id)) => {
                 let json: serde_json::Value = serde_json::from_str(&body)?;
                 let datum = apache_avro::to_avro_datum(schema, avro_of(&json, schema)?)?;
-                let mut v = Vec::with_capacity(datum.len() + 5);
-                v.push(0);
-                v.extend_from_slice(&id.to_be_bytes());
-                v.extend_from_slice(&datum);
-                v
+                framed(*id, &datum)
             }
         };
         let mut record = BaseRecord::to(&args.topic).key(&key).payload(&body);

@@ -349,10 +349,20 @@ async fn doctor_checks_the_registry_and_the_rules_paths_against_the_latest_schem
     .expect("registry");
     let url = registry.base_url();
     registry
-        .register(&format!("{AVRO_TOPIC}-value"), SchemaType::Avro, AVRO_V1, &[])
+        .register(
+            &format!("{AVRO_TOPIC}-value"),
+            SchemaType::Avro,
+            AVRO_V1,
+            &[],
+        )
         .expect("register avro");
     registry
-        .register(&format!("{JSON_TOPIC}-value"), SchemaType::Json, JSON_SCHEMA, &[])
+        .register(
+            &format!("{JSON_TOPIC}-value"),
+            SchemaType::Json,
+            JSON_SCHEMA,
+            &[],
+        )
         .expect("register json");
     // The Avro block also reads a field the schema does not have.
     let topics = topics().replacen(
@@ -397,6 +407,54 @@ async fn doctor_checks_the_registry_and_the_rules_paths_against_the_latest_schem
         mcm_bridge::doctor::registry::check(cfg.schema_registry.as_ref().expect("registry"), &plan)
             .await;
     assert_eq!(checks[0].status, Status::Fail);
-    assert!(checks[0].detail.contains("unreachable or failing"), "{}", checks[0].detail);
+    assert!(
+        checks[0].detail.contains("unreachable or failing"),
+        "{}",
+        checks[0].detail
+    );
+    registry.shutdown().await.expect("registry stops");
+}
+
+/// `generate --format avro` registers the shop schemas as a serializer would: the bridge's
+/// registry client's `register` against the sandbox registry gives the id the registry holds,
+/// the same id again for the same schema, and the schema fetched by that id decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_the_generators_schemas_gives_stable_ids_the_bridge_can_fetch() {
+    use mcm_bridge::config::schema_registry::{RegistryAuth, SchemaRegistryConfig};
+    use mcm_bridge::generator::avro::{AvroWriter, SHOP_EVENTS_AVSC};
+    use mcm_bridge::schema::{Known, RegistryClient};
+    let registry = spawn_registry(RegistryConfig::default())
+        .await
+        .expect("registry");
+    let client = RegistryClient::new(&SchemaRegistryConfig {
+        urls: vec![registry.base_url()],
+        auth: RegistryAuth::None,
+        tls: Default::default(),
+        timeout: Duration::from_secs(5),
+        cache_size: 10,
+        max_backoff: Duration::from_secs(1),
+    })
+    .expect("client");
+    let id = client
+        .register("shop.events-value", SHOP_EVENTS_AVSC)
+        .await
+        .expect("register");
+    assert_eq!(
+        client
+            .register("shop.events-value", SHOP_EVENTS_AVSC)
+            .await
+            .expect("again"),
+        id
+    );
+    let Ok(Known::Avro(schema)) = client.fetch(id).await else {
+        panic!("schema {id} fetched as Avro");
+    };
+    let value = AvroWriter::new(SHOP_EVENTS_AVSC, id)
+        .expect("writer")
+        .encode(br#"{"kind":"search","event_id":"e1","query":"shoes"}"#)
+        .expect("encode");
+    let doc = schema.decode(&value[5..]).expect("decode");
+    assert!(doc.get(doc.root(), "query").is_some());
+    assert!(matches!(client.fetch(id + 100).await, Ok(Known::NotFound)));
     registry.shutdown().await.expect("registry stops");
 }

@@ -48,6 +48,10 @@ pub struct DemoArgs {
     /// Keep running after the accounting, serving /metrics, until Ctrl-C (for Prometheus checks).
     #[arg(long)]
     pub linger: bool,
+    /// How the shop events are written: `json`, or `avro` in the schema registry framing (an
+    /// in-process, Confluent-compatible registry serves their schemas; docs/formats.md).
+    #[arg(long, default_value = "json", value_parser = ["json", "avro"])]
+    pub format: String,
 }
 
 struct Run {
@@ -63,6 +67,34 @@ impl Run {
             + Totals::get(&t.filtered)
             + Totals::get(&t.dropped)
     }
+}
+
+/// The in-process registry of `--format avro` with the shop schemas registered, and the writers
+/// that frame generated events with their ids.
+async fn start_registry() -> Result<
+    (
+        crate::sandbox::registry::RegistryHandle,
+        crate::generator::produce::ShopAvro,
+    ),
+    String,
+> {
+    use crate::generator::avro::{AvroWriter, SHOP_EVENTS_AVSC, SHOP_ORDERS_AVSC};
+    use crate::sandbox::registry::{spawn_registry, RegistryConfig, SchemaType};
+    let handle = spawn_registry(RegistryConfig::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let writer = |subject: &str, text: &str| {
+        let id = handle
+            .register(subject, SchemaType::Avro, text, &[])
+            .map_err(|e| e.to_string())?;
+        AvroWriter::new(text, id)
+    };
+    let events = writer("shop.events-value", SHOP_EVENTS_AVSC)?;
+    let orders = writer("shop.orders-value", SHOP_ORDERS_AVSC)?;
+    Ok((
+        handle,
+        crate::generator::produce::ShopAvro { events, orders },
+    ))
 }
 
 pub fn run(args: &DemoArgs) -> ExitCode {
@@ -107,6 +139,23 @@ async fn demo(args: &DemoArgs, latency: Duration) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `--format avro`: the shop schemas registered in an in-process registry, as producers'
+    // serializers would have registered them; the bridge fetches them from it.
+    let (registry, avro) = if args.format == "avro" {
+        match start_registry().await {
+            Ok((handle, avro)) => (Some(handle), Some(avro)),
+            Err(e) => {
+                eprintln!("cannot start the in-process schema registry: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        (None, None)
+    };
+    let config_text = match &registry {
+        Some(r) => crate::generator::avro::avro_example(EXAMPLE, &r.base_url()),
+        None => EXAMPLE.to_string(),
+    };
     let bootstrap = broker.bootstrap_servers().to_string();
     let base_url = sandbox.base_url();
     let env = |name: &str| -> Option<String> {
@@ -145,7 +194,7 @@ async fn demo(args: &DemoArgs, latency: Duration) -> ExitCode {
         ),
     ];
     let (config, plan) = match crate::config::load_str_with(
-        EXAMPLE,
+        &config_text,
         std::path::Path::new("."),
         &env,
         overrides,
@@ -197,6 +246,12 @@ async fn demo(args: &DemoArgs, latency: Duration) -> ExitCode {
     if let Some(a) = metrics_addr {
         println!("  metrics: http://{a}/metrics   health: http://{a}/readyz");
     }
+    if let Some(r) = &registry {
+        println!(
+            "  schema registry (in-process): {} (shop.events-value, shop.orders-value; events written as Avro)",
+            r.base_url()
+        );
+    }
     println!(
         "  producing {} shop events at {}/s to shop.events and shop.orders ({}% deliberately bad)\n",
         args.events,
@@ -223,6 +278,7 @@ async fn demo(args: &DemoArgs, latency: Duration) -> ExitCode {
             seed: 42,
             bad_share: args.bad_share,
             shape: crate::generator::others::Shape::Shop,
+            avro,
         };
         let stop = shutdown.clone();
         tokio::spawn(async move { produce(&plan, &counts, &stop).await })

@@ -34,6 +34,43 @@ pub struct GenerateArgs {
     /// Random seed (the same seed gives the same traffic).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// `json`, or `avro` in the schema registry framing (shop shape only): the shop schemas are
+    /// registered under `<topic>-value` at `--schema-registry`, as a producer's serializer would.
+    #[arg(long, default_value = "json", value_parser = ["json", "avro"])]
+    pub format: String,
+    /// The schema registry for `--format avro`.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL")]
+    pub schema_registry: Option<String>,
+}
+
+/// Registers the shop schemas under the topics' subjects and returns their writers.
+async fn register_shop_schemas(
+    url: &str,
+    events_topic: &str,
+    orders_topic: &str,
+) -> Result<crate::generator::produce::ShopAvro, String> {
+    use crate::config::schema_registry::{RegistryAuth, SchemaRegistryConfig};
+    use crate::generator::avro::{AvroWriter, SHOP_EVENTS_AVSC, SHOP_ORDERS_AVSC};
+    let cfg = SchemaRegistryConfig {
+        urls: vec![url.to_string()],
+        auth: RegistryAuth::None,
+        tls: Default::default(),
+        timeout: std::time::Duration::from_secs(10),
+        cache_size: 1,
+        max_backoff: std::time::Duration::from_secs(1),
+    };
+    let client = crate::schema::RegistryClient::new(&cfg).map_err(|e| e.to_string())?;
+    let writer = async |topic: &str, text: &str| {
+        let id = client
+            .register(&format!("{topic}-value"), text)
+            .await
+            .map_err(|e| e.to_string())?;
+        AvroWriter::new(text, id)
+    };
+    Ok(crate::generator::produce::ShopAvro {
+        events: writer(events_topic, SHOP_EVENTS_AVSC).await?,
+        orders: writer(orders_topic, SHOP_ORDERS_AVSC).await?,
+    })
 }
 
 pub fn run(args: &GenerateArgs) -> ExitCode {
@@ -42,12 +79,16 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let shape = Shape::parse(&args.shape).unwrap_or(Shape::Shop);
+    if args.format == "avro" && (shape != Shape::Shop || args.schema_registry.is_none()) {
+        eprintln!("--format avro writes the shop shape and needs --schema-registry URL");
+        return ExitCode::from(2);
+    }
     let default_topic = match shape {
         Shape::Shop => "shop.events",
         Shape::Segment => "segment.events",
         Shape::Ga4 => "ga4.events",
     };
-    let plan = ProducePlan {
+    let mut plan = ProducePlan {
         bootstrap: args.brokers.clone(),
         events_topic: args
             .topic
@@ -59,6 +100,7 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
         seed: args.seed,
         bad_share: args.bad_share,
         shape,
+        avro: None,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,6 +113,15 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
         }
     };
     rt.block_on(async move {
+        if let (Some(url), "avro") = (&args.schema_registry, args.format.as_str()) {
+            match register_shop_schemas(url, &plan.events_topic, &plan.orders_topic).await {
+                Ok(avro) => plan.avro = Some(avro),
+                Err(e) => {
+                    eprintln!("cannot register the shop schemas at {url}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let stop = CancellationToken::new();
         {
             let stop = stop.clone();

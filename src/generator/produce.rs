@@ -1,5 +1,6 @@
 //! Produces generated shop traffic to Kafka at a target rate (for `generate` and `demo`).
 
+use super::avro::AvroWriter;
 use super::others::{Shape, SpecGenerator};
 use super::shop::{Expect, ShopGenerator, ShopMessage, ShopTopic};
 use rdkafka::config::ClientConfig;
@@ -37,6 +38,15 @@ pub struct ProducePlan {
     pub seed: u64,
     pub bad_share: f64,
     pub shape: Shape,
+    /// Write the shop shape as Avro in the registry framing (`None`: JSON).
+    pub avro: Option<ShopAvro>,
+}
+
+/// The writers of `--format avro`: one per shop topic, each with its schema's registry id.
+#[derive(Debug, Clone)]
+pub struct ShopAvro {
+    pub events: AvroWriter,
+    pub orders: AvroWriter,
 }
 
 enum Generator {
@@ -90,8 +100,22 @@ pub async fn produce(
                 ShopTopic::Events => &plan.events_topic,
                 ShopTopic::Orders => &plan.orders_topic,
             };
+            let payload = match (&plan.avro, &m.payload) {
+                (Some(avro), Some(p)) => {
+                    let writer = match m.topic {
+                        ShopTopic::Events => &avro.events,
+                        ShopTopic::Orders => &avro.orders,
+                    };
+                    // The shop schemas take every generated message (all fields optional).
+                    Some(writer.encode(p).map_err(|e| {
+                        tracing::error!(error = %e, "a generated message does not fit its Avro schema");
+                        KafkaError::MessageProduction(RDKafkaErrorCode::InvalidMessage)
+                    })?)
+                }
+                (_, p) => p.clone(),
+            };
             let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(&m.key);
-            if let Some(p) = &m.payload {
+            if let Some(p) = &payload {
                 record = record.payload(p);
             }
             let mut record = record;

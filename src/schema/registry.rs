@@ -20,7 +20,7 @@ use super::book::{AvroSchema, Known};
 use crate::config::schema_registry::{RegistryAuth, SchemaRegistryConfig};
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
@@ -53,7 +53,7 @@ pub enum RegistryClientError {
     InvalidCredentials,
 }
 
-type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// At most this many schemas are fetched for one id (itself and its references, transitively).
 const MAX_SCHEMAS_PER_ID: usize = 64;
@@ -311,8 +311,46 @@ impl RegistryClient {
         })
     }
 
+    /// Registers an Avro `schema` under `subject` (`POST /subjects/{subject}/versions`) and
+    /// returns its id (the same id for a schema registered before): what a producer's serializer
+    /// does with auto-registration, for `generate --format avro`.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, FetchError> {
+        let path = format!(
+            "/subjects/{}/versions",
+            utf8_percent_encode(subject, SEGMENT)
+        );
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let base = self.urls.first().map(String::as_str).unwrap_or_default();
+        let url = format!("{base}{path}");
+        let (status, answer) = self.send(base, &path, Some(Bytes::from(body))).await?;
+        #[derive(Deserialize)]
+        struct Registered {
+            id: u32,
+        }
+        match (status, serde_json::from_slice::<Registered>(&answer)) {
+            (StatusCode::OK, Ok(r)) => Ok(r.id),
+            _ => Err(FetchError::Refused {
+                url,
+                why: format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&answer[..answer.len().min(200)])
+                ),
+            }),
+        }
+    }
+
     /// One GET's status and body; `Err` only when no answer came (always worth retrying).
     async fn get_raw(&self, base: &str, path: &str) -> Result<(StatusCode, Bytes), FetchError> {
+        self.send(base, path, None).await
+    }
+
+    /// A GET, or a POST of `body` (JSON).
+    async fn send(
+        &self,
+        base: &str,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), FetchError> {
         let url = format!("{base}{path}");
         let unavailable = |why: String| FetchError::Unavailable {
             url: url.clone(),
@@ -322,7 +360,17 @@ impl RegistryClient {
             url: url.clone(),
             why,
         };
-        let mut req = Request::get(&url)
+        let mut req = Request::builder()
+            .method(if body.is_some() {
+                hyper::Method::POST
+            } else {
+                hyper::Method::GET
+            })
+            .uri(&url)
+            .header(
+                header::CONTENT_TYPE,
+                "application/vnd.schemaregistry.v1+json",
+            )
             .header(
                 header::ACCEPT,
                 "application/vnd.schemaregistry.v1+json, application/json",
@@ -332,7 +380,7 @@ impl RegistryClient {
             req = req.header(header::AUTHORIZATION, auth.clone());
         }
         let req = req
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| refused(format!("cannot build the request: {e}")))?;
         let exchange = async {
             let resp = self
