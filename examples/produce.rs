@@ -69,7 +69,6 @@ struct Args {
     schema_id: Option<u32>,
 }
 
-
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Shape {
     Shop,

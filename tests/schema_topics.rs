@@ -458,3 +458,104 @@ async fn registering_the_generators_schemas_gives_stable_ids_the_bridge_can_fetc
     assert!(matches!(client.fetch(id + 100).await, Ok(Known::NotFound)));
     registry.shutdown().await.expect("registry stops");
 }
+
+fn spawn_bridge(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    let log = std::fs::File::create(log).expect("log file");
+    std::process::Command::new(env!("CARGO_BIN_EXE_mcm-bridge"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info,librdkafka=warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("bridge process starts")
+}
+
+/// The bridge process is SIGKILLed while it holds messages for a schema the registry (down)
+/// cannot give; a new process starts while the registry is still down, then it comes back.
+/// Nothing held was committed, so nothing is lost, and nothing held was sent, so nothing is
+/// delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_while_messages_wait_for_their_schema_loses_and_duplicates_nothing() {
+    let Some(backend) = Backend::apache(Protocol::Classic) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let registry = spawn_registry(RegistryConfig::default())
+        .await
+        .expect("registry");
+    let url = registry.base_url();
+    let b = backend.broker(AVRO_TOPIC, 2);
+    b.create_topic(JSON_TOPIC, 2);
+    b.create_topic(&format!("{GROUP}.dlq"), 1);
+    let bootstrap = b.bootstrap_servers().to_string();
+    let first = ids("k1", 300);
+    let second = ids("k2", 300);
+    let v1 = encode(&url, AVRO_TOPIC, "avro", AVRO_V1, &lines("k1", 300));
+    let v2 = encode(&url, AVRO_TOPIC, "avro", AVRO_V2, &lines("k2", 300));
+    let text = config_text_with_topics(&b, &sb.base_url(), GROUP, "", "", &topics())
+        + &format!("schema_registry:\n  url: {url}\n  max_backoff: 500ms\n");
+    let config = dir.path().join("bridge.yaml");
+    std::fs::write(&config, &text).expect("config");
+
+    let mut a = spawn_bridge(&config, &dir.path().join("a.log"));
+    produce(&bootstrap, AVRO_TOPIC, &keyed(v1, &first));
+    wait_all_accepted(&sb, &first, Duration::from_secs(90), |got| {
+        format!("lost {} of the first ids", missing(&first, got))
+    })
+    .await;
+    let ends = end_offsets(&bootstrap, AVRO_TOPIC, 2);
+    wait_until(Duration::from_secs(30), "the first ids committed", || {
+        committed(&bootstrap, GROUP, AVRO_TOPIC, 2)
+            == ends.iter().map(|e| Some(*e)).collect::<Vec<_>>()
+    })
+    .await;
+
+    registry.set_unavailable(true);
+    let hits = registry.schema_by_id_hits();
+    produce(&bootstrap, AVRO_TOPIC, &keyed(v2, &second));
+    wait_until(Duration::from_secs(30), "the bridge asking for v2", || {
+        registry.schema_by_id_hits() >= hits + 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.kill().expect("SIGKILL");
+    let _ = a.wait();
+    assert_eq!(
+        committed(&bootstrap, GROUP, AVRO_TOPIC, 2),
+        ends.iter().map(|e| Some(*e)).collect::<Vec<_>>(),
+        "nothing held was committed"
+    );
+
+    let mut b2 = spawn_bridge(&config, &dir.path().join("b.log"));
+    let hits = registry.schema_by_id_hits();
+    wait_until(
+        Duration::from_secs(60),
+        "the new process asking for v2",
+        || registry.schema_by_id_hits() >= hits + 2,
+    )
+    .await;
+    registry.set_unavailable(false);
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    wait_all_accepted(&sb, &all, Duration::from_secs(90), |got| {
+        format!("lost {} ids", missing(&all, got))
+    })
+    .await;
+    let end = end_offsets(&bootstrap, AVRO_TOPIC, 2);
+    wait_until(Duration::from_secs(30), "everything committed", || {
+        committed(&bootstrap, GROUP, AVRO_TOPIC, 2)
+            == end.iter().map(|e| Some(*e)).collect::<Vec<_>>()
+    })
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &b2.id().to_string()])
+        .status();
+    let _ = b2.wait();
+    let delivered = sb.accepted_ids().await.expect("record");
+    let dups: usize = counts(&delivered).values().map(|n| n - 1).sum();
+    assert_eq!(dups, 0, "nothing held was sent, so nothing is sent twice");
+    registry.shutdown().await.expect("registry stops");
+    sb.shutdown().await.expect("sandbox stops");
+}
