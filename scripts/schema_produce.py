@@ -33,7 +33,9 @@ HEADER_LEN = 5
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--registry", required=True, help="schema registry URL")
-    p.add_argument("--format", required=True, choices=["avro", "json_schema"])
+    p.add_argument("--format", required=True, choices=["avro", "json_schema", "protobuf"])
+    p.add_argument("--message", help="--format protobuf: the full name of the message type; "
+                   "--schema-file is then a binary FileDescriptorSet holding it and its imports")
     p.add_argument("--schema-file", required=True)
     p.add_argument("--topic", required=True, help="also names the subject: <topic>-value")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (required unless --raw-out)")
@@ -61,6 +63,34 @@ def serializer(args, schema_str):
     ser_conf = {"auto.register.schemas": True}
     if args.format == "avro":
         return AvroSerializer(schema_registry_client=client, schema_str=schema_str, conf=ser_conf)
+    if args.format == "protobuf":
+        from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+        from google.protobuf.json_format import ParseDict
+
+        cls = protobuf_class(args.schema_file, args.message)
+        proto_ser = ProtobufSerializer(cls, client, {**ser_conf, "use.deprecated.format": False})
+
+        def encode(record, ctx):
+            # The record is the message in protobuf's JSON mapping (enum names, RFC 3339
+            # timestamps, plain values for wrappers).
+            return proto_ser(ParseDict(record, cls()), ctx)
+
+        return encode
+    return JSONSerializer(schema_str=schema_str, schema_registry_client=client, conf=ser_conf)
+
+
+def protobuf_class(descriptor_set_file, message):
+    """The message class of `message` from a binary FileDescriptorSet, built at run time."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    with open(descriptor_set_file, "rb") as f:
+        fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
+    pool = descriptor_pool.Default()
+    for file in fds.file:
+        # The well-known types are in the default pool already.
+        if not file.name.startswith("google/protobuf/"):
+            pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(message))
     return JSONSerializer(schema_str=schema_str, schema_registry_client=client, conf=ser_conf)
 
 
@@ -99,8 +129,11 @@ def key_of(args, record, n):
 
 def main(argv):
     args = parse_args(argv)
-    with open(args.schema_file, encoding="utf-8") as f:
-        schema_str = f.read()
+    if args.format == "protobuf":
+        schema_str = None  # the descriptor set is read by the serializer's class
+    else:
+        with open(args.schema_file, encoding="utf-8") as f:
+            schema_str = f.read()
     records = read_records(sys.stdin)
     ser = serializer(args, schema_str)
     ctx = SerializationContext(args.topic, MessageField.VALUE)

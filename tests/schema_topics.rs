@@ -559,3 +559,196 @@ async fn sigkill_while_messages_wait_for_their_schema_loses_and_duplicates_nothi
     registry.shutdown().await.expect("registry stops");
     sb.shutdown().await.expect("sandbox stops");
 }
+
+const PROTO_TOPIC: &str = "views.proto";
+
+const PAGE_VIEW_PROTO: &str = r#"syntax = "proto3";
+package acme;
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+import "common.proto";
+message PageView {
+  string id = 1;
+  string user = 2;
+  Kind kind = 3;
+  google.protobuf.Timestamp at = 4;
+  google.protobuf.StringValue page = 5;
+  repeated acme.common.Item items = 6;
+  map<string, string> attrs = 7;
+  oneof who { string email = 8; int64 customer_id = 9; }
+}
+enum Kind { KIND_UNSPECIFIED = 0; HOME = 1; PAGE = 2; }
+"#;
+
+const COMMON_PROTO: &str = r#"syntax = "proto3";
+package acme.common;
+message Item { string sku = 1; int64 qty = 2; }
+"#;
+
+/// Protobuf end to end: values written by Confluent's own `ProtobufSerializer` (which registers
+/// the schema as a base64 FileDescriptorProto with its import `common.proto` as a reference, and
+/// writes the message indexes), read by the bridge through the registry from Apache Kafka: every
+/// id delivered once with its enum, Timestamp and wrapper mapped; bad values dead-lettered as
+/// `protobuf_decode` with their schema id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn protobuf_topics_are_delivered_from_values_confluents_serializer_wrote() {
+    use prost::Message as _;
+    let Some(backend) = Backend::apache(Protocol::Classic) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let registry = spawn_registry(RegistryConfig::default())
+        .await
+        .expect("registry");
+    let url = registry.base_url();
+    let b = backend.broker(PROTO_TOPIC, 2);
+    b.create_topic(&format!("{GROUP}.dlq"), 1);
+    let bootstrap = b.bootstrap_servers().to_string();
+
+    // The descriptor set Confluent's serializer builds its message class from.
+    let protos = dir.path().join("protos");
+    std::fs::create_dir_all(&protos).expect("dir");
+    std::fs::write(protos.join("page_view.proto"), PAGE_VIEW_PROTO).expect("proto");
+    std::fs::write(protos.join("common.proto"), COMMON_PROTO).expect("proto");
+    let fds = protox::compile(["page_view.proto"], [&protos]).expect("compiles");
+    let fds_file = dir.path().join("page_view.fds");
+    std::fs::write(&fds_file, fds.encode_to_vec()).expect("fds");
+
+    let views = ids("pv", 200);
+    let at = chrono::DateTime::from_timestamp_millis(chrono_now_ms() - 60_000)
+        .expect("now")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let records: Vec<String> = views
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut v = serde_json::json!({
+                "id": id, "user": format!("user-{id}"), "at": at,
+                "items": [{"sku": "s1", "qty": 2}], "attrs": {"color": "red"},
+            });
+            if i % 2 == 0 {
+                v["kind"] = "HOME".into();
+                v["email"] = "a@b.c".into();
+            } else {
+                v["kind"] = "PAGE".into();
+                v["page"] = format!("p-{i}").into();
+                v["customer_id"] = 42.into();
+            }
+            v.to_string()
+        })
+        .collect();
+    let out = dir.path().join("values.hex");
+    schema_produce(
+        &[
+            "--registry",
+            &url,
+            "--format",
+            "protobuf",
+            "--schema-file",
+            fds_file.to_str().expect("utf-8"),
+            "--message",
+            "acme.PageView",
+            "--topic",
+            PROTO_TOPIC,
+            "--raw-out",
+            out.to_str().expect("utf-8"),
+        ],
+        &records,
+    );
+    let values: Vec<Vec<u8>> = std::fs::read_to_string(&out)
+        .expect("values")
+        .lines()
+        .map(|l| hex::decode(l.trim()).expect("hex"))
+        .collect();
+    let id = schema_id(&values[0]);
+    let bad: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "garbage",
+            framed(id, &[0, 0xff, 0xff, 0xff]),
+            "protobuf_decode",
+        ),
+        (
+            "no-such-message",
+            framed(id, &[2, 18, 1]),
+            "protobuf_decode",
+        ),
+    ];
+    let topics = format!(
+        r#"topics:
+  - topic: {PROTO_TOPIC}
+    format: protobuf
+    on_no_match: dlq
+    fields:
+      id: {{path: id}}
+      timestamp: {{path: at}}
+      channel_type: SITE
+      user_id: {{path: user}}
+    rules:
+      - when: {{field: kind, equals: HOME}}
+        event_type: HOME
+      - when: {{all: [{{field: kind, equals: PAGE}}, {{field: "items[0].sku", equals: s1}}, {{field: attrs.color, equals: red}}]}}
+        event_type: PAGE_VIEW
+        fields:
+          page_id: {{path: page}}
+"#
+    );
+    let text = config_text_with_topics(&b, &sb.base_url(), GROUP, "", "", &topics)
+        + &format!("schema_registry:\n  url: {url}\n");
+    let bridge = Bridge::start(&text);
+    produce(&bootstrap, PROTO_TOPIC, &keyed(values, &views));
+    let bad_records: Vec<Record> = bad
+        .iter()
+        .map(|(label, v, _)| (0, Some(label.as_bytes().to_vec()), Some(v.clone())))
+        .collect();
+    produce(&bootstrap, PROTO_TOPIC, &bad_records);
+    wait_all_accepted(&sb, &views, Duration::from_secs(60), |got| {
+        format!("lost {} ids", missing(&views, got))
+    })
+    .await;
+    bridge
+        .wait(
+            Duration::from_secs(30),
+            "the bad values dead-lettered",
+            || bridge.dead_lettered() == bad.len() as u64,
+        )
+        .await;
+    bridge.stop().await;
+    let delivered = sb.accepted_ids().await.expect("record");
+    let counts = counts(&delivered);
+    assert_eq!(counts.len(), views.len());
+    assert!(counts.values().all(|n| *n == 1), "each once");
+    // The PAGE views took their page id from the StringValue wrapper.
+    let page_views: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("accepted.jsonl"))
+            .expect("record")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event_type"] == "PAGE_VIEW")
+            .collect();
+    assert_eq!(page_views.len(), 100);
+    assert!(page_views
+        .iter()
+        .all(|e| e["page_id"].as_str().is_some_and(|p| p.starts_with("p-"))));
+    let dlq = read_all(&bootstrap, &format!("{GROUP}.dlq"), 1);
+    let seen: BTreeMap<String, (String, String)> = dlq
+        .iter()
+        .map(|m| {
+            let h = headers(m);
+            (
+                String::from_utf8_lossy(rdkafka::Message::key(m).unwrap_or_default()).into_owned(),
+                (
+                    h.get("mcm.error.reason").cloned().unwrap_or_default(),
+                    h.get("mcm.schema.id").cloned().unwrap_or_default(),
+                ),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, (String, String)> = bad
+        .iter()
+        .map(|(l, _, r)| (l.to_string(), (r.to_string(), id.to_string())))
+        .collect();
+    assert_eq!(seen, want);
+    registry.shutdown().await.expect("registry stops");
+    sb.shutdown().await.expect("sandbox stops");
+}

@@ -1,6 +1,6 @@
 //! The schema registry half of `doctor` (only when the config has a `schema_registry`): the
 //! registry answers with the configured credentials, and for each `format: avro` topic block
-//! named exactly (`topic:`), the rules' paths exist in the latest schema registered under the
+//! or `format: protobuf` topic block named exactly (`topic:`; Protobuf: its first message type), the rules' paths exist in the latest schema registered under the
 //! topic's subject (`<topic>-value`, Confluent's default TopicNameStrategy).
 //!
 //! A path the latest schema cannot hold is a warning, not a failure: a rule may read an
@@ -69,12 +69,17 @@ pub async fn check(cfg: &SchemaRegistryConfig, plan: &MappingPlan) -> Vec<Check>
                 continue;
             }
         };
+        let has_path = |p: &Vec<String>| match &known {
+            Known::Avro(s) => s.has_path(p),
+            Known::Protobuf(s) => s.has_path(p),
+            _ => true,
+        };
         checks.push(match (&known, block.format) {
-            (Known::Avro(schema), Format::Avro) => {
+            (Known::Avro(_), Format::Avro) | (Known::Protobuf(_), Format::Protobuf) => {
                 let paths = block.need().paths();
                 let missing: Vec<String> = paths
                     .iter()
-                    .filter(|p| !schema.has_path(p))
+                    .filter(|p| !has_path(p))
                     .map(|p| p.join("."))
                     .collect();
                 if missing.is_empty() {

@@ -49,11 +49,12 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 }
 
 /// Reasons of values that were framed for a schema registry and named a schema id.
-const SCHEMA_REASONS: [&str; 4] = [
+const SCHEMA_REASONS: [&str; 5] = [
     "schema_not_found",
     "schema_invalid",
     "schema_type_mismatch",
     "avro_decode",
+    "protobuf_decode",
 ];
 
 /// The `mcm.*` headers for a dead-lettered message (pure; `secret` is scrubbed from the snippet).

@@ -260,6 +260,9 @@ pub enum DecodeError {
     #[error("the payload does not decode with its Avro schema: {0}")]
     #[strum(serialize = "avro_decode")]
     Avro(String),
+    #[error("the payload does not decode with its Protobuf schema: {0}")]
+    #[strum(serialize = "protobuf_decode")]
+    Protobuf(String),
     #[error("schema {0} is not known here (no registry was reachable to fetch it)")]
     SchemaUnavailable(u32),
 }

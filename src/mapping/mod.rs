@@ -21,6 +21,7 @@ mod iso8601;
 mod keys;
 pub mod need;
 pub mod path;
+pub mod proto_doc;
 mod scan;
 mod source;
 mod subject;
@@ -154,6 +155,8 @@ pub enum Format {
     Avro,
     /// JSON in the schema registry framing (what Confluent's JSON Schema serializer writes).
     JsonSchema,
+    /// Protobuf in the schema registry framing (the schema id, then message indexes).
+    Protobuf,
 }
 
 impl Format {
@@ -479,18 +482,10 @@ fn compile_block(
     };
     let format = match r.opt_string("format").as_deref() {
         None => Format::Json,
-        Some("protobuf") => {
-            r.error(
-                "format",
-                "protobuf is not supported yet: this version reads json, avro and json_schema \
-                 (docs/formats.md)",
-            );
-            Format::Json
-        }
         Some(f) => f.parse().unwrap_or_else(|_| {
             r.error(
                 "format",
-                format!("{f:?} is not one of: json, avro, json_schema"),
+                format!("{f:?} is not one of: json, avro, json_schema, protobuf"),
             );
             Format::Json
         }),

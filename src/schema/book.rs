@@ -111,10 +111,11 @@ impl AvroSchema {
 #[derive(Debug, Clone)]
 pub enum Known {
     Avro(Arc<AvroSchema>),
+    Protobuf(Arc<super::proto::ProtoSchema>),
     /// A JSON Schema: values are JSON; the schema itself is not checked against them (the
     /// mapping rules and MCM's validation judge the content).
     Json,
-    /// A schema of a type this version does not read (PROTOBUF), by its registry type name.
+    /// A schema of a type this version does not read, by its registry type name.
     Other(String),
     /// 404 with the registry's "schema not found" code.
     NotFound,
@@ -127,6 +128,7 @@ impl Known {
     pub fn type_name(&self) -> &str {
         match self {
             Known::Avro(_) => "AVRO",
+            Known::Protobuf(_) => "PROTOBUF",
             Known::Json => "JSON",
             Known::Other(t) => t,
             Known::NotFound | Known::Invalid(_) => "unknown",

@@ -23,6 +23,8 @@ pub enum LocalInputError {
         "this topic's block reads Avro: give the Avro schema (.avsc) the message is written with"
     )]
     SchemaNeeded,
+    #[error("map and test do not take Protobuf input yet: try the rules on a record produced to the topic (mcm-bridge tap shows how it reads)")]
+    ProtobufNotYet,
     #[error("the schema does not parse: {0}")]
     BadSchema(String),
     #[error("the message is not JSON: {0}")]
@@ -43,6 +45,7 @@ pub fn encode(
     framed.extend_from_slice(&LOCAL_SCHEMA_ID.to_be_bytes());
     match format {
         Format::Json => return Ok((json.to_vec(), book)),
+        Format::Protobuf => return Err(LocalInputError::ProtobufNotYet),
         Format::JsonSchema => {
             framed.extend_from_slice(json);
             book.learn(LOCAL_SCHEMA_ID, Known::Json);

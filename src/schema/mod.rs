@@ -11,6 +11,7 @@
 pub mod book;
 pub mod framing;
 pub mod local;
+pub mod proto;
 pub mod registry;
 
 pub use book::{Known, SchemaBook};
@@ -50,6 +51,7 @@ pub fn decode<'a>(
         }),
         (Format::Avro, Known::Avro(schema)) => schema.decode(body),
         (Format::JsonSchema, Known::Json) => block.decode_json(body),
+        (Format::Protobuf, Known::Protobuf(schema)) => schema.decode(body),
         (expected, found) => Err(DecodeError::SchemaTypeMismatch {
             id,
             found: found.type_name().to_string(),

@@ -17,6 +17,7 @@
 //! only the registry's own "not found" dead-letters.
 
 use super::book::{AvroSchema, Known};
+use super::proto::ProtoSchema;
 use crate::config::schema_registry::{RegistryAuth, SchemaRegistryConfig};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -240,7 +241,7 @@ impl RegistryClient {
             .unwrap_or("AVRO")
             .to_ascii_uppercase();
         match kind.as_str() {
-            "AVRO" => {}
+            "AVRO" | "PROTOBUF" => {}
             "JSON" => return Ok(Known::Json),
             _ => return Ok(Known::Other(kind)),
         }
@@ -265,7 +266,7 @@ impl RegistryClient {
             match self.get(&path).await? {
                 Got::Schema(s) => {
                     queue.extend(s.references.iter().cloned());
-                    texts.push(s.schema);
+                    texts.push((r.name.clone(), s.schema));
                 }
                 Got::NotFound(code) => {
                     return Ok(Known::Invalid(format!(
@@ -276,7 +277,15 @@ impl RegistryClient {
                 }
             }
         }
+        if kind == "PROTOBUF" {
+            // Imports are resolved by the references' names, in any order.
+            return Ok(match ProtoSchema::parse(&main.schema, &texts) {
+                Ok(s) => Known::Protobuf(std::sync::Arc::new(s)),
+                Err(why) => Known::Invalid(why),
+            });
+        }
         // Deepest references last fetched: first to resolve.
+        let mut texts: Vec<String> = texts.into_iter().map(|(_, t)| t).collect();
         texts.reverse();
         Ok(match AvroSchema::parse(&main.schema, &texts) {
             Ok(s) => Known::Avro(std::sync::Arc::new(s)),

@@ -1,5 +1,5 @@
 //! Confluent's own Python serializers, as an encoder independent of the bridge: a venv with
-//! `confluent-kafka[avro,schemaregistry,json]` and `fastavro` at pinned versions, and runners for
+//! `confluent-kafka[avro,schemaregistry,json,protobuf]` and `fastavro` at pinned versions, and runners for
 //! `scripts/schema_produce.py` and ad-hoc snippets.
 //!
 //! The venv is built once per machine under the cache root the Apache Kafka jars use
@@ -16,11 +16,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// What the venv holds. Changing a pin changes the directory name, so old venvs are not reused.
-const REQUIREMENTS: [&str; 2] = [
-    "confluent-kafka[avro,schemaregistry,json]==2.16.2",
+const REQUIREMENTS: [&str; 3] = [
+    "confluent-kafka[avro,schemaregistry,json,protobuf]==2.16.2",
     "fastavro==1.13.1",
+    "protobuf==7.36.2",
 ];
-const VENV_NAME: &str = "py-confluent-kafka-2.16.2-fastavro-1.13.1";
+const VENV_NAME: &str = "py-confluent-kafka-2.16.2-fastavro-1.13.1-protobuf-7.36.2";
 
 /// The encoder script, run with [`python`].
 pub const SCHEMA_PRODUCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/schema_produce.py");
