@@ -752,3 +752,91 @@ async fn protobuf_topics_are_delivered_from_values_confluents_serializer_wrote()
     registry.shutdown().await.expect("registry stops");
     sb.shutdown().await.expect("sandbox stops");
 }
+
+/// A live reload that turns a JSON block into `format: avro` and brings a `schema_registry` in:
+/// this process has no registry client (that section needs a restart), so the Avro messages are
+/// held — never dead-lettered — and the fetch is counted as refused until it is restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_to_avro_without_a_restart_holds_the_messages_instead_of_dead_lettering() {
+    use mcm_bridge::observe::metrics::Metrics;
+    use mcm_bridge::pipeline::reload::Reloader;
+    use mcm_bridge::pipeline::Controls;
+    use std::sync::Arc;
+    let Some(backend) = Backend::apache(Protocol::Classic) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let registry = spawn_registry(RegistryConfig::default())
+        .await
+        .expect("registry");
+    let url = registry.base_url();
+    let b = backend.broker(AVRO_TOPIC, 2);
+    b.create_topic(JSON_TOPIC, 2);
+    b.create_topic(&format!("{GROUP}.dlq"), 1);
+    let bootstrap = b.bootstrap_servers().to_string();
+    let file = dir.path().join("bridge.yaml");
+    let json_topics = topics()
+        .replacen("format: avro", "format: json", 1)
+        .replacen("format: json_schema", "format: json", 1);
+    std::fs::write(
+        &file,
+        config_text_with_topics(&b, &sb.base_url(), GROUP, "", "", &json_topics),
+    )
+    .expect("config");
+    let (cfg, plan) = mcm_bridge::cli::load_config_and_plan(&file).expect("config");
+    let metrics = Arc::new(Metrics::new());
+    let (mut reloader, reloads) = Reloader::new(file.clone(), &cfg, &plan, metrics.clone());
+    let bridge = Bridge::start_with(
+        cfg,
+        plan,
+        metrics,
+        Controls {
+            reloads: Some(reloads),
+            tap: None,
+        },
+    );
+    // Same topics, now Avro, and a registry section (which only a restart applies).
+    std::fs::write(
+        &file,
+        config_text_with_topics(&b, &sb.base_url(), GROUP, "", "", &topics())
+            + &format!("schema_registry:\n  url: {url}\n  max_backoff: 500ms\n"),
+    )
+    .expect("config");
+    assert_eq!(reloader.reload("test").await, "applied");
+    let avro_ids = ids("r", 50);
+    let values = encode(&url, AVRO_TOPIC, "avro", AVRO_V1, &lines("r", 50));
+    produce(&bootstrap, AVRO_TOPIC, &keyed(values, &avro_ids));
+    bridge
+        .wait(
+            Duration::from_secs(30),
+            "the fetch refused for want of a client",
+            || {
+                bridge
+                    .metrics
+                    .schema_fetches
+                    .with_label_values(&["refused"])
+                    .get()
+                    >= 1
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(bridge.dead_lettered(), 0, "nothing dead-lettered for it");
+    assert!(bridge.metrics.schema_wait_messages.get() > 0, "held");
+    assert!(
+        accepted_set(&sb).await.is_empty(),
+        "nothing delivered from an Avro topic read without its schema"
+    );
+    let ends = end_offsets(&bootstrap, AVRO_TOPIC, 2);
+    assert!(
+        committed(&bootstrap, GROUP, AVRO_TOPIC, 2)
+            .iter()
+            .zip(&ends)
+            .all(|(c, e)| c.unwrap_or(0) < *e || *e == 0),
+        "the held messages are not committed"
+    );
+    bridge.stop().await;
+    registry.shutdown().await.expect("registry stops");
+    sb.shutdown().await.expect("sandbox stops");
+}

@@ -62,6 +62,19 @@ pub(super) fn read_schema_registry(
         }
     };
     for u in &urls {
+        // Credentials belong in basic_auth (a secret), not in a URL that logs and doctor print.
+        if u.split_once("://").is_some_and(|(_, rest)| {
+            rest.split('/')
+                .next()
+                .is_some_and(|host| host.contains('@'))
+        }) {
+            r.error(
+                "url",
+                "holds credentials (user:password@): put them in schema_registry.basic_auth, \
+                 which is kept secret",
+            );
+            continue;
+        }
         let ok = (u.starts_with("http://") || u.starts_with("https://"))
             && u.parse::<hyper::Uri>()
                 .is_ok_and(|x| x.host().is_some_and(|h| !h.is_empty()));
@@ -99,11 +112,23 @@ pub(super) fn read_schema_registry(
     let tls_v = r.raw("tls").cloned().unwrap_or(Value::Null);
     let tls = read_tls_at(&tls_v, "schema_registry.tls", base_dir, r.errors());
     let timeout = r.duration("timeout").unwrap_or(Duration::from_secs(10));
+    if timeout < Duration::from_millis(100) {
+        r.error(
+            "timeout",
+            "must be at least 100ms (every fetch would time out)",
+        );
+    }
     let cache_size = r.opt::<usize>("cache_size").unwrap_or(1000);
     if cache_size == 0 {
         r.error("cache_size", "must be at least 1");
     }
     let max_backoff = r.duration("max_backoff").unwrap_or(Duration::from_secs(30));
+    if max_backoff < Duration::from_millis(100) {
+        r.error(
+            "max_backoff",
+            "must be at least 100ms (retries would hammer a registry that is down)",
+        );
+    }
     r.finish();
     Some(SchemaRegistryConfig {
         urls,
@@ -168,6 +193,13 @@ mod tests {
         assert!(e.is_empty(), "{e:?}");
         let c = c.expect("read");
         assert!(!format!("{c:?}").contains("p4ss"));
+        let (_, e) = read("url: http://u:p@a\ntimeout: 0s");
+        let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["schema_registry.url", "schema_registry.timeout"]);
+        assert!(
+            !format!("{e:?}").contains("u:p"),
+            "the credentials are not echoed"
+        );
         let (_, e) = read("url: ftp://a\nbasic_auth: {username: u}\nbearer_tokn: x");
         let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"schema_registry.url"), "{paths:?}");

@@ -49,8 +49,9 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 }
 
 /// Reasons of values that were framed for a schema registry and named a schema id.
-const SCHEMA_REASONS: [&str; 5] = [
+const SCHEMA_REASONS: [&str; 6] = [
     "schema_not_found",
+    "schema_unavailable",
     "schema_invalid",
     "schema_type_mismatch",
     "avro_decode",

@@ -28,6 +28,7 @@ use crate::observe::health::{Health, Heartbeat, Loop};
 use crate::observe::metrics::Metrics;
 use crate::observe::tap::Tap;
 use crate::schema::{self, FetchError, Known, RegistryClient, SchemaBook};
+use futures::FutureExt as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use std::collections::HashMap;
@@ -99,7 +100,13 @@ pub struct Coordinator {
     registry: Option<RegistryClient>,
     fetched_tx: mpsc::Sender<Fetched>,
     fetched_rx: mpsc::Receiver<Fetched>,
+    /// "Not found" answers per schema id not trusted yet.
+    not_found_tries: HashMap<u32, u32>,
 }
+
+/// A registry's "not found" is trusted at the third answer, a second or more apart.
+const NOT_FOUND_TRIES: u32 = 3;
+const NOT_FOUND_PAUSE: Duration = Duration::from_secs(1);
 
 impl Coordinator {
     pub fn new(
@@ -152,6 +159,7 @@ impl Coordinator {
             registry: deps.registry,
             fetched_tx,
             fetched_rx,
+            not_found_tries: HashMap::new(),
         }
     }
 
@@ -185,6 +193,9 @@ impl Coordinator {
                     self.core.replace_plan(swap.plan.clone());
                     self.plan = swap.plan;
                     let _ = swap.done.send(());
+                    // The new rules may read held messages' topics differently (as JSON, or
+                    // not at all): map what no longer waits.
+                    self.release_held(Instant::now());
                 }
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_event(ev),
@@ -282,6 +293,29 @@ impl Coordinator {
             .schema_registry
             .as_ref()
             .map_or(Duration::from_secs(30), |r| r.max_backoff);
+        // A registry follower may not have read a schema registered a moment ago: its "not
+        // found" is trusted only after NOT_FOUND_TRIES answers a second apart, so a fresh schema
+        // does not dead-letter its first messages (nor, cached, all of them).
+        let unconfirmed_not_found = matches!(answer, Ok(Known::NotFound))
+            && self.not_found_tries.get(&id).copied().unwrap_or(0) + 1 < NOT_FOUND_TRIES;
+        let answer = match answer {
+            Ok(Known::NotFound) => {
+                let tries = self.not_found_tries.entry(id).or_insert(0);
+                *tries += 1;
+                if *tries < NOT_FOUND_TRIES {
+                    Err(FetchError::Unavailable {
+                        url: format!("/schemas/ids/{id}"),
+                        why: format!(
+                            "not found (answer {tries} of {NOT_FOUND_TRIES} before it is trusted)"
+                        ),
+                    })
+                } else {
+                    self.not_found_tries.remove(&id);
+                    Ok(Known::NotFound)
+                }
+            }
+            other => other,
+        };
         let result = match answer {
             Ok(known) => {
                 let result = match &known {
@@ -308,7 +342,24 @@ impl Coordinator {
                 } else {
                     tracing::warn!(schema_id = id, error = %e, retry_in = ?delay, "schema registry unavailable; consumption paused");
                 }
-                self.fetch_schema(id, delay);
+                // Retried only while a held message still needs it: a revoke may have taken
+                // them all, and then the fetch must not block the next one forever.
+                let plan = self.plan.clone();
+                let needed = self.schemas.needs_id(id, |m, book| {
+                    plan.route(m.topic())
+                        .and_then(|block| schema::missing_schema(block, m.payload(), book))
+                });
+                if needed {
+                    let delay = if unconfirmed_not_found {
+                        NOT_FOUND_PAUSE
+                    } else {
+                        delay
+                    };
+                    self.fetch_schema(id, delay);
+                } else {
+                    self.schemas.abandon(id);
+                    self.release_held(Instant::now());
+                }
                 if refused {
                     "refused"
                 } else {
@@ -351,17 +402,31 @@ impl Coordinator {
     fn fetch_schema(&self, id: u32, delay: Duration) {
         let tx = self.fetched_tx.clone();
         let Some(client) = self.registry.clone() else {
-            // Config validation requires a registry for schema'd blocks; without one (a test
-            // building the pipeline by hand) the messages decode as schema_unavailable.
-            let _ = tx.try_send((
-                id,
-                Ok(Known::Invalid("no schema_registry configured".into())),
-            ));
+            // Validation requires a registry for schema'd blocks, but a live reload may bring
+            // one in (with `format: avro`) while this process runs without a client: hold the
+            // messages (never dead-letter them for it) and say a restart is needed.
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let refused = FetchError::Refused {
+                    url: String::new(),
+                    why: "this process runs without a schema_registry: restart it to read format: avro / protobuf / json_schema topics".into(),
+                };
+                let _ = tx.send((id, Err(refused))).await;
+            });
             return;
         };
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let answer = client.fetch(id).await;
+            // A panic in the registry client or a schema parser must not leave the fetch
+            // unanswered (every partition would stay paused): it makes the schema unusable.
+            let answer = std::panic::AssertUnwindSafe(client.fetch(id))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Ok(Known::Invalid(
+                        "reading the schema panicked (see the log)".into(),
+                    ))
+                });
             let _ = tx.send((id, answer)).await;
         });
     }

@@ -98,6 +98,20 @@ impl<M> SchemaWait<M> {
         Duration::from_millis(100u64.saturating_mul(1 << exp)).min(max)
     }
 
+    /// Whether a held message still needs schema `id` (`needs` as for [`Self::release`]).
+    pub fn needs_id(&self, id: u32, needs: impl Fn(&M, &SchemaBook) -> Option<u32>) -> bool {
+        self.held.iter().any(|m| needs(m, &self.book) == Some(id))
+    }
+
+    /// Stops waiting for `id` (no held message needs it any more): the next
+    /// [`Self::release`] fetches what the front of the queue needs.
+    pub fn abandon(&mut self, id: u32) {
+        if self.fetching == Some(id) {
+            self.fetching = None;
+            self.failures = 0;
+        }
+    }
+
     /// Hands back, in order, the held messages before the first whose schema is still unknown
     /// (`needs` says which id a message lacks), and the id to fetch for that one, if no fetch
     /// runs.
@@ -184,6 +198,18 @@ mod tests {
         // The fetch of 5 is still running: nothing new starts until it answers.
         assert_eq!(w.release(needs), (vec![], None));
         w.learned(5, Known::Json);
+        assert_eq!(w.release(needs), (vec![], Some(6)));
+    }
+
+    #[test]
+    fn a_fetch_nobody_needs_any_more_is_abandoned_for_the_next() {
+        let mut w: SchemaWait<M> = SchemaWait::new(10);
+        w.admit((0, 5), Some(5));
+        w.admit((1, 6), Some(6));
+        w.forget(|m| m.0 == 0);
+        assert!(!w.needs_id(5, needs));
+        assert!(w.needs_id(6, needs));
+        w.abandon(5);
         assert_eq!(w.release(needs), (vec![], Some(6)));
     }
 

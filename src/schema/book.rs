@@ -9,6 +9,18 @@ use apache_avro::schema::{ResolvedSchema, Schema};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+/// The most apache-avro may reserve for one string, bytes value or collection: it reserves what
+/// a length or block count *says* before reading the items, so without this a message of a few
+/// bytes claiming 500 million map entries would make it allocate gigabytes (an OOM kill, again
+/// at every restart, as the message is never committed). 1 Mi: more than any field of a commerce
+/// event needs; a value over it is dead-lettered as `avro_decode`. apache-avro keeps the first
+/// value it is given, process-wide; set before every decode, so it is in force from the first.
+pub const MAX_AVRO_ALLOCATION: usize = 1 << 20;
+
+fn limit_avro_allocations() {
+    apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
+}
+
 /// A parsed Avro schema with the schemas it references (by name).
 #[derive(Debug)]
 pub struct AvroSchema {
@@ -90,6 +102,7 @@ impl AvroSchema {
 
     /// Decodes one datum (the bytes after the framing) into a document.
     pub fn decode(&self, mut body: &[u8]) -> Result<Doc<'static>, DecodeError> {
+        limit_avro_allocations();
         let value = apache_avro::from_avro_datum_schemata(
             &self.main,
             self.references.iter().collect(),
@@ -227,6 +240,23 @@ mod tests {
         for missing in ["customer.phone", "items.price", "nope", "customer.email.x"] {
             assert!(!s.has_path(&p(missing)), "{missing}");
         }
+    }
+
+    #[test]
+    fn a_block_count_claiming_millions_of_entries_is_refused_not_allocated() {
+        let s = AvroSchema::parse(
+            r#"{"type":"record","name":"R","fields":[
+                {"name":"m","type":{"type":"map","values":"string"}},
+                {"name":"a","type":{"type":"array","items":"long"}}]}"#,
+            &[],
+        )
+        .expect("schema");
+        // A map block of 500,000,000 entries (zig-zag varint), then nothing.
+        let map_bomb = [0x80, 0xd0, 0xac, 0xf3, 0x03];
+        assert!(matches!(s.decode(&map_bomb), Err(DecodeError::Avro(_))));
+        // An empty map, then an array block of 500,000,000 longs.
+        let array_bomb = [0x00, 0x80, 0xd0, 0xac, 0xf3, 0x03];
+        assert!(matches!(s.decode(&array_bomb), Err(DecodeError::Avro(_))));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The schema registry wire format's header: magic byte 0 and the schema id (4 bytes, big
 //! endian), as Confluent's, Redpanda's, Apicurio's (in its Confluent-compatible mode) and
-//! Karapace's serializers write it. Protobuf's message indexes that follow the id are not read
-//! here (Protobuf is not supported yet).
+//! Karapace's serializers write it. Protobuf's message indexes that follow the id are read by
+//! [`super::proto`].
 
 use crate::mapping::doc::DecodeError;
 

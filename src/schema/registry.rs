@@ -245,12 +245,14 @@ impl RegistryClient {
             "JSON" => return Ok(Known::Json),
             _ => return Ok(Known::Other(kind)),
         }
-        // References, breadth first, each fetched once (a diamond of references is common).
+        // References, depth first, each name fetched once (a diamond of references is common).
         let mut texts = Vec::new();
-        let mut seen: HashSet<Reference> = HashSet::new();
+        // By name, as Confluent's clients resolve them: the same type referenced at two versions
+        // (or twice) is taken once, the first met, instead of colliding when parsed.
+        let mut seen: HashSet<String> = HashSet::new();
         let mut queue: Vec<Reference> = main.references.clone();
         while let Some(r) = queue.pop() {
-            if !seen.insert(r.clone()) {
+            if !seen.insert(r.name.clone()) {
                 continue;
             }
             if seen.len() > MAX_SCHEMAS_PER_ID {
