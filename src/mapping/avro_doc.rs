@@ -118,9 +118,14 @@ fn node(
         }
         Value::Date(days) => Node::Str(Cow::Owned(iso_day(i64::from(days)))),
         Value::Decimal(d) => {
+            // Without its schema the scale is unknown: a guess of 0 would read 12.34 as 1234.
             let scale = match schema {
                 Some(Schema::Decimal(d)) => d.scale,
-                _ => 0,
+                _ => {
+                    return Err(DecodeError::Avro(
+                        "a decimal whose schema (its scale) could not be followed".into(),
+                    ))
+                }
             };
             let bytes: Vec<u8> = Vec::try_from(&d).map_err(|e| DecodeError::Avro(e.to_string()))?;
             Node::Float(unscaled(&bytes)? / 10f64.powi(i32::try_from(scale).unwrap_or(i32::MAX)))
