@@ -22,7 +22,16 @@ fn plan(config_file: &str) -> MappingPlan {
 fn run_cases(config_file: &str, case_file: &str) -> Vec<cases::CaseResult> {
     let plan = plan(config_file);
     let text = std::fs::read_to_string(examples().join(case_file)).expect("case file readable");
-    let list = cases::parse(&text).unwrap_or_else(|e| panic!("{case_file}: {e:?}"));
+    let mut list = cases::parse(&text).unwrap_or_else(|e| panic!("{case_file}: {e:?}"));
+    // As `mcm-bridge test` does: schema files are read relative to the case file.
+    for case in &mut list {
+        if let Some(name) = &case.schema_file {
+            case.avro_schema = Some(
+                std::fs::read_to_string(examples().join(name))
+                    .unwrap_or_else(|e| panic!("{case_file}: schema_file {name}: {e}")),
+            );
+        }
+    }
     list.iter()
         .map(|c| cases::run(&plan, c, &ValidateOptions::now()))
         .collect()
@@ -46,6 +55,11 @@ fn assert_all_pass(config_file: &str, case_file: &str, min_cases: usize) {
 #[test]
 fn shop_service_example_passes_its_cases() {
     assert_all_pass("mcm-bridge.yaml", "mcm-bridge.cases.yaml", 20);
+}
+
+#[test]
+fn avro_orders_example_passes_its_cases() {
+    assert_all_pass("avro-orders.yaml", "avro-orders.cases.yaml", 3);
 }
 
 #[test]
