@@ -7,6 +7,11 @@ confluent-kafka's AvroSerializer or JSONSerializer, which register the schema in
 wire format (magic byte 0, 4-byte big-endian schema id, payload). The values are produced to
 `--topic`, or with `--raw-out FILE` written to FILE as one hex line each (no broker needed).
 
+Without a registry (topics that carry one fixed schema, `schema_file:` blocks): `--format
+avro_raw` writes fastavro's bare datum (`schemaless_writer`), `--format avro_single_object` puts
+Avro's single-object header first (marker C3 01, then the schema's CRC-64-AVRO fingerprint as
+fastavro computes it: its hex is already the 8 bytes in little-endian order, as Java gives them).
+
     scripts/schema_produce.py --registry http://127.0.0.1:8081 --format avro \\
         --schema-file user.avsc --topic users --bootstrap 127.0.0.1:9092 --key-field id < users.jsonl
 
@@ -32,8 +37,9 @@ HEADER_LEN = 5
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--registry", required=True, help="schema registry URL")
-    p.add_argument("--format", required=True, choices=["avro", "json_schema", "protobuf"])
+    p.add_argument("--registry", help="schema registry URL (not for avro_raw, avro_single_object)")
+    p.add_argument("--format", required=True, choices=["avro", "json_schema", "protobuf",
+                                                       "avro_raw", "avro_single_object"])
     p.add_argument("--message", help="--format protobuf: the full name of the message type; "
                    "--schema-file is then a binary FileDescriptorSet holding it and its imports")
     p.add_argument("--schema-file", required=True)
@@ -48,6 +54,8 @@ def parse_args(argv):
                    help="decode each Avro value with fastavro after the 5-byte header and "
                         "require the record back")
     args = p.parse_args(argv)
+    if (args.registry is None) != args.format.startswith("avro_"):
+        p.error("--registry is required for the registry formats, and only for them")
     if args.raw_out is None and args.bootstrap is None:
         p.error("--bootstrap is required unless --raw-out is given")
     if args.fastavro_check and args.format != "avro":
@@ -55,7 +63,29 @@ def parse_args(argv):
     return args
 
 
+def local_avro(framing, schema_str):
+    """A bare-datum or single-object Avro encoder with fastavro alone (no registry)."""
+    from fastavro import parse_schema, schemaless_writer
+    from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+    parsed = parse_schema(json.loads(schema_str))
+    header = b""
+    if framing == "avro_single_object":
+        crc = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+        header = b"\xc3\x01" + bytes.fromhex(crc)
+
+    def encode(record, _ctx):
+        out = io.BytesIO()
+        out.write(header)
+        schemaless_writer(out, parsed, record)
+        return out.getvalue()
+
+    return encode
+
+
 def serializer(args, schema_str):
+    if args.format.startswith("avro_"):
+        return local_avro(args.format, schema_str)
     conf = {"url": args.registry}
     if args.basic_auth:
         conf["basic.auth.user.info"] = args.basic_auth

@@ -43,14 +43,12 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
         eprintln!("cannot read the message from stdin: {e}");
         return ExitCode::from(2);
     }
-    // A schema'd block's message is given as JSON and encoded as a registry serializer frames
-    // it, so the pipeline's own decode reads it (docs/formats.md).
+    // A schema'd block's message is given as JSON and encoded as its topic carries values
+    // (the block's own schema file and framing, or a registry serializer's framing), so the
+    // pipeline's own decode reads it (docs/formats.md).
     let mut book = crate::schema::SchemaBook::new(1);
-    if let Some(format) = plan
-        .route(args.topic)
-        .map(|b| b.format)
-        .filter(|f| f.uses_registry())
-    {
+    if let Some(block) = plan.route(args.topic).filter(|b| b.format.is_schemad()) {
+        let format = block.format;
         let schema = match args.schema_file.map(std::fs::read_to_string).transpose() {
             Ok(s) => s,
             Err(e) => {
@@ -58,7 +56,7 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        match crate::schema::local::encode(format, &payload, schema.as_deref()) {
+        match crate::schema::local::encode_for(block, &payload, schema.as_deref()) {
             Ok((framed, known)) => {
                 payload = framed;
                 book = known;
@@ -117,6 +115,7 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
             class,
             reason,
             detail,
+            ..
         } => {
             eprintln!("rejected ({} error {reason}): {detail}", class.as_str());
             eprintln!("the message would go to the dead-letter topic");

@@ -60,10 +60,23 @@ pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
         humantime::format_duration(d.drain_timeout),
         humantime::format_duration(d.final_commit_timeout)
     );
+    let mut schema_warnings = Vec::new();
     for block in plan.blocks() {
+        let format = match block.local_avro() {
+            Some(local) => {
+                schema_warnings.extend(unschema_paths(&block.name, block, local));
+                format!(
+                    ", avro from {} ({})",
+                    local.file,
+                    <&str>::from(local.framing)
+                )
+            }
+            None if block.format.is_schemad() => format!(", {}", block.format.as_str()),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "topic:    {} ({} rule(s){})",
+            "topic:    {} ({} rule(s){format}{})",
             block.name,
             block.rule_count(),
             block
@@ -75,8 +88,37 @@ pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
     if !cfg.env_overrides.is_empty() {
         let _ = writeln!(s, "env:      overrides {}", cfg.env_overrides.join(", "));
     }
-    for w in &cfg.warnings {
+    for w in cfg.warnings.iter().chain(&schema_warnings) {
         let _ = writeln!(s, "warning:  {w}");
     }
     s
+}
+
+/// The paths `block`'s rules read that its own schema file cannot hold — a warning, not an
+/// error, as `doctor`'s registry check says it: a rule may read an alternative on purpose
+/// (`first:` over an old and a new field).
+fn unschema_paths(
+    name: &str,
+    block: &crate::mapping::TopicMapping,
+    local: &crate::schema::file::LocalAvro,
+) -> Option<String> {
+    let missing: Vec<String> = block
+        .need()
+        .paths()
+        .into_iter()
+        .filter(|p| !local.schema.has_path(p))
+        .map(|p| p.join("."))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "topic {name}: the rules read {} {} has no field for: {}",
+            if missing.len() == 1 {
+                "a path"
+            } else {
+                "paths"
+            },
+            local.file,
+            missing.join(", ")
+        )
+    })
 }

@@ -46,6 +46,16 @@ impl Fingerprint {
         self.sections.insert(section, hex(&h.finalize()));
     }
 
+    /// Mixes the contents of a file the mapping rules read (a block's `schema_file:`) into the
+    /// rules' hash: an edited schema file is a change a reload must pick up.
+    pub fn fold_topics_file(&mut self, contents: &[u8]) {
+        let mut h = Sha256::new();
+        h.update(self.topics.as_bytes());
+        h.update([0]);
+        h.update(contents);
+        self.topics = hex(&h.finalize())[..12].to_string();
+    }
+
     /// The sections outside `topics` whose settings differ between `self` and `other`.
     pub fn changed_sections(&self, other: &Fingerprint) -> Vec<&'static str> {
         SECTIONS
@@ -76,6 +86,20 @@ mod tests {
     }
 
     const BASE: &str = "kafka: {group_id: g}\nmcm: {api_key: k}\ntopics: [{topic: a}]\n";
+
+    #[test]
+    fn a_schema_files_contents_change_the_rules_hash() {
+        let of = |contents: &[u8]| {
+            let mut f = Fingerprint::of(&tree(BASE));
+            f.fold_topics_file(contents);
+            f
+        };
+        let (a, b) = (of(b"{\"type\":\"long\"}"), of(b"{\"type\":\"int\"}"));
+        assert_ne!(a.topics, b.topics);
+        assert_eq!(a.topics.len(), 12);
+        assert_eq!(a, of(b"{\"type\":\"long\"}"));
+        assert!(a.changed_sections(&b).is_empty(), "only the rules changed");
+    }
 
     #[test]
     fn a_rule_change_moves_only_the_topics_hash() {

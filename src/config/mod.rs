@@ -188,8 +188,14 @@ pub fn load_str_with<T>(
     let delivery_v = r.raw("delivery").cloned().unwrap_or(Value::Null);
     let observe_v = r.raw("observe").cloned().unwrap_or(Value::Null);
     let registry_v = r.raw("schema_registry").cloned();
-    let topics = r.raw("topics").cloned().unwrap_or(Value::Null);
+    let mut topics = r.raw("topics").cloned().unwrap_or(Value::Null);
     r.finish();
+    for file in resolve_schema_files(&mut topics, base_dir) {
+        // Unreadable: the compiler reports it with the block's path.
+        if let Ok(contents) = std::fs::read(&file) {
+            fingerprint.fold_topics_file(&contents);
+        }
+    }
 
     let kafka = kafka::read_kafka(&kafka_v, base_dir, &mut errors, &mut warnings);
     let mcm = mcm::read_mcm(&mcm_v, base_dir, &mut errors, &mut warnings);
@@ -250,20 +256,44 @@ pub fn load_str_with<T>(
     }
 }
 
-/// A block with `format: avro` or `json_schema` reads its schemas from the registry: without a
-/// `schema_registry` section, every one of its messages would wait for a schema forever.
+/// A block's `schema_file:` is written relative to the config file, as `api_key_file` is; the
+/// mapping compiler reads it as given, so relative paths are made absolute here, before anything
+/// (the compiler, `cfg.topics`' later readers) sees the tree. Returns the files, whose
+/// contents are part of the rules' fingerprint.
+fn resolve_schema_files(topics: &mut Value, base_dir: &Path) -> Vec<std::path::PathBuf> {
+    let Value::Sequence(blocks) = topics else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for block in blocks {
+        if let Some(Value::String(file)) = block.get_mut("schema_file") {
+            let path = base_dir.join(file.as_str()); // an absolute `file` stays as it is
+            *file = path.display().to_string();
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A block with `format: avro` (without its own `schema_file:`), `protobuf` or `json_schema`
+/// reads its schemas from the registry: without a `schema_registry` section, every one of its
+/// messages would wait for a schema forever.
 fn require_registry_for_schemad_topics(topics: &Value, errors: &mut Vec<ConfigError>) {
     let Value::Sequence(blocks) = topics else {
         return;
     };
     for (i, block) in blocks.iter().enumerate() {
+        if block.get("schema_file").is_some() {
+            continue; // its own schema; a misuse (not `format: avro`) is the compiler's to say
+        }
         if let Some(f) = block.get("format").and_then(Value::as_str) {
             if f != "json" {
                 errors.push(ConfigError::new(
                     format!("topics[{i}].format"),
                     format!(
                         "`format: {f}` reads schemas from a registry: add a `schema_registry:` \
-                         section with its url (see docs/formats.md)"
+                         section with its url, or (Avro without a registry) the block's own \
+                         `schema_file:` (see docs/formats.md)"
                     ),
                 ));
             }

@@ -41,7 +41,7 @@ pub async fn check(cfg: &SchemaRegistryConfig, plan: &MappingPlan) -> Vec<Check>
     }
     let exact = plan.subscriptions();
     for (i, block) in plan.blocks().iter().enumerate() {
-        if !block.format.uses_registry() {
+        if !block.uses_registry() {
             continue;
         }
         let at = format!("topics[{i}] ({})", block.name);

@@ -34,6 +34,8 @@ pub struct DlqReason {
     pub reason: String,
     pub http_status: Option<u16>,
     pub response_snippet: Option<String>,
+    /// The registry schema id of a value rejected for its schema (`mcm.schema.id`).
+    pub schema_id: Option<u32>,
 }
 
 /// Truncates to at most `max` bytes on a UTF-8 boundary.
@@ -48,26 +50,16 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Reasons of values that were framed for a schema registry and named a schema id.
-const SCHEMA_REASONS: [&str; 6] = [
-    "schema_not_found",
-    "schema_unavailable",
-    "schema_invalid",
-    "schema_type_mismatch",
-    "avro_decode",
-    "protobuf_decode",
-];
-
 /// The `mcm.*` headers for a dead-lettered message (pure; `secret` is scrubbed from the snippet).
 /// A value rejected for its schema also gets `mcm.schema.id`, the id its framing names (to look
-/// it up in the registry).
+/// it up in the registry; set by `pipeline::process` for registry-framed blocks only, so a raw
+/// Avro datum that happens to start with byte 0 is not given an id it does not have).
 pub fn dlq_headers(
     topic: &str,
     partition: i32,
     offset: i64,
     why: &DlqReason,
     secret: &str,
-    payload: Option<&[u8]>,
 ) -> Vec<(&'static str, String)> {
     let mut h = vec![
         ("mcm.source.topic", topic.to_string()),
@@ -76,10 +68,8 @@ pub fn dlq_headers(
         ("mcm.error.class", why.class.clone()),
         ("mcm.error.reason", why.reason.clone()),
     ];
-    if SCHEMA_REASONS.contains(&why.reason.as_str()) {
-        if let Ok((id, _)) = crate::schema::framing::split(payload) {
-            h.push(("mcm.schema.id", id.to_string()));
-        }
+    if let Some(id) = why.schema_id {
+        h.push(("mcm.schema.id", id.to_string()));
     }
     if let Some(status) = why.http_status {
         h.push(("mcm.http.status", status.to_string()));
@@ -299,7 +289,6 @@ impl DlqProducer {
             msg.offset(),
             why,
             &self.inner.secret,
-            msg.payload(),
         ) {
             headers = headers.insert(Header {
                 key: k,
@@ -398,8 +387,9 @@ mod tests {
             reason: "missing_page_id".into(),
             http_status: Some(400),
             response_snippet: Some(format!("echo sekret {}", "é".repeat(400))),
+            schema_id: None,
         };
-        let h = dlq_headers("shop.events", 3, 42, &why, "sekret", None);
+        let h = dlq_headers("shop.events", 3, 42, &why, "sekret");
         let get = |k: &str| h.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         assert_eq!(get("mcm.source.topic").as_deref(), Some("shop.events"));
         assert_eq!(get("mcm.source.partition").as_deref(), Some("3"));
@@ -415,45 +405,23 @@ mod tests {
 
     #[test]
     fn a_value_rejected_for_its_schema_names_the_schema_id() {
-        let why = |reason: &str| DlqReason {
+        let why = |schema_id| DlqReason {
             class: "decode".into(),
-            reason: reason.into(),
+            reason: "avro_decode".into(),
             http_status: None,
             response_snippet: None,
+            schema_id,
         };
-        let framed = [0u8, 0, 0, 1, 2, 7];
         let id = |h: Vec<(&str, String)>| {
             h.into_iter()
                 .find(|(k, _)| *k == "mcm.schema.id")
                 .map(|(_, v)| v)
         };
-        let h = dlq_headers("t", 0, 0, &why("schema_not_found"), "", Some(&framed));
-        assert_eq!(id(h).as_deref(), Some("258"));
-        let h = dlq_headers("t", 0, 0, &why("avro_decode"), "", Some(&framed));
-        assert_eq!(id(h).as_deref(), Some("258"));
-        // Not framed, or another reason: no id to name.
         assert_eq!(
-            id(dlq_headers(
-                "t",
-                0,
-                0,
-                &why("bad_magic_byte"),
-                "",
-                Some(b"{}")
-            )),
-            None
+            id(dlq_headers("t", 0, 0, &why(Some(258)), "")).as_deref(),
+            Some("258")
         );
-        assert_eq!(
-            id(dlq_headers(
-                "t",
-                0,
-                0,
-                &why("invalid_json"),
-                "",
-                Some(&framed)
-            )),
-            None
-        );
+        assert_eq!(id(dlq_headers("t", 0, 0, &why(None), "")), None);
     }
 
     #[test]

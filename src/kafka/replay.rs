@@ -285,8 +285,9 @@ async fn replay_one(
             class,
             reason,
             detail,
+            schema_id,
         } => Ok(Outcome::StillFailing(process::dlq_reason(
-            class, reason, detail,
+            class, reason, detail, schema_id,
         ))),
         Processed::Deliver(_) if dry_run => Ok(Outcome::WouldDeliver),
         Processed::Deliver(event) => {
@@ -302,6 +303,7 @@ async fn replay_one(
                     reason: format!("{other:?}").to_lowercase(),
                     http_status: None,
                     response_snippet: None,
+                    schema_id: None,
                 })),
             }
         }

@@ -199,13 +199,11 @@ pub fn run(plan: &MappingPlan, case: &Case, opts: &ValidateOptions) -> CaseResul
         diff: Vec::new(),
         rule: None,
     };
-    let schemad = plan
-        .route(&case.topic)
-        .map(|b| b.format)
-        .filter(|f| f.uses_registry());
+    let schemad = plan.route(&case.topic).filter(|b| b.format.is_schemad());
     let (payload, book) = match (schemad, &case.payload) {
-        (Some(format), Some(json)) if case.from_message => {
-            match local::encode(format, json, case.avro_schema.as_deref()) {
+        (Some(block), Some(json)) if case.from_message => {
+            let format = block.format;
+            match local::encode_for(block, json, case.avro_schema.as_deref()) {
                 Ok(x) => (Some(x.0), x.1),
                 Err(e) => {
                     res.diff.push(format!(
@@ -272,6 +270,7 @@ fn describe(p: &Processed) -> String {
             class,
             reason,
             detail,
+            ..
         } => format!("{} error {reason}: {detail}", class.as_str()),
     }
 }

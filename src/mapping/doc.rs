@@ -265,6 +265,16 @@ pub enum DecodeError {
     Protobuf(String),
     #[error("schema {0} is not known here (no registry was reachable to fetch it)")]
     SchemaUnavailable(u32),
+    /// `framing: single_object` blocks: a value must start with Avro's marker `C3 01`.
+    #[error("the payload starts with bytes {:02x} {:02x}, not Avro's single-object marker c3 01", .0[0], .0[1])]
+    #[strum(serialize = "bad_magic_byte")]
+    NotSingleObject([u8; 2]),
+    #[error("the payload has {0} bytes, fewer than Avro's single-object header's 10")]
+    #[strum(serialize = "truncated_frame")]
+    TruncatedSingleObject(usize),
+    #[error("the payload was written with the Avro schema of fingerprint {found}, not the block's schema file (fingerprint {expected})")]
+    #[strum(serialize = "schema_fingerprint_mismatch")]
+    FingerprintMismatch { found: String, expected: String },
 }
 
 impl DecodeError {

@@ -112,11 +112,14 @@ pub enum Processed<E = McmEvent> {
     /// Deliberately not sent (`on_no_match: skip`); the caller counts it and may commit past it.
     Filtered { reason: &'static str },
     /// Permanently undeliverable: to the DLQ with `reason` (a stable snake_case code) and
-    /// `detail` (a sentence naming the field and source path).
+    /// `detail` (a sentence naming the field and source path). `schema_id` is the registry
+    /// schema id a schema'd value's framing names (for the DLQ's `mcm.schema.id` header); `None`
+    /// for JSON and for local-schema blocks, whose values carry no id.
     Reject {
         class: RejectClass,
         reason: String,
         detail: String,
+        schema_id: Option<u32>,
     },
 }
 
@@ -160,8 +163,9 @@ pub enum Format {
 }
 
 impl Format {
-    /// Whether values carry a schema id to fetch from the registry.
-    pub fn uses_registry(self) -> bool {
+    /// Whether values are decoded by a schema (from the registry, or a block's own file)
+    /// rather than read as JSON text.
+    pub fn is_schemad(self) -> bool {
         self != Format::Json
     }
 
@@ -177,6 +181,8 @@ pub struct TopicMapping {
     pub name: String,
     /// How its values are encoded.
     pub format: Format,
+    /// `format: avro` with `schema_file:`: the schema every value is written with (no registry).
+    local_avro: Option<crate::schema::file::LocalAvro>,
     on_no_match: NoMatch,
     on_failure: Option<FailurePolicy>,
     rules: Vec<Rule>,
@@ -231,6 +237,17 @@ impl TopicMapping {
     /// the decode benchmark).
     pub fn need(&self) -> &need::Need {
         &self.need
+    }
+
+    /// Whether values carry a schema id to fetch from the registry (schema'd formats, unless
+    /// the block names its own schema file).
+    pub fn uses_registry(&self) -> bool {
+        self.format.is_schemad() && self.local_avro.is_none()
+    }
+
+    /// The block's own Avro schema (`schema_file:`), if it has one.
+    pub fn local_avro(&self) -> Option<&crate::schema::file::LocalAvro> {
+        self.local_avro.as_ref()
     }
 
     /// Decodes, maps and validates one message.
@@ -317,6 +334,7 @@ impl TopicMapping {
                     class: RejectClass::Decode,
                     reason: e.code().into(),
                     detail: e.to_string(),
+                    schema_id: None,
                 };
                 (p, None)
             }
@@ -349,6 +367,7 @@ impl TopicMapping {
                         "no rule of the block for {:?} matched the message",
                         self.name
                     ),
+                    schema_id: None,
                 },
             };
             return (p, None);
@@ -360,6 +379,7 @@ impl TopicMapping {
                 class: RejectClass::Mapping,
                 reason: e.reason.code().into(),
                 detail: e.to_string(),
+                schema_id: None,
             };
             return (p, Some(&rule.name));
         }
@@ -377,6 +397,7 @@ impl TopicMapping {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; "),
+                schema_id: None,
             },
         };
         (p, Some(&rule.name))
@@ -490,6 +511,7 @@ fn compile_block(
             Format::Json
         }),
     };
+    let local_avro = local_avro(&mut r, format);
     let on_no_match = match r.opt_string("on_no_match").as_deref() {
         None | Some("skip") => NoMatch::Skip,
         Some("dlq") => NoMatch::Dlq,
@@ -557,6 +579,7 @@ fn compile_block(
         TopicMapping {
             name,
             format,
+            local_avro,
             on_no_match,
             on_failure,
             rules,
@@ -564,6 +587,54 @@ fn compile_block(
         },
         route,
     ))
+}
+
+/// A block's `schema_file:` (already resolved against the config's directory by
+/// `config::load`) and `framing:`, read and parsed now so that a missing or broken file is a
+/// config error, not a dead-lettered topic.
+fn local_avro(r: &mut MapReader<'_, '_>, format: Format) -> Option<crate::schema::file::LocalAvro> {
+    use crate::schema::file::{AvroFraming, LocalAvro};
+    let file = r.opt_string("schema_file");
+    let framing = r.opt_string("framing");
+    let Some(file) = file else {
+        if framing.is_some() {
+            r.error(
+                "framing",
+                "`framing:` goes with `schema_file:` (registry-framed values carry their own)",
+            );
+        }
+        return None;
+    };
+    if format != Format::Avro {
+        r.error(
+            "schema_file",
+            format!(
+                "a schema file is read for `format: avro` blocks only (this block is `format: {}`)",
+                format.as_str()
+            ),
+        );
+        return None;
+    }
+    let framing = match framing.as_deref() {
+        None => AvroFraming::Raw,
+        Some(f) => match f.parse() {
+            Ok(f) => f,
+            Err(_) => {
+                r.error(
+                    "framing",
+                    format!("{f:?} is not one of: raw, single_object"),
+                );
+                return None;
+            }
+        },
+    };
+    match LocalAvro::load(std::path::Path::new(&file), framing) {
+        Ok(local) => Some(local),
+        Err(e) => {
+            r.error("schema_file", e);
+            None
+        }
+    }
 }
 
 /// A block's `fields:` and whether they compiled without an error.

@@ -21,6 +21,7 @@ impl TopicMapping {
                 class: RejectClass::Decode,
                 reason: e.code().into(),
                 detail: e.to_string(),
+                schema_id: None,
             },
         }
     }
@@ -38,10 +39,12 @@ fn wire_of(p: Processed) -> Processed<WireEvent> {
             class,
             reason,
             detail,
+            schema_id,
         } => Processed::Reject {
             class,
             reason,
             detail,
+            schema_id,
         },
     }
 }

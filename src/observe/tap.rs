@@ -85,6 +85,7 @@ impl TapRecord {
                 class,
                 reason,
                 detail,
+                ..
             } => {
                 r.outcome = "reject";
                 r.class = Some(class.as_str());
@@ -295,6 +296,7 @@ mod tests {
             class: RejectClass::Validation,
             reason: "missing_field".into(),
             detail: "user_id: required".into(),
+            schema_id: None,
         }
     }
 

@@ -218,6 +218,7 @@ fn reason_of(class: &str, o: &Outcome) -> DlqReason {
         reason,
         http_status: o.status(),
         response_snippet: snippet,
+        schema_id: None,
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::config::{Config, McmConfig};
 use crate::kafka::dlq::DlqReason;
-use crate::mapping::{MappingPlan, Processed, RejectClass, SourceMessage, WireEvent};
+use crate::mapping::{MappingPlan, Processed, RejectClass, SourceMessage, TopicMapping, WireEvent};
 use crate::mcm::validate::{now_ms, ValidateOptions};
 use crate::schema::{self, SchemaBook};
 
@@ -33,6 +33,7 @@ impl NoMapping<'_> {
             class: RejectClass::NoMatch,
             reason: NO_MAPPING_FOR_TOPIC.into(),
             detail: format!("no topics block matches topic {:?}", self.topic),
+            schema_id: None,
         }
     }
 }
@@ -63,8 +64,11 @@ pub fn process(
     schemas: &SchemaBook,
 ) -> Processed<WireEvent> {
     match plan.route(source.topic) {
-        Some(block) if block.format.uses_registry() => {
-            block.process_decoded_wire(schema::decode(block, source.payload, schemas), source, opts)
+        Some(block) if block.format.is_schemad() => {
+            let decoded = schema::decode(block, source.payload, schemas);
+            let mut p = block.process_decoded_wire(decoded, source, opts);
+            name_schema_id(block, source.payload, &mut p);
+            p
         }
         Some(block) => block.process_wire(source, opts),
         None => NoMapping {
@@ -84,11 +88,12 @@ pub fn process_named<'p, 'm>(
     schemas: &SchemaBook,
 ) -> Result<(Processed, Option<&'p str>), NoMapping<'m>> {
     match plan.route(source.topic) {
-        Some(block) if block.format.uses_registry() => Ok(block.process_decoded_named(
-            schema::decode(block, source.payload, schemas),
-            source,
-            opts,
-        )),
+        Some(block) if block.format.is_schemad() => {
+            let decoded = schema::decode(block, source.payload, schemas);
+            let mut p = block.process_decoded_named(decoded, source, opts);
+            name_schema_id(block, source.payload, &mut p.0);
+            Ok(p)
+        }
         Some(block) => Ok(block.process_named(source, opts)),
         None => Err(NoMapping {
             topic: source.topic,
@@ -96,14 +101,30 @@ pub fn process_named<'p, 'm>(
     }
 }
 
+/// Gives a reject of a registry-framed value the schema id its dead letter names.
+fn name_schema_id<E>(block: &TopicMapping, payload: Option<&[u8]>, p: &mut Processed<E>) {
+    if let Processed::Reject {
+        reason, schema_id, ..
+    } = p
+    {
+        *schema_id = schema::reject_schema_id(block, payload, reason);
+    }
+}
+
 /// The DLQ reason of a [`Processed::Reject`]: its class and reason code, no HTTP status (nothing
-/// was sent), and its detail as the snippet.
-pub fn dlq_reason(class: RejectClass, reason: String, detail: String) -> DlqReason {
+/// was sent), its detail as the snippet, and the schema id its framing named.
+pub fn dlq_reason(
+    class: RejectClass,
+    reason: String,
+    detail: String,
+    schema_id: Option<u32>,
+) -> DlqReason {
     DlqReason {
         class: class.as_str().to_string(),
         reason,
         http_status: None,
         response_snippet: Some(detail),
+        schema_id,
     }
 }
 
@@ -227,6 +248,7 @@ topics:
                 class: RejectClass::NoMatch,
                 reason: "no_mapping_for_topic".into(),
                 detail: "no topics block matches topic \"shop.returns\"".into(),
+                schema_id: None,
             }
         );
         assert_eq!(
@@ -248,11 +270,13 @@ topics:
             class,
             reason,
             detail,
+            schema_id,
         } = process(&plan, &src, &opts, &SchemaBook::new(1))
         else {
             panic!("strict validation should reject a PURCHASE without revenue");
         };
-        let why = dlq_reason(class, reason.clone(), detail.clone());
+        assert_eq!(schema_id, None, "a JSON topic names no schema");
+        let why = dlq_reason(class, reason.clone(), detail.clone(), schema_id);
         assert_eq!(
             why,
             DlqReason {
@@ -260,6 +284,7 @@ topics:
                 reason,
                 http_status: None,
                 response_snippet: Some(detail),
+                schema_id: None,
             }
         );
         // Within the 5 s tolerance a timestamp ahead of the clock passes; beyond it, it does not.

@@ -33,6 +33,27 @@ pub enum LocalInputError {
     DoesNotFit(String),
 }
 
+/// `json` (a message's JSON text) as a value of `block`, and the book that knows its schema:
+/// with the block's own schema file and framing when it has one, else framed as a registry
+/// serializer does for [`encode`].
+pub fn encode_for(
+    block: &crate::mapping::TopicMapping,
+    json: &[u8],
+    avro_schema: Option<&str>,
+) -> Result<(Vec<u8>, SchemaBook), LocalInputError> {
+    match block.local_avro() {
+        Some(local) => {
+            let value: serde_json::Value = serde_json::from_slice(json)
+                .map_err(|e| LocalInputError::NotJson(e.to_string()))?;
+            let bytes = local
+                .encode_json(value)
+                .map_err(LocalInputError::DoesNotFit)?;
+            Ok((bytes, SchemaBook::new(1)))
+        }
+        None => encode(block.format, json, avro_schema),
+    }
+}
+
 /// `json` (a message's JSON text) framed for a block of `format`, and the book that knows its
 /// schema. `avro_schema` is the `.avsc` text (needed for Avro, ignored for JSON Schema).
 pub fn encode(

@@ -9,6 +9,8 @@
 //! consumption instead of dead-lettering healthy messages.
 
 pub mod book;
+pub mod canonical;
+pub mod file;
 pub mod framing;
 pub mod local;
 pub mod proto;
@@ -21,26 +23,50 @@ use crate::mapping::doc::{DecodeError, Doc};
 use crate::mapping::{Format, TopicMapping};
 
 /// The schema id `payload` needs fetched before it can be decoded for `block`, if any: `None`
-/// for JSON blocks, for values whose framing is broken (they are rejected by [`decode`]) and for
-/// ids `book` already knows.
+/// for JSON and local-schema blocks, for values whose framing is broken (they are rejected by
+/// [`decode`]) and for ids `book` already knows.
 pub fn missing_schema(
     block: &TopicMapping,
     payload: Option<&[u8]>,
     book: &SchemaBook,
 ) -> Option<u32> {
-    if !block.format.uses_registry() {
+    if !block.uses_registry() {
         return None;
     }
     let (id, _) = framing::split(payload).ok()?;
     (!book.knows(id)).then_some(id)
 }
 
-/// Decodes a schema'd value of `block` with the schema `book` holds for it.
+/// Reasons of values rejected for the schema their registry framing names: their dead letters
+/// carry that id (`mcm.schema.id`).
+const SCHEMA_REASONS: [&str; 6] = [
+    "schema_not_found",
+    "schema_unavailable",
+    "schema_invalid",
+    "schema_type_mismatch",
+    "avro_decode",
+    "protobuf_decode",
+];
+
+/// The schema id a reject of `block`'s `payload` names in its dead letter: only registry-framed
+/// values, and only for reasons that concern their schema (a mapping error is about the rules).
+pub fn reject_schema_id(block: &TopicMapping, payload: Option<&[u8]>, reason: &str) -> Option<u32> {
+    if !block.uses_registry() || !SCHEMA_REASONS.contains(&reason) {
+        return None;
+    }
+    framing::split(payload).ok().map(|(id, _)| id)
+}
+
+/// Decodes a schema'd value of `block`: with its own schema file, or with the schema `book`
+/// holds for the id its framing names.
 pub fn decode<'a>(
     block: &'a TopicMapping,
     payload: Option<&'a [u8]>,
     book: &SchemaBook,
 ) -> Result<Doc<'a>, DecodeError> {
+    if let Some(local) = block.local_avro() {
+        return local.decode(payload);
+    }
     let (id, body) = framing::split(payload)?;
     let known = book.get(id).ok_or(DecodeError::SchemaUnavailable(id))?;
     match (block.format, known) {

@@ -91,6 +91,7 @@ impl<M: Clone> Core<M> {
             reason: "reason_missing".into(),
             http_status: None,
             response_snippet: None,
+            schema_id: None,
         });
         let msg = work.msg.clone();
         let task = self.start_task(work);

@@ -332,13 +332,14 @@ impl<M: Clone> Core<M> {
                 class,
                 reason,
                 detail,
+                schema_id,
             } => {
                 self.metrics
                     .delivery_failures
                     .with_label_values(&[&work.tp.topic, class.as_str()])
                     .inc();
                 tracing::debug!(partition = %work.tp, offset = work.offset, %reason, %detail, "message rejected before delivery");
-                let why = crate::pipeline::process::dlq_reason(class, reason, detail);
+                let why = crate::pipeline::process::dlq_reason(class, reason, detail, schema_id);
                 self.undeliverable(work, why);
             }
         }

@@ -417,6 +417,7 @@ fn processed(m: Maps) -> Processed<WireEvent> {
             class: RejectClass::Validation,
             reason: "missing_field".into(),
             detail: "no user id".into(),
+            schema_id: None,
         },
     }
 }
@@ -427,6 +428,7 @@ fn reason() -> DlqReason {
         reason: "http_400".into(),
         http_status: Some(400),
         response_snippet: None,
+        schema_id: None,
     }
 }
 

@@ -1,0 +1,341 @@
+//! `format: avro` with the block's own `schema_file:` (issue 19, topics without a registry):
+//! the config resolves the file beside itself and refuses what cannot work, values written by
+//! fastavro (an encoder independent of the bridge) decode through the pipeline's own `process`,
+//! and the commands (`validate`, `map`, `test`) read such blocks. End to end through Apache
+//! Kafka: `tests/schema_topics.rs`.
+
+mod support;
+
+use mcm_bridge::config;
+use mcm_bridge::mapping::{MappingPlan, Processed, SourceMessage};
+use mcm_bridge::mcm::validate::ValidateOptions;
+use mcm_bridge::pipeline::process;
+use mcm_bridge::schema::SchemaBook;
+use std::path::Path;
+use std::process::Command;
+use support::python_serializers::schema_produce;
+
+const ORDER: &str = r#"{"type":"record","name":"Order","namespace":"legacy","fields":[
+  {"name":"order_id","type":"string"},
+  {"name":"user","type":"string"},
+  {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"total","type":"double"},
+  {"name":"status","type":{"type":"enum","name":"Status","symbols":["PAID","PENDING"]}}
+]}"#;
+
+fn config(topics: &str, registry: bool) -> String {
+    let registry = if registry {
+        "schema_registry:\n  url: http://127.0.0.1:1\n"
+    } else {
+        ""
+    };
+    format!(
+        "kafka:\n  bootstrap_servers: 127.0.0.1:9092\n  group_id: g\n\
+         mcm:\n  platform_name: Acme\n  platform_id: ACME\n  api_key: k\n{registry}topics:\n{topics}"
+    )
+}
+
+fn block(topic: &str, extra: &str) -> String {
+    format!(
+        r#"  - topic: {topic}
+    format: avro
+{extra}    rules:
+      - when: {{field: status, equals: PAID}}
+        event_type: PURCHASE
+        fields:
+          id: {{path: order_id}}
+          timestamp: {{path: ts}}
+          channel_type: SITE
+          user_id: {{path: user}}
+          revenue: {{amount: {{path: total}}, currency: USD}}
+          items:
+            - id: {{path: order_id}}
+              price: {{amount: {{path: total}}, currency: USD}}
+              quantity: 1
+"#
+    )
+}
+
+/// Writes `config.yaml` and `schemas/order.avsc` to `dir` and loads them as `run` does.
+fn load(dir: &Path, text: &str) -> Result<(config::Config, MappingPlan), Vec<String>> {
+    std::fs::create_dir_all(dir.join("schemas")).expect("dir");
+    std::fs::write(dir.join("schemas/order.avsc"), ORDER).expect("avsc");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).expect("config");
+    config::load_with(&path, mcm_bridge::mapping::compile)
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+}
+
+/// fastavro's encoding of `records` (JSON lines) with `ORDER`, framed as `format` says.
+fn fastavro(dir: &Path, format: &str, records: &[String]) -> Vec<Vec<u8>> {
+    let schema = dir.join("fastavro.avsc");
+    std::fs::write(&schema, ORDER).expect("schema");
+    let out = dir.join(format!("{format}.hex"));
+    let args = [
+        "--format",
+        format,
+        "--schema-file",
+        schema.to_str().expect("utf-8"),
+        "--topic",
+        "t",
+        "--raw-out",
+        out.to_str().expect("utf-8"),
+    ];
+    schema_produce(&args, records);
+    std::fs::read_to_string(&out)
+        .expect("values")
+        .lines()
+        .map(|l| hex::decode(l.trim()).expect("hex"))
+        .collect()
+}
+
+fn msg<'a>(topic: &'a str, payload: &'a [u8]) -> SourceMessage<'a> {
+    SourceMessage {
+        topic,
+        partition: 0,
+        offset: 1,
+        key: None,
+        headers: &[],
+        timestamp_ms: None,
+        payload: Some(payload),
+    }
+}
+
+fn now_ms() -> i64 {
+    mcm_bridge::mcm::validate::now_ms()
+}
+
+fn paid(id: &str) -> String {
+    serde_json::json!({
+        "order_id": id, "user": "u-1", "ts": now_ms() - 60_000,
+        "total": 19.99, "status": "PAID",
+    })
+    .to_string()
+}
+
+#[test]
+fn the_schema_file_is_read_beside_the_config_and_needs_no_registry() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = config(
+        &(block("legacy.raw", "    schema_file: schemas/order.avsc\n")
+            + &block(
+                "legacy.so",
+                "    schema_file: schemas/order.avsc\n    framing: single_object\n",
+            )),
+        false,
+    );
+    let (cfg, plan) = load(dir.path(), &text).expect("valid without a schema_registry section");
+    let opts = ValidateOptions {
+        strict: true,
+        now_ms: now_ms(),
+        future_tolerance_ms: 5_000,
+    };
+    let book = SchemaBook::new(1);
+    let raw = fastavro(dir.path(), "avro_raw", &[paid("o-1")]);
+    let so = fastavro(dir.path(), "avro_single_object", &[paid("o-2")]);
+    for (topic, value, id) in [("legacy.raw", &raw[0], "o-1"), ("legacy.so", &so[0], "o-2")] {
+        match process::process(&plan, &msg(topic, value), &opts, &book) {
+            Processed::Deliver(e) => {
+                let body: serde_json::Value = serde_json::from_slice(&e.body).expect("json");
+                assert_eq!(body["id"], id, "{topic}");
+                assert_eq!(body["revenue"]["amount"], 19.99, "{topic}");
+            }
+            other => panic!("{topic}: {other:?}"),
+        }
+    }
+    // The single-object block refuses a bare datum (no marker) and the raw block refuses the
+    // single-object bytes (leftover / undecodable) — neither names a schema id it does not have.
+    for (topic, value, reason) in [
+        ("legacy.so", &raw[0], "bad_magic_byte"),
+        ("legacy.raw", &so[0], "avro_decode"),
+        ("legacy.raw", &vec![0u8, 0, 0, 0, 7, 1], "avro_decode"),
+    ] {
+        match process::process(&plan, &msg(topic, value), &opts, &book) {
+            Processed::Reject {
+                reason: r,
+                schema_id,
+                ..
+            } => {
+                assert_eq!((topic, r.as_str()), (topic, reason));
+                assert_eq!(schema_id, None, "{topic}: a local schema has no id");
+            }
+            other => panic!("{topic}: {other:?}"),
+        }
+    }
+    // Editing the schema file changes the rules' hash (a reload picks it up).
+    let before = cfg.fingerprint.topics.clone();
+    std::fs::write(
+        dir.path().join("schemas/order.avsc"),
+        ORDER.replace("PENDING", "PENDING\",\"SHIPPED"),
+    )
+    .expect("edit");
+    let path = dir.path().join("config.yaml");
+    let (after, _) = config::load_with(&path, mcm_bridge::mapping::compile).expect("reload");
+    assert_ne!(after.fingerprint.topics, before);
+}
+
+#[test]
+fn a_registry_framed_reject_names_its_schema_id_and_a_local_one_does_not() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = config(&block("reg", ""), true);
+    let (_, plan) = load(dir.path(), &text).expect("valid");
+    let opts = ValidateOptions::now();
+    let mut book = SchemaBook::new(2);
+    book.learn(
+        7,
+        mcm_bridge::schema::Known::Avro(std::sync::Arc::new(
+            mcm_bridge::schema::book::AvroSchema::parse(ORDER, &[]).expect("schema"),
+        )),
+    );
+    match process::process(&plan, &msg("reg", &[0, 0, 0, 0, 7, 1]), &opts, &book) {
+        Processed::Reject {
+            reason, schema_id, ..
+        } => assert_eq!((reason.as_str(), schema_id), ("avro_decode", Some(7))),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn what_cannot_work_is_a_config_error_at_its_path() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cases = [
+        (
+            "    schema_file: schemas/missing.avsc\n".to_string(),
+            "topics[0].schema_file: cannot read",
+        ),
+        (
+            "    schema_file: config.yaml\n".to_string(),
+            "topics[0].schema_file:",
+        ),
+        (
+            "    schema_file: schemas/order.avsc\n    framing: confluent\n".to_string(),
+            "topics[0].framing: \"confluent\" is not one of: raw, single_object",
+        ),
+        (
+            "    framing: raw\n".to_string(),
+            "topics[0].framing: `framing:` goes with `schema_file:`",
+        ),
+    ];
+    for (extra, want) in cases {
+        let text = config(&block("t", &extra), true);
+        let errors = load(dir.path(), &text).err().unwrap_or_default();
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "{extra:?}: want {want:?}, got {errors:?}"
+        );
+    }
+    let text = config(
+        &block("t", "    schema_file: schemas/order.avsc\n")
+            .replace("format: avro", "format: json_schema"),
+        true,
+    );
+    let errors = load(dir.path(), &text).err().unwrap_or_default();
+    assert!(
+        errors.iter().any(|e| e.contains(
+            "topics[0].schema_file: a schema file is read for `format: avro` blocks only"
+        )),
+        "{errors:?}"
+    );
+    // Without a schema file, a schema'd block still needs the registry.
+    let errors = load(dir.path(), &config(&block("t", ""), false))
+        .err()
+        .unwrap_or_default();
+    assert!(
+        errors.iter().any(
+            |e| e.starts_with("topics[0].format: `format: avro` reads schemas from a registry")
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn validate_map_and_test_read_a_schema_file_block() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = config(
+        &block(
+            "legacy.so",
+            "    schema_file: schemas/order.avsc\n    framing: single_object\n",
+        )
+        .replace(
+            "{path: user}",
+            "{first: [{path: user}, {path: customer.id}]}",
+        ),
+        false,
+    );
+    load(dir.path(), &text).expect("valid");
+    let cfg = dir.path().join("config.yaml");
+    let bin = env!("CARGO_BIN_EXE_mcm-bridge");
+
+    let out = Command::new(bin)
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("validate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("avro from ") && stdout.contains("order.avsc (single_object)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("has no field for: customer.id"),
+        "the path the schema cannot hold is named: {stdout}"
+    );
+
+    let mut map = Command::new(bin)
+        .args(["map", "--config"])
+        .arg(&cfg)
+        .args(["--topic", "legacy.so"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("map");
+    {
+        use std::io::Write as _;
+        let mut stdin = map.stdin.take().expect("stdin");
+        stdin
+            .write_all(
+                serde_json::json!({
+                    "order_id": "o-9", "user": "u", "ts": now_ms() - 1_000,
+                    "total": 19.99, "status": "PAID"
+                })
+                .to_string()
+                .as_bytes(),
+            )
+            .expect("write");
+    }
+    let out = map.wait_with_output().expect("map");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let event: serde_json::Value = serde_json::from_str(&stdout).expect("an event");
+    assert_eq!(event["id"], "o-9");
+
+    let cases = dir.path().join("cases.yaml");
+    let ts = now_ms() - 1_000;
+    std::fs::write(
+        &cases,
+        format!(
+            "- name: paid\n  topic: legacy.so\n  message: {{order_id: o-1, user: u, ts: {ts}, total: 19.99, status: PAID}}\n  expect:\n    event: {{id: o-1, event_type: PURCHASE, timestamp: {ts}, channel_type: SITE, user_id: u, revenue: {{amount: 19.99, currency: USD}}, items: [{{id: o-1, price: {{amount: 19.99, currency: USD}}, quantity: 1}}]}}\n\
+             - name: pending\n  topic: legacy.so\n  message: {{order_id: o-2, user: u, ts: 1, total: 0.5, status: PENDING}}\n  expect: {{filtered: true}}\n"
+        ),
+    )
+    .expect("cases");
+    let out = Command::new(bin)
+        .args(["test", "--config"])
+        .arg(&cfg)
+        .arg(&cases)
+        .output()
+        .expect("test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+}
