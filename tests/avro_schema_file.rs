@@ -1,8 +1,8 @@
 //! `format: avro` with the block's own `schema_file:` (issue 19, topics without a registry):
 //! the config resolves the file beside itself and refuses what cannot work, values written by
 //! fastavro (an encoder independent of the bridge) decode through the pipeline's own `process`,
-//! and the commands (`validate`, `map`, `test`) read such blocks. End to end through Apache
-//! Kafka: `tests/schema_topics.rs`.
+//! and the commands (`validate`, `map`, `test`) read such blocks; and end to end through
+//! Apache Kafka with every id accounted for.
 
 mod support;
 
@@ -338,4 +338,135 @@ fn validate_map_and_test_read_a_schema_file_block() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+}
+
+/// Through Apache Kafka: a raw-datum topic and a single-object topic, values written by
+/// fastavro; every id delivered once, and the values that cannot be read dead-lettered with
+/// their exact reason and no `mcm.schema.id` (these topics have no registry ids).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accounting() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use support::*;
+    let Some(backend) = Backend::apache(Protocol::Classic) else {
+        return;
+    };
+    const RAW: &str = "legacy.orders.raw";
+    const SO: &str = "legacy.orders.so";
+    const GROUP: &str = "legacy";
+    let dir = tempfile::tempdir().expect("tmp");
+    let sb = sandbox(dir.path()).await;
+    let b = backend.broker(RAW, 2);
+    b.create_topic(SO, 2);
+    b.create_topic(&format!("{GROUP}.dlq"), 1);
+    let bootstrap = b.bootstrap_servers().to_string();
+    let avsc = dir.path().join("order.avsc");
+    std::fs::write(&avsc, ORDER).expect("avsc");
+    let file = format!("    schema_file: {}\n", avsc.display());
+    let topics = "topics:\n".to_string()
+        + &block(RAW, &file)
+        + &block(SO, &format!("{file}    framing: single_object\n"));
+    let text = config_text_with_topics(&b, &sb.base_url(), GROUP, "", "", &topics);
+
+    let ids = |prefix: &str| {
+        (0..150)
+            .map(|i| format!("{prefix}-{i}"))
+            .collect::<Vec<_>>()
+    };
+    let (raw_ids, so_ids) = (ids("raw"), ids("so"));
+    let records = |ids: &[String]| ids.iter().map(|id| paid(id)).collect::<Vec<_>>();
+    let keyed = |values: Vec<Vec<u8>>, ids: &[String]| -> Vec<Record> {
+        values
+            .into_iter()
+            .zip(ids)
+            .enumerate()
+            .map(|(i, (v, id))| ((i % 2) as i32, Some(id.as_bytes().to_vec()), Some(v)))
+            .collect()
+    };
+    let raw = fastavro(dir.path(), "avro_raw", &records(&raw_ids));
+    let so = fastavro(dir.path(), "avro_single_object", &records(&so_ids));
+    // Another schema's single-object value: its fingerprint is not the file's.
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).expect("dir");
+    let other_schema = other_dir.join("fastavro.avsc");
+    let other = {
+        let text = ORDER.replace("\"double\"", "\"float\"");
+        std::fs::write(&other_schema, &text).expect("schema");
+        let out = other_dir.join("v.hex");
+        schema_produce(
+            &[
+                "--format",
+                "avro_single_object",
+                "--schema-file",
+                other_schema.to_str().expect("utf-8"),
+                "--topic",
+                SO,
+                "--raw-out",
+                out.to_str().expect("utf-8"),
+            ],
+            &[paid("other")],
+        );
+        hex::decode(std::fs::read_to_string(&out).expect("hex").trim()).expect("hex")
+    };
+    let bad: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            RAW,
+            "raw-json",
+            br#"{"order_id":"x"}"#.to_vec(),
+            "avro_decode",
+        ),
+        (RAW, "raw-zero", vec![0, 0, 0, 0, 7, 9], "avro_decode"),
+        (SO, "so-bare", raw[0].clone(), "bad_magic_byte"),
+        (SO, "so-short", vec![0xC3, 0x01, 1], "truncated_frame"),
+        (SO, "so-other", other, "schema_fingerprint_mismatch"),
+    ];
+
+    let bridge = Bridge::start(&text);
+    produce(&bootstrap, RAW, &keyed(raw, &raw_ids));
+    produce(&bootstrap, SO, &keyed(so, &so_ids));
+    for (topic, label, value, _) in &bad {
+        produce(
+            &bootstrap,
+            topic,
+            &[(0, Some(label.as_bytes().to_vec()), Some(value.clone()))],
+        );
+    }
+    let all: Vec<String> = raw_ids.iter().chain(&so_ids).cloned().collect();
+    wait_all_accepted(&sb, &all, Duration::from_secs(60), |got| {
+        format!("lost {} ids", missing(&all, got))
+    })
+    .await;
+    bridge
+        .wait(
+            Duration::from_secs(30),
+            "the unreadable values dead-lettered",
+            || bridge.dead_lettered() == bad.len() as u64,
+        )
+        .await;
+    bridge.stop().await;
+    let delivered = sb.accepted_ids().await.expect("record");
+    let counts = counts(&delivered);
+    assert_eq!(counts.len(), all.len(), "every id delivered");
+    assert!(counts.values().all(|n| *n == 1), "each once");
+    let seen: BTreeMap<String, (String, Option<String>)> =
+        read_all(&bootstrap, &format!("{GROUP}.dlq"), 1)
+            .iter()
+            .map(|m| {
+                let h = headers(m);
+                (
+                    String::from_utf8_lossy(rdkafka::Message::key(m).unwrap_or_default())
+                        .into_owned(),
+                    (
+                        h.get("mcm.error.reason").cloned().unwrap_or_default(),
+                        h.get("mcm.schema.id").cloned(),
+                    ),
+                )
+            })
+            .collect();
+    let want: BTreeMap<String, (String, Option<String>)> = bad
+        .iter()
+        .map(|(_, l, _, r)| (l.to_string(), (r.to_string(), None)))
+        .collect();
+    assert_eq!(seen, want);
+    sb.shutdown().await.expect("sandbox stops");
 }
