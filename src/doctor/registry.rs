@@ -5,8 +5,10 @@
 //!
 //! A path the latest schema cannot hold is a warning, not a failure: a rule may read an
 //! alternative on purpose (`first:` over an old and a new field), and older schema versions may
-//! still be in the topic. What this does not check: pattern blocks (no subject to name), other
-//! subject strategies (a missing `<topic>-value` subject is a warning), JSON Schema properties.
+//! still be in the topic. `format: json_schema` blocks: the rules' paths must be *declared* by the
+//! JSON Schema (`properties`, `$ref`s, combinators: `schema::json_schema`). What this does not
+//! check: pattern blocks (no subject to name), other subject strategies (a missing
+//! `<topic>-value` subject is a warning).
 
 use crate::config::schema_registry::SchemaRegistryConfig;
 use crate::doctor::report::Check;
@@ -103,11 +105,9 @@ pub async fn check(cfg: &SchemaRegistryConfig, plan: &MappingPlan) -> Vec<Check>
                     )
                 }
             }
-            (Known::Json, Format::JsonSchema) => Check::pass(
-                "schema_registry.subject",
-                at,
-                format!("{subject:?} holds a JSON Schema (its properties are not checked against the rules)"),
-            ),
+            (Known::Json, Format::JsonSchema) => {
+                json_schema_paths(&client, &subject, block.need().paths(), at).await
+            }
             (Known::Invalid(why), _) => Check::fail(
                 "schema_registry.subject",
                 at,
@@ -125,4 +125,64 @@ pub async fn check(cfg: &SchemaRegistryConfig, plan: &MappingPlan) -> Vec<Check>
         });
     }
     checks
+}
+
+/// The `json_schema` half of the subject check: every path the rules read declared by the latest
+/// JSON Schema of `subject`.
+async fn json_schema_paths(
+    client: &RegistryClient,
+    subject: &str,
+    paths: Vec<Vec<String>>,
+    at: String,
+) -> Check {
+    let text = match client.latest_json_schema(subject).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return Check::warn(
+                "schema_registry.subject",
+                at,
+                format!("the latest schema of {subject:?} changed while it was read; run again"),
+            )
+        }
+        Err(e) => return Check::fail("schema_registry.subject", at, e.to_string()),
+    };
+    let schema: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Check::fail(
+                "schema_registry.subject",
+                at,
+                format!("the latest schema of {subject:?} is not JSON: {e}"),
+            )
+        }
+    };
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|p| !crate::schema::json_schema::declares(&schema, p))
+        .map(|p| p.join("."))
+        .collect();
+    if missing.is_empty() {
+        Check::pass(
+            "schema_registry.subject",
+            at,
+            format!(
+                "every path the rules read ({}) is declared by the latest JSON Schema of {subject:?}",
+                paths.len()
+            ),
+        )
+    } else {
+        Check::warn(
+            "schema_registry.subject",
+            at,
+            format!(
+                "the rules read {} the latest JSON Schema of {subject:?} does not declare: {}",
+                if missing.len() == 1 {
+                    "a path"
+                } else {
+                    "paths"
+                },
+                missing.join(", ")
+            ),
+        )
+    }
 }

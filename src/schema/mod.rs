@@ -12,6 +12,7 @@ pub mod book;
 pub mod canonical;
 pub mod file;
 pub mod framing;
+pub mod json_schema;
 pub mod local;
 pub mod proto;
 pub mod registry;

@@ -188,6 +188,26 @@ impl RegistryClient {
         }
     }
 
+    /// The text of the latest JSON Schema registered under `subject` (`None`: no such subject,
+    /// or its latest schema is of another type): `validate --online` checks the paths a
+    /// `json_schema` block reads against it.
+    pub async fn latest_json_schema(&self, subject: &str) -> Result<Option<String>, FetchError> {
+        let path = format!(
+            "/subjects/{}/versions/latest",
+            utf8_percent_encode(subject, SEGMENT)
+        );
+        match self.get(&path).await? {
+            Got::Schema(s)
+                if s.schema_type
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("JSON")) =>
+            {
+                Ok(Some(s.schema))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The latest schema registered under `subject` (`None`: no such subject), with its
     /// references resolved: what `validate --online` checks the rules' paths against.
     pub async fn latest(&self, subject: &str) -> Result<Option<Known>, FetchError> {
