@@ -80,10 +80,21 @@ enum Command {
         /// Record timestamp in Unix milliseconds (default: now).
         #[arg(long)]
         timestamp_ms: Option<i64>,
-        /// For a `format: avro` block: the Avro schema (.avsc) the JSON message on stdin is
-        /// encoded with, as a registry serializer would (docs/formats.md).
-        #[arg(long)]
+        /// For a `format: avro` or `protobuf` block: the schema (.avsc, .proto) the JSON
+        /// message on stdin is encoded with, as a registry serializer would (docs/formats.md).
+        #[arg(long, conflicts_with = "schema_subject")]
         schema_file: Option<PathBuf>,
+        /// Instead of a file: the schema registered under this subject in the config's
+        /// `schema_registry` (framed with its real id).
+        #[arg(long)]
+        schema_subject: Option<String>,
+        /// The subject's version (a number, or `latest`).
+        #[arg(long, default_value = "latest", requires = "schema_subject")]
+        schema_version: String,
+        /// For a `format: protobuf` block: the message type (full name) of the JSON message
+        /// (default: the schema's first message).
+        #[arg(long)]
+        proto_message: Option<String>,
     },
     /// Run YAML test cases (message + metadata → expected MCM event or error) against the mappings.
     Test {
@@ -134,6 +145,9 @@ fn main() -> ExitCode {
             offset,
             timestamp_ms,
             schema_file,
+            schema_subject,
+            schema_version,
+            proto_message,
         } => mcm_bridge::cli::map::run(&mcm_bridge::cli::map::MapArgs {
             config: &config,
             topic: &topic,
@@ -143,6 +157,10 @@ fn main() -> ExitCode {
             offset,
             timestamp_ms,
             schema_file: schema_file.as_deref(),
+            schema_subject: schema_subject
+                .as_deref()
+                .map(|s| (s, schema_version.as_str())),
+            proto_message: proto_message.as_deref(),
         }),
         Command::Test { config, cases } => mcm_bridge::cli::test::run(&config, &cases),
     }

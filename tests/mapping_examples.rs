@@ -26,10 +26,10 @@ fn run_cases(config_file: &str, case_file: &str) -> Vec<cases::CaseResult> {
     // As `mcm-bridge test` does: schema files are read relative to the case file.
     for case in &mut list {
         if let Some(name) = &case.schema_file {
-            case.avro_schema = Some(
+            case.schema = Some(mcm_bridge::schema::local::InputSchema::Text(
                 std::fs::read_to_string(examples().join(name))
                     .unwrap_or_else(|e| panic!("{case_file}: schema_file {name}: {e}")),
-            );
+            ));
         }
     }
     list.iter()

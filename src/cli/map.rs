@@ -19,8 +19,12 @@ pub struct MapArgs<'a> {
     pub partition: i32,
     pub offset: i64,
     pub timestamp_ms: Option<i64>,
-    /// The Avro schema a `format: avro` block's JSON message is encoded with.
+    /// The schema a schema'd block's JSON message is encoded with: a file, or a registry
+    /// subject and version.
     pub schema_file: Option<&'a Path>,
+    pub schema_subject: Option<(&'a str, &'a str)>,
+    /// The Protobuf message type of the JSON message.
+    pub proto_message: Option<&'a str>,
 }
 
 pub fn run(args: &MapArgs<'_>) -> ExitCode {
@@ -49,14 +53,27 @@ pub fn run(args: &MapArgs<'_>) -> ExitCode {
     let mut book = crate::schema::SchemaBook::new(1);
     if let Some(block) = plan.route(args.topic).filter(|b| b.format.is_schemad()) {
         let format = block.format;
-        let schema = match args.schema_file.map(std::fs::read_to_string).transpose() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("cannot read --schema-file: {e}");
-                return ExitCode::from(2);
+        let schema = match (args.schema_file, args.schema_subject) {
+            (Some(file), _) => match std::fs::read_to_string(file) {
+                Ok(text) => Some(crate::schema::local::InputSchema::Text(text)),
+                Err(e) => {
+                    eprintln!("cannot read --schema-file: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            (None, Some((subject, version))) => {
+                match super::registered_schema(&cfg, subject, version) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        eprintln!("--schema-subject {subject:?}: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
             }
+            (None, None) => None,
         };
-        match crate::schema::local::encode_for(block, &payload, schema.as_deref()) {
+        match crate::schema::local::encode_for(block, &payload, schema.as_ref(), args.proto_message)
+        {
             Ok((framed, known)) => {
                 payload = framed;
                 book = known;

@@ -33,6 +33,29 @@ pub fn load_checked(path: &Path) -> Result<(Config, MappingPlan), ExitCode> {
     })
 }
 
+/// The schema registered under `subject` at `version` in `cfg`'s registry, for `map` and
+/// `test` input; `Err` says why not in a sentence.
+pub fn registered_schema(
+    cfg: &Config,
+    subject: &str,
+    version: &str,
+) -> Result<crate::schema::local::InputSchema, String> {
+    let sr = cfg
+        .schema_registry
+        .as_ref()
+        .ok_or("the config has no `schema_registry` section to fetch it from")?;
+    let client = crate::schema::RegistryClient::new(sr).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("no runtime: {e}"))?;
+    match rt.block_on(client.version(subject, version)) {
+        Ok(Some((id, known))) => Ok(crate::schema::local::InputSchema::Registered { id, known }),
+        Ok(None) => Err(format!("the registry has no version {version} of it")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (Kubernetes, systemd, docker stop).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

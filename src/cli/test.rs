@@ -4,6 +4,8 @@
 
 use crate::mapping::cases;
 use crate::pipeline::process;
+use crate::schema::local::InputSchema;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,6 +16,7 @@ pub fn run(config: &Path, case_files: &[PathBuf]) -> ExitCode {
     };
     let opts = process::validate_options(&cfg);
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut fetched: HashMap<(String, String), InputSchema> = HashMap::new();
     for file in case_files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
@@ -32,22 +35,32 @@ pub fn run(config: &Path, case_files: &[PathBuf]) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        // Schema files are read relative to the case file.
+        // Schema files are read relative to the case file; subjects are fetched from the
+        // config's registry (once per subject and version).
         let dir = file.parent().unwrap_or(Path::new("."));
         for case in &mut list {
-            if let Some(name) = &case.schema_file {
-                let path = dir.join(name);
-                match std::fs::read_to_string(&path) {
-                    Ok(t) => case.avro_schema = Some(t),
-                    Err(e) => {
-                        eprintln!(
-                            "{}: case {:?}: cannot read schema_file {}: {e}",
-                            file.display(),
-                            case.name,
-                            path.display()
-                        );
-                        return ExitCode::from(2);
-                    }
+            let schema = match (&case.schema_file, &case.schema_subject) {
+                (Some(name), _) => {
+                    let path = dir.join(name);
+                    std::fs::read_to_string(&path)
+                        .map(InputSchema::Text)
+                        .map_err(|e| format!("cannot read schema_file {}: {e}", path.display()))
+                }
+                (None, Some(key)) => match fetched.get(key) {
+                    Some(s) => Ok(s.clone()),
+                    None => super::registered_schema(&cfg, &key.0, &key.1)
+                        .inspect(|s| {
+                            fetched.insert(key.clone(), s.clone());
+                        })
+                        .map_err(|e| format!("schema_subject {:?}: {e}", key.0)),
+                },
+                (None, None) => continue,
+            };
+            match schema {
+                Ok(s) => case.schema = Some(s),
+                Err(e) => {
+                    eprintln!("{}: case {:?}: {e}", file.display(), case.name);
+                    return ExitCode::from(2);
                 }
             }
         }

@@ -7,12 +7,14 @@
 //!   topic: shop.events            # routed like a live message
 //!   key: user-1                   # optional; also headers: {k: v}, timestamp_ms, partition, offset
 //!   message: {type: product_viewed, …}   # or raw: "not json", or tombstone: true
-//!   schema_file: product_viewed.avsc   # `format: avro` blocks: the message is encoded with it
+//!   schema_file: product_viewed.avsc   # `format: avro`/`protobuf` blocks: the message is encoded with it
+//!   # or schema_subject: shop.events-value (+ schema_version: 3; default latest): from the registry
+//!   # proto_message: acme.PageView    # Protobuf: the message type (default: the schema's first)
 //!   expect: {event: {event_type: ITEM_PAGE_VIEW, …}}   # or {error: reason_code} or {filtered: true}
 //! ```
-//! On a schema'd block (`format: avro` / `json_schema`) a `message:` is framed and encoded as a
-//! registry serializer would ([`crate::schema::local`]) and decoded by the pipeline's own path;
-//! `raw:` is sent as written (to test what bad framing does).
+//! On a schema'd block (`format: avro` / `protobuf` / `json_schema`) a `message:` is framed and
+//! encoded as its topic carries values ([`crate::schema::local`]) and decoded by the pipeline's
+//! own path; `raw:` is sent as written (to test what bad framing does).
 //! Expected events are compared exactly (every field, both ways); numbers compare by value, so
 //! `amount: 20` matches `20.0`.
 
@@ -47,10 +49,13 @@ pub struct Case {
     pub payload: Option<Vec<u8>>,
     /// The payload was given as `message:` (JSON), so a schema'd block gets it encoded.
     pub from_message: bool,
-    /// `schema_file:` as written (relative to the case file; the caller reads it into
-    /// `avro_schema`).
+    /// `schema_file:` as written (relative to the case file), or `schema_subject:` and
+    /// `schema_version:` (default `latest`): the caller reads or fetches it into `schema`.
     pub schema_file: Option<String>,
-    pub avro_schema: Option<String>,
+    pub schema_subject: Option<(String, String)>,
+    pub schema: Option<local::InputSchema>,
+    /// `proto_message:`, the Protobuf message type of `message:`.
+    pub proto_message: Option<String>,
     pub expect: Expect,
 }
 
@@ -117,6 +122,31 @@ fn parse_case(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<Cas
     let message = r.raw("message");
     let from_message = message.is_some();
     let schema_file = r.opt_string("schema_file");
+    let subject = r.opt_string("schema_subject");
+    let version = r.opt::<Yaml>("schema_version").map(|v| match v {
+        Yaml::String(s) => s,
+        other => serde_yaml_ng::to_string(&other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    });
+    let schema_subject = match (subject, version) {
+        (Some(s), v) => {
+            if schema_file.is_some() {
+                r.error(
+                    "schema_subject",
+                    "give `schema_file:` or `schema_subject:`, not both",
+                );
+            }
+            Some((s, v.unwrap_or_else(|| "latest".into())))
+        }
+        (None, Some(_)) => {
+            r.error("schema_version", "goes with `schema_subject:`");
+            None
+        }
+        (None, None) => None,
+    };
+    let proto_message = r.opt_string("proto_message");
     let payload = match (message, raw, tombstone) {
         (Some(m), None, false) => {
             let at = r.child_path("message");
@@ -157,7 +187,9 @@ fn parse_case(v: &Yaml, path: &str, errors: &mut Vec<ConfigError>) -> Option<Cas
         payload: payload?,
         from_message,
         schema_file,
-        avro_schema: None,
+        schema_subject,
+        schema: None,
+        proto_message,
         expect: expect?,
     })
 }
@@ -203,7 +235,12 @@ pub fn run(plan: &MappingPlan, case: &Case, opts: &ValidateOptions) -> CaseResul
     let (payload, book) = match (schemad, &case.payload) {
         (Some(block), Some(json)) if case.from_message => {
             let format = block.format;
-            match local::encode_for(block, json, case.avro_schema.as_deref()) {
+            match local::encode_for(
+                block,
+                json,
+                case.schema.as_ref(),
+                case.proto_message.as_deref(),
+            ) {
                 Ok(x) => (Some(x.0), x.1),
                 Err(e) => {
                     res.diff.push(format!(
@@ -379,7 +416,7 @@ mod tests {
         )
         .expect("cases");
         assert_eq!(list[0].schema_file.as_deref(), Some("v.avsc"));
-        list[0].avro_schema = Some(schema.to_string());
+        list[0].schema = Some(local::InputSchema::Text(schema.to_string()));
         let opts = ValidateOptions {
             strict: false,
             now_ms: 1_765_000_100_000,
@@ -389,7 +426,7 @@ mod tests {
         assert!(results[0].passed(), "{:?}", results[0].diff);
         assert!(results[1].passed(), "{:?}", results[1].diff);
         assert!(
-            results[2].diff[0].contains("give the Avro schema"),
+            results[2].diff[0].contains("reads avro: give the schema"),
             "{:?}",
             results[2].diff
         );
@@ -399,6 +436,6 @@ mod tests {
     fn case_file_errors_have_paths() {
         let errs = parse("- {name: a, topic: t, message: {}, raw: x, expect: {error: e}}\n- {topic: t, message: {}, expect: {event: {}, filtered: true}, extra: 1}\n").expect_err("bad");
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["[0].message: give exactly one of `message:` (JSON as YAML), `raw:` (text) or `tombstone: true`", "[1].expect: give exactly one of `event:`, `error:` or `filtered: true`", "[1].extra: unknown key (expected one of: expect, headers, key, message, name, offset, partition, raw, schema_file, timestamp_ms, tombstone, topic)"]);
+        assert_eq!(shown, ["[0].message: give exactly one of `message:` (JSON as YAML), `raw:` (text) or `tombstone: true`", "[1].expect: give exactly one of `event:`, `error:` or `filtered: true`", "[1].extra: unknown key (expected one of: expect, headers, key, message, name, offset, partition, proto_message, raw, schema_file, schema_subject, schema_version, timestamp_ms, tombstone, topic)"]);
     }
 }

@@ -100,6 +100,52 @@ impl ProtoSchema {
         proto_doc(&msg)
     }
 
+    /// `json` (protobuf's JSON mapping: field names or their JSON names, enum names, RFC 3339
+    /// timestamps, plain values for wrappers) as a message of type `message` (full name; the
+    /// first top-level message when `None`), preceded by the message indexes that name it: the
+    /// bytes after the schema id, as Confluent's serializer writes them. For `map` and `test`.
+    pub fn encode_json(&self, json: &[u8], message: Option<&str>) -> Result<Vec<u8>, String> {
+        let indexes = match message {
+            None => vec![0],
+            Some(name) => self
+                .indexes_of(name)
+                .ok_or_else(|| format!("the schema has no message {name:?}"))?,
+        };
+        let desc = self
+            .message(&indexes)
+            .ok_or("the schema defines no message")?;
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let msg = DynamicMessage::deserialize(desc, &mut de).map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        if indexes == [0] {
+            out.push(0); // Confluent's short form for the first message
+        } else {
+            put_zigzag(&mut out, indexes.len() as i64);
+            for i in &indexes {
+                put_zigzag(&mut out, *i);
+            }
+        }
+        prost::Message::encode(&msg, &mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// The message indexes of the message named `full_name` (top-level index, then nested).
+    fn indexes_of(&self, full_name: &str) -> Option<Vec<i64>> {
+        fn find(ms: Vec<MessageDescriptor>, name: &str, path: &mut Vec<i64>) -> bool {
+            for (i, m) in ms.into_iter().enumerate() {
+                path.push(i as i64);
+                if m.full_name() == name || find(m.child_messages().collect(), name, path) {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        let mut path = Vec::new();
+        find(self.file.messages().collect(), full_name, &mut path).then_some(path)
+    }
+
     /// Whether a message of the first top-level type can hold `path` (see
     /// [`super::book::AvroSchema::has_path`]; for `validate --online`).
     pub fn has_path(&self, path: &[String]) -> bool {
@@ -144,6 +190,15 @@ fn varint(buf: &mut &[u8]) -> Option<i64> {
         }
     }
     None
+}
+
+fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    let mut x = ((v << 1) ^ (v >> 63)) as u64;
+    while x >= 0x80 {
+        out.push((x as u8) | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
 }
 
 /// The message indexes at the start of `after_id` and the message bytes after them.
@@ -237,6 +292,48 @@ message Device { string os = 1; }
             assert!(s.has_path(&path), "{p}");
         }
         assert!(!s.has_path(&["nope".to_string()]));
+    }
+
+    #[test]
+    fn json_input_encodes_as_confluents_serializer_frames_it_and_decodes_back() {
+        use crate::mapping::doc::Node;
+        let s = schema();
+        let body = s
+            .encode_json(
+                br#"{"id":"v1","kind":"PAGE","at":"2025-12-06T05:46:40.123Z","coupon":"XMAS","customerId":"42","items":[{"sku":"s1","qty":"2"}]}"#,
+                None,
+            )
+            .expect("encode");
+        assert_eq!(body[0], 0, "the first message: the short form");
+        let doc = s.decode(&body).expect("decode");
+        let get = |k: &str| doc.get(doc.root(), k).cloned();
+        assert_eq!(get("kind"), Some(Node::Str("PAGE".into())));
+        assert_eq!(get("at"), Some(Node::Int(1_765_000_000_123)));
+        assert_eq!(get("coupon"), Some(Node::Str("XMAS".into())));
+        assert_eq!(get("customer_id"), Some(Node::Int(42)));
+        // A nested message is named by its indexes: count 2, then 0 and 1 (zigzag; index 0 of
+        // PageView's nested types is the map entry `AttrsEntry`, laid out before `Item`).
+        let item = s
+            .encode_json(br#"{"sku":"s9"}"#, Some("acme.PageView.Item"))
+            .expect("nested");
+        assert_eq!(&item[..3], &[4, 0, 2]);
+        let doc = s.decode(&item).expect("decode nested");
+        assert_eq!(
+            doc.get(doc.root(), "sku").cloned(),
+            Some(Node::Str("s9".into()))
+        );
+        for (json, message, why) in [
+            (&br#"{"nope":1}"#[..], None, "nope"),
+            (br#"{"id":"a"} x"#, None, "trailing"),
+            (
+                br#"{}"#,
+                Some("acme.Missing"),
+                "no message \"acme.Missing\"",
+            ),
+        ] {
+            let e = s.encode_json(json, message).expect_err(why);
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

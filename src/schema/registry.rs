@@ -89,6 +89,9 @@ impl std::fmt::Debug for RegistryClient {
 /// `GET /schemas/ids/{id}` and `GET /subjects/{s}/versions/{v}` answers (extra fields ignored).
 #[derive(Debug, Deserialize)]
 struct SchemaAnswer {
+    /// In `/subjects/{s}/versions/{v}` answers (not in `/schemas/ids/{id}`, which is asked by id).
+    #[serde(default)]
+    id: Option<u32>,
     schema: String,
     /// Absent for AVRO, as Confluent's registry answers.
     #[serde(rename = "schemaType")]
@@ -185,6 +188,31 @@ impl RegistryClient {
         match self.get(&format!("/schemas/ids/{id}")).await? {
             Got::Schema(s) => self.resolve(s).await,
             Got::NotFound(_) => Ok(Known::NotFound),
+        }
+    }
+
+    /// The schema registered under `subject` at `version` (`latest` or a number), with its id
+    /// and references resolved (`None`: no such subject or version): what `map` and `test`
+    /// frame a JSON message with, as a producer's serializer would.
+    pub async fn version(
+        &self,
+        subject: &str,
+        version: &str,
+    ) -> Result<Option<(u32, Known)>, FetchError> {
+        let path = format!(
+            "/subjects/{}/versions/{}",
+            utf8_percent_encode(subject, SEGMENT),
+            utf8_percent_encode(version, SEGMENT)
+        );
+        match self.get(&path).await? {
+            Got::Schema(s) => {
+                let id = s.id.ok_or_else(|| FetchError::Refused {
+                    url: path.clone(),
+                    why: "the answer names no schema id: not a schema registry's".into(),
+                })?;
+                Ok(Some((id, self.resolve(s).await?)))
+            }
+            Got::NotFound(_) => Ok(None),
         }
     }
 
