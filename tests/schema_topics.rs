@@ -163,16 +163,19 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
     // Encoded up front, while the registry is up: v1 and v2 get their ids here.
     let first = ids("a1", 200);
     let second = ids("a2", 200);
-    let json = ids("j", 100);
+    // JSON Schema values: the first 100 before the outage, the rest during it.
+    let mut json = ids("j", 200);
+    let json_late = json.split_off(100);
     let v1 = encode(&url, AVRO_TOPIC, "avro", AVRO_V1, &lines("a1", 200));
     let v2 = encode(&url, AVRO_TOPIC, "avro", AVRO_V2, &lines("a2", 200));
-    let js = encode(
+    let mut js = encode(
         &url,
         JSON_TOPIC,
         "json_schema",
         JSON_SCHEMA,
-        &lines("j", 100),
+        &lines("j", 200),
     );
+    let js_late = js.split_off(100);
     let (id1, id2, json_id) = (schema_id(&v1[0]), schema_id(&v2[0]), schema_id(&js[0]));
     assert_ne!(id1, id2, "v2 is a new schema id");
     // Permanently undecodable, each with its reason (keyed by label).
@@ -229,6 +232,16 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
         bridge.metrics.schema_wait_messages.get() > 0,
         "messages wait for v2"
     );
+    // Only the partitions that met the new id wait: the JSON Schema topic, whose schema is
+    // known, is delivered while the registry is still down.
+    produce(&bootstrap, JSON_TOPIC, &keyed(js_late, &json_late));
+    wait_all_accepted(&sb, &json_late, Duration::from_secs(30), |got| {
+        format!(
+            "{} JSON Schema ids not delivered during the outage",
+            missing(&json_late, got)
+        )
+    })
+    .await;
     // A few commit intervals (200 ms) with messages held: no commit may pass them (the poll
     // thread's idle positions say they were handed over; a commit there would lose them on a
     // crash).
@@ -252,7 +265,13 @@ async fn avro_and_json_schema_topics_are_delivered_and_a_registry_outage_dead_le
     );
 
     registry.set_unavailable(false);
-    let all: Vec<String> = first.iter().chain(&second).chain(&json).cloned().collect();
+    let all: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .chain(&json)
+        .chain(&json_late)
+        .cloned()
+        .collect();
     wait_all_accepted(&sb, &all, Duration::from_secs(60), |got| {
         format!("lost {} ids", missing(&all, got))
     })

@@ -96,7 +96,7 @@ pub struct Coordinator {
     reloads: Option<mpsc::Receiver<PlanSwap>>,
     tap: Option<Arc<Tap>>,
     /// Messages waiting for their schema, and the schemas known.
-    schemas: SchemaWait<OwnedMessage>,
+    schemas: SchemaWait<Tp, OwnedMessage>,
     registry: Option<RegistryClient>,
     fetched_tx: mpsc::Sender<Fetched>,
     fetched_rx: mpsc::Receiver<Fetched>,
@@ -250,11 +250,7 @@ impl Coordinator {
             } => {
                 // Held messages of these partitions go back to Kafka with them (never seen by
                 // the core, so never committed): their next owner reads them again.
-                self.schemas.forget(|m| {
-                    partitions
-                        .iter()
-                        .any(|tp| tp.partition == m.partition() && &*tp.topic == m.topic())
-                });
+                self.schemas.forget(|held| partitions.contains(held));
                 self.release_held(now);
                 let id = self.next_revoke;
                 self.next_revoke += 1;
@@ -262,9 +258,12 @@ impl Coordinator {
                 self.core.on_revoked(partitions, lost, id, now);
             }
             // Positions say everything below them was handed over, and held messages were: the
-            // core must not advance past them (that would commit them undelivered).
-            PollEvent::Positions(_) if self.schemas.is_holding() => {}
-            PollEvent::Positions(at) => self.core.on_positions(at),
+            // core must not advance a holding partition past them (that would commit them
+            // undelivered). Every message of a partition that holds none was taken.
+            PollEvent::Positions(mut at) => {
+                at.retain(|(tp, _)| !self.schemas.is_holding(tp));
+                self.core.on_positions(at);
+            }
             PollEvent::Error(e) => self.health.set_broker_error(Some(e)),
             PollEvent::Denied(refusal) => self.core.on_access_denied(refusal, now),
         }
@@ -275,7 +274,8 @@ impl Coordinator {
             .plan
             .route(msg.topic())
             .and_then(|block| schema::missing_schema(block, msg.payload(), self.schemas.book()));
-        match self.schemas.admit(msg, needs) {
+        let partition = |m: &OwnedMessage| Tp::new(m.topic(), m.partition());
+        match self.schemas.admit(msg, partition, needs) {
             Admit::Pass(msg) => self.take(msg, now),
             Admit::Held { fetch } => {
                 if let Some(id) = fetch {
@@ -395,7 +395,8 @@ impl Coordinator {
         self.metrics
             .schema_wait_messages
             .set(i64::try_from(held).unwrap_or(i64::MAX));
-        self.core.set_schema_wait(held > 0);
+        self.core
+            .set_schema_wait(self.schemas.holding().cloned().collect());
     }
 
     /// Fetches schema `id` after `delay`; the answer comes back on `fetched_rx`.

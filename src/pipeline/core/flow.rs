@@ -200,8 +200,8 @@ impl<M: Clone> Core<M> {
             // then wait at the breaker, bounded by the budgets, and the first becomes the probe.
             || (self.circuit_open && (self.requests > 0 || !self.parked.is_empty()))
             || self.ledger.global_pause()
-            // Messages wait for a schema: more taken now would only join the queue.
-            || self.schema_wait
+            // Messages of this partition wait for a schema: more taken now would only join them.
+            || self.schema_wait.contains(tp)
             // Bounded replays: commits are not being confirmed. A partition over its own replay
             // bound is not paused: `dispatch_ready` starts nothing of it until a commit confirms,
             // and its budget pauses it if that lasts. Pausing it at once cost a fetch restart
@@ -235,11 +235,11 @@ impl<M: Clone> Core<M> {
         Some((to_pause, to_resume))
     }
 
-    /// Whether the shell holds messages until a schema is fetched: all partitions pause while
-    /// it does (a registry outage becomes a pause, not a queue).
-    pub fn set_schema_wait(&mut self, waiting: bool) {
-        if waiting != self.schema_wait {
-            self.schema_wait = waiting;
+    /// The partitions whose messages the shell holds until a schema is fetched: they pause
+    /// while it does (a registry outage becomes a pause, not a queue); the others flow.
+    pub fn set_schema_wait(&mut self, holding: std::collections::HashSet<Tp>) {
+        if holding != self.schema_wait {
+            self.schema_wait = holding;
             self.pauses_dirty = true;
         }
     }

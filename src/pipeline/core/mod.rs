@@ -159,9 +159,9 @@ pub struct Core<M> {
     /// Kafka refused the login or a consuming right: the run ends with exit code 3.
     access_denied: bool,
     circuit_open: bool,
-    /// The shell holds messages until their schema is fetched (`pipeline::schema_wait`):
-    /// every partition pauses meanwhile.
-    schema_wait: bool,
+    /// The partitions whose messages the shell holds until their schema is fetched
+    /// (`pipeline::schema_wait`): they pause meanwhile.
+    schema_wait: HashSet<Tp>,
     shutdown_deadline: Option<Instant>,
     next_commit: Instant,
     commits: CommitLedger,
@@ -222,7 +222,7 @@ impl<M: Clone> Core<M> {
             dlq_hold: None,
             access_denied: false,
             circuit_open: false,
-            schema_wait: false,
+            schema_wait: HashSet::new(),
             shutdown_deadline: None,
             commits,
             commits_stalled: false,
