@@ -73,6 +73,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 pub struct RegistryClient {
     client: Client,
     urls: Vec<String>,
+    /// The URL that answered last: asked first next time, so a registry node that is down costs
+    /// one timeout, not one per fetch.
+    preferred: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     auth: Option<HeaderValue>,
     timeout: Duration,
 }
@@ -177,6 +180,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             client,
             urls,
+            preferred: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             auth,
             timeout: cfg.timeout,
         })
@@ -343,13 +347,20 @@ impl RegistryClient {
         })
     }
 
-    /// One GET, tried against each URL in turn while they are unavailable.
+    /// One GET, tried against each URL in turn while they are unavailable, starting with the
+    /// one that answered last.
     async fn get(&self, path: &str) -> Result<Got, FetchError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut last = None;
-        for base in &self.urls {
-            match self.get_from(base, path).await {
+        let start = self.preferred.load(Relaxed);
+        for i in 0..self.urls.len() {
+            let at = (start + i) % self.urls.len();
+            match self.get_from(&self.urls[at], path).await {
                 Err(e @ FetchError::Unavailable { .. }) => last = Some(e),
-                other => return other,
+                other => {
+                    self.preferred.store(at, Relaxed);
+                    return other;
+                }
             }
         }
         Err(last.unwrap_or_else(|| FetchError::Refused {
