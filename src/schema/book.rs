@@ -149,10 +149,19 @@ impl Known {
     }
 }
 
+/// How long a negative answer (no such schema, or one that cannot be used) is believed: after
+/// it, the id is fetched again when a message needs it. A schema restored in the registry (a
+/// soft delete undone, a reference registered late) is then read again without a restart, at
+/// the cost of one fetch — three answers a second apart for a "not found" — per id every
+/// `NEGATIVE_TTL` while its messages keep coming.
+pub const NEGATIVE_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Schema ids and what is known of them, at most `capacity`.
 #[derive(Debug)]
 pub struct SchemaBook {
     known: HashMap<u32, Known>,
+    /// When each negative answer ([`Known::NotFound`], [`Known::Invalid`]) stops being believed.
+    negative_until: HashMap<u32, std::time::Instant>,
     /// Ids in the order they were learned, for forgetting the oldest.
     order: VecDeque<u32>,
     capacity: usize,
@@ -162,13 +171,27 @@ impl SchemaBook {
     pub fn new(capacity: usize) -> SchemaBook {
         SchemaBook {
             known: HashMap::new(),
+            negative_until: HashMap::new(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
         }
     }
 
+    /// Whether `id` is known (a negative answer only until [`NEGATIVE_TTL`] has passed).
     pub fn knows(&self, id: u32) -> bool {
+        if self.negative_until.contains_key(&id) {
+            // The clock is read only for negative answers: known schemas cost a lookup.
+            return self.knows_at(id, std::time::Instant::now());
+        }
         self.known.contains_key(&id)
+    }
+
+    /// [`Self::knows`] at `now`.
+    pub fn knows_at(&self, id: u32, now: std::time::Instant) -> bool {
+        match self.negative_until.get(&id) {
+            Some(until) => now < *until,
+            None => self.known.contains_key(&id),
+        }
     }
 
     pub fn get(&self, id: u32) -> Option<&Known> {
@@ -185,6 +208,16 @@ impl SchemaBook {
 
     /// Records what the registry said of `id`, forgetting the oldest id beyond the capacity.
     pub fn learn(&mut self, id: u32, known: Known) {
+        self.learn_at(id, known, std::time::Instant::now());
+    }
+
+    /// [`Self::learn`] at `now` (a negative answer is believed until `now + NEGATIVE_TTL`).
+    pub fn learn_at(&mut self, id: u32, known: Known, now: std::time::Instant) {
+        if matches!(known, Known::NotFound | Known::Invalid(_)) {
+            self.negative_until.insert(id, now + NEGATIVE_TTL);
+        } else {
+            self.negative_until.remove(&id);
+        }
         if self.known.insert(id, known).is_none() {
             self.order.push_back(id);
         }
@@ -192,6 +225,7 @@ impl SchemaBook {
             match self.order.pop_front() {
                 Some(old) => {
                     self.known.remove(&old);
+                    self.negative_until.remove(&old);
                 }
                 None => break,
             }
@@ -212,6 +246,31 @@ mod tests {
         assert_eq!(b.len(), 2);
         b.learn(3, Known::Json);
         assert!(!b.knows(1) && b.knows(2) && b.knows(3));
+    }
+
+    #[test]
+    fn a_negative_answer_is_believed_for_its_ttl_then_asked_again() {
+        let mut b = SchemaBook::new(4);
+        let now = std::time::Instant::now();
+        let later = now + NEGATIVE_TTL + std::time::Duration::from_secs(1);
+        b.learn_at(1, Known::NotFound, now);
+        b.learn_at(2, Known::Invalid("bad".into()), now);
+        b.learn_at(3, Known::Json, now);
+        b.learn_at(4, Known::NotFound, later);
+        assert!(
+            b.knows_at(1, now) && b.knows_at(2, now),
+            "believed at first"
+        );
+        assert!(
+            !b.knows_at(1, later) && !b.knows_at(2, later),
+            "expired: fetched again"
+        );
+        assert!(b.knows_at(3, later), "a schema is kept");
+        assert!(b.knows_at(4, later), "a fresh not-found is believed");
+        // The refetch finds it this time.
+        b.learn_at(1, Known::Json, later);
+        assert!(b.knows_at(1, later + NEGATIVE_TTL));
+        assert!(matches!(b.get(1), Some(Known::Json)));
     }
 
     #[test]
