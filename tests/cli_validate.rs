@@ -18,7 +18,13 @@ fn validate(path: &str) -> (i32, String, String) {
 
 #[test]
 fn shipped_examples_validate() {
-    for example in ["mcm-bridge", "segment", "ga4", "avro-orders"] {
+    for example in [
+        "mcm-bridge",
+        "segment",
+        "ga4",
+        "avro-orders",
+        "avro-product-views",
+    ] {
         let (code, stdout, stderr) = validate(&format!("deploy/examples/{example}.yaml"));
         assert_eq!(code, 0, "{example}: {stderr}");
         assert!(stdout.trim_end().ends_with("ok"), "{stdout}");

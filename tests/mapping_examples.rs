@@ -62,6 +62,17 @@ fn avro_orders_example_passes_its_cases() {
     assert_all_pass("avro-orders.yaml", "avro-orders.cases.yaml", 3);
 }
 
+/// The registry-less example: its cases are encoded with the block's own schema file, in its
+/// single-object framing.
+#[test]
+fn avro_product_views_example_passes_its_cases() {
+    assert_all_pass(
+        "avro-product-views.yaml",
+        "avro-product-views.cases.yaml",
+        3,
+    );
+}
+
 #[test]
 fn segment_example_passes_its_cases() {
     assert_all_pass("segment.yaml", "segment.cases.yaml", 16);
