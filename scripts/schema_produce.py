@@ -8,6 +8,8 @@ wire format (magic byte 0, 4-byte big-endian schema id, payload). The values are
 `--topic`, or with `--raw-out FILE` written to FILE as one hex line each (no broker needed).
 
 Without a registry (topics that carry one fixed schema, `schema_file:` blocks): `--format
+protobuf_raw` writes protobuf's own `SerializeToString()` of `--message` (the schema file is then
+a binary FileDescriptorSet, as for `--format protobuf`); `--format
 avro_raw` writes fastavro's bare datum (`schemaless_writer`), `--format avro_single_object` puts
 Avro's single-object header first (marker C3 01, then the schema's CRC-64-AVRO fingerprint as
 fastavro computes it: its hex is already the 8 bytes in little-endian order, as Java gives them).
@@ -37,9 +39,11 @@ HEADER_LEN = 5
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--registry", help="schema registry URL (not for avro_raw, avro_single_object)")
+    p.add_argument("--registry", help="schema registry URL (not for the *_raw / single-object "
+                   "formats)")
     p.add_argument("--format", required=True, choices=["avro", "json_schema", "protobuf",
-                                                       "avro_raw", "avro_single_object"])
+                                                       "avro_raw", "avro_single_object",
+                                                       "protobuf_raw"])
     p.add_argument("--message", help="--format protobuf: the full name of the message type; "
                    "--schema-file is then a binary FileDescriptorSet holding it and its imports")
     p.add_argument("--schema-file", required=True)
@@ -54,7 +58,8 @@ def parse_args(argv):
                    help="decode each Avro value with fastavro after the 5-byte header and "
                         "require the record back")
     args = p.parse_args(argv)
-    if (args.registry is None) != args.format.startswith("avro_"):
+    local = args.format.startswith("avro_") or args.format == "protobuf_raw"
+    if (args.registry is None) != local:
         p.error("--registry is required for the registry formats, and only for them")
     if args.raw_out is None and args.bootstrap is None:
         p.error("--bootstrap is required unless --raw-out is given")
@@ -86,6 +91,11 @@ def local_avro(framing, schema_str):
 def serializer(args, schema_str):
     if args.format.startswith("avro_"):
         return local_avro(args.format, schema_str)
+    if args.format == "protobuf_raw":
+        from google.protobuf.json_format import ParseDict
+
+        cls = protobuf_class(args.schema_file, args.message)
+        return lambda record, _ctx: ParseDict(record, cls()).SerializeToString()
     conf = {"url": args.registry}
     if args.basic_auth:
         conf["basic.auth.user.info"] = args.basic_auth
@@ -112,6 +122,10 @@ def serializer(args, schema_str):
 def protobuf_class(descriptor_set_file, message):
     """The message class of `message` from a binary FileDescriptorSet, built at run time."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    # Loads Google's well-known types into the default pool (ProtobufSerializer's imports do it
+    # too; the registry-less path does not import it).
+    from google.protobuf import (any_pb2, duration_pb2, struct_pb2,  # noqa: F401
+                                 timestamp_pb2, wrappers_pb2)
 
     with open(descriptor_set_file, "rb") as f:
         fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
@@ -159,7 +173,7 @@ def key_of(args, record, n):
 
 def main(argv):
     args = parse_args(argv)
-    if args.format == "protobuf":
+    if args.format in ("protobuf", "protobuf_raw"):
         schema_str = None  # the descriptor set is read by the serializer's class
     else:
         with open(args.schema_file, encoding="utf-8") as f:

@@ -62,14 +62,10 @@ pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
     );
     let mut schema_warnings = Vec::new();
     for block in plan.blocks() {
-        let format = match block.local_avro() {
+        let format = match block.local_schema() {
             Some(local) => {
                 schema_warnings.extend(unschema_paths(&block.name, block, local));
-                format!(
-                    ", avro from {} ({})",
-                    local.file,
-                    <&str>::from(local.framing)
-                )
+                format!(", {}", local.describe())
             }
             None if block.format.is_schemad() => format!(", {}", block.format.as_str()),
             None => String::new(),
@@ -100,13 +96,13 @@ pub fn summary(path: &Path, cfg: &Config, plan: &MappingPlan) -> String {
 fn unschema_paths(
     name: &str,
     block: &crate::mapping::TopicMapping,
-    local: &crate::schema::file::LocalAvro,
+    local: &crate::schema::file::LocalSchema,
 ) -> Option<String> {
     let missing: Vec<String> = block
         .need()
         .paths()
         .into_iter()
-        .filter(|p| !local.schema.has_path(p))
+        .filter(|p| !local.has_path(p))
         .map(|p| p.join("."))
         .collect();
     (!missing.is_empty()).then(|| {
@@ -117,7 +113,7 @@ fn unschema_paths(
             } else {
                 "paths"
             },
-            local.file,
+            local.file(),
             missing.join(", ")
         )
     })

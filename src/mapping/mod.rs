@@ -181,8 +181,8 @@ pub struct TopicMapping {
     pub name: String,
     /// How its values are encoded.
     pub format: Format,
-    /// `format: avro` with `schema_file:`: the schema every value is written with (no registry).
-    local_avro: Option<crate::schema::file::LocalAvro>,
+    /// `schema_file:`: the schema every value is written with (no registry).
+    local: Option<crate::schema::file::LocalSchema>,
     on_no_match: NoMatch,
     on_failure: Option<FailurePolicy>,
     rules: Vec<Rule>,
@@ -242,12 +242,12 @@ impl TopicMapping {
     /// Whether values carry a schema id to fetch from the registry (schema'd formats, unless
     /// the block names its own schema file).
     pub fn uses_registry(&self) -> bool {
-        self.format.is_schemad() && self.local_avro.is_none()
+        self.format.is_schemad() && self.local.is_none()
     }
 
-    /// The block's own Avro schema (`schema_file:`), if it has one.
-    pub fn local_avro(&self) -> Option<&crate::schema::file::LocalAvro> {
-        self.local_avro.as_ref()
+    /// The block's own schema (`schema_file:`), if it has one.
+    pub fn local_schema(&self) -> Option<&crate::schema::file::LocalSchema> {
+        self.local.as_ref()
     }
 
     /// Decodes, maps and validates one message.
@@ -511,7 +511,7 @@ fn compile_block(
             Format::Json
         }),
     };
-    let local_avro = local_avro(&mut r, format);
+    let local = local_schema(&mut r, format);
     let on_no_match = match r.opt_string("on_no_match").as_deref() {
         None | Some("skip") => NoMatch::Skip,
         Some("dlq") => NoMatch::Dlq,
@@ -579,7 +579,7 @@ fn compile_block(
         TopicMapping {
             name,
             format,
-            local_avro,
+            local,
             on_no_match,
             on_failure,
             rules,
@@ -590,12 +590,16 @@ fn compile_block(
 }
 
 /// A block's `schema_file:` (already resolved against the config's directory by
-/// `config::load`) and `framing:`, read and parsed now so that a missing or broken file is a
-/// config error, not a dead-lettered topic.
-fn local_avro(r: &mut MapReader<'_, '_>, format: Format) -> Option<crate::schema::file::LocalAvro> {
-    use crate::schema::file::{AvroFraming, LocalAvro};
+/// `config::load`), with `framing:` (Avro) or `proto_message:` (Protobuf), read and parsed now so
+/// that a missing or broken file is a config error, not a dead-lettered topic.
+fn local_schema(
+    r: &mut MapReader<'_, '_>,
+    format: Format,
+) -> Option<crate::schema::file::LocalSchema> {
+    use crate::schema::file::{AvroFraming, LocalAvro, LocalProto, LocalSchema};
     let file = r.opt_string("schema_file");
     let framing = r.opt_string("framing");
+    let message = r.opt_string("proto_message");
     let Some(file) = file else {
         if framing.is_some() {
             r.error(
@@ -603,32 +607,56 @@ fn local_avro(r: &mut MapReader<'_, '_>, format: Format) -> Option<crate::schema
                 "`framing:` goes with `schema_file:` (registry-framed values carry their own)",
             );
         }
+        if message.is_some() {
+            r.error(
+                "proto_message",
+                "`proto_message:` goes with `schema_file:` (registry-framed values name their message)",
+            );
+        }
         return None;
     };
-    if format != Format::Avro {
-        r.error(
-            "schema_file",
-            format!(
-                "a schema file is read for `format: avro` blocks only (this block is `format: {}`)",
-                format.as_str()
-            ),
-        );
-        return None;
-    }
-    let framing = match framing.as_deref() {
-        None => AvroFraming::Raw,
-        Some(f) => match f.parse() {
-            Ok(f) => f,
-            Err(_) => {
+    let path = std::path::Path::new(&file);
+    let loaded = match format {
+        Format::Avro => {
+            if message.is_some() {
+                r.error("proto_message", "only for `format: protobuf` blocks");
+            }
+            let framing = match framing.as_deref() {
+                None => AvroFraming::Raw,
+                Some(f) => match f.parse() {
+                    Ok(f) => f,
+                    Err(_) => {
+                        r.error(
+                            "framing",
+                            format!("{f:?} is not one of: raw, single_object"),
+                        );
+                        return None;
+                    }
+                },
+            };
+            LocalAvro::load(path, framing).map(LocalSchema::Avro)
+        }
+        Format::Protobuf => {
+            if framing.as_deref().is_some_and(|f| f != "raw") {
                 r.error(
                     "framing",
-                    format!("{f:?} is not one of: raw, single_object"),
+                    "a `format: protobuf` block's values are the bare message: `framing: raw` or none",
                 );
-                return None;
             }
-        },
+            LocalProto::load(path, message.as_deref()).map(LocalSchema::Protobuf)
+        }
+        Format::Json | Format::JsonSchema => {
+            r.error(
+                "schema_file",
+                format!(
+                    "a schema file is read for `format: avro` and `protobuf` blocks only (this block is `format: {}`)",
+                    format.as_str()
+                ),
+            );
+            return None;
+        }
     };
-    match LocalAvro::load(std::path::Path::new(&file), framing) {
+    match loaded {
         Ok(local) => Some(local),
         Err(e) => {
             r.error("schema_file", e);

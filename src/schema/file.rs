@@ -1,8 +1,14 @@
-//! `format: avro` with the block's own schema file (`schema_file:`, docs/formats.md), for topics
-//! written without a schema registry: every value is a datum of that one schema, either bare
-//! (`framing: raw`, what a plain `DatumWriter`/`fastavro.schemaless_writer` writes) or in Avro's
-//! single-object encoding (`framing: single_object`: marker `C3 01`, the schema's 8-byte
-//! CRC-64-AVRO fingerprint, then the datum — what Java's `BinaryMessageEncoder` writes).
+//! A block's own schema file (`schema_file:`, docs/formats.md), for topics written without a
+//! schema registry.
+//!
+//! `format: avro`: every value is a datum of that one schema, either bare (`framing: raw`, what
+//! a plain `DatumWriter`/`fastavro.schemaless_writer` writes) or in Avro's single-object
+//! encoding (`framing: single_object`: marker `C3 01`, the schema's 8-byte CRC-64-AVRO
+//! fingerprint, then the datum — what Java's `BinaryMessageEncoder` writes).
+//!
+//! `format: protobuf`: every value is one message (`proto_message:`, else the file's first) as
+//! `SerializeToString()` writes it — no framing; the `.proto` file's imports are read from its
+//! own directory (Google's well-known types are built in).
 //!
 //! A single-object value written with another schema is refused by its fingerprint
 //! (`schema_fingerprint_mismatch`) rather than misread: Avro datums do not describe themselves,
@@ -10,9 +16,103 @@
 //! check; bytes left over after the record are still refused (`avro_decode`).
 
 use super::book::AvroSchema;
+use super::proto::ProtoSchema;
 use crate::mapping::doc::{DecodeError, Doc};
+use crate::mapping::proto_doc::proto_doc;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 use std::path::Path;
 use std::sync::Arc;
+
+/// A block's own schema.
+#[derive(Debug)]
+pub enum LocalSchema {
+    Avro(LocalAvro),
+    Protobuf(LocalProto),
+}
+
+impl LocalSchema {
+    /// The file as configured.
+    pub fn file(&self) -> &str {
+        match self {
+            LocalSchema::Avro(a) => &a.file,
+            LocalSchema::Protobuf(p) => &p.file,
+        }
+    }
+
+    /// How values are framed, for `validate`'s summary.
+    pub fn describe(&self) -> String {
+        match self {
+            LocalSchema::Avro(a) => format!("avro from {} ({})", a.file, <&str>::from(a.framing)),
+            LocalSchema::Protobuf(p) => {
+                format!("protobuf {} from {}", p.message.full_name(), p.file)
+            }
+        }
+    }
+
+    pub fn decode<'a>(&self, payload: Option<&'a [u8]>) -> Result<Doc<'a>, DecodeError> {
+        match self {
+            LocalSchema::Avro(a) => a.decode(payload),
+            LocalSchema::Protobuf(p) => p.decode(payload),
+        }
+    }
+
+    /// `json` as a value of the block, framed as its topic carries them (`map`, `test`).
+    pub fn encode_json(&self, json: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            LocalSchema::Avro(a) => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
+                a.encode_json(value)
+            }
+            LocalSchema::Protobuf(p) => p.encode_json(json),
+        }
+    }
+
+    /// Whether a value can hold `path` (`validate`'s check of the rules' paths).
+    pub fn has_path(&self, path: &[String]) -> bool {
+        match self {
+            LocalSchema::Avro(a) => a.schema.has_path(path),
+            LocalSchema::Protobuf(p) => super::proto::message_has_path(&p.message, path),
+        }
+    }
+}
+
+/// A `format: protobuf` block's `.proto` file and the message type its values are.
+#[derive(Debug)]
+pub struct LocalProto {
+    pub file: String,
+    message: MessageDescriptor,
+}
+
+impl LocalProto {
+    /// Compiles the `.proto` at `path` and finds `message` (full name; the first when `None`).
+    pub fn load(path: &Path, message: Option<&str>) -> Result<LocalProto, String> {
+        let schema = ProtoSchema::compile_file(path)?;
+        let found = schema.message_named(message).ok_or_else(|| match message {
+            Some(m) => format!("{} defines no message {m:?}", path.display()),
+            None => format!("{} defines no message", path.display()),
+        })?;
+        Ok(LocalProto {
+            file: path.display().to_string(),
+            message: found,
+        })
+    }
+
+    fn decode<'a>(&self, payload: Option<&'a [u8]>) -> Result<Doc<'a>, DecodeError> {
+        let bytes = payload.ok_or(DecodeError::Tombstone)?;
+        let msg = DynamicMessage::decode(self.message.clone(), bytes)
+            .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+        proto_doc(&msg)
+    }
+
+    fn encode_json(&self, json: &[u8]) -> Result<Vec<u8>, String> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let msg = DynamicMessage::deserialize(self.message.clone(), &mut de)
+            .map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(prost::Message::encode_to_vec(&msg))
+    }
+}
 
 /// How a local-schema block's values are framed (`framing:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
@@ -178,6 +278,44 @@ mod tests {
         assert_eq!(e.code(), "bad_magic_byte");
         let e = local.decode(Some(&framed[..6])).expect_err("short");
         assert_eq!(e.code(), "truncated_frame");
+    }
+
+    #[test]
+    fn a_proto_file_with_an_import_beside_it_reads_bare_messages() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("v.proto"),
+            "syntax = \"proto3\"; package p; import \"d.proto\"; \
+             message V { string id = 1; p.d.Device device = 2; } message W { int64 n = 1; }",
+        )
+        .expect("proto");
+        std::fs::write(
+            dir.path().join("d.proto"),
+            "syntax = \"proto3\"; package p.d; message Device { string os = 1; }",
+        )
+        .expect("proto");
+        let path = dir.path().join("v.proto");
+        let local = LocalSchema::Protobuf(LocalProto::load(&path, None).expect("first message"));
+        let bytes = local
+            .encode_json(br#"{"id":"a","device":{"os":"iOS"}}"#)
+            .expect("encode");
+        assert_eq!(bytes[0], 0x0a, "the bare message: field 1, no framing");
+        let doc = local.decode(Some(&bytes)).expect("decode");
+        let device = doc.get(doc.root(), "device").expect("device");
+        assert_eq!(
+            format!("{:?}", doc.get(device, "os")),
+            r#"Some(Str("iOS"))"#
+        );
+        assert!(local.has_path(&["device".into(), "os".into()]));
+        assert!(!local.has_path(&["n".into()]));
+        let w = LocalSchema::Protobuf(LocalProto::load(&path, Some("p.W")).expect("W"));
+        assert!(w.has_path(&["n".into()]));
+        assert_eq!(
+            w.decode(Some(&[0x08, 0xff])).expect_err("cut").code(),
+            "protobuf_decode"
+        );
+        assert!(LocalProto::load(&path, Some("p.X")).is_err());
+        assert!(LocalProto::load(&dir.path().join("none.proto"), None).is_err());
     }
 
     #[test]

@@ -58,12 +58,10 @@ pub fn encode_for(
     schema: Option<&InputSchema>,
     proto_message: Option<&str>,
 ) -> Result<(Vec<u8>, SchemaBook), LocalInputError> {
-    match block.local_avro() {
+    match block.local_schema() {
         Some(local) => {
-            let value: serde_json::Value = serde_json::from_slice(json)
-                .map_err(|e| LocalInputError::NotJson(e.to_string()))?;
             let bytes = local
-                .encode_json(value)
+                .encode_json(json)
                 .map_err(LocalInputError::DoesNotFit)?;
             Ok((bytes, SchemaBook::new(1)))
         }

@@ -65,7 +65,7 @@ pub fn decode<'a>(
     payload: Option<&'a [u8]>,
     book: &SchemaBook,
 ) -> Result<Doc<'a>, DecodeError> {
-    if let Some(local) = block.local_avro() {
+    if let Some(local) = block.local_schema() {
         return local.decode(payload);
     }
     let (id, body) = framing::split(payload)?;

@@ -76,6 +76,31 @@ impl ProtoSchema {
         Ok(ProtoSchema { file })
     }
 
+    /// Compiles the `.proto` file at `path`, its imports read from its own directory (and
+    /// Google's well-known types): a `schema_file:` block's schema.
+    pub fn compile_file(path: &std::path::Path) -> Result<ProtoSchema, String> {
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+        let mut compiler = protox::Compiler::new([dir]).map_err(|e| e.to_string())?;
+        compiler.open_file(name).map_err(|e| e.to_string())?;
+        let file = compiler
+            .descriptor_pool()
+            .get_file_by_name(name)
+            .ok_or_else(|| format!("{name} missing after compiling"))?;
+        Ok(ProtoSchema { file })
+    }
+
+    /// The message of full name `name`, or the file's first when `None`.
+    pub fn message_named(&self, name: Option<&str>) -> Option<MessageDescriptor> {
+        match name {
+            None => self.file.messages().next(),
+            Some(n) => self.file.parent_pool().get_message_by_name(n),
+        }
+    }
+
     /// The message `indexes` name (see the module docs).
     pub fn message(&self, indexes: &[i64]) -> Option<MessageDescriptor> {
         let (first, rest) = indexes.split_first()?;
@@ -149,33 +174,39 @@ impl ProtoSchema {
     /// Whether a message of the first top-level type can hold `path` (see
     /// [`super::book::AvroSchema::has_path`]; for `validate --online`).
     pub fn has_path(&self, path: &[String]) -> bool {
-        fn has(m: &MessageDescriptor, path: &[String], depth: usize) -> bool {
-            let Some((first, rest)) = path.split_first() else {
-                return true;
-            };
-            if depth > 64 {
-                return false;
-            }
-            let Some(field) = m.get_field_by_name(first) else {
-                return false;
-            };
-            if rest.is_empty() {
-                return true;
-            }
-            if field.is_map() {
-                return true; // any key
-            }
-            match field.kind().as_message() {
-                Some(inner) if inner.full_name() == "google.protobuf.Timestamp" => false,
-                Some(inner) => has(inner, rest, depth + 1),
-                None => false,
-            }
-        }
         self.file
             .messages()
             .next()
-            .is_some_and(|m| has(&m, path, 0))
+            .is_some_and(|m| message_has_path(&m, path))
     }
+}
+
+/// Whether message `m` can hold `path` (field names from the root; a map holds any key,
+/// repeated fields are transparent).
+pub fn message_has_path(m: &MessageDescriptor, path: &[String]) -> bool {
+    fn has(m: &MessageDescriptor, path: &[String], depth: usize) -> bool {
+        let Some((first, rest)) = path.split_first() else {
+            return true;
+        };
+        if depth > 64 {
+            return false;
+        }
+        let Some(field) = m.get_field_by_name(first) else {
+            return false;
+        };
+        if rest.is_empty() {
+            return true;
+        }
+        if field.is_map() {
+            return true; // any key
+        }
+        match field.kind().as_message() {
+            Some(inner) if inner.full_name() == "google.protobuf.Timestamp" => false,
+            Some(inner) => has(inner, rest, depth + 1),
+            None => false,
+        }
+    }
+    has(m, path, 0)
 }
 
 /// Reads a zigzag varint.

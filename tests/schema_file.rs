@@ -1,6 +1,7 @@
-//! `format: avro` with the block's own `schema_file:` (issue 19, topics without a registry):
-//! the config resolves the file beside itself and refuses what cannot work, values written by
-//! fastavro (an encoder independent of the bridge) decode through the pipeline's own `process`,
+//! A block's own `schema_file:` (issue 19, topics without a registry), Avro (`.avsc`, raw or
+//! single-object) and Protobuf (`.proto`, the bare message): the config resolves the file beside
+//! itself and refuses what cannot work, values written by fastavro and by Python's protobuf
+//! (encoders independent of the bridge) decode through the pipeline's own `process`,
 //! and the commands (`validate`, `map`, `test`) read such blocks; and end to end through
 //! Apache Kafka with every id accounted for.
 
@@ -87,6 +88,72 @@ fn fastavro(dir: &Path, format: &str, records: &[String]) -> Vec<Vec<u8>> {
         .lines()
         .map(|l| hex::decode(l.trim()).expect("hex"))
         .collect()
+}
+
+/// The Protobuf form of `ORDER`, importing a file beside it.
+const ORDER_PROTO: &str = r#"syntax = "proto3";
+package legacy;
+import "google/protobuf/timestamp.proto";
+import "money.proto";
+message Order {
+  string order_id = 1;
+  string user = 2;
+  google.protobuf.Timestamp ts = 3;
+  double total = 4;
+  Status status = 5;
+  legacy.money.Amount amount = 6;
+}
+enum Status { STATUS_UNSPECIFIED = 0; PAID = 1; PENDING = 2; }
+"#;
+const MONEY_PROTO: &str =
+    "syntax = \"proto3\";\npackage legacy.money;\nmessage Amount { string currency = 1; }\n";
+
+/// Writes `order.proto` and `money.proto` to `dir`; returns the `order.proto` path.
+fn write_protos(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(dir.join("order.proto"), ORDER_PROTO).expect("proto");
+    std::fs::write(dir.join("money.proto"), MONEY_PROTO).expect("proto");
+    dir.join("order.proto")
+}
+
+/// Python protobuf's `SerializeToString()` of `records` (JSON lines) as `legacy.Order`.
+fn python_protobuf(dir: &Path, records: &[String]) -> Vec<Vec<u8>> {
+    use prost::Message as _;
+    write_protos(dir);
+    let fds = protox::compile(["order.proto"], [dir]).expect("compiles");
+    let fds_file = dir.join("order.fds");
+    std::fs::write(&fds_file, fds.encode_to_vec()).expect("fds");
+    let out = dir.join("pb.hex");
+    let args = [
+        "--format",
+        "protobuf_raw",
+        "--schema-file",
+        fds_file.to_str().expect("utf-8"),
+        "--message",
+        "legacy.Order",
+        "--topic",
+        "t",
+        "--raw-out",
+        out.to_str().expect("utf-8"),
+    ];
+    schema_produce(&args, records);
+    std::fs::read_to_string(&out)
+        .expect("values")
+        .lines()
+        .map(|l| hex::decode(l.trim()).expect("hex"))
+        .collect()
+}
+
+/// A paid order in protobuf's JSON mapping.
+fn paid_pb(id: &str) -> String {
+    let ts = chrono::DateTime::from_timestamp_millis(now_ms() - 60_000)
+        .expect("now")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    serde_json::json!({
+        "order_id": id, "user": "u-1", "ts": ts, "total": 19.99, "status": "PAID",
+        "amount": {"currency": "USD"},
+    })
+    .to_string()
 }
 
 fn msg<'a>(topic: &'a str, payload: &'a [u8]) -> SourceMessage<'a> {
@@ -224,6 +291,50 @@ fn what_cannot_work_is_a_config_error_at_its_path() {
             "{extra:?}: want {want:?}, got {errors:?}"
         );
     }
+    // Protobuf blocks: the message must exist, values are bare (no framing), and the message
+    // name needs a schema file.
+    let proto = write_protos(&dir.path().join("protos"));
+    let pb = |extra: &str| {
+        config(
+            &block("t", extra).replace("format: avro", "format: protobuf"),
+            true,
+        )
+    };
+    let file = format!("    schema_file: {}\n", proto.display());
+    for (extra, want) in [
+        (
+            format!("{file}    proto_message: legacy.Nope\n"),
+            "topics[0].schema_file: ",
+        ),
+        (
+            format!("{file}    framing: single_object\n"),
+            "topics[0].framing: a `format: protobuf` block's values are the bare message",
+        ),
+        (
+            "    proto_message: legacy.Order\n".to_string(),
+            "topics[0].proto_message: `proto_message:` goes with `schema_file:`",
+        ),
+    ] {
+        let errors = load(dir.path(), &pb(&extra)).err().unwrap_or_default();
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "{extra:?}: want {want:?}, got {errors:?}"
+        );
+    }
+    let errors = load(
+        dir.path(),
+        &pb(&format!("{file}    proto_message: legacy.Nope\n")),
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.ends_with("defines no message \"legacy.Nope\"")),
+        "{errors:?}"
+    );
+    let (_, plan) = load(dir.path(), &pb(&file)).expect("the first message by default");
+    assert!(plan.blocks()[0].local_schema().is_some());
     let text = config(
         &block("t", "    schema_file: schemas/order.avsc\n")
             .replace("format: avro", "format: json_schema"),
@@ -232,7 +343,7 @@ fn what_cannot_work_is_a_config_error_at_its_path() {
     let errors = load(dir.path(), &text).err().unwrap_or_default();
     assert!(
         errors.iter().any(|e| e.contains(
-            "topics[0].schema_file: a schema file is read for `format: avro` blocks only"
+            "topics[0].schema_file: a schema file is read for `format: avro` and `protobuf` blocks only"
         )),
         "{errors:?}"
     );
@@ -340,9 +451,10 @@ fn validate_map_and_test_read_a_schema_file_block() {
     assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
 }
 
-/// Through Apache Kafka: a raw-datum topic and a single-object topic, values written by
-/// fastavro; every id delivered once, and the values that cannot be read dead-lettered with
-/// their exact reason and no `mcm.schema.id` (these topics have no registry ids).
+/// Through Apache Kafka: a raw-datum and a single-object Avro topic (values by fastavro) and a
+/// bare-message Protobuf topic (values by Python's protobuf, the `.proto` importing a file beside
+/// it); every id delivered once, and the values that cannot be read dead-lettered with their
+/// exact reason and no `mcm.schema.id` (these topics have no registry ids).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accounting() {
     use std::collections::BTreeMap;
@@ -353,11 +465,13 @@ async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accoun
     };
     const RAW: &str = "legacy.orders.raw";
     const SO: &str = "legacy.orders.so";
+    const PB: &str = "legacy.orders.pb";
     const GROUP: &str = "legacy";
     let dir = tempfile::tempdir().expect("tmp");
     let sb = sandbox(dir.path()).await;
     let b = backend.broker(RAW, 2);
     b.create_topic(SO, 2);
+    b.create_topic(PB, 2);
     b.create_topic(&format!("{GROUP}.dlq"), 1);
     let bootstrap = b.bootstrap_servers().to_string();
     let avsc = dir.path().join("order.avsc");
@@ -365,7 +479,15 @@ async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accoun
     let file = format!("    schema_file: {}\n", avsc.display());
     let topics = "topics:\n".to_string()
         + &block(RAW, &file)
-        + &block(SO, &format!("{file}    framing: single_object\n"));
+        + &block(SO, &format!("{file}    framing: single_object\n"))
+        + &block(
+            PB,
+            &format!(
+                "    schema_file: {}\n    proto_message: legacy.Order\n",
+                write_protos(&dir.path().join("protos")).display()
+            ),
+        )
+        .replace("format: avro", "format: protobuf");
     let text = config_text_with_topics(&b, &sb.base_url(), GROUP, "", "", &topics);
 
     let ids = |prefix: &str| {
@@ -373,7 +495,7 @@ async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accoun
             .map(|i| format!("{prefix}-{i}"))
             .collect::<Vec<_>>()
     };
-    let (raw_ids, so_ids) = (ids("raw"), ids("so"));
+    let (raw_ids, so_ids, pb_ids) = (ids("raw"), ids("so"), ids("pb"));
     let records = |ids: &[String]| ids.iter().map(|id| paid(id)).collect::<Vec<_>>();
     let keyed = |values: Vec<Vec<u8>>, ids: &[String]| -> Vec<Record> {
         values
@@ -385,6 +507,10 @@ async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accoun
     };
     let raw = fastavro(dir.path(), "avro_raw", &records(&raw_ids));
     let so = fastavro(dir.path(), "avro_single_object", &records(&so_ids));
+    let pb = python_protobuf(
+        &dir.path().join("python"),
+        &pb_ids.iter().map(|id| paid_pb(id)).collect::<Vec<_>>(),
+    );
     // Another schema's single-object value: its fingerprint is not the file's.
     let other_dir = dir.path().join("other");
     std::fs::create_dir_all(&other_dir).expect("dir");
@@ -419,11 +545,13 @@ async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accoun
         (SO, "so-bare", raw[0].clone(), "bad_magic_byte"),
         (SO, "so-short", vec![0xC3, 0x01, 1], "truncated_frame"),
         (SO, "so-other", other, "schema_fingerprint_mismatch"),
+        (PB, "pb-garbage", vec![0x0a, 0xff, 0xff], "protobuf_decode"),
     ];
 
     let bridge = Bridge::start(&text);
     produce(&bootstrap, RAW, &keyed(raw, &raw_ids));
     produce(&bootstrap, SO, &keyed(so, &so_ids));
+    produce(&bootstrap, PB, &keyed(pb, &pb_ids));
     for (topic, label, value, _) in &bad {
         produce(
             &bootstrap,
@@ -431,7 +559,12 @@ async fn schema_file_topics_are_delivered_through_apache_kafka_with_exact_accoun
             &[(0, Some(label.as_bytes().to_vec()), Some(value.clone()))],
         );
     }
-    let all: Vec<String> = raw_ids.iter().chain(&so_ids).cloned().collect();
+    let all: Vec<String> = raw_ids
+        .iter()
+        .chain(&so_ids)
+        .chain(&pb_ids)
+        .cloned()
+        .collect();
     wait_all_accepted(&sb, &all, Duration::from_secs(60), |got| {
         format!("lost {} ids", missing(&all, got))
     })
