@@ -511,7 +511,7 @@ fn compile_block(
             Format::Json
         }),
     };
-    let local = local_schema(&mut r, format);
+    let local = crate::schema::file::read_block_schema(&mut r, format);
     let on_no_match = match r.opt_string("on_no_match").as_deref() {
         None | Some("skip") => NoMatch::Skip,
         Some("dlq") => NoMatch::Dlq,
@@ -587,82 +587,6 @@ fn compile_block(
         },
         route,
     ))
-}
-
-/// A block's `schema_file:` (already resolved against the config's directory by
-/// `config::load`), with `framing:` (Avro) or `proto_message:` (Protobuf), read and parsed now so
-/// that a missing or broken file is a config error, not a dead-lettered topic.
-fn local_schema(
-    r: &mut MapReader<'_, '_>,
-    format: Format,
-) -> Option<crate::schema::file::LocalSchema> {
-    use crate::schema::file::{AvroFraming, LocalAvro, LocalProto, LocalSchema};
-    let file = r.opt_string("schema_file");
-    let framing = r.opt_string("framing");
-    let message = r.opt_string("proto_message");
-    let Some(file) = file else {
-        if framing.is_some() {
-            r.error(
-                "framing",
-                "`framing:` goes with `schema_file:` (registry-framed values carry their own)",
-            );
-        }
-        if message.is_some() {
-            r.error(
-                "proto_message",
-                "`proto_message:` goes with `schema_file:` (registry-framed values name their message)",
-            );
-        }
-        return None;
-    };
-    let path = std::path::Path::new(&file);
-    let loaded = match format {
-        Format::Avro => {
-            if message.is_some() {
-                r.error("proto_message", "only for `format: protobuf` blocks");
-            }
-            let framing = match framing.as_deref() {
-                None => AvroFraming::Raw,
-                Some(f) => match f.parse() {
-                    Ok(f) => f,
-                    Err(_) => {
-                        r.error(
-                            "framing",
-                            format!("{f:?} is not one of: raw, single_object"),
-                        );
-                        return None;
-                    }
-                },
-            };
-            LocalAvro::load(path, framing).map(LocalSchema::Avro)
-        }
-        Format::Protobuf => {
-            if framing.as_deref().is_some_and(|f| f != "raw") {
-                r.error(
-                    "framing",
-                    "a `format: protobuf` block's values are the bare message: `framing: raw` or none",
-                );
-            }
-            LocalProto::load(path, message.as_deref()).map(LocalSchema::Protobuf)
-        }
-        Format::Json | Format::JsonSchema => {
-            r.error(
-                "schema_file",
-                format!(
-                    "a schema file is read for `format: avro` and `protobuf` blocks only (this block is `format: {}`)",
-                    format.as_str()
-                ),
-            );
-            return None;
-        }
-    };
-    match loaded {
-        Ok(local) => Some(local),
-        Err(e) => {
-            r.error("schema_file", e);
-            None
-        }
-    }
 }
 
 /// A block's `fields:` and whether they compiled without an error.

@@ -17,8 +17,10 @@
 
 use super::book::AvroSchema;
 use super::proto::ProtoSchema;
+use crate::config::decode::MapReader;
 use crate::mapping::doc::{DecodeError, Doc};
 use crate::mapping::proto_doc::proto_doc;
+use crate::mapping::Format;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use std::path::Path;
 use std::sync::Arc;
@@ -206,6 +208,81 @@ impl LocalAvro {
             AvroFraming::Raw => datum,
             AvroFraming::SingleObject => [&self.header[..], &datum].concat(),
         })
+    }
+}
+
+/// A block's `schema_file:` (already resolved against the config's directory by
+/// `config::load`), with `framing:` (Avro) or `proto_message:` (Protobuf), read and parsed now so
+/// that a missing or broken file is a config error, not a dead-lettered topic.
+pub fn read_block_schema(
+    r: &mut MapReader<'_, '_>,
+    format: Format,
+) -> Option<crate::schema::file::LocalSchema> {
+    let file = r.opt_string("schema_file");
+    let framing = r.opt_string("framing");
+    let message = r.opt_string("proto_message");
+    let Some(file) = file else {
+        if framing.is_some() {
+            r.error(
+                "framing",
+                "`framing:` goes with `schema_file:` (registry-framed values carry their own)",
+            );
+        }
+        if message.is_some() {
+            r.error(
+                "proto_message",
+                "`proto_message:` goes with `schema_file:` (registry-framed values name their message)",
+            );
+        }
+        return None;
+    };
+    let path = std::path::Path::new(&file);
+    let loaded = match format {
+        Format::Avro => {
+            if message.is_some() {
+                r.error("proto_message", "only for `format: protobuf` blocks");
+            }
+            let framing = match framing.as_deref() {
+                None => AvroFraming::Raw,
+                Some(f) => match f.parse() {
+                    Ok(f) => f,
+                    Err(_) => {
+                        r.error(
+                            "framing",
+                            format!("{f:?} is not one of: raw, single_object"),
+                        );
+                        return None;
+                    }
+                },
+            };
+            LocalAvro::load(path, framing).map(LocalSchema::Avro)
+        }
+        Format::Protobuf => {
+            if framing.as_deref().is_some_and(|f| f != "raw") {
+                r.error(
+                    "framing",
+                    "a `format: protobuf` block's values are the bare message: `framing: raw` or none",
+                );
+            }
+            LocalProto::load(path, message.as_deref()).map(LocalSchema::Protobuf)
+        }
+        Format::Json | Format::JsonSchema => {
+            r.error(
+                "schema_file",
+                format!(
+                    "a schema file is read for `format: avro` and `protobuf` blocks only (this block is `format: {}`)",
+                    format.as_str()
+                ),
+            );
+            return None;
+        }
+    };
+    match loaded {
+        Ok(local) => Some(local),
+        Err(e) => {
+            r.error("schema_file", e);
+            None
+        }
     }
 }
 
