@@ -30,6 +30,10 @@ if [[ ${SKIP_APACHE_KAFKA:-0} != 1 ]]; then
     # here so that a missing Java or Maven fails with one clear message, not in every test.
     step "Apache Kafka jars from Maven Central (scripts/kafka.sh fetch)"
     "$ROOT/scripts/kafka.sh" fetch
+    # Also once per machine: Apicurio Registry (a real Confluent-compatible schema registry)
+    # built from Maven Central for tests/schema_registry_apicurio.rs.
+    step "Apicurio Registry from Maven Central (scripts/apicurio.sh build)"
+    "$ROOT/scripts/apicurio.sh" build
 fi
 
 if [[ ${SKIP_MONITORING:-0} != 1 ]]; then

@@ -4,6 +4,7 @@
 
 pub mod alerting;
 pub mod apache_kafka;
+pub mod apicurio;
 pub mod python_serializers;
 pub use apache_kafka::{ApacheKafka, KafkaOptions};
 
