@@ -136,7 +136,7 @@ async fn avro_protobuf_and_json_schema_through_apicurio_survive_its_sigkill() {
     let Some(backend) = Backend::apache(Protocol::Classic) else {
         return;
     };
-    let Some(mut registry) = Apicurio::start() else {
+    let Some(mut registry) = Apicurio::start().await else {
         return;
     };
     let url = registry.url();
@@ -282,7 +282,7 @@ async fn avro_protobuf_and_json_schema_through_apicurio_survive_its_sigkill() {
     );
 
     // Restarted (same database): v2 is fetched and delivered.
-    registry.restart();
+    registry.restart().await;
     let all: Vec<String> = early.iter().chain(&late).chain(&v2_ids).cloned().collect();
     wait_all_accepted(&sb, &all, Duration::from_secs(60), |got| {
         format!("lost {} ids", missing(&all, got))

@@ -19,7 +19,7 @@ pub struct Apicurio {
 impl Apicurio {
     /// Builds (once per machine) and starts the registry; `None` when SKIP_APACHE_KAFKA=1 says
     /// this machine runs no Java.
-    pub fn start() -> Option<Apicurio> {
+    pub async fn start() -> Option<Apicurio> {
         if std::env::var("SKIP_APACHE_KAFKA").is_ok_and(|v| v == "1") {
             eprintln!("SKIP_APACHE_KAFKA=1: skipping the Apicurio Registry test");
             return None;
@@ -33,7 +33,7 @@ impl Apicurio {
             port,
             dir: tempfile::tempdir().expect("tmp"),
         };
-        a.restart();
+        a.restart().await;
         Some(a)
     }
 
@@ -51,7 +51,7 @@ impl Apicurio {
     }
 
     /// Starts it (again) on the same port and database, and waits until it answers.
-    pub fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         self.kill();
         let log = self.dir.path().join("apicurio.log");
         let out = std::fs::OpenOptions::new()
@@ -85,10 +85,10 @@ impl Apicurio {
                     );
                 }
             }
-            if self.answers() {
+            if self.answers().await {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(250));
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         panic!(
             "Apicurio did not answer within 10 minutes:\n{}",
@@ -98,22 +98,14 @@ impl Apicurio {
 }
 
 impl Apicurio {
-    /// Whether `GET /apis/ccompat/v7/subjects` answers 200 (plain HTTP/1.0 over a socket: this
-    /// runs outside any runtime).
-    fn answers(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let req = format!(
-            "GET /apis/ccompat/v7/subjects HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
-            self.port
-        );
-        let mut head = [0u8; 12];
-        s.write_all(req.as_bytes()).is_ok()
-            && s.read_exact(&mut head).is_ok()
-            && head.ends_with(b" 200")
+    /// Whether `GET /apis/ccompat/v7/subjects` answers 200.
+    async fn answers(&self) -> bool {
+        let url = format!("{}/subjects", self.url());
+        let client = reqwest::Client::new();
+        matches!(
+            client.get(&url).timeout(Duration::from_secs(5)).send().await,
+            Ok(r) if r.status().is_success()
+        )
     }
 }
 
